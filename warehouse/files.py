@@ -1,0 +1,116 @@
+"""Reading source files as text tables: CSV or JSON, plain or gzipped, UTF-8 or Latin-1.
+
+Every value is read as text; typing and checking happen in the loaders, which can then say which row and
+column was wrong. Each frame carries `source_row`: the line number in a CSV file (the header is line 1)
+or the 1-based record number in a JSON file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import re
+from pathlib import Path
+
+import polars as pl
+
+
+class IngestError(ValueError):
+    """A file cannot be loaded; the message names the file (and row and column where it can)."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_bytes(path: Path) -> bytes:
+    data = Path(path).read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise IngestError(f"{path}: looks gzipped but cannot be decompressed ({exc})") from None
+    return data
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """Text and the encoding used. Comtrade's reference CSVs are Latin-1; most files are UTF-8."""
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), "latin-1"
+
+
+def head_text(path: Path, n_bytes: int = 65536) -> str:
+    """The start of a file as text (decompressed), for recognising its format by its header."""
+    with open(path, "rb") as fh:
+        start = fh.read(n_bytes)
+    if start[:2] == b"\x1f\x8b":
+        try:
+            with gzip.open(path, "rb") as gz:
+                start = gz.read(n_bytes)
+        except (OSError, EOFError):
+            return ""
+    return decode(start)[0]
+
+
+def normalise_name(name: str) -> str:
+    """camelCase, snake_case and spaced headers to one key: 'partnerCode', 'partner_code' -> 'partnercode'."""
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+def read_csv_text(path: Path) -> pl.DataFrame:
+    text, _ = decode(read_bytes(path))
+    if not text.strip():
+        raise IngestError(f"{path}: the file is empty")
+    try:
+        frame = pl.read_csv(
+            io.StringIO(text),
+            infer_schema=False,
+            truncate_ragged_lines=False,
+        )
+    except pl.exceptions.ComputeError as exc:
+        raise IngestError(f"{path}: not a readable CSV table ({str(exc).splitlines()[0]})") from None
+    if frame.height == 0:
+        raise IngestError(f"{path}: the file has a header but no data rows")
+    # Line numbers as a person sees them in an editor: header = 1, first record = 2.
+    return frame.with_row_index("source_row", offset=2).with_columns(pl.col("source_row").cast(pl.Int64))
+
+
+def read_json_records(path: Path) -> pl.DataFrame:
+    text, _ = decode(read_bytes(path))
+    if not text.strip():
+        raise IngestError(f"{path}: the file is empty")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise IngestError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    records = doc.get("data") if isinstance(doc, dict) else doc
+    if not isinstance(records, list):
+        raise IngestError(f"{path}: expected a JSON list of records or an object with a 'data' list")
+    if not records:
+        raise IngestError(f"{path}: the file holds no records ('data' is empty)")
+    bad = next((i for i, r in enumerate(records, start=1) if not isinstance(r, dict)), None)
+    if bad is not None:
+        raise IngestError(f"{path}: record {bad} is not a JSON object")
+    try:
+        frame = pl.from_dicts(records, infer_schema_length=None, strict=False)
+    except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
+        raise IngestError(f"{path}: records do not form a table ({str(exc).splitlines()[0]})") from None
+    # Every value as text, JSON null as null: typing happens in the loader, where errors can name the row.
+    frame = frame.select(pl.all().cast(pl.String))
+    return frame.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
+
+
+def read_table(path: Path) -> pl.DataFrame:
+    """A CSV or JSON file as an all-text frame with `source_row`."""
+    head = head_text(path, 4096).lstrip()
+    if head.startswith(("{", "[")):
+        return read_json_records(path)
+    return read_csv_text(path)

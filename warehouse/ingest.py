@@ -1,0 +1,97 @@
+"""Discover the files under a data folder, recognise each by its header, and load the new ones.
+
+A file whose content (SHA-256) is already in `raw.loads` is not loaded again. Files of no recognised
+format are listed as skipped, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from warehouse import comtrade
+from warehouse.files import IngestError, file_sha256, head_text
+
+DATA_SUFFIXES = (".csv", ".json", ".txt", ".csv.gz", ".json.gz", ".txt.gz", ".gz")
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    source_file: str
+    file_sha256: str
+    file_format: str | None
+    status: str  # loaded | already loaded | skipped
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    notes: str = ""
+
+
+def sniff_format(path: Path) -> str | None:
+    """The format of a file by its header (never its name), or None if no loader knows it."""
+    head = head_text(path).lstrip()
+    if not head:
+        return None
+    if head.startswith(("{", "[")):
+        # The field names in the first few kilobytes are enough to recognise a JSON record format.
+        keys = re.findall(r'"([A-Za-z0-9_ ]+)"\s*:', head)
+        return comtrade.FORMAT if comtrade.looks_like_comtrade(keys) else None
+    first_line = head.splitlines()[0]
+    header = next(csv.reader(io.StringIO(first_line)), [])
+    if comtrade.looks_like_comtrade(header):
+        return comtrade.FORMAT
+    return None
+
+
+def discover(data_dir: Path) -> list[Path]:
+    """Every file under data_dir (recursively), in a stable order; hidden files and folders left out."""
+    if not data_dir.is_dir():
+        raise IngestError(f"{data_dir}: no such folder. Pass the folder that holds your trade files with --data.")
+    return sorted(
+        p
+        for p in data_dir.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(data_dir).parts)
+    )
+
+
+def ingest_folder(
+    con: duckdb.DuckDBPyConnection,
+    data_dir: Path,
+    *,
+    batch_id: str,
+    progress: Callable[[str], None] | None = None,
+) -> list[FileOutcome]:
+    """Load every new recognised file under data_dir into the raw layer. Raises IngestError on a bad file."""
+    outcomes: list[FileOutcome] = []
+    for path in discover(Path(data_dir)):
+        fmt = sniff_format(path)
+        digest = file_sha256(path)
+        if fmt is None:
+            outcomes.append(FileOutcome(str(path), digest, None, "skipped", notes="not a recognised trade file format"))
+            continue
+        previous = con.execute(
+            "SELECT batch_id, source_file FROM raw.loads WHERE file_sha256 = ?", [digest]
+        ).fetchone()
+        if previous:
+            outcomes.append(
+                FileOutcome(str(path), digest, fmt, "already loaded", notes=f"same content loaded in batch {previous[0]} from {previous[1]}")
+            )
+            continue
+        if progress:
+            progress(f"loading {path.name}")
+        loaded_at = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
+        result = comtrade.load_comtrade_file(con, path, batch_id=batch_id, file_sha256=digest, loaded_at=loaded_at)
+        con.execute(
+            "INSERT INTO raw.loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?::TIMESTAMP)",
+            [batch_id, result.source_file, digest, result.file_format, result.rows_read,
+             result.rows_loaded, result.rows_rejected, result.notes, loaded_at],
+        )
+        outcomes.append(FileOutcome(status="loaded", **asdict(result)))
+    return outcomes
