@@ -22,11 +22,11 @@ class CatalogueError(ValueError):
 @dataclass(frozen=True)
 class Catalogue:
     path: Path
-    minerals: pl.DataFrame  # mineral, description, volume_floor_kg
+    minerals: pl.DataFrame  # mineral, description, volume_floor_kg, volume_floor_usd
     codes: pl.DataFrame  # code, mineral, label, shared_with
 
-    def floors(self) -> dict[str, float]:
-        return dict(zip(self.minerals["mineral"], self.minerals["volume_floor_kg"], strict=True))
+    def floors(self) -> pl.DataFrame:
+        return self.minerals.select("mineral", "volume_floor_kg", "volume_floor_usd")
 
 
 def load_catalogue(path: Path | None = None) -> Catalogue:
@@ -45,10 +45,13 @@ def load_catalogue(path: Path | None = None) -> Catalogue:
         raise CatalogueError(f"{path}: needs a [minerals.NAME] table and at least one [[codes]] entry")
     mineral_rows = []
     for name, spec in minerals.items():
-        floor = spec.get("volume_floor_kg")
-        if not isinstance(floor, (int, float)) or floor <= 0:
-            raise CatalogueError(f"{path}: [minerals.{name}] needs volume_floor_kg, a positive number of kg")
-        mineral_rows.append((name, str(spec.get("description", "")), float(floor)))
+        floors = []
+        for key, unit in (("volume_floor_kg", "kg"), ("volume_floor_usd", "US dollars")):
+            floor = spec.get(key)
+            if not isinstance(floor, (int, float)) or floor <= 0:
+                raise CatalogueError(f"{path}: [minerals.{name}] needs {key}, a positive number of {unit}")
+            floors.append(float(floor))
+        mineral_rows.append((name, str(spec.get("description", "")), *floors))
     code_rows = []
     seen: set[str] = set()
     for i, entry in enumerate(codes, start=1):
@@ -69,7 +72,8 @@ def load_catalogue(path: Path | None = None) -> Catalogue:
         path=path,
         minerals=pl.DataFrame(
             mineral_rows,
-            schema={"mineral": pl.String, "description": pl.String, "volume_floor_kg": pl.Float64},
+            schema={"mineral": pl.String, "description": pl.String, "volume_floor_kg": pl.Float64,
+                    "volume_floor_usd": pl.Float64},
             orient="row",
         ),
         codes=pl.DataFrame(

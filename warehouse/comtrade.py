@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from warehouse.connection import rows
 from warehouse.files import IngestError, normalise_name, read_table
 
 FORMAT = "comtrade"
@@ -266,9 +267,9 @@ def load_comtrade_file(
             """,
             params,
         )
-        loaded, rejected = con.execute(
-            "SELECT count(*) FILTER (WHERE problem IS NULL), count(*) FILTER (WHERE problem IS NOT NULL) FROM _checked"
-        ).fetchone()
+        ((loaded, rejected),) = rows(
+            con, "SELECT count(*) FILTER (WHERE problem IS NULL), count(*) FILTER (WHERE problem IS NOT NULL) FROM _checked"
+        )
     finally:
         con.execute("DROP TABLE IF EXISTS _checked")
         con.unregister("incoming")

@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from warehouse import comtrade
+from warehouse.connection import rows
 from warehouse.files import IngestError, file_sha256, head_text
 
 DATA_SUFFIXES = (".csv", ".json", ".txt", ".csv.gz", ".json.gz", ".txt.gz", ".gz")
@@ -76,9 +77,7 @@ def ingest_folder(
         if fmt is None:
             outcomes.append(FileOutcome(str(path), digest, None, "skipped", notes="not a recognised trade file format"))
             continue
-        previous = con.execute(
-            "SELECT batch_id, source_file FROM raw.loads WHERE file_sha256 = ?", [digest]
-        ).fetchone()
+        previous = next(iter(rows(con, "SELECT batch_id, source_file FROM raw.loads WHERE file_sha256 = ?", [digest])), None)
         if previous:
             outcomes.append(
                 FileOutcome(str(path), digest, fmt, "already loaded", notes=f"same content loaded in batch {previous[0]} from {previous[1]}")

@@ -1,0 +1,53 @@
+"""The one place that opens the warehouse, plus small query helpers.
+
+Analysts get read-only connections; a pipeline run writes into a private copy that is published over the
+live file only when the run has finished (see `warehouse.publish`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+# Files stay readable by the DuckDB command-line tool that analysts install from PyPI (1.5.x).
+STORAGE_VERSION = "v1.5.0"
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse file cannot be opened as asked; the message says what to do."""
+
+
+def connect_read_only(path: Path) -> duckdb.DuckDBPyConnection:
+    path = Path(path)
+    if not path.exists():
+        raise WarehouseError(
+            f"{path}: no warehouse here yet. Run `transship demo` or `transship run --data DIR` first, "
+            "or point --warehouse at an existing file."
+        )
+    try:
+        return duckdb.connect(str(path), read_only=True)
+    except duckdb.IOException as exc:
+        raise WarehouseError(f"{path}: cannot open read-only ({exc})") from None
+
+
+def connect_read_write(path: Path) -> duckdb.DuckDBPyConnection:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return duckdb.connect(str(path), config={"storage_compatibility_version": STORAGE_VERSION})
+    except duckdb.IOException as exc:
+        raise WarehouseError(
+            f"{path}: cannot open for writing ({exc}). Another process may hold it: wait for it to finish."
+        ) from None
+
+
+def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[tuple]:
+    """All rows of a query (fetching everything, so the connection is free for the next statement)."""
+    return con.execute(sql, params or []).fetchall()
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
+    result = rows(con, sql, params)
+    return result[0][0] if result else None

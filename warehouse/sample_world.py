@@ -1,0 +1,231 @@
+"""The bundled sample world: monthly China-reported exports and US-reported imports, 2019-01 to 2025-06,
+in UN Comtrade+ formats (a bulk-download CSV for China, an API JSON for the US), with planted
+transshipment routes and the legitimate look-alikes that make the job hard. Seeded and deterministic.
+
+The truth (which routes were planted, which are look-alikes) is written apart from the data, so that a
+run over the data folder cannot see it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pycountry
+
+START, END = date(2019, 1, 1), date(2025, 6, 1)
+BAN = date(2024, 12, 1)
+
+# HS6 code -> (mineral, China->world t/month before controls, US-from-world t/month, USD/kg before the surge)
+PRODUCTS: dict[str, tuple[str, float, float, float]] = {
+    "282580": ("antimony", 3000.0, 1500.0, 11.0),
+    "811010": ("antimony", 700.0, 450.0, 12.0),
+    "261710": ("antimony", 300.0, 120.0, 4.0),
+    "811292": ("gallium_germanium", 12.0, 6.0, 400.0),
+    "282560": ("gallium_germanium", 8.0, 3.0, 900.0),
+}
+PARTNERS = (
+    "THA MEX VNM MYS BOL TJK OMN IND BEL JPN LAO KOR DEU NLD GBR FRA ITA ESP CAN BRA ARG CHL PER TUR RUS "
+    "KAZ SAU ARE ISR EGY ZAF NGA AUS NZL IDN PHL SGP PAK BGD LKA POL CZE AUT SWE FIN NOR CHE HKG TWN KHM"
+).split()
+
+
+@dataclass(frozen=True)
+class Story:
+    hub_iso3: str
+    hs_code: str
+    kind: str  # planted | producer_surge | hub_demand_surge | price_surge | one_off | tiny_route
+    description: str
+    start: str
+
+    @property
+    def mineral(self) -> str:
+        return PRODUCTS[self.hs_code][0]
+
+
+STORIES = (
+    Story("THA", "282580", "planted", "antimony oxides via Thailand after the ban (the reported case), lag 1 month", "2024-12"),
+    Story("MEX", "282580", "planted", "antimony oxides via Mexico after the ban (the reported case), no lag", "2024-12"),
+    Story("VNM", "811292", "planted", "gallium/germanium via Viet Nam, lag 2 months, 90% pass-through", "2025-01"),
+    Story("MYS", "811010", "planted", "antimony metal via Malaysia, grown on an existing trade, 80% pass-through", "2025-01"),
+    Story("BOL", "811010", "producer_surge", "Bolivian producer sells more antimony metal to the US; no China leg", "2024-12"),
+    Story("TJK", "261710", "producer_surge", "Tajik antimony ore to the US surges; no China leg", "2025-01"),
+    Story("OMN", "282580", "producer_surge", "Omani smelter's oxide exports to the US surge; no China leg", "2024-12"),
+    Story("IND", "282580", "hub_demand_surge", "India buys more Chinese oxide for its own use; India->US flat", "2024-10"),
+    Story("BEL", "811010", "price_surge", "steady volumes both legs; US dollar values rise with the world price", "2023-07"),
+    Story("JPN", "282580", "one_off", "one lump China->Japan and one Japan->US a month later", "2025-01"),
+    Story("LAO", "282580", "tiny_route", "a few hundred kg to a few tonnes: ratios explode, volume does not", "2025-01"),
+)
+
+# route -> (China->hub extra t/month, hub->US extra t/month, lag months, months of the surge)
+_PLANTED = {
+    ("THA", "282580"): (470.0, 460.0, 1, 7),
+    ("MEX", "282580"): (320.0, 307.0, 0, 7),
+    ("VNM", "811292"): (1.6, 1.45, 2, 6),
+    ("MYS", "811010"): (45.0, 36.0, 1, 6),
+}
+
+
+def _months() -> list[date]:
+    out, y, m = [], START.year, START.month
+    while (y, m) <= (END.year, END.month):
+        out.append(date(y, m, 1))
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
+def _month_index(text: str) -> int:
+    y, m = map(int, text.split("-"))
+    return (y - START.year) * 12 + (m - START.month)
+
+
+def _m49(iso3: str) -> int:
+    return {"USA": 842, "TWN": 490}.get(iso3) or int(pycountry.countries.get(alpha_3=iso3).numeric)
+
+
+def generate(seed: int = 7) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """China-reported exports and US-reported imports (tonnes and USD by partner, code and month)."""
+    rng = np.random.default_rng(seed)
+    months = _months()
+    n_t = len(months)
+    t = np.arange(n_t)
+    ban_i = _month_index(f"{BAN.year}-{BAN.month:02d}")
+    sep24 = _month_index("2024-09")
+    aug23 = _month_index("2023-08")
+
+    cn_rows, us_rows = [], []
+    for hs, (mineral, cn_world, us_world, price0) in PRODUCTS.items():
+        # World price: antimony from ~11 to ~50 USD/kg (mid-2023 to early 2025); Ga/Ge doubles after Aug 2023.
+        if mineral == "antimony":
+            ramp = np.clip((t - _month_index("2023-07")) / (_month_index("2025-03") - _month_index("2023-07")), 0, 1)
+            price = price0 * (1 + ramp * (50 / 11 - 1))
+        else:
+            price = price0 * np.where(t >= aug23, 1.8, 1.0)
+        # China's exports of the product shrink after the controls (antimony -88 % by mid-2025).
+        start_cut = sep24 if mineral == "antimony" else aug23
+        cut = 1 - 0.88 * np.clip((t - start_cut) / max(1, (n_t - 1 - start_cut)), 0, 1)
+
+        sizes_cn = rng.lognormal(0, 1.2, len(PARTNERS))
+        sizes_cn = sizes_cn / sizes_cn.sum() * cn_world * 0.55
+        us_share = rng.lognormal(0, 1.3, len(PARTNERS)) * (rng.random(len(PARTNERS)) < 0.45)
+        us_share = us_share / max(us_share.sum(), 1e-9) * us_world * 0.45
+        for i, hub in enumerate(PARTNERS):
+            presence_cn = rng.random(n_t) < min(1.0, 0.35 + sizes_cn[i] / (cn_world * 0.02))
+            cn = sizes_cn[i] * rng.lognormal(0, 0.3, n_t) * presence_cn * cut
+            presence_us = rng.random(n_t) < min(1.0, 0.3 + us_share[i] / (us_world * 0.02))
+            us = us_share[i] * rng.lognormal(0, 0.3, n_t) * presence_us
+            key = (hub, hs)
+            story = next((s for s in STORIES if (s.hub_iso3, s.hs_code) == key), None)
+            if story is not None:
+                s0 = _month_index(story.start)
+                if story.kind == "planted":
+                    extra_cn, extra_us, lag, length = _PLANTED[key]
+                    if hub == "MYS":  # an existing trade to grow on
+                        cn = cn + 30.0 * rng.lognormal(0, 0.2, n_t)
+                        us = us + 10.0 * rng.lognormal(0, 0.2, n_t)
+                    on_cn = (t >= s0 - lag) & (t < s0 - lag + length)
+                    on_us = (t >= s0) & (t < s0 + length)
+                    cn = cn + extra_cn * on_cn * rng.lognormal(0, 0.15, n_t)
+                    us = us + extra_us * on_us * rng.lognormal(0, 0.15, n_t)
+                elif story.kind == "producer_surge":
+                    cn = cn * 0.2
+                    us = us + (us_world * 0.25) * (t >= s0) * rng.lognormal(0, 0.2, n_t)
+                elif story.kind == "hub_demand_surge":
+                    cn = cn + cn_world * 0.12 * (t >= s0) * rng.lognormal(0, 0.2, n_t)
+                    us = np.full(n_t, 20.0) * rng.lognormal(0, 0.3, n_t)
+                elif story.kind == "price_surge":
+                    cn = np.full(n_t, 40.0) * rng.lognormal(0, 0.15, n_t)
+                    us = np.full(n_t, 35.0) * rng.lognormal(0, 0.15, n_t)
+                elif story.kind == "one_off":
+                    cn = cn + 500.0 * (t == s0)
+                    us = us + 450.0 * (t == s0 + 1)
+                elif story.kind == "tiny_route":
+                    cn = np.where(t >= s0, 2.0, 0.05) * rng.lognormal(0, 0.3, n_t)
+                    us = np.where(t >= s0, 1.5, 0.0) * rng.lognormal(0, 0.3, n_t)
+            uv_noise_cn = rng.lognormal(0, 0.08, n_t)
+            uv_noise_us = rng.lognormal(0, 0.08, n_t)
+            cn_rows.append(pl.DataFrame({
+                "period": months, "partner_iso3": hub, "hs_code": hs,
+                "tonnes": cn, "usd": cn * 1000 * price * uv_noise_cn,
+            }))
+            us_rows.append(pl.DataFrame({
+                "period": months, "partner_iso3": hub, "hs_code": hs,
+                "tonnes": us, "usd": us * 1000 * price * 1.04 * uv_noise_us,
+            }))
+        # The direct route: large before the controls, gone after the ban.
+        direct = us_world * 0.5 * np.where(t < start_cut, 1.0, np.where(t < ban_i, 0.5, 0.0)) * rng.lognormal(0, 0.2, n_t)
+        cn_rows.append(pl.DataFrame({"period": months, "partner_iso3": "USA", "hs_code": hs,
+                                     "tonnes": direct, "usd": direct * 1000 * price}))
+        us_rows.append(pl.DataFrame({"period": months, "partner_iso3": "CHN", "hs_code": hs,
+                                     "tonnes": direct * rng.lognormal(0, 0.05, n_t),
+                                     "usd": direct * 1000 * price * 1.04}))
+    cn_frame = pl.concat(cn_rows).filter(pl.col("tonnes") > 0.0005)
+    us_frame = pl.concat(us_rows).filter(pl.col("tonnes") > 0.0005)
+    return cn_frame, us_frame
+
+
+def _comtrade_records(frame: pl.DataFrame, reporter_iso3: str, flow: str, rng: np.random.Generator) -> pl.DataFrame:
+    """Comtrade+ columns, with the quirks real downloads have: World rows, exact duplicates, weights
+    reported in tonnes instead of kg, missing net weights, an aggregate row."""
+    codes = {iso: _m49(iso) for iso in frame["partner_iso3"].unique().to_list()}
+    value_col = "fobvalue" if flow == "X" else "cifvalue"
+    base = frame.with_columns(
+        kg=(pl.col("tonnes") * 1000).round(1),
+        usd=pl.col("usd").round(0),
+        partnerCode=pl.col("partner_iso3").replace_strict(codes, return_dtype=pl.Int64),
+    )
+    world = base.group_by("period", "hs_code").agg(pl.col("kg").sum(), pl.col("usd").sum()).with_columns(
+        partnerCode=pl.lit(0, dtype=pl.Int64), partner_iso3=pl.lit("W00"))
+    recs = pl.concat([base.select(world.columns), world]).sort("hs_code", "period", "partnerCode")
+    n = recs.height
+    tonnes_unit = rng.random(n) < 0.02  # some records give qty in tonnes (unit 21) and no net weight
+    null_weight = rng.random(n) < 0.01
+    recs = recs.with_columns(
+        typeCode=pl.lit("C"), freqCode=pl.lit("M"),
+        refPeriodId=pl.col("period").dt.strftime("%Y%m%d").cast(pl.Int64),
+        refYear=pl.col("period").dt.year(), refMonth=pl.col("period").dt.month(),
+        period_txt=pl.col("period").dt.strftime("%Y%m"),
+        reporterCode=pl.lit(_m49(reporter_iso3)), reporterISO=pl.lit(reporter_iso3),
+        flowCode=pl.lit(flow), partnerISO=pl.col("partner_iso3"),
+        partner2Code=pl.lit(0), cmdCode=pl.col("hs_code"), customsCode=pl.lit("C00"), motCode=pl.lit(0),
+        qtyUnitCode=pl.when(pl.Series(tonnes_unit)).then(21).otherwise(8),
+        qty=pl.when(pl.Series(tonnes_unit)).then((pl.col("kg") / 1000).round(3)).otherwise(pl.col("kg")),
+        netWgt=pl.when(pl.Series(tonnes_unit | null_weight)).then(None).otherwise(pl.col("kg")),
+        isReported=pl.lit(True), isAggregate=pl.lit(False),
+    ).with_columns(
+        cifvalue=(pl.col("usd") if flow == "M" else pl.lit(None, dtype=pl.Float64)),
+        fobvalue=(pl.col("usd") if flow == "X" else pl.lit(None, dtype=pl.Float64)),
+        primaryValue=pl.col("usd"),
+    ).drop("period").rename({"period_txt": "period"})
+    cols = ["typeCode", "freqCode", "refPeriodId", "refYear", "refMonth", "period", "reporterCode", "reporterISO",
+            "flowCode", "partnerCode", "partnerISO", "partner2Code", "cmdCode", "customsCode", "motCode",
+            "qtyUnitCode", "qty", "netWgt", "cifvalue", "fobvalue", "primaryValue", "isReported", "isAggregate"]
+    recs = recs.select(cols)
+    dup_idx = np.sort(rng.choice(n, size=min(25, n), replace=False))
+    aggregate = recs.head(1).with_columns(cmdCode=pl.lit("2825"), isAggregate=pl.lit(True), partnerCode=pl.lit(0, dtype=pl.Int64),
+                                          partnerISO=pl.lit("W00"))
+    return pl.concat([recs, recs[dup_idx.tolist()], aggregate])
+
+
+def write_sample_world(out_dir: Path, seed: int = 7) -> dict[str, Path]:
+    """Write the data files into out_dir/data and the truth beside it (out_dir/truth.json)."""
+    out_dir = Path(out_dir)
+    data_dir = out_dir / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed + 1)
+    cn, us = generate(seed)
+    cn_recs = _comtrade_records(cn, "CHN", "X", rng)
+    us_recs = _comtrade_records(us, "USA", "M", rng)
+    china_csv = data_dir / "comtrade_CHN_X_monthly_2019-2025.csv"
+    us_json = data_dir / "comtrade_USA_M_monthly_2019-2025.json"
+    cn_recs.write_csv(china_csv)
+    us_json.write_text(json.dumps({"elapsedTime": "0.42 secs", "count": us_recs.height,
+                                   "data": us_recs.to_dicts()}, default=str), encoding="utf-8")
+    truth = out_dir / "truth.json"
+    truth.write_text(json.dumps({"seed": seed, "stories": [asdict(s) | {"mineral": s.mineral} for s in STORIES]},
+                                indent=2), encoding="utf-8")
+    return {"data_dir": data_dir, "truth": truth, "china": china_csv, "us": us_json}
