@@ -78,8 +78,11 @@ def score_routes(features: pl.DataFrame, params: ScoreParams) -> tuple[pl.DataFr
         )
         scored.append(out)
         fitted.append(FittedGroup(frequency, mineral, scorer, group.height, periods, "fitted"))
-    if not scored:
-        return pl.DataFrame(), fitted
+    if not scored:  # same columns, no rows: downstream tables keep their shape
+        empty = candidates.head(0).with_columns(
+            anomaly_score=pl.lit(None, dtype=pl.Float64), score_threshold=pl.lit(None, dtype=pl.Float64),
+            top_features=pl.lit(None, dtype=pl.String), flagged=pl.lit(None, dtype=pl.Boolean))
+        return empty, fitted
     return pl.concat(scored, how="vertical_relaxed"), fitted
 
 

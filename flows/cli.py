@@ -1,0 +1,189 @@
+"""The `transship` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from flows.settings import DEFAULT_REPORTS, DEFAULT_WAREHOUSE
+
+
+def _quiet_prefect() -> None:
+    """Prefect's temporary local server: loopback only, no telemetry, quiet. Set before Prefect is imported;
+    an operator's own settings win."""
+    for key, value in {
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+        "PREFECT_API_SERVICES_TRIGGERS_ENABLED": "false",
+    }.items():
+        os.environ.setdefault(key, value)
+
+
+warehouse_option = click.option(
+    "--warehouse", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_WAREHOUSE,
+    envvar="TRANSSHIP_WAREHOUSE", show_default=True, help="DuckDB warehouse file (env TRANSSHIP_WAREHOUSE).")
+reports_option = click.option(
+    "--reports", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_REPORTS, show_default=True,
+    help="Folder for the per-run reports.")
+catalogue_option = click.option(
+    "--catalogue", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+    help="Mineral catalogue TOML (default: the bundled warehouse/catalogue/minerals.toml).")
+window_option = click.option("--window", type=click.IntRange(1, 24), default=5, show_default=True,
+                             help="Scoring window in months (monthly data).")
+quantile_option = click.option("--flag-quantile", type=click.FloatRange(0.5, 0.9999), default=0.98,
+                               show_default=True, help="Score threshold as a quantile of the model's training scores.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """transship: find transshipment routes in customs statistics.
+
+    Loads China-reported exports and US-reported imports (UN Comtrade files) into a DuckDB warehouse,
+    builds mirror-trade features per hub and product, scores them with isolation forests, and writes a
+    report of the routes that look like rerouting around China's export controls."""
+
+
+def _run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, window: int,
+         flag_quantile: float) -> dict:
+    _quiet_prefect()
+    from features.route_features import FeatureParams
+    from flows.pipeline import transship_pipeline
+    from flows.progress import step
+    from flows.settings import Settings
+    from models.scoring import ScoreParams
+
+    settings = Settings(warehouse=warehouse, reports_dir=reports, catalogue=catalogue,
+                        features=FeatureParams(window=window), scoring=ScoreParams(flag_quantile=flag_quantile))
+    step("starting Prefect (a temporary local server on 127.0.0.1; the first start takes ~15 s)")
+    return transship_pipeline(data_dir, settings)
+
+
+def _summarise(run: dict, warehouse: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    files = Table(title="Input files", title_justify="left")
+    for col in ("file", "status", "read", "loaded", "rejected", "notes"):
+        files.add_column(col, justify="right" if col in ("read", "loaded", "rejected") else "left")
+    for f in run["input_files"]:
+        files.add_row(Path(f["source_file"]).name, f["status"], f"{f['rows_read']:,}", f"{f['rows_loaded']:,}",
+                      f"{f['rows_rejected']:,}", f["notes"])
+    console.print(files)
+    counts = run["layer_counts"]
+    console.print(
+        f"raw records {counts.get('raw.comtrade_records', 0):,} (rejects {counts.get('raw.rejects', 0):,}); "
+        f"flows {counts.get('staging.stg_flows', 0):,} + set aside {counts.get('staging.stg_flows_excluded', 0):,}; "
+        f"route-periods {counts.get('marts.fct_route_legs', 0):,}; scored {counts.get('main.route_scores', 0):,}; "
+        f"routes flagged [bold]{counts.get('main.flagged_routes', 0):,}[/bold]")
+    for m in run.get("models", []):
+        if m["note"] != "fitted":
+            console.print(f"[yellow]{m['frequency']} {m['mineral']}: {m['note']}[/yellow]")
+    console.print(f"warehouse: {warehouse}   report: {run['report_dir']}/report.md")
+
+
+@cli.command()
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder with trade files (searched recursively; formats recognised by their header).")
+@warehouse_option
+@reports_option
+@catalogue_option
+@window_option
+@quantile_option
+def run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, window: int,
+        flag_quantile: float) -> None:
+    """Run the pipeline over every supported file under --data."""
+    result = _run(data_dir, warehouse, reports, catalogue, window, flag_quantile)
+    _summarise(result, warehouse)
+
+
+@cli.command()
+@click.option("--seed", type=int, default=7, show_default=True, help="Seed of the sample world.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo"), show_default=True,
+              help="Where the sample world's data (out/data) and truth (out/truth.json) are written.")
+@click.option("--warehouse", type=click.Path(dir_okay=False, path_type=Path), default=Path("warehouse/demo.duckdb"),
+              show_default=True, help="DuckDB warehouse file for the demo.")
+@reports_option
+def demo(seed: int, out: Path, warehouse: Path, reports: Path) -> None:
+    """Write the bundled sample world and run the whole pipeline on it, then say how well it did."""
+    from flows.evaluate import demo_verdict
+    from flows.progress import step
+    from warehouse.sample_world import write_sample_world
+
+    step(f"writing the sample world (seed {seed}) to {out}/data")
+    paths = write_sample_world(out, seed=seed)
+    result = _run(paths["data_dir"], warehouse, reports, None, 5, 0.98)
+    _summarise(result, warehouse)
+    demo_verdict(warehouse, paths["truth"])
+    click.echo(f'\nTry: transship sql --warehouse {warehouse} "select rank, mineral, hs_code, hub_iso3, '
+               'peak_period, round(peak_score, 3) as score from flagged_routes"')
+
+
+@cli.command()
+@click.argument("query")
+@warehouse_option
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
+@click.option("--max-rows", type=int, default=200, show_default=True, help="Rows shown in table mode.")
+def sql(query: str, warehouse: Path, as_csv: bool, max_rows: int) -> None:
+    """Run QUERY on a read-only connection to the warehouse and print the result."""
+    import duckdb
+
+    from warehouse.connection import WarehouseError, connect_read_only
+
+    try:
+        con = connect_read_only(warehouse)
+    except WarehouseError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        relation = con.sql(query)
+        if relation is None:
+            raise click.ClickException("the query returned no result set (only queries that return rows are shown)")
+        frame = relation.pl()
+    except duckdb.Error as exc:
+        raise click.ClickException(f"query failed: {str(exc).splitlines()[0]}") from None
+    finally:
+        con.close()
+    if as_csv:
+        sys.stdout.write(frame.write_csv())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_lines=False)
+    for name in frame.columns:
+        table.add_column(name, justify="right" if frame[name].dtype.is_numeric() else "left")
+    for row in frame.head(max_rows).iter_rows():
+        table.add_row(*["" if v is None else (f"{v:,.4g}" if isinstance(v, float) else str(v)) for v in row])
+    Console().print(table)
+    shown = min(max_rows, frame.height)
+    click.echo(f"{frame.height} row(s){'' if shown == frame.height else f', {shown} shown (use --csv for all)'}")
+
+
+def main() -> None:
+    from warehouse.catalogue import CatalogueError
+    from warehouse.connection import WarehouseError
+    from warehouse.files import IngestError
+
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (IngestError, WarehouseError, CatalogueError) as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        click.echo("The warehouse was left as it was before this run.", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

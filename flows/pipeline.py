@@ -1,0 +1,198 @@
+"""Prefect flows: ingest -> build -> score -> report, wired thinly around warehouse/, features/, models/.
+
+The parent flow `transship_pipeline` only calls sub-flows (and the publish step). All of a run's writes go
+to a private copy of the warehouse, published over the live file when everything has succeeded.
+Tasks pass file paths and small summaries, never connections or big frames.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from features.route_features import FeatureParams, build_route_features
+from flows.progress import step
+from flows.report import write_report
+from flows.settings import Settings, code_version
+from models.scoring import score_routes
+from warehouse import publish as pub
+from warehouse.build import build_models
+from warehouse.catalogue import load_catalogue
+from warehouse.connection import connect_read_only, connect_read_write, rows
+from warehouse.ingest import ingest_folder
+from warehouse.outputs import now_utc, record_run, write_features, write_scores
+from warehouse.schema import ensure_schema, write_reference_tables
+
+TASK_OPTS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+# ---------------------------------------------------------------- ingest
+@task(**TASK_OPTS)
+def load_files(build: Path, data_dir: Path, run_id: str, catalogue: Path | None) -> list[dict[str, Any]]:
+    con = connect_read_write(build)
+    try:
+        ensure_schema(con)
+        write_reference_tables(con, load_catalogue(catalogue))
+        outcomes = ingest_folder(con, data_dir, batch_id=run_id, progress=step)
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return [asdict(o) for o in outcomes]
+
+
+@flow(name="ingest")
+def ingest_flow(build: Path, data_dir: Path, run_id: str, catalogue: Path | None) -> list[dict[str, Any]]:
+    step(f"ingest: scanning {data_dir}")
+    files = load_files(build, data_dir, run_id, catalogue)
+    log = get_run_logger()
+    for f in files:
+        log.info("%s: %s (%s read, %s loaded, %s rejected) %s", f["source_file"], f["status"],
+                 f["rows_read"], f["rows_loaded"], f["rows_rejected"], f["notes"])
+    return files
+
+
+# ---------------------------------------------------------------- build
+@task(**TASK_OPTS)
+def build_layers(build: Path) -> dict[str, int]:
+    con = connect_read_write(build)
+    try:
+        return build_models(con)
+    finally:
+        con.close()
+
+
+@flow(name="build")
+def build_flow(build: Path) -> dict[str, int]:
+    step("build: staging and marts")
+    return build_layers(build)
+
+
+# ---------------------------------------------------------------- score
+@task(**TASK_OPTS)
+def compute_and_score(build: Path, settings: Settings, run_id: str) -> dict[str, Any]:
+    con = connect_read_write(build)
+    try:
+        floors = con.sql("SELECT mineral, volume_floor_kg, volume_floor_usd FROM ref.minerals").pl()
+        legs = con.sql("SELECT * FROM marts.fct_route_legs").pl()
+        frames = [
+            build_route_features(group, FeatureParams.for_frequency(freq, settings.features), floors)
+            for (freq,), group in legs.group_by(["frequency"], maintain_order=True)
+        ]
+        features = pl.concat([f.collect() for f in frames], how="diagonal_relaxed") if frames else legs
+        write_features(con, features)
+        scores, fitted = score_routes(features, settings.scoring)
+        counts = write_scores(con, scores, run_id)
+        counts["features.route_features"] = features.height
+    finally:
+        con.close()
+    models = [
+        {"frequency": g.frequency, "mineral": g.mineral, "n_train": g.n_train, "periods": g.periods, "note": g.note,
+         "threshold": getattr(g.scorer, "threshold_", None)}
+        for g in fitted
+    ]
+    return {"counts": counts, "models": models}
+
+
+@flow(name="score")
+def score_flow(build: Path, settings: Settings, run_id: str) -> dict[str, Any]:
+    step("score: features and isolation forests")
+    return compute_and_score(build, settings, run_id)
+
+
+# ---------------------------------------------------------------- finish, publish, report
+@task(**TASK_OPTS)
+def finish_build(build: Path, run: dict[str, Any]) -> None:
+    con = connect_read_write(build)
+    try:
+        record_run(con, run)
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+
+
+@task(**TASK_OPTS)
+def publish_build(build: Path, live: Path) -> None:
+    pub.publish(build, live)
+
+
+@task(**TASK_OPTS)
+def render_report(live: Path, reports_dir: Path, run: dict[str, Any], top_n: int) -> str:
+    con = connect_read_only(live)
+    try:
+        flagged = con.sql("SELECT * FROM main.flagged_routes ORDER BY rank").pl()
+    finally:
+        con.close()
+    return str(write_report(reports_dir, run, flagged, top_n))
+
+
+@flow(name="report")
+def report_flow(live: Path, reports_dir: Path, run: dict[str, Any], top_n: int) -> str:
+    step("report: writing Markdown and CSV")
+    return render_report(live, reports_dir, run, top_n)
+
+
+def _record_failure(live: Path, run: dict[str, Any]) -> None:
+    """Best effort: note the failed run in the live warehouse (its data stay untouched)."""
+    try:
+        con = connect_read_write(live)
+        try:
+            ensure_schema(con)
+            record_run(con, run)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+    except Exception as exc:  # the run's own error matters more than this note
+        step(f"could not record the failed run in {live}: {exc}")
+
+
+@flow(name="transship")
+def transship_pipeline(data_dir: Path, settings: Settings) -> dict[str, Any]:
+    """The whole job over every recognised file under data_dir. Returns the run's row of `runs`."""
+    live = Path(settings.warehouse)
+    run_id = new_run_id()
+    run: dict[str, Any] = {
+        "run_id": run_id, "started_at": now_utc(), "status": "running", "data_dir": str(data_dir),
+        "code_version": code_version(),
+        "parameters": {"features": asdict(settings.features), "scoring": asdict(settings.scoring),
+                       "catalogue": str(settings.catalogue or "bundled")},
+    }
+    with pub.exclusive_run(live):
+        build = pub.start_build(live, run_id)
+        try:
+            run["input_files"] = ingest_flow(build, Path(data_dir), run_id, settings.catalogue)
+            run["layer_counts"] = build_flow(build)
+            scored = score_flow(build, settings, run_id)
+            run["layer_counts"].update(scored["counts"])
+            run["models"] = scored["models"]
+            con_counts = _raw_counts(build)
+            run["layer_counts"].update(con_counts)
+            run.update(status="succeeded", finished_at=now_utc())
+            finish_build(build, run)
+            publish_build(build, live)
+        except BaseException as exc:
+            pub.discard_build(build)
+            run.update(status="failed", finished_at=now_utc(), error=f"{type(exc).__name__}: {exc}")
+            _record_failure(live, run)
+            raise
+    run["report_dir"] = report_flow(live, Path(settings.reports_dir), run, settings.report_top_n)
+    return run
+
+
+def _raw_counts(build: Path) -> dict[str, int]:
+    con = connect_read_write(build)
+    try:
+        return {name: rows(con, f"SELECT count(*) FROM {name}")[0][0]
+                for name in ("raw.loads", "raw.comtrade_records", "raw.rejects")}
+    finally:
+        con.close()

@@ -1,0 +1,84 @@
+"""The per-run report: Markdown and CSV of the top flagged routes, with both legs' numbers and reasons."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+
+def _t(kg: float | None) -> str:
+    return "-" if kg is None else f"{kg / 1000:,.1f}"
+
+
+def _x(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:,.2f}x"
+
+
+def _md_escape(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int) -> str:
+    lines = [
+        f"# transship: flagged routes, run {run['run_id']}",
+        "",
+        f"- Finished: {run.get('finished_at')} (UTC); code {run.get('code_version')}",
+        f"- Data folder: `{run.get('data_dir')}`",
+        f"- Input files: {len(run.get('input_files', []))} "
+        f"({sum(1 for f in run.get('input_files', []) if f['status'] == 'loaded')} newly loaded); "
+        f"rows read {sum(f['rows_read'] for f in run.get('input_files', [])):,}, "
+        f"loaded {sum(f['rows_loaded'] for f in run.get('input_files', [])):,}, "
+        f"set aside as rejects {sum(f['rows_rejected'] for f in run.get('input_files', [])):,}",
+        f"- Route-periods scored: {run.get('layer_counts', {}).get('main.route_scores', 0):,}; "
+        f"routes flagged: {flagged.height}",
+        "",
+        "Score: isolation-forest anomaly score, higher = more suspicious. A route is flagged when its score",
+        "passes the model's threshold, both legs exceed their prior three-year run rate by at least the",
+        "mineral's volume floor, and the window is not one lump. Tonnes (t) are metric tonnes; the window",
+        "is the last few periods (5 months by default), the prior is the 36 months before it.",
+        "",
+    ]
+    notes = [g for g in run.get("models", []) if g["note"] != "fitted"]
+    for g in notes:
+        lines.append(f"- {g['frequency']} {g['mineral']}: {g['note']}")
+    if notes:
+        lines.append("")
+    if flagged.is_empty():
+        lines += ["No route was flagged in this run.", ""]
+        return "\n".join(lines)
+    lines += [
+        "| rank | mineral | HS | hub | peak period | score | China->hub t (window / prior) | hub->US t (window / prior) "
+        "| spike China->hub | spike hub->US | pass-through | plain rule | why |",
+        "|---:|---|---|---|---|---:|---|---|---:|---:|---:|---|---|",
+    ]
+    for r in flagged.head(top_n).iter_rows(named=True):
+        lines.append(
+            f"| {r['rank']} | {_md_escape(r['mineral'])} | {r['hs_code']} | {r['hub_iso3']} ({_md_escape(r['hub_name'])}) "
+            f"| {r['peak_period']} | {r['peak_score']:.3f} "
+            f"| {_t(r['cn_to_hub_kg_window'])} / {_t(r['cn_to_hub_kg_prior'])} "
+            f"| {_t(r['hub_to_us_kg_window'])} / {_t(r['hub_to_us_kg_prior'])} "
+            f"| {_x(r['cn_to_hub_kg_spike_ratio'])} | {_x(r['hub_to_us_kg_spike_ratio'])} "
+            f"| {r['pass_through_kg']:.2f} | {'yes' if r['rule_flag'] else 'no'} | {_md_escape(r['top_features'])} |"
+        )
+    if flagged.height > top_n:
+        lines += ["", f"{flagged.height - top_n} more flagged routes are in flagged_routes.csv."]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_report(reports_dir: Path, run: dict[str, Any], flagged: pl.DataFrame, top_n: int) -> Path:
+    """reports/<run_id>/{report.md, flagged_routes.csv}; reports/latest is a copy of the newest."""
+    out = Path(reports_dir) / run["run_id"]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text(render_markdown(run, flagged, top_n), encoding="utf-8")
+    flagged.write_csv(out / "flagged_routes.csv")
+    latest = Path(reports_dir) / "latest"
+    tmp = Path(reports_dir) / ".latest.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(out, tmp)
+    shutil.rmtree(latest, ignore_errors=True)
+    tmp.rename(latest)
+    return out

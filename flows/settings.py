@@ -1,0 +1,41 @@
+"""Typed settings for a run, built once by the command line (or a caller) and passed in."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from features.route_features import FeatureParams
+from models.scoring import ScoreParams
+
+DEFAULT_WAREHOUSE = Path("warehouse/transship.duckdb")
+DEFAULT_REPORTS = Path("reports")
+
+
+@dataclass(frozen=True)
+class Settings:
+    warehouse: Path = DEFAULT_WAREHOUSE
+    reports_dir: Path = DEFAULT_REPORTS
+    catalogue: Path | None = None  # None: the bundled warehouse/catalogue/minerals.toml
+    features: FeatureParams = field(default_factory=FeatureParams)
+    scoring: ScoreParams = field(default_factory=ScoreParams)
+    report_top_n: int = 25
+
+
+def code_version() -> str:
+    """Package version plus the git commit (and '-dirty' for uncommitted changes) when run from a checkout."""
+    try:
+        pkg = version("transship")
+    except PackageNotFoundError:
+        pkg = "unknown"
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        return f"{pkg}+{sha}{'-dirty' if dirty else ''}"
+    except (OSError, subprocess.SubprocessError):
+        return pkg

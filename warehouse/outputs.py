@@ -1,0 +1,91 @@
+"""Writing the analyst-facing tables: `route_scores`, `flagged_routes` (default schema) and `runs`."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from warehouse.connection import rows
+
+FLAGGED_ROUTES_SQL = """
+-- main.flagged_routes: the latest run's flagged routes, ranked (rank 1 = most suspicious).
+-- Grain: one row per (frequency, mineral, hs_code, hub_iso3) with at least one flagged period.
+-- The numbers are those of the route's peak period (its highest-scoring flagged period); kg and USD.
+CREATE OR REPLACE TABLE main.flagged_routes AS
+WITH flagged AS (SELECT * FROM main.route_scores WHERE flagged),
+peak AS (
+    SELECT * FROM flagged
+    QUALIFY row_number() OVER (PARTITION BY frequency, mineral, hs_code, hub_iso3
+                               ORDER BY anomaly_score DESC, period DESC) = 1
+), span AS (
+    SELECT frequency, mineral, hs_code, hub_iso3, min(period) AS first_flagged_period,
+           max(period) AS last_flagged_period, count(*) AS periods_flagged
+    FROM flagged GROUP BY ALL
+)
+SELECT
+    row_number() OVER (ORDER BY p.anomaly_score DESC, p.route_excess_kg DESC, p.hub_iso3, p.hs_code) AS rank,
+    p.run_id, p.frequency, p.mineral, p.hs_code, c.label AS hs_label, p.hub_iso3, h.name AS hub_name,
+    s.first_flagged_period, s.last_flagged_period, s.periods_flagged,
+    p.period AS peak_period, p.anomaly_score AS peak_score, p.score_threshold,
+    p.cn_to_hub_kg_window, p.cn_to_hub_kg_prior, p.hub_to_us_kg_window, p.hub_to_us_kg_prior,
+    p.cn_to_hub_usd_window, p.hub_to_us_usd_window,
+    p.cn_to_hub_kg_spike_ratio, p.hub_to_us_kg_spike_ratio, p.route_excess_kg, p.pass_through_kg,
+    p.hub_share_of_us_imports_change, p.cn_direct_share_of_us_imports_change, p.unit_value_vs_world,
+    p.rule_flag, p.new_route, p.top_features
+FROM peak AS p
+JOIN span AS s USING (frequency, mineral, hs_code, hub_iso3)
+LEFT JOIN (SELECT DISTINCT ON (iso3) iso3, name FROM ref.countries ORDER BY iso3, kind <> 'country', m49_code) AS h
+    ON h.iso3 = p.hub_iso3
+LEFT JOIN ref.catalogue_codes AS c ON starts_with(p.hs_code, c.code)
+QUALIFY row_number() OVER (PARTITION BY p.frequency, p.mineral, p.hs_code, p.hub_iso3 ORDER BY length(c.code) DESC NULLS LAST) = 1
+ORDER BY rank;
+"""
+
+
+def write_features(con: duckdb.DuckDBPyConnection, features: pl.DataFrame) -> None:
+    """features.route_features: every route-period with its features. Key: (frequency, mineral, hs_code, hub_iso3, period)."""
+    con.register("_features", features)
+    con.execute("CREATE OR REPLACE TABLE features.route_features AS SELECT * FROM _features ORDER BY ALL")
+    con.unregister("_features")
+
+
+def write_scores(con: duckdb.DuckDBPyConnection, scores: pl.DataFrame, run_id: str) -> dict[str, int]:
+    """main.route_scores (replaced each run) and main.flagged_routes. Returns their row counts.
+
+    route_scores grain: one row per scored route-period. Key: (frequency, mineral, hs_code, hub_iso3, period).
+    anomaly_score: higher = more suspicious."""
+    lead = ["run_id", "frequency", "mineral", "hs_code", "hub_iso3", "period", "anomaly_score",
+            "score_threshold", "flagged", "rule_flag", "top_features"]
+    ordered = scores.with_columns(run_id=pl.lit(run_id, dtype=pl.String)).select(
+        *lead, pl.exclude(*lead, "has_history", "volume_floor_kg", "volume_floor_usd"))
+    con.register("_scores", ordered)
+    con.execute("CREATE OR REPLACE TABLE main.route_scores AS SELECT * FROM _scores "
+                "ORDER BY frequency, mineral, hs_code, hub_iso3, period")
+    con.unregister("_scores")
+    con.execute(FLAGGED_ROUTES_SQL)
+    return {
+        "main.route_scores": rows(con, "SELECT count(*) FROM main.route_scores")[0][0],
+        "main.flagged_routes": rows(con, "SELECT count(*) FROM main.flagged_routes")[0][0],
+    }
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def record_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:
+    """Insert or update the run's row in main.runs."""
+    con.execute(
+        """
+        INSERT OR REPLACE INTO main.runs
+        VALUES (?, ?, ?, ?, ?, ?, ?::JSON, ?::JSON, ?, ?::JSON)
+        """,
+        [run["run_id"], run["started_at"], run.get("finished_at"), run["status"], run.get("error"),
+         run.get("data_dir"), json.dumps(run.get("input_files", []), default=str),
+         json.dumps(run.get("parameters", {}), default=str), run.get("code_version"),
+         json.dumps(run.get("layer_counts", {}), default=str)],
+    )

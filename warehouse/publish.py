@@ -1,0 +1,58 @@
+"""Build into a private copy, publish atomically, and keep two runs from writing at once.
+
+Readers never see a half-built warehouse: a run copies the live file, writes the copy, checkpoints and
+closes it, then renames it over the live file (os.replace is atomic on one filesystem). Readers that
+have the old file open keep their snapshot. A run that fails leaves the live file as it was.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from warehouse.connection import WarehouseError
+
+
+@contextmanager
+def exclusive_run(live: Path) -> Iterator[None]:
+    """Hold the warehouse's run lock; a second run fails at once with a clear message."""
+    live.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = live.with_name(live.name + ".lock")
+    with open(lock_path, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise WarehouseError(
+                f"{live}: another transship run is writing this warehouse (lock {lock_path}). "
+                "Wait for it to finish; the last complete warehouse stays readable meanwhile."
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def start_build(live: Path, run_id: str) -> Path:
+    """A private copy of the live warehouse (or no file, for a first run) to build into."""
+    build = live.with_name(f"{live.name}.building-{run_id}")
+    for stale in (build, build.with_name(build.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    if live.exists():
+        shutil.copy2(live, build)
+    return build
+
+
+def publish(build: Path, live: Path) -> None:
+    """Replace the live warehouse with the finished build (the build must be closed and checkpointed)."""
+    if build.with_name(build.name + ".wal").exists():
+        raise WarehouseError(f"{build}: write-ahead log still present; the build was not checkpointed")
+    os.replace(build, live)
+
+
+def discard_build(build: Path) -> None:
+    for path in (build, build.with_name(build.name + ".wal")):
+        path.unlink(missing_ok=True)
