@@ -78,6 +78,15 @@ def score_routes(features: pl.DataFrame, params: ScoreParams) -> tuple[pl.DataFr
         )
         scored.append(out)
         fitted.append(FittedGroup(frequency, mineral, scorer, group.height, periods, "fitted"))
+    for (frequency, mineral), group in features.group_by(["frequency", "mineral"], maintain_order=True):
+        if not any(g.frequency == frequency and g.mineral == mineral for g in fitted):
+            n_periods = group["period"].n_unique()
+            fitted.append(FittedGroup(
+                frequency, mineral, None, 0, None,
+                f"not scored: no route-period has a full history (window + prior = "
+                f"{int(group['window_periods'][0]) + int(group['prior_periods'][0])} periods); "
+                f"the data cover {n_periods} {'months' if frequency == 'M' else 'years'} "
+                f"({group['period'].min()} to {group['period'].max()})"))
     if not scored:  # same columns, no rows: downstream tables keep their shape
         empty = candidates.head(0).with_columns(
             anomaly_score=pl.lit(None, dtype=pl.Float64), score_threshold=pl.lit(None, dtype=pl.Float64),

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from warehouse.catalogue import load_catalogue
+from warehouse.schema import ensure_schema, write_reference_tables
+
+REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real"
+
+
+@pytest.fixture
+def real_data() -> Path:
+    if not REAL.is_dir():
+        pytest.skip(f"real data folder {REAL} is absent (it lives in ../shared beside the checkout)")
+    return REAL
+
+
+@pytest.fixture
+def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
+    """A real DuckDB file with the raw layer and lookups in place."""
+    c = duckdb.connect(str(tmp_path / "test.duckdb"))
+    ensure_schema(c)
+    write_reference_tables(c, load_catalogue())
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect backend for the session (its start costs ~15 s, paid once)."""
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ["TRANSSHIP_QUIET"] = "1"
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -1,0 +1,168 @@
+"""The Comtrade loader on small files written here: each variant, each real quirk, each kind of bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from warehouse.build import build_models
+from warehouse.connection import rows, scalar
+from warehouse.files import IngestError
+from warehouse.ingest import ingest_folder, sniff_format
+
+CAMEL = ("freqCode,refYear,refMonth,period,reporterCode,reporterISO,flowCode,partnerCode,partnerISO,partner2Code,"
+         "cmdCode,customsCode,motCode,qtyUnitCode,qty,netWgt,cifvalue,fobvalue,primaryValue,isAggregate")
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load(con, folder: Path, batch: str = "b1"):
+    return ingest_folder(con, folder, batch_id=batch)
+
+
+def reconcile(con) -> None:
+    read = scalar(con, "SELECT sum(rows_read) FROM raw.loads")
+    loaded = scalar(con, "SELECT count(*) FROM raw.comtrade_records")
+    rejected = scalar(con, "SELECT count(*) FROM raw.rejects")
+    assert read == loaded + rejected
+
+
+def test_camel_case_csv_monthly(con, tmp_path):
+    write(tmp_path / "d" / "x.csv", CAMEL + "\n"
+          "M,2024,12,202412,156,CHN,X,764,THA,0,282580,C00,0,8,1000,1000,,5000,5000,false\n"
+          "M,2024,12,202412,842,USA,M,764,THA,0,282580,C00,0,8,900,900,5400,,5400,false\n")
+    (outcome,) = load(con, tmp_path / "d")
+    assert (outcome.status, outcome.rows_read, outcome.rows_loaded, outcome.rows_rejected) == ("loaded", 2, 2, 0)
+    build_models(con)
+    got = rows(con, "SELECT reporter_iso3, partner_iso3, flow, hs_code, mineral, period::VARCHAR, frequency, "
+                    "value_usd, qty_kg, value_basis FROM staging.stg_flows ORDER BY reporter_iso3")
+    assert got == [
+        ("CHN", "THA", "X", "282580", "antimony", "2024-12-01", "M", 5000.0, 1000.0, "FOB"),
+        ("USA", "THA", "M", "282580", "antimony", "2024-12-01", "M", 5400.0, 900.0, "CIF"),
+    ]
+
+
+def test_snake_case_csv_annual(con, tmp_path):
+    header = "freq_code,ref_year,ref_month,period,reporter_code,flow_code,partner_code,cmd_code,qty_unit_code,qty,net_wgt,primary_value"
+    write(tmp_path / "d" / "s.csv", header + "\nA,2023,52,2023,842,M,484,811010,8,10,10,99\n")
+    load(con, tmp_path / "d")
+    assert rows(con, "SELECT freq_code, period::VARCHAR, partner_code FROM raw.comtrade_records") == [("A", "2023-01-01", 484)]
+
+
+def test_api_json_with_data_list(con, tmp_path):
+    record = {"freqCode": "M", "refYear": 2025, "refMonth": 1, "period": "202501", "reporterCode": 842,
+              "flowCode": "M", "partnerCode": 704, "partner2Code": 0, "cmdCode": "811292", "customsCode": "C00",
+              "motCode": 0, "qtyUnitCode": 8, "qty": 12.5, "netWgt": 12.5, "cifvalue": 5000.0, "fobvalue": None,
+              "primaryValue": 5000.0, "isAggregate": False}
+    write(tmp_path / "d" / "api.json", json.dumps({"elapsedTime": "0.1 secs", "count": 1, "data": [record]}))
+    assert sniff_format(tmp_path / "d" / "api.json") == "comtrade"
+    (outcome,) = load(con, tmp_path / "d")
+    assert outcome.rows_loaded == 1
+    assert rows(con, "SELECT primary_value, is_aggregate FROM raw.comtrade_records") == [(5000.0, False)]
+
+
+def test_gzipped_subset_without_year_takes_year_from_file_name(con, tmp_path):
+    path = tmp_path / "d" / "comtrade_2024.csv.gz"
+    path.parent.mkdir()
+    path.write_bytes(gzip.compress(b"reporter,partner,cmd,flow,value,netwgt\n156,764,811010,X,100.5,10\n"))
+    (outcome,) = load(con, tmp_path / "d")
+    assert "annual 2024 from the file name" in outcome.notes
+    assert rows(con, "SELECT freq_code, period::VARCHAR, period_from FROM raw.comtrade_records") == [
+        ("A", "2024-01-01", "file name")]
+
+
+def test_subset_without_any_year_is_refused_clearly(con, tmp_path):
+    write(tmp_path / "d" / "flows.csv", "reporter,partner,cmd,flow,value\n156,764,811010,X,100\n")
+    with pytest.raises(IngestError, match=r"flows\.csv: no period column .* cannot be known"):
+        load(con, tmp_path / "d")
+
+
+def test_missing_required_column_names_file_and_column(con, tmp_path):
+    write(tmp_path / "d" / "bad.csv", "year,reporter,cmd,flow,value\n2022,156,811010,X,1\n")
+    with pytest.raises(IngestError, match=r"bad\.csv: .*required column is missing: partner_code"):
+        load(con, tmp_path / "d")
+
+
+def test_empty_file_is_an_error(con, tmp_path):
+    write(tmp_path / "d" / "empty.csv", "year,reporter,partner,cmd,flow,value\n")
+    with pytest.raises(IngestError, match=r"empty\.csv: the file has a header but no data rows"):
+        load(con, tmp_path / "d")
+
+
+def test_bad_rows_are_set_aside_with_line_column_and_reason(con, tmp_path):
+    write(tmp_path / "d" / "mixed.csv", "year,reporter,partner,cmd,flow,value,netwgt\n"
+          "2022,156,764,811010,X,100,10\n"        # line 2: fine
+          "2022,156,764,811010,X,abc,10\n"        # line 3: value not a number
+          "2022,156,999,811010,X,100,10\n"        # line 4: unknown partner
+          "2022,156,764,811010,Z,100,10\n"        # line 5: unknown flow
+          "2022,156,764,811010,X,100,-4\n")       # line 6: negative weight
+    (outcome,) = load(con, tmp_path / "d")
+    assert (outcome.rows_read, outcome.rows_loaded, outcome.rows_rejected) == (5, 1, 4)
+    got = rows(con, "SELECT source_row, column_name, bad_value, reason FROM raw.rejects ORDER BY source_row")
+    assert got[0] == (3, "primary_value", "abc", "trade value is not a number")
+    assert got[1][:3] == (4, "partner_code", "999") and "unknown partner code" in got[1][3]
+    assert got[2][:3] == (5, "flow_code", "Z")
+    assert got[3][:2] == (6, "net_wgt")
+    assert json.loads(rows(con, "SELECT record FROM raw.rejects WHERE source_row = 3")[0][0])["value"] == "abc"
+    reconcile(con)
+
+
+def test_quirks_duplicates_world_aggregates_null_weights_and_tonnes(con, tmp_path):
+    write(tmp_path / "d" / "q.csv", CAMEL + "\n"
+          "M,2025,1,202501,842,USA,M,764,THA,0,282580,C00,0,8,100,100,700,,700,false\n"       # 2 kept
+          "M,2025,1,202501,842,USA,M,764,THA,0,282580,C00,0,8,100,100,700,,700,false\n"       # 3 exact duplicate
+          "M,2025,1,202501,842,USA,M,0,W00,0,282580,C00,0,8,500,500,3500,,3500,false\n"       # 4 World row
+          "M,2025,1,202501,842,USA,M,0,W00,0,282580,C00,0,8,520,520,3600,,3600,false\n"       # 5 second World row
+          "M,2025,1,202501,842,USA,M,484,MEX,0,2825,C00,0,8,1,1,9,,9,true\n"                  # 6 aggregate
+          "M,2025,1,202501,842,USA,M,484,MEX,0,282580,C00,0,21,2.5,,15000,,15000,false\n"     # 7 tonnes, no netWgt
+          "M,2025,1,202501,842,USA,M,704,VNM,0,282580,C00,0,-1,,,800,,800,false\n"            # 8 no weight at all
+          "M,2025,1,202501,842,USA,M,704,VNM,0,282580,C00,2,8,5,5,40,,40,false\n")            # 9 mode-of-transport breakdown
+    load(con, tmp_path / "d")
+    counts = build_models(con)
+    assert counts["staging.stg_flows"] + counts["staging.stg_flows_excluded"] == 8
+    reasons = dict(rows(con, "SELECT source_row, exclusion_reason FROM staging.stg_flows_excluded"))
+    assert reasons[3] == "exact duplicate of line 2"
+    assert reasons[4].startswith("World total") and reasons[5].startswith("World total")
+    assert reasons[6].startswith("aggregate")
+    assert reasons[9].startswith("breakdown by mode of transport")
+    kept = dict(rows(con, "SELECT partner_iso3, qty_kg FROM staging.stg_flows"))
+    assert kept == {"THA": 100.0, "MEX": 2500.0, "VNM": None}
+    assert rows(con, "SELECT qty_kg_source FROM staging.stg_flows WHERE partner_iso3 = 'MEX'") == [
+        ("qty converted from unit 21",)]
+
+
+def test_file_without_breakdown_columns_keeps_the_total_row(con, tmp_path):
+    # A total (1000) and its two breakdowns (600 + 400), as the real atlas pull has them.
+    write(tmp_path / "d" / "comtrade_2022.csv", "year,reporter,partner,cmd,flow,value,netwgt\n"
+          "2022,842,156,811292,M,600,6\n2022,842,156,811292,M,1000,10\n2022,842,156,811292,M,400,4\n")
+    load(con, tmp_path / "d")
+    build_models(con)
+    assert rows(con, "SELECT value_usd, source_row FROM staging.stg_flows") == [(1000.0, 3)]
+    assert rows(con, "SELECT count(*) FROM staging.stg_flows_excluded WHERE exclusion_reason LIKE 'breakdown of the total at line 3%'") == [(2,)]
+
+
+def test_same_file_is_not_loaded_twice_and_revisions_supersede(con, tmp_path):
+    folder = tmp_path / "d"
+    write(folder / "a.csv", "year,reporter,partner,cmd,flow,value\n2022,156,764,811010,X,100\n")
+    load(con, folder, "b1")
+    again = load(con, folder, "b2")
+    assert again[0].status == "already loaded"
+    assert scalar(con, "SELECT count(*) FROM raw.comtrade_records") == 1
+    write(folder / "a_revised.csv", "year,reporter,partner,cmd,flow,value\n2022,156,764,811010,X,130\n")
+    load(con, folder, "b3")
+    build_models(con)
+    assert rows(con, "SELECT value_usd FROM staging.stg_flows") == [(130.0,)]
+    assert "superseded" in scalar(con, "SELECT exclusion_reason FROM staging.stg_flows_excluded")
+
+
+def test_unrecognised_files_are_listed_as_skipped(con, tmp_path):
+    write(tmp_path / "d" / "notes.csv", "a,b\n1,2\n")
+    (outcome,) = load(con, tmp_path / "d")
+    assert outcome.status == "skipped" and "not a recognised" in outcome.notes
