@@ -12,7 +12,9 @@
 CREATE OR REPLACE TABLE marts.fct_route_legs AS
 WITH flows AS (
     SELECT frequency, mineral, hs_code, period, reporter_iso3, partner_iso3, partner_kind, flow,
-           coalesce(qty_kg, 0) AS qty_kg, value_usd, qty_kg IS NULL AS qty_unknown
+           -- Exact decimal sums: the same inputs give the same totals whatever order threads add them in.
+           coalesce(qty_kg, 0)::DECIMAL(38, 6) AS qty_kg, value_usd::DECIMAL(38, 6) AS value_usd,
+           qty_kg IS NULL AS qty_unknown
     FROM staging.stg_flows
     WHERE mineral IS NOT NULL
       AND ((reporter_iso3 = 'CHN' AND flow = 'X') OR (reporter_iso3 = 'USA' AND flow = 'M'))

@@ -1,0 +1,123 @@
+"""The whole job through Prefect on the sample world, and the command line around it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from flows.evaluate import demo_scorecard
+from flows.pipeline import transship_pipeline
+from flows.settings import Settings
+from warehouse.files import IngestError
+from warehouse.sample_world import write_sample_world
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory) -> dict[str, Path]:
+    return write_sample_world(tmp_path_factory.mktemp("world"), seed=7)
+
+
+@pytest.fixture(scope="module")
+def first_run(prefect_harness, sample, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    settings = Settings(warehouse=out / "w.duckdb", reports_dir=out / "reports")
+    run = transship_pipeline(sample["data_dir"], settings)
+    return run, settings
+
+
+def query(path: Path, sql: str) -> pl.DataFrame:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.sql(sql).pl()
+    finally:
+        con.close()
+
+
+def test_planted_routes_rank_above_the_look_alikes(first_run, sample):
+    run, settings = first_run
+    assert run["status"] == "succeeded"
+    flagged = query(settings.warehouse, "SELECT * FROM flagged_routes ORDER BY rank")
+    card = demo_scorecard(flagged, sample["truth"])
+    planted = card.filter(pl.col("kind") == "planted")
+    assert sorted(planted["rank"].to_list()) == [1, 2, 3, 4]
+    assert card.filter(pl.col("kind") != "planted", pl.col("rank").is_not_null()).is_empty()
+    # The plain rule, for contrast, fires on the one-off lump and the tiny route.
+    rule = query(settings.warehouse, "SELECT DISTINCT hub_iso3 FROM route_scores WHERE rule_flag AND hs_code = '282580'")
+    assert {"JPN", "LAO"} <= set(rule["hub_iso3"].to_list())
+
+
+def test_outputs_are_traceable_and_counts_reconcile(first_run):
+    run, settings = first_run
+    runs = query(settings.warehouse, "SELECT * FROM runs")
+    assert runs.height == 1 and runs["status"][0] == "succeeded"
+    files = json.loads(runs["input_files"][0])
+    assert sum(f["rows_read"] for f in files) == sum(f["rows_loaded"] + f["rows_rejected"] for f in files)
+    counts = query(settings.warehouse, """
+        SELECT (SELECT count(*) FROM raw.comtrade_records) AS raw,
+               (SELECT count(*) FROM staging.stg_flows) + (SELECT count(*) FROM staging.stg_flows_excluded) AS staged,
+               (SELECT count(DISTINCT run_id) FROM route_scores) AS runs_in_scores""").row(0)
+    assert counts[0] == counts[1] and counts[2] == 1
+    report = Path(run["report_dir"]) / "report.md"
+    assert "| 1 | antimony | 282580 | THA (Thailand)" in report.read_text()
+    assert (Path(settings.reports_dir) / "latest" / "flagged_routes.csv").exists()
+
+
+def test_rerun_on_the_same_inputs_gives_the_same_result(first_run, sample):
+    run, settings = first_run
+    before = query(settings.warehouse, "SELECT * EXCLUDE (run_id) FROM route_scores ORDER BY ALL")
+    again = transship_pipeline(sample["data_dir"], settings)
+    assert {f["status"] for f in again["input_files"]} == {"already loaded"}
+    after = query(settings.warehouse, "SELECT * EXCLUDE (run_id) FROM route_scores ORDER BY ALL")
+    assert before.equals(after)
+    assert query(settings.warehouse, "SELECT count(*) AS n FROM raw.loads")["n"][0] == 2
+
+
+def test_a_bad_file_fails_the_run_and_leaves_the_warehouse_untouched(first_run, sample, tmp_path):
+    run, settings = first_run
+    data = tmp_path / "data"
+    data.mkdir()
+    for f in sample["data_dir"].iterdir():
+        (data / f.name).write_bytes(f.read_bytes())
+    (data / "broken.csv").write_text("year,reporter,cmd,flow,value\n2024,156,282580,X,1\n")
+    before = query(settings.warehouse, "SELECT count(*) AS n FROM raw.comtrade_records")["n"][0]
+    with pytest.raises(IngestError, match="broken.csv"):
+        transship_pipeline(data, settings)
+    assert query(settings.warehouse, "SELECT count(*) AS n FROM raw.comtrade_records")["n"][0] == before
+    statuses = query(settings.warehouse, "SELECT status FROM runs ORDER BY started_at")["status"].to_list()
+    assert statuses[-1] == "failed"
+    assert not list(Path(settings.warehouse).parent.glob("*.building-*"))
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TRANSSHIP_QUIET": "1"}
+    return subprocess.run([sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=120)
+
+
+def test_sql_command_reads_and_refuses_to_write(first_run, tmp_path):
+    _, settings = first_run
+    root = Path(__file__).resolve().parents[2]
+    ok = cli("sql", "--warehouse", str(settings.warehouse), "--csv",
+             "select rank, hub_iso3 from flagged_routes order by rank limit 2", cwd=root)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.splitlines()[:3] == ["rank,hub_iso3", "1,THA", "2,MEX"]
+    refused = cli("sql", "--warehouse", str(settings.warehouse), "drop table route_scores", cwd=root)
+    assert refused.returncode != 0 and "read-only" in (refused.stderr + refused.stdout).lower()
+    missing = cli("sql", "--warehouse", str(tmp_path / "none.duckdb"), "select 1", cwd=root)
+    assert missing.returncode != 0 and "no warehouse here yet" in missing.stderr
+
+
+def test_every_command_has_help():
+    root = Path(__file__).resolve().parents[2]
+    for args in (["--help"], ["run", "--help"], ["demo", "--help"], ["sql", "--help"]):
+        result = cli(*args, cwd=root)
+        assert result.returncode == 0 and "Usage:" in result.stdout
