@@ -125,7 +125,8 @@ CONTEXT = ("us_from_cn_kg", "cn_to_world_kg", "us_from_world_kg", "us_from_world
 def build_route_features(legs: pl.DataFrame | pl.LazyFrame, params: FeatureParams, floors: pl.DataFrame) -> pl.LazyFrame:
     """All route features for one frequency. `floors`: mineral, volume_floor_kg, volume_floor_usd."""
     p = params
-    lf = legs.lazy().sort([*ROUTE_KEYS, "period"]).join(floors.lazy(), on="mineral", how="left")
+    # Sort after the join: a join does not promise to keep row order, and every window below needs it.
+    lf = legs.lazy().join(floors.lazy(), on="mineral", how="left").sort([*ROUTE_KEYS, "period"])
     totals = [*LEGS_KG, *LEGS_USD, *CONTEXT]
     lf = lf.with_columns(
         *[window_total(c, p) for c in totals],
