@@ -71,15 +71,17 @@ def _summarise(run: dict, warehouse: Path) -> None:
 
     console = Console()
     files = Table(title="Input files", title_justify="left")
-    for col in ("file", "status", "read", "loaded", "rejected", "notes"):
-        files.add_column(col, justify="right" if col in ("read", "loaded", "rejected") else "left")
+    for col in ("file", "format", "status", "read", "loaded", "rejected", "notes"):
+        files.add_column(col, justify="right" if col in ("read", "loaded", "rejected") else "left",
+                         overflow="fold", ratio=3 if col == "notes" else None)
     for f in run["input_files"]:
-        files.add_row(Path(f["source_file"]).name, f["status"], f"{f['rows_read']:,}", f"{f['rows_loaded']:,}",
-                      f"{f['rows_rejected']:,}", f["notes"])
+        files.add_row(Path(f["source_file"]).name, f["file_format"] or "-", f["status"], f"{f['rows_read']:,}",
+                      f"{f['rows_loaded']:,}", f"{f['rows_rejected']:,}", f["notes"])
     console.print(files)
     counts = run["layer_counts"]
     console.print(
-        f"raw records {counts.get('raw.comtrade_records', 0):,} (rejects {counts.get('raw.rejects', 0):,}); "
+        f"raw records {counts.get('raw.comtrade_records', 0) + counts.get('raw.national_records', 0):,} "
+        f"(rejects {counts.get('raw.rejects', 0):,}); "
         f"flows {counts.get('staging.stg_flows', 0):,} + set aside {counts.get('staging.stg_flows_excluded', 0):,}; "
         f"route-periods {counts.get('marts.fct_route_legs', 0):,}; scored {counts.get('main.route_scores', 0):,}; "
         f"routes flagged [bold]{counts.get('main.flagged_routes', 0):,}[/bold]")

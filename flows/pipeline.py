@@ -39,11 +39,11 @@ def new_run_id() -> str:
 
 # ---------------------------------------------------------------- ingest
 @task(**TASK_OPTS)
-def load_files(build: Path, data_dir: Path, run_id: str, catalogue: Path | None) -> list[dict[str, Any]]:
+def load_files(build: Path, data_dir: Path, run_id: str, settings: Settings) -> list[dict[str, Any]]:
     con = connect_read_write(build)
     try:
         ensure_schema(con)
-        write_reference_tables(con, load_catalogue(catalogue))
+        write_reference_tables(con, load_catalogue(settings.catalogue), settings.sources)
         outcomes = ingest_folder(con, data_dir, batch_id=run_id, progress=step)
         con.execute("CHECKPOINT")
     finally:
@@ -52,9 +52,9 @@ def load_files(build: Path, data_dir: Path, run_id: str, catalogue: Path | None)
 
 
 @flow(name="ingest")
-def ingest_flow(build: Path, data_dir: Path, run_id: str, catalogue: Path | None) -> list[dict[str, Any]]:
+def ingest_flow(build: Path, data_dir: Path, run_id: str, settings: Settings) -> list[dict[str, Any]]:
     step(f"ingest: scanning {data_dir}")
-    files = load_files(build, data_dir, run_id, catalogue)
+    files = load_files(build, data_dir, run_id, settings)
     log = get_run_logger()
     for f in files:
         log.info("%s: %s (%s read, %s loaded, %s rejected) %s", f["source_file"], f["status"],
@@ -170,7 +170,7 @@ def transship_pipeline(data_dir: Path, settings: Settings) -> dict[str, Any]:
     with pub.exclusive_run(live):
         build = pub.start_build(live, run_id)
         try:
-            run["input_files"] = ingest_flow(build, Path(data_dir), run_id, settings.catalogue)
+            run["input_files"] = ingest_flow(build, Path(data_dir), run_id, settings)
             run["layer_counts"] = build_flow(build)
             scored = score_flow(build, settings, run_id)
             run["layer_counts"].update(scored["counts"])
@@ -193,6 +193,6 @@ def _raw_counts(build: Path) -> dict[str, int]:
     con = connect_read_write(build)
     try:
         return {name: rows(con, f"SELECT count(*) FROM {name}")[0][0]
-                for name in ("raw.loads", "raw.comtrade_records", "raw.rejects")}
+                for name in ("raw.loads", "raw.comtrade_records", "raw.national_records", "raw.rejects")}
     finally:
         con.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from features.route_features import FeatureParams
 from models.scoring import ScoreParams
+from warehouse.schema import SourceParams
 
 DEFAULT_WAREHOUSE = Path("warehouse/transship.duckdb")
 DEFAULT_REPORTS = Path("reports")
@@ -21,6 +22,7 @@ class Settings:
     catalogue: Path | None = None  # None: the bundled warehouse/catalogue/minerals.toml
     features: FeatureParams = field(default_factory=FeatureParams)
     scoring: ScoreParams = field(default_factory=ScoreParams)
+    sources: SourceParams = field(default_factory=SourceParams)
     report_top_n: int = 25
 
 

@@ -16,8 +16,11 @@ SQL_DIR = Path(__file__).parent / "sql"
 MODELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     # (layer, relation, key columns)
     ("staging", "stg_comtrade__records", ("file_sha256", "source_row")),
+    ("staging", "stg_national__records", ("file_sha256", "source_row", "part")),
     ("staging", "stg_flows", ("source", "frequency", "period", "reporter_iso3", "partner_iso3", "flow", "hs_code")),
-    ("staging", "stg_flows_excluded", ("file_sha256", "source_row")),
+    ("staging", "stg_flows_excluded", ("file_sha256", "source_row", "part")),
+    ("staging", "stg_revisions", ("old_file_sha256", "source", "frequency", "period", "reporter_iso3",
+                                  "partner_iso3", "flow", "hs_code")),
     ("marts", "fct_route_legs", ("frequency", "mineral", "hs_code", "hub_iso3", "period")),
 )
 
@@ -44,4 +47,14 @@ def build_models(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         relation = f"{layer}.{name}"
         check_key(con, relation, key)
         counts[relation] = scalar(con, f"SELECT count(*) FROM {relation}")
+    check_reconciled(con)
     return counts
+
+
+def check_reconciled(con: duckdb.DuckDBPyConnection) -> None:
+    """Every loaded record is either behind a flow or set aside with a reason: none is lost in staging."""
+    loaded = scalar(con, "SELECT (SELECT count(*) FROM raw.comtrade_records) + (SELECT count(*) FROM raw.national_records)")
+    used = scalar(con, "SELECT coalesce(sum(records), 0) FROM staging.stg_flows")
+    aside = scalar(con, "SELECT count(*) FROM staging.stg_flows_excluded")
+    if loaded != used + aside:
+        raise KeyViolation(f"staging lost records: {loaded:,} loaded but {used:,} in flows + {aside:,} set aside")

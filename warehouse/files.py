@@ -39,24 +39,40 @@ def read_bytes(path: Path) -> bytes:
     return data
 
 
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
 def decode(data: bytes) -> tuple[str, str]:
-    """Text and the encoding used. Comtrade's reference CSVs are Latin-1; most files are UTF-8."""
+    """Text and the encoding used. Most files are UTF-8; Comtrade's reference CSVs are Latin-1; China's
+    customs exports are often GB18030 (GBK). GB18030 decodes almost any bytes, so it is taken only when
+    the first line then reads as Chinese; otherwise Latin-1."""
     try:
         return data.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError:
-        return data.decode("latin-1"), "latin-1"
+        pass
+    try:
+        text = data.decode("gb18030")
+        if _CJK.search(text.split("\n", 1)[0]):
+            return text, "gb18030"
+    except UnicodeDecodeError:
+        pass
+    return data.decode("latin-1"), "latin-1"
 
 
 def head_text(path: Path, n_bytes: int = 65536) -> str:
     """The start of a file as text (decompressed), for recognising its format by its header."""
     with open(path, "rb") as fh:
         start = fh.read(n_bytes)
+    if start[:4] == b"PK\x03\x04":  # a spreadsheet (XLSX is a zip): its first rows as CSV text
+        return sheet_head_text(path)
     if start[:2] == b"\x1f\x8b":
         try:
             with gzip.open(path, "rb") as gz:
                 start = gz.read(n_bytes)
         except (OSError, EOFError):
             return ""
+    if len(start) >= n_bytes and b"\n" in start:
+        start = start[: start.rfind(b"\n") + 1]  # never decode half a multi-byte character
     return decode(start)[0]
 
 
@@ -114,3 +130,26 @@ def read_table(path: Path) -> pl.DataFrame:
     if head.startswith(("{", "[")):
         return read_json_records(path)
     return read_csv_text(path)
+
+
+def read_sheet_rows(path: Path) -> pl.DataFrame:
+    """The first sheet of an XLSX workbook as text columns column_0.. with `source_row` = the row number
+    Excel shows (empty rows kept, so the numbers match)."""
+    try:
+        frame = pl.read_excel(path, sheet_id=1, has_header=False, infer_schema_length=0,
+                              drop_empty_rows=False, drop_empty_cols=False)
+    except Exception as exc:  # noqa: BLE001 - fastexcel raises several types for a damaged workbook
+        raise IngestError(f"{path}: not a readable XLSX workbook ({str(exc).splitlines()[0]})") from None
+    frame = frame.select(pl.all().cast(pl.String))
+    return frame.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
+
+
+def sheet_head_text(path: Path, n_rows: int = 30) -> str:
+    """The first rows of a workbook's first sheet, as CSV text, for recognising its format."""
+    try:
+        frame = read_sheet_rows(path).head(n_rows).drop("source_row")
+    except IngestError:
+        return ""
+    buffer = io.StringIO()
+    frame.write_csv(buffer, include_header=False)
+    return buffer.getvalue()

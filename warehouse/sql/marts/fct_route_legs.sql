@@ -1,58 +1,108 @@
 -- marts.fct_route_legs: both legs of every candidate route, on a complete period grid.
 -- Grain: one row per (frequency, mineral, hs_code, hub_iso3, period). Key: those five columns.
--- A hub is any country or "nes" area that China reports exporting to, or the US reports importing from.
+-- hs_code is the HS6 heading (HS 2022); mineral names the series: a metal of its own (gallium, germanium)
+-- where national lines separate it, or the catalogue's HS6 mineral (gallium_germanium is then a shared series).
+-- A hub is any country or "nes" area that China exports to, or the US imports from.
 -- Legs (kg and USD; no trade = 0, not a missing row):
---   cn_to_hub_*     China-reported exports (flow X) to the hub, FOB
---   hub_to_us_*     US-reported imports (flow M) from the hub, CIF
---   cn_to_us_*      China-reported exports to the US (direct route, China's side)
---   us_from_cn_*    US-reported imports from China (direct route, US side)
---   cn_to_world_*   China-reported exports to all partners (sum of bilateral flows)
---   us_from_world_* US-reported imports from all partners (sum of bilateral flows)
--- The grid covers, per frequency, the periods that both China and the US have reported.
+--   cn_to_hub_*     China's exports to the hub: China-reported (flow X), or BACI
+--   hub_to_us_*     US imports from the hub: US-reported (flow M), or BACI
+--   cn_to_us_*      China's exports to the US (direct route, China's side)
+--   us_from_cn_*    US imports from China (direct route, US side)
+--   cn_to_world_*   China's exports to all partners (sum of bilateral flows)
+--   us_from_world_* US imports from all partners (sum of bilateral flows)
+--   *_fob_usd       the same values with CIF brought to FOB (stg_flows.value_fob_usd), for mirror gaps
+--   hub_reported_from_cn_*  the hub's own report of its imports from China (mirror of cn_to_hub)
+--   hub_reported_to_us_*    the hub's own report of its exports to the US (mirror of hub_to_us)
+--   hub_reports_period      the hub reported any watched flow that period (else a missing mirror is no signal)
+-- Source precedence, per leg, period and series: the reporter's national release (census, gacc, user
+-- tables) first, then UN Comtrade, then BACI; *_source says which was used. A national line that is only
+-- the remainder of an HS6 the catalogue splits by metal (e.g. "other" 811292 lines) is left out of the
+-- HS6 series, which then comes from HS6 sources only. Monthly and annual series are never mixed.
+-- The grid covers, per frequency, the periods that both China's side and the US side cover.
 CREATE OR REPLACE TABLE marts.fct_route_legs AS
-WITH flows AS (
-    SELECT frequency, mineral, hs_code, period, reporter_iso3, partner_iso3, partner_kind, flow,
-           -- Exact decimal sums: the same inputs give the same totals whatever order threads add them in.
-           coalesce(qty_kg, 0)::DECIMAL(38, 6) AS qty_kg, value_usd::DECIMAL(38, 6) AS value_usd,
-           qty_kg IS NULL AS qty_unknown
-    FROM staging.stg_flows
+WITH split_hs6 AS (
+    -- HS6 headings that the catalogue divides among minerals at the national level.
+    SELECT DISTINCT left(n.code, 6) AS hs6
+    FROM ref.catalogue_codes AS n
+    JOIN ref.catalogue_codes AS h ON h.code = left(n.code, 6) AND h.mineral <> n.mineral
+    WHERE length(n.code) > 6
+), flows AS (
+    SELECT f.*,
+        CASE WHEN flow = 'X' THEN reporter_iso3 ELSE partner_iso3 END AS exporter_iso3,
+        CASE WHEN flow = 'X' THEN partner_iso3 ELSE reporter_iso3 END AS importer_iso3,
+        CASE WHEN source IN ('census', 'gacc', 'user') THEN 1 WHEN source = 'comtrade' THEN 2 ELSE 3 END AS source_rank,
+        coalesce(qty_kg, 0)::DECIMAL(38, 6) AS kg, value_usd::DECIMAL(38, 6) AS usd,
+        value_fob_usd::DECIMAL(38, 6) AS fob_usd, qty_kg IS NULL AS qty_unknown
+    FROM staging.stg_flows AS f
     WHERE mineral IS NOT NULL
-      AND ((reporter_iso3 = 'CHN' AND flow = 'X') OR (reporter_iso3 = 'USA' AND flow = 'M'))
+      AND partner_kind IN ('country', 'area_nes')
+      AND NOT (length(hs_code) > 6 AND mineral_code_length <= 6 AND hs6 IN (SELECT hs6 FROM split_hs6))
+), sided AS (
+    -- side CHN: China's exports (China-reported or BACI); side USA: US imports (US-reported or BACI).
+    SELECT *, 'CHN' AS side, importer_iso3 AS counterpart FROM flows
+    WHERE exporter_iso3 = 'CHN' AND (reporter_iso3 = 'CHN' AND flow = 'X' OR source = 'baci')
+    UNION ALL
+    SELECT *, 'USA' AS side, exporter_iso3 AS counterpart FROM flows
+    WHERE importer_iso3 = 'USA' AND (reporter_iso3 = 'USA' AND flow = 'M' OR source = 'baci')
+), chosen AS (
+    SELECT * FROM sided
+    QUALIFY source_rank = min(source_rank) OVER (PARTITION BY side, frequency, mineral, hs6, period, counterpart)
+), mirror_rows AS (
+    -- The hub's own declarations (never BACI, which has one figure per flow), best source first.
+    SELECT * FROM flows
+    WHERE source <> 'baci' AND reporter_iso3 NOT IN ('CHN', 'USA')
+      AND (flow = 'M' AND partner_iso3 = 'CHN' OR flow = 'X' AND partner_iso3 = 'USA')
+    QUALIFY source_rank = min(source_rank) OVER (PARTITION BY frequency, mineral, hs6, period, reporter_iso3, flow, partner_iso3)
+), mirrors AS (
+    SELECT frequency, mineral, hs6, period, reporter_iso3 AS hub_iso3,
+           sum(kg) FILTER (WHERE flow = 'M') AS hub_reported_from_cn_kg,
+           sum(fob_usd) FILTER (WHERE flow = 'M') AS hub_reported_from_cn_fob_usd,
+           sum(kg) FILTER (WHERE flow = 'X') AS hub_reported_to_us_kg,
+           sum(fob_usd) FILTER (WHERE flow = 'X') AS hub_reported_to_us_fob_usd
+    FROM mirror_rows GROUP BY ALL
+), reporting AS (
+    SELECT DISTINCT frequency, period, reporter_iso3 AS hub_iso3
+    FROM staging.stg_flows WHERE source <> 'baci' AND mineral IS NOT NULL
 ), coverage AS (
     SELECT frequency,
-           greatest(min(period) FILTER (WHERE reporter_iso3 = 'CHN'), min(period) FILTER (WHERE reporter_iso3 = 'USA')) AS first_period,
-           least(max(period) FILTER (WHERE reporter_iso3 = 'CHN'), max(period) FILTER (WHERE reporter_iso3 = 'USA')) AS last_period
-    FROM flows GROUP BY frequency
+           greatest(min(period) FILTER (WHERE side = 'CHN'), min(period) FILTER (WHERE side = 'USA')) AS first_period,
+           least(max(period) FILTER (WHERE side = 'CHN'), max(period) FILTER (WHERE side = 'USA')) AS last_period
+    FROM chosen GROUP BY frequency
 ), periods AS (
     SELECT c.frequency, unnest(generate_series(c.first_period, c.last_period,
            CASE c.frequency WHEN 'M' THEN INTERVAL 1 MONTH ELSE INTERVAL 1 YEAR END))::DATE AS period
     FROM coverage AS c WHERE c.first_period <= c.last_period
 ), routes AS (
-    SELECT DISTINCT frequency, mineral, hs_code, partner_iso3 AS hub_iso3
-    FROM flows
-    WHERE partner_kind IN ('country', 'area_nes') AND partner_iso3 NOT IN ('CHN', 'USA')
+    SELECT DISTINCT frequency, mineral, hs6, counterpart AS hub_iso3
+    FROM chosen WHERE counterpart NOT IN ('CHN', 'USA')
 ), bilateral AS (
-    SELECT frequency, mineral, hs_code, period, partner_iso3 AS hub_iso3,
-           sum(qty_kg) FILTER (WHERE reporter_iso3 = 'CHN') AS cn_to_hub_kg,
-           sum(value_usd) FILTER (WHERE reporter_iso3 = 'CHN') AS cn_to_hub_usd,
-           sum(qty_kg) FILTER (WHERE reporter_iso3 = 'USA') AS hub_to_us_kg,
-           sum(value_usd) FILTER (WHERE reporter_iso3 = 'USA') AS hub_to_us_usd,
-           sum(value_usd) FILTER (WHERE qty_unknown) AS value_without_kg_usd
-    FROM flows GROUP BY ALL
+    SELECT frequency, mineral, hs6, period, counterpart AS hub_iso3,
+           sum(kg) FILTER (WHERE side = 'CHN') AS cn_to_hub_kg,
+           sum(usd) FILTER (WHERE side = 'CHN') AS cn_to_hub_usd,
+           sum(fob_usd) FILTER (WHERE side = 'CHN') AS cn_to_hub_fob_usd,
+           sum(kg) FILTER (WHERE side = 'USA') AS hub_to_us_kg,
+           sum(usd) FILTER (WHERE side = 'USA') AS hub_to_us_usd,
+           sum(fob_usd) FILTER (WHERE side = 'USA') AS hub_to_us_fob_usd,
+           sum(usd) FILTER (WHERE qty_unknown) AS value_without_kg_usd,
+           string_agg(DISTINCT source, ',' ORDER BY source) FILTER (WHERE side = 'CHN') AS cn_to_hub_source,
+           string_agg(DISTINCT source, ',' ORDER BY source) FILTER (WHERE side = 'USA') AS hub_to_us_source
+    FROM chosen GROUP BY ALL
 ), totals AS (
-    SELECT frequency, mineral, hs_code, period,
-           sum(qty_kg) FILTER (WHERE reporter_iso3 = 'CHN' AND partner_iso3 = 'USA') AS cn_to_us_kg,
-           sum(value_usd) FILTER (WHERE reporter_iso3 = 'CHN' AND partner_iso3 = 'USA') AS cn_to_us_usd,
-           sum(qty_kg) FILTER (WHERE reporter_iso3 = 'USA' AND partner_iso3 = 'CHN') AS us_from_cn_kg,
-           sum(value_usd) FILTER (WHERE reporter_iso3 = 'USA' AND partner_iso3 = 'CHN') AS us_from_cn_usd,
-           sum(qty_kg) FILTER (WHERE reporter_iso3 = 'CHN') AS cn_to_world_kg,
-           sum(value_usd) FILTER (WHERE reporter_iso3 = 'CHN') AS cn_to_world_usd,
-           sum(qty_kg) FILTER (WHERE reporter_iso3 = 'USA') AS us_from_world_kg,
-           sum(value_usd) FILTER (WHERE reporter_iso3 = 'USA') AS us_from_world_usd
-    FROM flows GROUP BY ALL
+    SELECT frequency, mineral, hs6, period,
+           sum(kg) FILTER (WHERE side = 'CHN' AND counterpart = 'USA') AS cn_to_us_kg,
+           sum(usd) FILTER (WHERE side = 'CHN' AND counterpart = 'USA') AS cn_to_us_usd,
+           sum(fob_usd) FILTER (WHERE side = 'CHN' AND counterpart = 'USA') AS cn_to_us_fob_usd,
+           sum(kg) FILTER (WHERE side = 'USA' AND counterpart = 'CHN') AS us_from_cn_kg,
+           sum(usd) FILTER (WHERE side = 'USA' AND counterpart = 'CHN') AS us_from_cn_usd,
+           sum(fob_usd) FILTER (WHERE side = 'USA' AND counterpart = 'CHN') AS us_from_cn_fob_usd,
+           sum(kg) FILTER (WHERE side = 'CHN') AS cn_to_world_kg,
+           sum(usd) FILTER (WHERE side = 'CHN') AS cn_to_world_usd,
+           sum(kg) FILTER (WHERE side = 'USA') AS us_from_world_kg,
+           sum(usd) FILTER (WHERE side = 'USA') AS us_from_world_usd
+    FROM chosen GROUP BY ALL
 )
 SELECT
-    r.frequency, r.mineral, r.hs_code, r.hub_iso3, p.period,
+    r.frequency, r.mineral, r.hs6 AS hs_code, r.hub_iso3, p.period,
     coalesce(b.cn_to_hub_kg, 0)::DOUBLE AS cn_to_hub_kg,
     coalesce(b.cn_to_hub_usd, 0)::DOUBLE AS cn_to_hub_usd,
     coalesce(b.hub_to_us_kg, 0)::DOUBLE AS hub_to_us_kg,
@@ -65,9 +115,23 @@ SELECT
     coalesce(t.cn_to_world_usd, 0)::DOUBLE AS cn_to_world_usd,
     coalesce(t.us_from_world_kg, 0)::DOUBLE AS us_from_world_kg,
     coalesce(t.us_from_world_usd, 0)::DOUBLE AS us_from_world_usd,
-    coalesce(b.value_without_kg_usd, 0)::DOUBLE AS value_without_kg_usd
+    coalesce(b.value_without_kg_usd, 0)::DOUBLE AS value_without_kg_usd,
+    coalesce(b.cn_to_hub_fob_usd, 0)::DOUBLE AS cn_to_hub_fob_usd,
+    coalesce(b.hub_to_us_fob_usd, 0)::DOUBLE AS hub_to_us_fob_usd,
+    coalesce(t.cn_to_us_fob_usd, 0)::DOUBLE AS cn_to_us_fob_usd,
+    coalesce(t.us_from_cn_fob_usd, 0)::DOUBLE AS us_from_cn_fob_usd,
+    coalesce(m.hub_reported_from_cn_kg, 0)::DOUBLE AS hub_reported_from_cn_kg,
+    coalesce(m.hub_reported_from_cn_fob_usd, 0)::DOUBLE AS hub_reported_from_cn_fob_usd,
+    coalesce(m.hub_reported_to_us_kg, 0)::DOUBLE AS hub_reported_to_us_kg,
+    coalesce(m.hub_reported_to_us_fob_usd, 0)::DOUBLE AS hub_reported_to_us_fob_usd,
+    rp.hub_iso3 IS NOT NULL AS hub_reports_period,
+    b.cn_to_hub_source, b.hub_to_us_source
 FROM routes AS r
 JOIN periods AS p USING (frequency)
-LEFT JOIN bilateral AS b USING (frequency, mineral, hs_code, hub_iso3, period)
-LEFT JOIN totals AS t USING (frequency, mineral, hs_code, period)
-ORDER BY r.frequency, r.mineral, r.hs_code, r.hub_iso3, p.period;
+LEFT JOIN bilateral AS b ON b.frequency = r.frequency AND b.mineral = r.mineral AND b.hs6 = r.hs6
+                        AND b.hub_iso3 = r.hub_iso3 AND b.period = p.period
+LEFT JOIN totals AS t ON t.frequency = r.frequency AND t.mineral = r.mineral AND t.hs6 = r.hs6 AND t.period = p.period
+LEFT JOIN mirrors AS m ON m.frequency = r.frequency AND m.mineral = r.mineral AND m.hs6 = r.hs6
+                      AND m.hub_iso3 = r.hub_iso3 AND m.period = p.period
+LEFT JOIN reporting AS rp ON rp.frequency = r.frequency AND rp.period = p.period AND rp.hub_iso3 = r.hub_iso3
+ORDER BY r.frequency, r.mineral, r.hs6, r.hub_iso3, p.period;

@@ -1,0 +1,81 @@
+"""Loader for exchange-rate tables: how many units of a currency one US dollar bought in a month.
+
+China's customs publish values in yuan as well as dollars; a yuan file is converted in staging with the
+rate for its month. There is no bundled rate table: rates are a choice (PBoC central parity monthly
+average, SAFE, IMF IFS...) and the file names its source, which the report repeats.
+
+Format (CSV, recognised by its header): `period` (YYYY-MM), `currency` (e.g. CNY), `units_per_usd`
+(e.g. 7.1), `source` (free text, e.g. "PBoC central parity, monthly average"). One row per month and
+currency; a later load of the same month supersedes an earlier one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from warehouse.connection import rows
+from warehouse.files import normalise_name, read_csv_text
+from warehouse.national import LoadResult
+
+FORMAT = "fx_rates"
+COLUMNS = ("period", "currency", "unitsperusd", "source")
+
+
+def looks_like_fx(header: list[str]) -> bool:
+    return [normalise_name(h) for h in header] == list(COLUMNS)
+
+
+_CHECK_SQL = """
+SELECT *,
+    try_cast(regexp_extract(period, '^(\\d{4})', 1) AS INTEGER) AS year_i,
+    try_cast(nullif(regexp_extract(period, '^\\d{4}\\D?(\\d{1,2})$', 1), '') AS INTEGER) AS month_i,
+    try_cast(units_per_usd AS DOUBLE) AS rate,
+    CASE
+        WHEN try_cast(nullif(regexp_extract(period, '^\\d{4}\\D?(\\d{1,2})$', 1), '') AS INTEGER) NOT BETWEEN 1 AND 12
+             OR regexp_extract(period, '^(\\d{4})', 1) = ''
+            THEN ['period', period, 'period must be YYYY-MM']
+        WHEN NOT regexp_full_match(coalesce(upper(trim(currency)), ''), '[A-Z]{3}')
+            THEN ['currency', currency, 'currency must be a 3-letter ISO 4217 code such as CNY']
+        WHEN try_cast(units_per_usd AS DOUBLE) IS NULL OR try_cast(units_per_usd AS DOUBLE) <= 0
+            THEN ['units_per_usd', units_per_usd, 'rate must be a positive number of currency units per US dollar']
+        WHEN coalesce(trim(source), '') = '' THEN ['source', NULL, 'name the source of the rate']
+    END AS problem
+FROM incoming
+"""
+
+
+def load_fx_file(
+    con: duckdb.DuckDBPyConnection, path: Path, *, batch_id: str, file_sha256: str, loaded_at: str
+) -> LoadResult:
+    frame = read_csv_text(path)
+    frame = frame.rename({old: new for old, new in zip([c for c in frame.columns if c != "source_row"],
+                                                        ("period", "currency", "units_per_usd", "source"))})
+    con.register("incoming", frame)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS {_CHECK_SQL}")
+        params = [batch_id, str(path), file_sha256, loaded_at]
+        con.execute(
+            """
+            INSERT INTO raw.fx_rates BY NAME
+            SELECT ? AS batch_id, ? AS source_file, ? AS file_sha256, source_row, ?::TIMESTAMP AS loaded_at,
+                   make_date(year_i, month_i, 1) AS period, upper(trim(currency)) AS currency,
+                   rate AS units_per_usd, trim(source) AS rate_source
+            FROM _checked WHERE problem IS NULL ORDER BY source_row
+            """, params)
+        con.execute(
+            """
+            INSERT INTO raw.rejects BY NAME
+            SELECT ? AS batch_id, ? AS source_file, ? AS file_sha256, source_row, 1 AS part,
+                   problem[1] AS column_name, problem[2] AS bad_value, problem[3] AS reason,
+                   to_json(struct_pack(period, currency, units_per_usd, source)) AS record,
+                   ?::TIMESTAMP AS rejected_at
+            FROM _checked WHERE problem IS NOT NULL ORDER BY source_row
+            """, params)
+        ((loaded, rejected),) = rows(
+            con, "SELECT count(*) FILTER (WHERE problem IS NULL), count(*) FILTER (WHERE problem IS NOT NULL) FROM _checked")
+    finally:
+        con.execute("DROP TABLE IF EXISTS _checked")
+        con.unregister("incoming")
+    return LoadResult(str(path), file_sha256, FORMAT, frame.height, int(loaded), int(rejected), "")

@@ -1,0 +1,162 @@
+"""Loader for an analyst's own table (CSV or XLSX), described by a mapping file beside it.
+
+The mapping is a TOML file named after the table plus `.mapping.toml` (`extract.csv` ->
+`extract.csv.mapping.toml` or `extract.mapping.toml`). It says which line holds the header, which columns
+hold the period, the code, the values and quantities, and what is constant for the whole table (reporter,
+flow, currency...). A table can hold several *parts* side by side: the US Census HTS10 table in
+../shared/data/real/us-census-hs10 has the world total and the China part on each line, so it maps as two
+parts. Every field that names a column is checked against the header before anything is loaded.
+
+    source = "US Census API via github.com/C-y22/history-engine"   # where the table comes from
+    header_row = 2            # the line (CSV) or row (XLSX) of the header; lines above it are titles
+    frequency = "M"           # M (period YYYY-MM) or A (period YYYY)
+    period = "month"          # column
+    code = "hts10"            # column
+    code_system = "HTS10"     # HS6, HTS10, CN8...
+    reporter = "USA"          # ISO3, or { column = "reporter" }
+    flow = "M"                # M or X, or { column = "flow" } holding M/X
+    currency = "USD"          # USD or CNY
+    value_scale = 1           # 1000 if values are in thousands
+    value_basis = "customs value"
+    skip = { column = "group", equals = "control" }   # optional: rows set aside as "skipped by the mapping"
+
+    [[parts]]
+    partner = "WLD"           # ISO3 or a name, or { column = "country" }
+    value = "customs_value_usd"
+    quantity = "quantity"     # optional
+    unit = { column = "unit" }  # or a constant such as "KG"
+
+A blank value in a part is a reject ("no trade value"), never a zero.
+"""
+
+from __future__ import annotations
+
+import io
+import tomllib
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from warehouse.files import IngestError, decode, read_bytes, read_sheet_rows
+from warehouse.national import LoadResult, append_records, canonical_frame, record_json
+from warehouse.partners import resolve_names
+
+FORMAT = "user_table"
+
+
+def mapping_for(path: Path) -> Path | None:
+    """The mapping file that describes `path`, if there is one."""
+    for candidate in (path.with_name(path.name + ".mapping.toml"), path.with_name(path.stem + ".mapping.toml")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def is_mapping_file(path: Path) -> bool:
+    return path.name.endswith(".mapping.toml")
+
+
+def _read_table(path: Path, header_row: int) -> pl.DataFrame:
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        raw = read_sheet_rows(path)
+    else:
+        text, _ = decode(read_bytes(path))
+        raw = pl.read_csv(io.StringIO(text), has_header=False, infer_schema=False, truncate_ragged_lines=True)
+        raw = raw.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
+    if raw.height < header_row:
+        raise IngestError(f"{path}: header_row = {header_row} but the table has only {raw.height} rows")
+    data_cols = [c for c in raw.columns if c != "source_row"]
+    header = [str(v).strip() if v is not None else f"column_{n + 1}"
+              for n, v in enumerate(raw.select(data_cols).row(header_row - 1))]
+    body = raw.slice(header_row).rename(dict(zip(data_cols, header)))
+    return body.filter(pl.any_horizontal(pl.col(header).is_not_null()))
+
+
+def load_user_table(
+    con: duckdb.DuckDBPyConnection, path: Path, *, batch_id: str, file_sha256: str, loaded_at: str
+) -> LoadResult:
+    mapping_path = mapping_for(path)
+    if mapping_path is None:
+        raise IngestError(f"{path}: no mapping file beside it ({path.name}.mapping.toml)")
+    try:
+        spec = tomllib.loads(mapping_path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise IngestError(f"{mapping_path}: not valid TOML ({exc})") from None
+
+    def fail(key: str, why: str) -> IngestError:
+        return IngestError(f"{mapping_path}: {key}: {why}")
+
+    header_row = spec.get("header_row", 1)
+    if not isinstance(header_row, int) or header_row < 1:
+        raise fail("header_row", "must be a line number, 1 or more")
+    frame = _read_table(path, header_row)
+    columns = [c for c in frame.columns if c != "source_row"]
+
+    def column(key: str, value: object) -> str:
+        if not isinstance(value, str) or value not in columns:
+            raise fail(key, f"column {value!r} is not in the header on line {header_row} "
+                            f"(columns: {', '.join(columns)})")
+        return value
+
+    def field(key: str, value: object, default: str | None = None) -> pl.Expr:
+        """A constant, or { column = "..." }."""
+        if value is None:
+            if default is None:
+                raise fail(key, "is required")
+            return pl.lit(default)
+        if isinstance(value, dict):
+            return pl.col(column(key, value.get("column")))
+        return pl.lit(str(value))
+
+    for key in ("period", "code", "parts"):
+        if key not in spec:
+            raise fail(key, "is required")
+    parts = spec["parts"]
+    if not isinstance(parts, list) or not parts:
+        raise fail("parts", "needs at least one [[parts]] table with partner and value")
+    frequency = str(spec.get("frequency", "M")).upper()
+    skip = spec.get("skip")
+    skipped = pl.lit(False)
+    if skip is not None:
+        if not isinstance(skip, dict) or "equals" not in skip:
+            raise fail("skip", 'write it as { column = "...", equals = "..." }')
+        skipped = pl.col(column("skip.column", skip.get("column"))).str.strip_chars() == str(skip["equals"])
+    pieces = []
+    for n, part in enumerate(parts, start=1):
+        where = f"parts[{n}]"
+        partner = field(f"{where}.partner", part.get("partner"))
+        labelled = frame.with_columns(partner.str.strip_chars().alias("_partner"))
+        lookup = resolve_names(labelled["_partner"])
+        labelled = labelled.join(lookup, left_on="_partner", right_on="partner_label", how="left")
+        value_col = column(f"{where}.value", part.get("value"))
+        qty = pl.col(column(f"{where}.quantity", part["quantity"])) if part.get("quantity") else pl.lit(None)
+        piece = canonical_frame(labelled, {
+            "part": pl.lit(n),
+            "record": record_json(columns),
+            "frequency": pl.lit(frequency),
+            "period_text": pl.col(column("period", spec["period"])),
+            "reporter_iso3": field("reporter", spec.get("reporter")).str.to_uppercase(),
+            "partner_label": pl.col("_partner"),
+            "partner_iso3": pl.col("partner_iso3"),
+            "partner_kind": pl.col("partner_kind"),
+            "partner_how": pl.col("partner_how"),
+            "flow": field("flow", spec.get("flow")).str.to_uppercase(),
+            "commodity_code": pl.col(column("code", spec["code"])),
+            "code_system": pl.lit(str(spec.get("code_system", "HS"))),
+            "hs_revision": pl.lit(spec.get("hs_revision")),
+            "value": pl.col(value_col),
+            "currency": field("currency", spec.get("currency"), "USD").str.to_uppercase(),
+            "value_scale": pl.lit(str(spec.get("value_scale", 1))),
+            "value_basis": pl.lit(str(spec.get("value_basis", "as reported"))),
+            "value_measure": pl.lit(str(part.get("label", spec.get("source", "user table")))),
+            "qty": qty,
+            "qty_unit": field(f"{where}.unit", part.get("unit"), ""),
+            "set_aside": pl.when(skipped).then(pl.lit(f"skipped by the mapping ({mapping_path.name}: skip)")),
+        })
+        pieces.append(piece)
+    canonical = pl.concat(pieces).sort("source_row", "part")
+    notes = (f"mapped by {mapping_path.name}: {len(parts)} part(s) per line, header on line {header_row}"
+             + (f"; source: {spec['source']}" if spec.get("source") else ""))
+    return append_records(con, canonical, source="user", path=path, batch_id=batch_id, file_sha256=file_sha256,
+                          loaded_at=loaded_at, file_format=FORMAT, notes=notes)
