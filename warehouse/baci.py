@@ -57,7 +57,9 @@ def _sibling_codes(path: Path) -> tuple[pl.DataFrame | None, str]:
     table = frame.select(
         pl.col(by_norm["countrycode"]).str.strip_chars().alias("code"),
         pl.col(iso_col).str.strip_chars().alias("iso3"),
-    ).filter(pl.col("iso3").str.contains(r"^[A-Z0-9_]{3}$"))
+    ).filter(pl.col("iso3").str.contains(r"^[A-Z0-9_]{3}$")).with_columns(
+        # BACI writes Taiwan (490, "Other Asia, nes") as S19; one code for Taiwan across sources.
+        pl.col("iso3").replace("S19", "TWN"))
     return table, f"country codes from {codes_path.name}"
 
 

@@ -34,7 +34,9 @@ COMTRADE_OVERRIDES: dict[int, tuple[str, str, str]] = {
     868: ("VNM", "Rep. of Vietnam (...1974)", "country"),
     590: ("PAN", "Panama, excl. Canal Zone (...1977)", "country"),
     412: ("XKX", "Kosovo", "country"),
-    490: ("S19", "Other Asia, nes (in practice Taiwan)", "area_nes"),
+    # Comtrade and BACI report Taiwan as 490 "Other Asia, nes"; national releases name it Taiwan. One code
+    # for both, so that a Taiwan route is one route whatever the source.
+    490: ("TWN", "Taiwan (Comtrade/BACI: 490 Other Asia, nes)", "country"),
     472: ("_AC", "Africa CAMEU region, nes", "area_nes"),
     471: ("R91", "CACM, nes", "area_nes"),
     129: ("A49", "Caribbean, nes", "area_nes"),

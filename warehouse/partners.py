@@ -32,6 +32,7 @@ OVERRIDES: dict[str, tuple[str | None, str]] = {
     "total for all countries": ("WLD", "world"),
     "total": ("WLD", "world"),
     "world": ("WLD", "world"),
+    "wld": ("WLD", "world"),
     "world total": ("WLD", "world"),
     "total all countries": ("WLD", "world"),
     "all countries": ("WLD", "world"),
@@ -91,7 +92,7 @@ OVERRIDES: dict[str, tuple[str | None, str]] = {
     "china, hong kong sar": ("HKG", "country"),
     "hong kong, china": ("HKG", "country"),
     "china, macao sar": ("MAC", "country"),
-    "other asia, nes": ("S19", "country"),
+    "other asia, nes": ("TWN", "country"),  # as warehouse/countries.py: Comtrade's 490 is Taiwan
     "korea, south": ("KOR", "country"),
     "korea, north": ("PRK", "country"),
     "korea, rep.": ("KOR", "country"),

@@ -194,8 +194,8 @@ def test_baci_integer_codes_padded_na_and_thousand_usd(con, tmp_path):
     build_models(con)
     got = rows(con, "SELECT reporter_iso3, partner_iso3, hs_code, value_usd, qty_kg, flow FROM staging.stg_flows ORDER BY ALL")
     # 81010 lost its leading zero: 081010 is HS 0810.10 (strawberries), not antimony; 811292 is.
-    assert got == [("CHN", "THA", "081010", 1500500.0, 25000.0, "X"), ("S19", "USA", "811292", 10000.0, 100.0, "X"),
-                   ("THA", "USA", "081010", 2000000.0, None, "X")]
+    assert got == [("CHN", "THA", "081010", 1500500.0, 25000.0, "X"), ("THA", "USA", "081010", 2000000.0, None, "X"),
+                   ("TWN", "USA", "811292", 10000.0, 100.0, "X")]
     assert rows(con, "SELECT DISTINCT hs_revision FROM raw.national_records") == [("HS2017",)]
 
 
@@ -221,3 +221,32 @@ def test_fx_rate_file_bad_rows_rejected(con, tmp_path):
     assert (outcome.rows_read, outcome.rows_loaded, outcome.rows_rejected) == (4, 1, 3)
     assert [r for (r,) in rows(con, "SELECT column_name FROM raw.rejects ORDER BY source_row")] == [
         "period", "units_per_usd", "source"]
+
+
+@pytest.mark.parametrize("name, iso3, kind", [
+    ("KOREA, SOUTH", "KOR", "country"), ("BURMA", "MMR", "country"), ("Viet Nam", "VNM", "country"),
+    ("泰国", "THA", "country"), ("中国香港", "HKG", "country"), ("俄罗斯联邦", "RUS", "country"),
+    ("TOTAL FOR ALL COUNTRIES", "WLD", "world"), ("总值", "WLD", "world"), ("EUROPEAN UNION", None, "group"),
+    ("亚洲", None, "group"), ("THA", "THA", "country"), ("Atlantis", None, "unmapped"),
+])
+def test_partner_names(name, iso3, kind):
+    from warehouse.partners import resolve
+
+    got = resolve(name)
+    assert (got.iso3, got.kind) == (iso3, kind)
+
+
+def test_user_table_mapping_errors_name_the_key(con, tmp_path):
+    write(tmp_path / "d" / "mine.csv", "when,code,value_usd,partner,kind\n2025-01,811010,100,Thailand,ok\n2025-01,811010,5,Laos,draft\n")
+    mapping = write(tmp_path / "d" / "mine.csv.mapping.toml",
+                    'period = "when"\ncode = "code"\nreporter = "USA"\nflow = "M"\n'
+                    '[[parts]]\npartner = { column = "partner" }\nvalue = "value"\n')
+    with pytest.raises(IngestError, match=r"mine\.csv\.mapping\.toml: parts\[1\]\.value: column 'value' is not in the header"):
+        ingest_folder(con, tmp_path / "d", batch_id="b1")
+    mapping.write_text('period = "when"\ncode = "code"\nreporter = "USA"\nflow = "M"\n'
+                       'skip = { column = "kind", equals = "draft" }\n'
+                       '[[parts]]\npartner = { column = "partner" }\nvalue = "value_usd"\n', encoding="utf-8")
+    outcomes = ingest_folder(con, tmp_path / "d", batch_id="b1")
+    table = next(o for o in outcomes if o.file_format == "user_table")
+    assert (table.rows_read, table.rows_loaded, table.rows_rejected) == (2, 1, 1)
+    assert rows(con, "SELECT source_row, reason FROM raw.rejects") == [(3, "skipped by the mapping (mine.csv.mapping.toml: skip)")]

@@ -4,7 +4,8 @@
 -- it is a usable bilateral flow or why it is set aside (exclusion_reason). Nothing is dropped here.
 --   value_usd: value x value_scale, yuan divided by the month's rate (ref: raw.fx_rates, latest load wins)
 --   qty_kg:    quantity x kg per unit (ref.qty_units); NULL when the unit is not a weight
---   year-to-date records become months: month m = YTD(m) - YTD(m-1) within the same file; January = YTD
+--   year-to-date records become months: month m = YTD(m) - YTD(m-1) within the same file; January = YTD;
+--              a flow absent from a month the file has had a year-to-date total of 0 then
 --   hs6:       the first six digits, moved to HS 2022 through ref.hs_concordance where the edition is known
 --   revisions: a flow published again (a later load) supersedes the earlier one; both stay in raw
 CREATE OR REPLACE TABLE staging.stg_national__records AS
@@ -17,11 +18,16 @@ WITH rates AS (
     SELECT date_trunc('year', rate_period)::DATE AS rate_period, rate_currency, avg(rate) AS rate,
            any_value(rate_source) AS rate_source
     FROM rates GROUP BY date_trunc('year', rate_period)::DATE, rate_currency HAVING count(*) = 12
+), file_periods AS (
+    SELECT DISTINCT file_sha256, period FROM raw.national_records WHERE is_ytd
 ), ytd AS (
     SELECT r.*,
         lag(value) OVER w AS prev_value,
         lag(qty) OVER w AS prev_qty,
-        lag(period) OVER w AS prev_period
+        lag(period) OVER w AS prev_period,
+        -- A year-to-date file lists a flow from its first month of trade: absent in a month the file has, its total was 0.
+        EXISTS (SELECT 1 FROM file_periods AS f WHERE f.file_sha256 = r.file_sha256
+                AND f.period = r.period - INTERVAL 1 MONTH) AS file_has_prev_month
     FROM raw.national_records AS r
     WINDOW w AS (PARTITION BY file_sha256, part, reporter_iso3, partner_label, flow, commodity_code, year(period)
                  ORDER BY period)
@@ -31,11 +37,13 @@ WITH rates AS (
             WHEN NOT is_ytd THEN value
             WHEN month(period) = 1 THEN value
             WHEN prev_period = period - INTERVAL 1 MONTH THEN value - prev_value
+            WHEN file_has_prev_month THEN value
         END * value_scale AS value_native,
         CASE
             WHEN NOT is_ytd THEN qty
             WHEN month(period) = 1 THEN qty
             WHEN prev_period = period - INTERVAL 1 MONTH THEN qty - prev_qty
+            WHEN file_has_prev_month THEN qty
         END AS qty_month,
         CASE WHEN currency = 'USD' THEN 1.0 ELSE coalesce(m.rate, a.rate) END AS units_per_usd,
         CASE WHEN currency = 'USD' THEN NULL ELSE coalesce(m.rate_source, a.rate_source) END AS rate_source,
