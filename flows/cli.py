@@ -51,7 +51,7 @@ def cli() -> None:
 
 
 def _run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, window: int,
-         flag_quantile: float) -> dict:
+         flag_quantile: float, census_measure: str = "general imports", cif_fob_rate: float = 0.10) -> dict:
     _quiet_prefect()
     from features.route_features import FeatureParams
     from flows.pipeline import transship_pipeline
@@ -59,8 +59,11 @@ def _run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None,
     from flows.settings import Settings
     from models.scoring import ScoreParams
 
+    from warehouse.schema import SourceParams
+
     settings = Settings(warehouse=warehouse, reports_dir=reports, catalogue=catalogue,
-                        features=FeatureParams(window=window), scoring=ScoreParams(flag_quantile=flag_quantile))
+                        features=FeatureParams(window=window), scoring=ScoreParams(flag_quantile=flag_quantile),
+                        sources=SourceParams(census_import_measure=census_measure, cif_fob_rate=cif_fob_rate))
     step("starting Prefect (a temporary local server on 127.0.0.1; the first start takes ~15 s)")
     return transship_pipeline(data_dir, settings)
 
@@ -99,10 +102,19 @@ def _summarise(run: dict, warehouse: Path) -> None:
 @catalogue_option
 @window_option
 @quantile_option
+@click.option("--census-measure", type=click.Choice(["general imports", "imports for consumption"]),
+              default="general imports", show_default=True,
+              help="Which US Census import measure to use when a file has both.")
+@click.option("--cif-fob-rate", type=click.FloatRange(0, 0.99), default=0.10, show_default=True,
+              help="Freight and insurance share taken off CIF values for mirror gaps (IMF DOTS convention 0.10).")
 def run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, window: int,
-        flag_quantile: float) -> None:
-    """Run the pipeline over every supported file under --data."""
-    result = _run(data_dir, warehouse, reports, catalogue, window, flag_quantile)
+        flag_quantile: float, census_measure: str, cif_fob_rate: float) -> None:
+    """Run the pipeline over every supported file under --data.
+
+    Recognised by their header: UN Comtrade (API JSON, bulk CSV), US Census API JSON and USA Trade Online
+    CSV, China customs (GACC) CSV/XLSX, CEPII BACI, rate tables (period,currency,units_per_usd,source), and
+    your own tables with a NAME.mapping.toml beside them."""
+    result = _run(data_dir, warehouse, reports, catalogue, window, flag_quantile, census_measure, cif_fob_rate)
     _summarise(result, warehouse)
 
 
@@ -113,19 +125,78 @@ def run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, 
 @click.option("--warehouse", type=click.Path(dir_okay=False, path_type=Path), default=Path("warehouse/demo.duckdb"),
               show_default=True, help="DuckDB warehouse file for the demo.")
 @reports_option
-def demo(seed: int, out: Path, warehouse: Path, reports: Path) -> None:
+@click.option("--formats", type=click.Choice(["comtrade", "national"]), default="comtrade", show_default=True,
+              help="Write the world as UN Comtrade files, or as the national releases (US Census API, China "
+                   "customs CSV in yuan with a rate table).")
+def demo(seed: int, out: Path, warehouse: Path, reports: Path, formats: str) -> None:
     """Write the bundled sample world and run the whole pipeline on it, then say how well it did."""
     from flows.evaluate import demo_verdict
     from flows.progress import step
-    from warehouse.sample_world import write_sample_world
+    from warehouse.sample_world import write_national_world, write_sample_world
 
-    step(f"writing the sample world (seed {seed}) to {out}/data")
-    paths = write_sample_world(out, seed=seed)
+    step(f"writing the sample world (seed {seed}, {formats} formats) to {out}/data")
+    paths = (write_sample_world if formats == "comtrade" else write_national_world)(out, seed=seed)
     result = _run(paths["data_dir"], warehouse, reports, None, 5, 0.98)
     _summarise(result, warehouse)
     demo_verdict(warehouse, paths["truth"])
     click.echo(f'\nTry: transship sql --warehouse {warehouse} "select rank, mineral, hs_code, hub_iso3, '
                'peak_period, round(peak_score, 3) as score from flagged_routes"')
+
+
+@cli.group()
+def fetch() -> None:
+    """Download trade data from the live APIs into a data folder (raw answers plus a manifest).
+
+    Everything is written to a hidden folder first and moved into place only when every request has
+    succeeded, so a failed or interrupted fetch leaves nothing behind. Then: transship run --data OUT."""
+
+
+def _fetch_done(result) -> None:
+    click.echo(f"{result.requests} request(s), {result.records:,} record(s) -> {result.folder}")
+    for f in result.files:
+        click.echo(f"  {f.name}")
+
+
+def _months_option(f):
+    f = click.option("--to", "last", required=True, help="Last month, YYYY-MM.")(f)
+    return click.option("--from", "first", required=True, help="First month, YYYY-MM.")(f)
+
+
+@fetch.command("comtrade")
+@click.option("--reporter", type=int, required=True, help="Reporter, Comtrade numeric code (156 China, 842 USA).")
+@click.option("--flow", type=click.Choice(["X", "M"]), required=True, help="X exports, M imports.")
+@click.option("--codes", required=True, help="HS codes, comma-separated (e.g. 282580,811010,811292).")
+@_months_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Data folder.")
+@click.option("--base-url", default="https://comtradeapi.un.org", envvar="TRANSSHIP_COMTRADE_URL", show_default=True)
+@click.option("--max-records", type=int, default=100000, show_default=True,
+              help="Comtrade+'s cap per answer for your subscription; capped answers are split and asked again.")
+def fetch_comtrade_cmd(reporter: int, flow: str, codes: str, first: str, last: str, out: Path, base_url: str,
+                       max_records: int) -> None:
+    """Monthly records from the UN Comtrade+ API. The key comes from COMTRADE_API_KEY."""
+    from flows.progress import step
+    from warehouse.fetch import fetch_comtrade, months_between
+
+    result = fetch_comtrade(out, reporter=reporter, flow=flow, codes=[c.strip() for c in codes.split(",") if c.strip()],
+                            months=months_between(first, last), api_key=os.environ.get("COMTRADE_API_KEY", ""),
+                            base_url=base_url, max_records=max_records, progress=step)
+    _fetch_done(result)
+
+
+@fetch.command("census")
+@click.option("--codes", required=True, help="HS/HTS codes, comma-separated (e.g. 8112921000,8110100000).")
+@_months_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Data folder.")
+@click.option("--base-url", default="https://api.census.gov", envvar="TRANSSHIP_CENSUS_URL", show_default=True)
+def fetch_census_cmd(codes: str, first: str, last: str, out: Path, base_url: str) -> None:
+    """US imports by partner from the Census international trade API. A key (CENSUS_API_KEY) is optional."""
+    from flows.progress import step
+    from warehouse.fetch import fetch_census, months_between
+
+    result = fetch_census(out, codes=[c.strip() for c in codes.split(",") if c.strip()],
+                          months=months_between(first, last), api_key=os.environ.get("CENSUS_API_KEY") or None,
+                          base_url=base_url, progress=step)
+    _fetch_done(result)
 
 
 @cli.command()
@@ -171,6 +242,7 @@ def sql(query: str, warehouse: Path, as_csv: bool, max_rows: int) -> None:
 def main() -> None:
     from warehouse.catalogue import CatalogueError
     from warehouse.connection import WarehouseError
+    from warehouse.fetch import FetchError
     from warehouse.files import IngestError
 
     try:
@@ -181,6 +253,9 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except FetchError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(2)
     except (IngestError, WarehouseError, CatalogueError) as exc:
         click.secho(f"error: {exc}", fg="red", err=True)
         click.echo("The warehouse was left as it was before this run.", err=True)

@@ -14,8 +14,14 @@ from warehouse.connection import connect_read_only
 def demo_scorecard(flagged: pl.DataFrame, truth_path: Path) -> pl.DataFrame:
     """One row per story of the truth file, with its rank among flagged routes (null = not flagged)."""
     stories = pl.DataFrame(json.loads(Path(truth_path).read_text(encoding="utf-8"))["stories"])
-    ranks = flagged.select("mineral", "hs_code", "hub_iso3", "rank", "peak_period", "peak_score")
-    return stories.join(ranks, on=["mineral", "hs_code", "hub_iso3"], how="left").sort(
+    # A route can be flagged in a metal's own series (gallium, germanium) when national lines separate it:
+    # the story's best-ranked series counts.
+    # Ranks are counted over distinct routes (hs_code, hub), so one route flagged in two series counts once.
+    ranks = (flagged.sort("rank").group_by("hs_code", "hub_iso3", maintain_order=True).first()
+             .with_row_index("route_rank", offset=1)
+             .select("hs_code", "hub_iso3", pl.col("route_rank").cast(pl.Int64).alias("rank"), "peak_period",
+                     "peak_score", pl.col("mineral").alias("flagged_series")))
+    return stories.join(ranks, on=["hs_code", "hub_iso3"], how="left").sort(
         pl.col("rank").is_null(), "rank", "kind")
 
 
@@ -46,5 +52,6 @@ def demo_verdict(warehouse: Path, truth_path: Path) -> pl.DataFrame:
         + ("No look-alike was flagged." if lookalikes_in.is_empty() else
            "Look-alikes flagged: " + ", ".join(f"{r['kind']} {r['hs_code']} {r['hub_iso3']} (rank {r['rank']})"
                                                for r in lookalikes_in.iter_rows(named=True)))
-        + f" Other (background) routes flagged: {flagged.height - card['rank'].is_not_null().sum()}.")
+        + f" Other (background) routes flagged: "
+          f"{flagged.select('hs_code', 'hub_iso3').unique().height - card['rank'].is_not_null().sum()}.")
     return card

@@ -48,7 +48,8 @@ LOADERS: dict[str, Callable[..., object]] = {
 FIRST = (fx.FORMAT,)
 # Read by the loaders of other files, not loaded themselves.
 COMPANIONS = {baci.CODES_FORMAT: "BACI country codes, read by the BACI loader",
-              "mapping": "mapping file, read with the table it describes"}
+              "mapping": "mapping file, read with the table it describes",
+              "fetch_manifest": "what `transship fetch` asked for and got (kept for lineage)"}
 
 
 def sniff_format(path: Path) -> str | None:
@@ -57,6 +58,8 @@ def sniff_format(path: Path) -> str | None:
     The one exception is a user table, which is recognised by the mapping file beside it."""
     if user_table.is_mapping_file(path):
         return "mapping"
+    if path.name == "manifest.json":
+        return "fetch_manifest"
     if user_table.mapping_for(path) is not None:
         return user_table.FORMAT
     head = head_text(path).lstrip()

@@ -225,10 +225,15 @@ def write_sample_world(out_dir: Path, seed: int = 7) -> dict[str, Path]:
     cn_recs.write_csv(china_csv)
     us_json.write_text(json.dumps({"elapsedTime": "0.42 secs", "count": us_recs.height,
                                    "data": us_recs.to_dicts()}, default=str), encoding="utf-8")
-    truth = out_dir / "truth.json"
+    return {"data_dir": data_dir, "truth": write_truth(out_dir, seed), "china": china_csv, "us": us_json}
+
+
+def write_truth(out_dir: Path, seed: int) -> Path:
+    """The stories of the world (planted routes and look-alikes), beside the data folder, never in it."""
+    truth = Path(out_dir) / "truth.json"
     truth.write_text(json.dumps({"seed": seed, "stories": [asdict(s) | {"mineral": s.mineral} for s in STORIES]},
                                 indent=2), encoding="utf-8")
-    return {"data_dir": data_dir, "truth": truth, "china": china_csv, "us": us_json}
+    return truth
 
 
 # ---------------------------------------------------------------- the same world in national formats
@@ -279,7 +284,8 @@ def write_national_world(out_dir: Path, seed: int = 7) -> dict[str, Path]:
         "source": RATE_SOURCE,
     })
     rates.write_csv(data_dir / "cny_usd_rates.csv")
-    paths: dict[str, Path] = {"data_dir": data_dir, "rates": data_dir / "cny_usd_rates.csv"}
+    paths: dict[str, Path] = {"data_dir": data_dir, "rates": data_dir / "cny_usd_rates.csv",
+                              "truth": write_truth(out_dir, seed)}
 
     # Gallium and germanium: the national lines separate what HS6 811292 holds together (a fixed 60/40 split).
     def split_metals(frame: pl.DataFrame, gallium: str, germanium: str, default_suffix: str) -> pl.DataFrame:
