@@ -131,9 +131,10 @@ def render_report(live: Path, reports_dir: Path, run: dict[str, Any], top_n: int
     con = connect_read_only(live)
     try:
         flagged = con.sql("SELECT * FROM main.flagged_routes ORDER BY rank").pl()
+        revisions = con.sql("SELECT * FROM main.revision_impact").pl()
     finally:
         con.close()
-    return str(write_report(reports_dir, run, flagged, top_n))
+    return str(write_report(reports_dir, run, flagged, top_n, revisions))
 
 
 @flow(name="report")

@@ -21,7 +21,26 @@ def _md_escape(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int) -> str:
+def render_revisions(revisions: pl.DataFrame | None) -> list[str]:
+    """The section on figures published again with different numbers, and the flags they touched."""
+    if revisions is None or revisions.is_empty():
+        return []
+    lines = ["## Revisions loaded in this run", "",
+             "These flows were published again with different figures; the latest figures are used. "
+             "`flag change` compares this run's flag with the previous run's "
+             f"({revisions['previous_run_id'][0] or 'none'}).", "",
+             "| HS | reporter | counterpart | periods | flows | value change (USD) | qty change (t) | sources | flag change |",
+             "|---|---|---|---|---:|---:|---:|---|---|"]
+    for r in revisions.iter_rows(named=True):
+        lines.append(
+            f"| {r['hs_code']} | {r['reporter_iso3']} | {r['counterpart_iso3']} | {r['first_period']}..{r['last_period']} "
+            f"| {r['revised_flows']} | {r['value_change_usd'] or 0:+,.0f} | {_t(r['qty_change_kg'])} | {r['sources']} "
+            f"| {r['flag_change']} |")
+    return lines + [""]
+
+
+def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int,
+                    revisions: pl.DataFrame | None = None) -> str:
     lines = [
         f"# transship: flagged routes, run {run['run_id']}",
         "",
@@ -48,7 +67,7 @@ def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int) -> s
         lines.append("")
     if flagged.is_empty():
         lines += ["No route was flagged in this run.", ""]
-        return "\n".join(lines)
+        return "\n".join(lines + render_revisions(revisions))
     lines += [
         "| rank | mineral | HS | hub | peak period | score | China->hub t (window / prior) | hub->US t (window / prior) "
         "| spike China->hub | spike hub->US | pass-through | plain rule | why |",
@@ -66,14 +85,15 @@ def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int) -> s
     if flagged.height > top_n:
         lines += ["", f"{flagged.height - top_n} more flagged routes are in flagged_routes.csv."]
     lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + render_revisions(revisions))
 
 
-def write_report(reports_dir: Path, run: dict[str, Any], flagged: pl.DataFrame, top_n: int) -> Path:
+def write_report(reports_dir: Path, run: dict[str, Any], flagged: pl.DataFrame, top_n: int,
+                 revisions: pl.DataFrame | None = None) -> Path:
     """reports/<run_id>/{report.md, flagged_routes.csv}; reports/latest is a copy of the newest."""
     out = Path(reports_dir) / run["run_id"]
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.md").write_text(render_markdown(run, flagged, top_n), encoding="utf-8")
+    (out / "report.md").write_text(render_markdown(run, flagged, top_n, revisions), encoding="utf-8")
     flagged.write_csv(out / "flagged_routes.csv")
     latest = Path(reports_dir) / "latest"
     tmp = Path(reports_dir) / ".latest.tmp"

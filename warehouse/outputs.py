@@ -46,6 +46,48 @@ ORDER BY rank;
 """
 
 
+FLAG_HISTORY_DDL = """
+-- main.flag_history: every run's flagged routes, kept (append-only by run). Key: (run_id, frequency, mineral, hs_code, hub_iso3).
+CREATE TABLE IF NOT EXISTS main.flag_history (
+    run_id VARCHAR NOT NULL, frequency VARCHAR NOT NULL, mineral VARCHAR NOT NULL, hs_code VARCHAR NOT NULL,
+    hub_iso3 VARCHAR NOT NULL, rank BIGINT, peak_period DATE, peak_score DOUBLE
+);
+"""
+
+REVISION_IMPACT_SQL = """
+-- main.revision_impact: the routes that revisions loaded in this run touched, and what happened to their flag.
+-- Grain: one row per (hs_code, reporter_iso3, counterpart_iso3) with a revised flow. A revised China->US or
+-- US<-China flow is the direct route: it feeds every hub's features for that code.
+CREATE OR REPLACE TABLE main.revision_impact AS
+WITH touched AS (
+    SELECT hs6 AS hs_code, reporter_iso3, partner_iso3 AS counterpart_iso3, count(*) AS revised_flows,
+           min(period) AS first_period, max(period) AS last_period,
+           sum(value_change_usd) AS value_change_usd, sum(qty_change_kg) AS qty_change_kg,
+           string_agg(DISTINCT source, ',') AS sources
+    FROM staging.stg_revisions WHERE new_batch_id = $run_id GROUP BY ALL
+), prev_run AS (
+    SELECT max(run_id) AS run_id FROM main.flag_history WHERE run_id < $run_id
+), before AS (
+    SELECT hs_code, hub_iso3, min(rank) AS rank_before FROM main.flag_history
+    WHERE run_id = (SELECT run_id FROM prev_run) GROUP BY ALL
+), now AS (
+    SELECT hs_code, hub_iso3, min(rank) AS rank_now FROM main.flag_history WHERE run_id = $run_id GROUP BY ALL
+)
+SELECT t.*, (SELECT run_id FROM prev_run) AS previous_run_id, b.rank_before, n.rank_now,
+       CASE
+           WHEN t.counterpart_iso3 IN ('CHN', 'USA') AND t.reporter_iso3 IN ('CHN', 'USA') THEN 'direct route: feeds every hub of this code'
+           WHEN n.rank_now IS NOT NULL AND b.rank_before IS NULL THEN 'newly flagged'
+           WHEN n.rank_now IS NULL AND b.rank_before IS NOT NULL THEN 'no longer flagged'
+           WHEN n.rank_now IS NOT NULL THEN 'still flagged'
+           ELSE 'not flagged before or now'
+       END AS flag_change
+FROM touched AS t
+LEFT JOIN before AS b ON b.hs_code = t.hs_code AND b.hub_iso3 = t.counterpart_iso3
+LEFT JOIN now AS n ON n.hs_code = t.hs_code AND n.hub_iso3 = t.counterpart_iso3
+ORDER BY t.hs_code, t.counterpart_iso3, t.reporter_iso3;
+"""
+
+
 def write_features(con: duckdb.DuckDBPyConnection, features: pl.DataFrame) -> None:
     """features.route_features: every route-period with its features. Key: (frequency, mineral, hs_code, hub_iso3, period)."""
     con.register("_features", features)
@@ -67,6 +109,11 @@ def write_scores(con: duckdb.DuckDBPyConnection, scores: pl.DataFrame, run_id: s
                 "ORDER BY frequency, mineral, hs_code, hub_iso3, period")
     con.unregister("_scores")
     con.execute(FLAGGED_ROUTES_SQL)
+    con.execute(FLAG_HISTORY_DDL)
+    con.execute("DELETE FROM main.flag_history WHERE run_id = ?", [run_id])
+    con.execute("""INSERT INTO main.flag_history SELECT ?, frequency, mineral, hs_code, hub_iso3, rank, peak_period,
+                   peak_score FROM main.flagged_routes""", [run_id])
+    con.execute(REVISION_IMPACT_SQL, {"run_id": run_id})
     return {
         "main.route_scores": rows(con, "SELECT count(*) FROM main.route_scores")[0][0],
         "main.flagged_routes": rows(con, "SELECT count(*) FROM main.flagged_routes")[0][0],

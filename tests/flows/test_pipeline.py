@@ -121,3 +121,29 @@ def test_every_command_has_help():
     for args in (["--help"], ["run", "--help"], ["demo", "--help"], ["sql", "--help"]):
         result = cli(*args, cwd=root)
         assert result.returncode == 0 and "Usage:" in result.stdout
+
+
+def test_national_world_flags_the_same_routes_and_reports_a_revision(prefect_harness, tmp_path):
+    from warehouse.sample_world import write_national_world
+
+    paths = write_national_world(tmp_path / "world", seed=7)
+    settings = Settings(warehouse=tmp_path / "w.duckdb", reports_dir=tmp_path / "reports")
+    first = transship_pipeline(paths["data_dir"], settings)
+    card = demo_scorecard(query(settings.warehouse, "SELECT * FROM flagged_routes ORDER BY rank"), paths["truth"])
+    planted = card.filter(pl.col("kind") == "planted")
+    assert planted["rank"].max() == 4  # the four planted routes are the top four distinct routes
+    assert card.filter(pl.col("kind") != "planted", pl.col("rank").is_not_null()).is_empty()
+    # Census publishes 2025 again: Thailand's antimony-oxide imports revised down to 5%.
+    data = json.loads((paths["data_dir"] / "census_imports_2025.json").read_text())
+    revised = [data[0]] + [
+        [r[0], r[1], r[2], f"{float(r[3]) * 0.05:.1f}", f"{float(r[4]) * 0.05:.1f}", *r[5:]]
+        if (r[0], r[1]) == ("THAILAND", "282580") else r for r in data[1:]]
+    (paths["data_dir"] / "census_imports_2025_revised.json").write_text(json.dumps(revised))
+    second = transship_pipeline(paths["data_dir"], settings)
+    impact = query(settings.warehouse, "SELECT * FROM main.revision_impact")
+    assert impact.select("hs_code", "reporter_iso3", "counterpart_iso3", "revised_flows", "previous_run_id").rows() == [
+        ("282580", "USA", "THA", 6, first["run_id"])]
+    assert impact["rank_before"][0] is not None
+    assert impact["flag_change"][0] in ("no longer flagged", "still flagged")
+    report = (Path(second["report_dir"]) / "report.md").read_text()
+    assert "## Revisions loaded in this run" in report and impact["flag_change"][0] in report
