@@ -117,6 +117,50 @@ def has_history(p: FeatureParams) -> pl.Expr:
     return (pl.int_range(pl.len()).over(ROUTE_KEYS) >= p.window + p.prior - 1).alias("has_history")
 
 
+def mirror_gap(importer_side: str, exporter_side: str, floor: pl.Expr, name: str) -> pl.Expr:
+    """`name` = (importer-reported - exporter-reported) / max(importer, exporter, floor), over the window.
+
+    The mirror gap of the trade literature, with CIF values first brought to FOB (the *_fob_usd columns,
+    rate in ref.source_settings). -1..1: near 0 when both sides agree; towards +1 when the importer
+    declares more than the exporter (goods re-labelled on the way, or declared to the wrong origin);
+    towards -1 when the exporter declares more (goods that never arrived as declared). Floored so that
+    tiny flows do not swing it."""
+    imp, exp = pl.col(importer_side), pl.col(exporter_side)
+    return ((imp - exp) / pl.max_horizontal(imp, exp, floor)).alias(name)
+
+
+def one_sided(reported: str, mirror: str, reporting: str, name: str) -> pl.Expr:
+    """`name`: one side reports the flow in the window, the other side (which did report trade in that
+    window) reports none of it. A flow declared by one side only is its own signal."""
+    return ((pl.col(reported) > 0) & (pl.col(mirror) == 0) & (pl.col(reporting) > 0)).alias(name)
+
+
+MIRROR_COLUMNS = ("cn_to_hub_fob_usd", "hub_to_us_fob_usd", "cn_to_us_fob_usd", "us_from_cn_fob_usd", "cn_to_us_kg",
+                  "hub_reported_from_cn_kg", "hub_reported_from_cn_fob_usd", "hub_reported_to_us_kg",
+                  "hub_reported_to_us_fob_usd", "hub_reports_period")
+
+
+def mirror_features(lf: pl.LazyFrame, p: FeatureParams) -> pl.LazyFrame:
+    """Mirror gaps between the two declarations of the same flow, and one-sided flows (needs the mart's
+    *_fob_usd and hub_reported_* columns)."""
+    totals = [c for c in MIRROR_COLUMNS if c != "hub_reports_period"]
+    lf = lf.with_columns(
+        *[window_total(c, p) for c in totals],
+        pl.col("hub_reports_period").cast(pl.Int64).rolling_sum(window_size=p.window, min_samples=p.window)
+        .over(ROUTE_KEYS).alias("hub_reports_window"),
+    )
+    floor_usd, floor_kg = pl.col("volume_floor_usd"), pl.col("volume_floor_kg")
+    return lf.with_columns(
+        mirror_gap("hub_reported_from_cn_fob_usd_window", "cn_to_hub_fob_usd_window", floor_usd, "mirror_gap_cn_hub_usd"),
+        mirror_gap("hub_reported_from_cn_kg_window", "cn_to_hub_kg_window", floor_kg, "mirror_gap_cn_hub_kg"),
+        mirror_gap("us_from_cn_fob_usd_window", "cn_to_us_fob_usd_window", floor_usd, "mirror_gap_cn_us_usd"),
+        mirror_gap("us_from_cn_kg_window", "cn_to_us_kg_window", floor_kg, "mirror_gap_cn_us_kg"),
+        mirror_gap("hub_to_us_fob_usd_window", "hub_reported_to_us_fob_usd_window", floor_usd, "mirror_gap_hub_us_usd"),
+        one_sided("cn_to_hub_kg_window", "hub_reported_from_cn_kg_window", "hub_reports_window", "one_sided_cn_hub"),
+        one_sided("hub_to_us_kg_window", "hub_reported_to_us_kg_window", "hub_reports_window", "one_sided_hub_us"),
+    )
+
+
 LEGS_KG = ("cn_to_hub_kg", "hub_to_us_kg")
 LEGS_USD = ("cn_to_hub_usd", "hub_to_us_usd")
 CONTEXT = ("us_from_cn_kg", "cn_to_world_kg", "us_from_world_kg", "us_from_world_usd")
@@ -166,4 +210,6 @@ def build_route_features(legs: pl.DataFrame | pl.LazyFrame, params: FeatureParam
         pl.lit(p.window).alias("window_periods"),
         pl.lit(p.prior).alias("prior_periods"),
     )
+    if all(c in lf.collect_schema().names() for c in MIRROR_COLUMNS):
+        lf = mirror_features(lf, p)
     return lf

@@ -105,3 +105,22 @@ def test_user_table_us_census_hs10(con, real_data, tmp_path):
     # Gallium and germanium get series of their own at HTS10.
     assert rows(con, "SELECT DISTINCT mineral FROM staging.stg_flows ORDER BY 1") == [
         ("antimony",), ("gallium",), ("germanium",)]
+
+
+def test_mirror_gap_on_real_comtrade_pairs(con, real_data):
+    """PROVENANCE.md: US-reported imports of 811292 from China in 2024 = $53.3M (CIF), China-reported
+    exports to the US $9.6M (FOB). With the 10% CIF/FOB margin: (53.3/1.1 - 9.6) / (53.3/1.1) = 0.80."""
+    import polars as pl
+
+    from features.route_features import FeatureParams, build_route_features
+
+    ingest_folder(con, real_data / "critical-materials-atlas" / "comtrade_raw", batch_id="b1")
+    build_models(con)
+    legs = con.sql("SELECT * FROM marts.fct_route_legs").pl()
+    floors = con.sql("SELECT mineral, volume_floor_kg, volume_floor_usd FROM ref.minerals").pl()
+    features = build_route_features(legs, FeatureParams.for_frequency("A", FeatureParams()), floors).collect()
+    row = features.filter(pl.col("hs_code") == "811292", pl.col("period").dt.year() == 2024).row(0, named=True)
+    us, cn = row["us_from_cn_fob_usd_window"], row["cn_to_us_fob_usd_window"]
+    assert round(us * 1.1 / 1e6, 1) == 53.3 and round(cn / 1e6, 1) == 9.6
+    assert abs(row["mirror_gap_cn_us_usd"] - (us - cn) / us) < 1e-9
+    assert round(row["mirror_gap_cn_us_usd"], 2) == 0.80
