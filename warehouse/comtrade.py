@@ -11,7 +11,6 @@ rows_read = rows_loaded + rows_rejected, always.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -19,6 +18,7 @@ import polars as pl
 
 from warehouse.connection import rows
 from warehouse.files import IngestError, normalise_name, read_table
+from warehouse.national import LoadResult
 
 FORMAT = "comtrade"
 
@@ -48,17 +48,6 @@ VALUE_FIELDS = ("primary_value", "cif_value", "fob_value")
 BREAKDOWN_FIELDS = ("partner2_code", "customs_code", "mot_code")
 KNOWN_FLOWS = ("M", "X", "RM", "RX", "DX", "FM", "MIP", "MOP", "XIP", "XOP", "MIF", "XIF")
 NULL_TOKENS = ("", "NA", "N/A", "NULL", "NONE", "NAN")
-
-
-@dataclass(frozen=True)
-class LoadResult:
-    source_file: str
-    file_sha256: str
-    file_format: str
-    rows_read: int
-    rows_loaded: int
-    rows_rejected: int
-    notes: str
 
 
 def looks_like_comtrade(header: list[str]) -> bool:
