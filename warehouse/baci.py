@@ -21,7 +21,8 @@ import duckdb
 import polars as pl
 
 from warehouse.files import IngestError, normalise_name, read_csv_text
-from warehouse.national import LoadResult, append_records, canonical_frame, record_json
+from warehouse.national import append_records, canonical_frame, record_json
+from warehouse.raw_load import LoadResult
 
 FORMAT = "baci"
 CODES_FORMAT = "baci_country_codes"

@@ -30,7 +30,8 @@ import duckdb
 import polars as pl
 
 from warehouse.files import IngestError, decode, normalise_name, read_bytes
-from warehouse.national import LoadResult, append_records, canonical_frame, record_json
+from warehouse.national import append_records, canonical_frame, record_json
+from warehouse.raw_load import LoadResult
 from warehouse.partners import resolve_names
 
 API_FORMAT = "census_api"

@@ -16,9 +16,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from warehouse.connection import rows
 from warehouse.files import IngestError, normalise_name, read_table
-from warehouse.national import LoadResult
+from warehouse.raw_load import LoadResult, append_checked
 
 FORMAT = "comtrade"
 
@@ -224,12 +223,9 @@ def load_comtrade_file(
     incoming, note, has_breakdown = _prepare(path)
     fields = {f: _null_if_token(f) for f in FIELDS}
     sql = _CHECK_SQL.format(**fields, known_flows=str(KNOWN_FLOWS))
-    con.register("incoming", incoming)
-    try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS {sql}")
-        params = [batch_id, str(path), file_sha256, loaded_at]
-        con.execute(
-            """
+    loaded, rejected = append_checked(
+        con, incoming, check_sql=sql, path=path, file_sha256=file_sha256, batch_id=batch_id, loaded_at=loaded_at,
+        insert_sql="""
             INSERT INTO raw.comtrade_records BY NAME
             SELECT ? AS batch_id, ? AS source_file, ? AS file_sha256, source_row, ?::TIMESTAMP AS loaded_at,
                    freq_code,
@@ -244,30 +240,14 @@ def load_comtrade_file(
                    ? AS has_breakdown_columns
             FROM _checked WHERE problem IS NULL ORDER BY source_row
             """,
-            [*params, note, has_breakdown],
-        )
-        con.execute(
-            """
-            INSERT INTO raw.rejects BY NAME
-            SELECT ? AS batch_id, ? AS source_file, ? AS file_sha256, source_row,
-                   problem[1] AS column_name, problem[2] AS bad_value, problem[3] AS reason,
-                   record::JSON AS record, ?::TIMESTAMP AS rejected_at
-            FROM _checked WHERE problem IS NOT NULL ORDER BY source_row
-            """,
-            params,
-        )
-        ((loaded, rejected),) = rows(
-            con, "SELECT count(*) FILTER (WHERE problem IS NULL), count(*) FILTER (WHERE problem IS NOT NULL) FROM _checked"
-        )
-    finally:
-        con.execute("DROP TABLE IF EXISTS _checked")
-        con.unregister("incoming")
+        insert_params=[batch_id, str(path), file_sha256, loaded_at, note, has_breakdown],
+    )
     return LoadResult(
         source_file=str(path),
         file_sha256=file_sha256,
         file_format=FORMAT,
         rows_read=incoming.height,
-        rows_loaded=int(loaded),
-        rows_rejected=int(rejected),
+        rows_loaded=loaded,
+        rows_rejected=rejected,
         notes=note,
     )

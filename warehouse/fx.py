@@ -15,9 +15,9 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse.connection import rows
 from warehouse.files import normalise_name, read_csv_text
-from warehouse.national import LoadResult
+from warehouse.national import record_json
+from warehouse.raw_load import LoadResult, append_checked
 
 FORMAT = "fx_rates"
 COLUMNS = ("period", "currency", "unitsperusd", "source")
@@ -52,30 +52,16 @@ def load_fx_file(
     frame = read_csv_text(path)
     frame = frame.rename({old: new for old, new in zip([c for c in frame.columns if c != "source_row"],
                                                         ("period", "currency", "units_per_usd", "source"))})
-    con.register("incoming", frame)
-    try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS {_CHECK_SQL}")
-        params = [batch_id, str(path), file_sha256, loaded_at]
-        con.execute(
-            """
+    frame = frame.with_columns(record=record_json(["period", "currency", "units_per_usd", "source"]))
+    loaded, rejected = append_checked(
+        con, frame, check_sql=_CHECK_SQL, path=path, file_sha256=file_sha256, batch_id=batch_id, loaded_at=loaded_at,
+        insert_sql="""
             INSERT INTO raw.fx_rates BY NAME
             SELECT ? AS batch_id, ? AS source_file, ? AS file_sha256, source_row, ?::TIMESTAMP AS loaded_at,
                    make_date(year_i, month_i, 1) AS period, upper(trim(currency)) AS currency,
                    rate AS units_per_usd, trim(source) AS rate_source
             FROM _checked WHERE problem IS NULL ORDER BY source_row
-            """, params)
-        con.execute(
-            """
-            INSERT INTO raw.rejects BY NAME
-            SELECT ? AS batch_id, ? AS source_file, ? AS file_sha256, source_row, 1 AS part,
-                   problem[1] AS column_name, problem[2] AS bad_value, problem[3] AS reason,
-                   to_json(struct_pack(period, currency, units_per_usd, source)) AS record,
-                   ?::TIMESTAMP AS rejected_at
-            FROM _checked WHERE problem IS NOT NULL ORDER BY source_row
-            """, params)
-        ((loaded, rejected),) = rows(
-            con, "SELECT count(*) FILTER (WHERE problem IS NULL), count(*) FILTER (WHERE problem IS NOT NULL) FROM _checked")
-    finally:
-        con.execute("DROP TABLE IF EXISTS _checked")
-        con.unregister("incoming")
-    return LoadResult(str(path), file_sha256, FORMAT, frame.height, int(loaded), int(rejected), "")
+            """,
+        insert_params=[batch_id, str(path), file_sha256, loaded_at],
+    )
+    return LoadResult(str(path), file_sha256, FORMAT, frame.height, loaded, rejected, "")

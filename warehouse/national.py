@@ -12,13 +12,12 @@ staging's work (`staging.stg_national__records`), so a later rate table or conco
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from warehouse.connection import rows
+from warehouse.raw_load import LoadResult, append_checked
 
 # The canonical frame a loader produces (all text). partner_kind comes from warehouse.partners.
 CANONICAL = (
@@ -103,17 +102,6 @@ ALTER TABLE raw.rejects ADD COLUMN IF NOT EXISTS part INTEGER DEFAULT 1;
 """
 
 
-@dataclass(frozen=True)
-class LoadResult:
-    source_file: str
-    file_sha256: str
-    file_format: str
-    rows_read: int
-    rows_loaded: int
-    rows_rejected: int
-    notes: str
-
-
 def canonical_frame(frame: pl.DataFrame, exprs: dict[str, pl.Expr]) -> pl.DataFrame:
     """Select `source_row`, `record` and every CANONICAL column (missing ones as NULL text) from a frame."""
     missing = set(exprs) - set(CANONICAL) - {"source_row", "record", "part"}
@@ -194,12 +182,10 @@ def append_records(
     notes: str = "",
 ) -> LoadResult:
     """Check a canonical frame and append it to raw.national_records / raw.rejects."""
-    con.register("incoming", incoming)
-    try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS {_CHECK_SQL}")
-        params = [batch_id, str(path), file_sha256, loaded_at]
-        con.execute(
-            """
+    loaded, rejected = append_checked(
+        con, incoming, check_sql=_CHECK_SQL, path=path, file_sha256=file_sha256, batch_id=batch_id,
+        loaded_at=loaded_at,
+        insert_sql="""
             INSERT INTO raw.national_records BY NAME
             SELECT ? AS batch_id, ? AS source, ? AS source_file, ? AS file_sha256, source_row, part,
                    ?::TIMESTAMP AS loaded_at, freq AS frequency,
@@ -211,22 +197,6 @@ def append_records(
                    qty_d AS qty, upper(qty_unit) AS qty_unit
             FROM _checked WHERE problem IS NULL ORDER BY source_row, part
             """,
-            [batch_id, source, str(path), file_sha256, loaded_at],
-        )
-        con.execute(
-            """
-            INSERT INTO raw.rejects BY NAME
-            SELECT ? AS batch_id, ? AS source_file, ? AS file_sha256, source_row, part,
-                   problem[1] AS column_name, problem[2] AS bad_value, problem[3] AS reason,
-                   record::JSON AS record, ?::TIMESTAMP AS rejected_at
-            FROM _checked WHERE problem IS NOT NULL ORDER BY source_row, part
-            """,
-            params,
-        )
-        ((loaded, rejected),) = rows(
-            con, "SELECT count(*) FILTER (WHERE problem IS NULL), count(*) FILTER (WHERE problem IS NOT NULL) FROM _checked"
-        )
-    finally:
-        con.execute("DROP TABLE IF EXISTS _checked")
-        con.unregister("incoming")
-    return LoadResult(str(path), file_sha256, file_format, incoming.height, int(loaded), int(rejected), notes)
+        insert_params=[batch_id, source, str(path), file_sha256, loaded_at],
+    )
+    return LoadResult(str(path), file_sha256, file_format, incoming.height, loaded, rejected, notes)

@@ -39,7 +39,8 @@ import duckdb
 import polars as pl
 
 from warehouse.files import IngestError, decode, read_bytes, read_sheet_rows
-from warehouse.national import LoadResult, append_records, canonical_frame, record_json
+from warehouse.national import append_records, canonical_frame, record_json
+from warehouse.raw_load import LoadResult
 from warehouse.partners import resolve_names
 
 FORMAT = "user_table"

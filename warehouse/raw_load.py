@@ -1,0 +1,68 @@
+"""The one way a checked file goes into the raw layer: good rows to their raw table, the rest to
+`raw.rejects` with column, value and reason, in one transaction-free pass over a temp table.
+
+Every loader builds a frame (`incoming`, with `source_row`, `record` and, where a line holds several
+records, `part`) and a check query that adds `problem` = [column, value, reason] or NULL per row.
+rows_read = rows_loaded + rows_rejected, always.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from warehouse.connection import rows
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    source_file: str
+    file_sha256: str
+    file_format: str
+    rows_read: int
+    rows_loaded: int
+    rows_rejected: int
+    notes: str
+
+
+def append_checked(
+    con: duckdb.DuckDBPyConnection,
+    incoming: pl.DataFrame,
+    *,
+    check_sql: str,
+    insert_sql: str,
+    insert_params: list[Any],
+    path: Path,
+    file_sha256: str,
+    batch_id: str,
+    loaded_at: str,
+) -> tuple[int, int]:
+    """Run `check_sql` over `incoming` into the temp table `_checked`, run `insert_sql` (which reads the
+    rows of `_checked` WHERE problem IS NULL), and append the others to raw.rejects. Returns
+    (rows_loaded, rows_rejected)."""
+    part = "part" if "part" in incoming.columns else "1"
+    con.register("incoming", incoming)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS {check_sql}")
+        con.execute(insert_sql, insert_params)
+        con.execute(
+            f"""
+            INSERT INTO raw.rejects BY NAME
+            SELECT ? AS batch_id, ? AS source_file, ? AS file_sha256, source_row, {part} AS part,
+                   problem[1] AS column_name, problem[2] AS bad_value, problem[3] AS reason,
+                   record::JSON AS record, ?::TIMESTAMP AS rejected_at
+            FROM _checked WHERE problem IS NOT NULL ORDER BY source_row, {part}
+            """,
+            [batch_id, str(path), file_sha256, loaded_at],
+        )
+        ((loaded, rejected),) = rows(
+            con, "SELECT count(*) FILTER (WHERE problem IS NULL), count(*) FILTER (WHERE problem IS NOT NULL) FROM _checked"
+        )
+    finally:
+        con.execute("DROP TABLE IF EXISTS _checked")
+        con.unregister("incoming")
+    return int(loaded), int(rejected)
