@@ -32,7 +32,7 @@ import polars as pl
 from warehouse.files import IngestError, decode, normalise_name, read_bytes
 from warehouse.national import append_records, canonical_frame, record_json
 from warehouse.raw_load import LoadResult
-from warehouse.partners import resolve_names
+from warehouse.partners import attach_partners
 
 API_FORMAT = "census_api"
 CSV_FORMAT = "usa_trade_online"
@@ -93,8 +93,7 @@ def _groupings(code: pl.Expr, name: pl.Expr) -> pl.Expr:
 
 
 def _partners(frame: pl.DataFrame, code_col: str | None, name_col: str) -> pl.DataFrame:
-    lookup = resolve_names(frame[name_col])
-    frame = frame.join(lookup, left_on=name_col, right_on="partner_label", how="left", coalesce=False)
+    frame = attach_partners(frame, pl.col(name_col))
     code = pl.col(code_col).str.strip_chars() if code_col else pl.lit("")
     kind = _groupings(code, pl.col(name_col))
     return frame.with_columns(

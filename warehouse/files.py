@@ -153,3 +153,28 @@ def sheet_head_text(path: Path, n_rows: int = 30) -> str:
     buffer = io.StringIO()
     frame.write_csv(buffer, include_header=False)
     return buffer.getvalue()
+
+
+def read_rows(path: Path) -> pl.DataFrame:
+    """A CSV (any encoding `decode` knows) or the first sheet of an XLSX as headerless text columns
+    column_0.., with `source_row` = the line or row number a person sees. For files whose header is not
+    on the first line: pick the header row, then name the columns with `header_names`."""
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        return read_sheet_rows(path)
+    text, _ = decode(read_bytes(path))
+    try:
+        raw = pl.read_csv(io.StringIO(text), has_header=False, infer_schema=False, truncate_ragged_lines=True)
+    except pl.exceptions.ComputeError as exc:
+        raise IngestError(f"{path}: not a readable CSV table ({str(exc).splitlines()[0]})") from None
+    return raw.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
+
+
+def header_names(cells: tuple | list) -> list[str]:
+    """Column names from a header row: blank cells become column_N, repeated names get a '_' suffix."""
+    names: list[str] = []
+    for n, cell in enumerate(cells):
+        name = (str(cell).strip() if cell is not None else "") or f"column_{n + 1}"
+        while name in names:
+            name += "_"
+        names.append(name)
+    return names

@@ -14,17 +14,16 @@ into months in staging (month m = YTD(m) - YTD(m-1)); the load note says so.
 
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from warehouse.files import IngestError, decode, read_bytes, read_sheet_rows
+from warehouse.files import IngestError, header_names, read_rows
 from warehouse.national import append_records, canonical_frame, record_json
 from warehouse.raw_load import LoadResult
-from warehouse.partners import resolve_names
+from warehouse.partners import attach_partners
 
 FORMAT = "gacc"
 
@@ -68,29 +67,14 @@ def looks_like_gacc(head: str) -> bool:
 
 def _read(path: Path) -> tuple[pl.DataFrame, int]:
     """All cells as text with `source_row` (file line / sheet row), and the header's row index."""
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        raw = read_sheet_rows(path)
-    else:
-        text, _ = decode(read_bytes(path))
-        try:
-            raw = pl.read_csv(io.StringIO(text), has_header=False, infer_schema=False, truncate_ragged_lines=True)
-        except pl.exceptions.ComputeError as exc:
-            raise IngestError(f"{path}: not a readable CSV table ({str(exc).splitlines()[0]})") from None
-        raw = raw.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
+    raw = read_rows(path)
     cells = raw.drop("source_row").rows()
     header_at = _header_index([[c or "" for c in row] for row in cells])
     if header_at is None:
         raise IngestError(f"{path}: no header with 商品编码 (commodity code) and 贸易伙伴 (trading partner) "
                           "in the first 30 rows")
-    header = [str(c).strip() if c is not None else "" for c in cells[header_at]]
+    names = header_names(cells[header_at])
     body = raw.slice(header_at + 1)
-    names, seen = [], set()
-    for n, h in enumerate(header):
-        name = h or f"column_{n + 1}"
-        while name in seen:
-            name += "_"
-        seen.add(name)
-        names.append(name)
     body = body.rename(dict(zip([c for c in raw.columns if c != "source_row"], names)))
     body = body.filter(pl.any_horizontal(pl.col(names).is_not_null() & (pl.col(names).str.strip_chars() != "")))
     return body, header_at
@@ -125,9 +109,7 @@ def load_gacc_file(
         flow = pl.lit(hits.pop())
     currency, value_col = ("USD", col["value_usd"]) if col["value_usd"] else ("CNY", col["value_cny"])
     partner_col = col["partner_name"] or col["partner_code"]
-    lookup = resolve_names(frame[partner_col].str.strip_chars())
-    frame = frame.with_columns(pl.col(partner_col).str.strip_chars().alias("_partner")).join(
-        lookup, left_on="_partner", right_on="partner_label", how="left")
+    frame = attach_partners(frame, pl.col(partner_col))
     unit = pl.col(col["unit1"]).str.strip_chars() if col["unit1"] else pl.lit(None, dtype=pl.String)
     canonical = canonical_frame(frame, {
         "record": record_json(columns),
@@ -147,14 +129,12 @@ def load_gacc_file(
         "value": pl.col(value_col),
         "currency": pl.lit(currency),
         "value_scale": pl.lit("1"),
-        "value_basis": pl.lit("FOB"),  # imports: CIF, set below
+        # China values exports FOB and imports CIF.
+        "value_basis": pl.when(flow == "M").then(pl.lit("CIF")).otherwise(pl.lit("FOB")),
         "value_measure": pl.lit("customs statistics"),
         "qty": pl.col(col["qty1"]) if col["qty1"] else pl.lit(None),
         "qty_unit": unit.replace_strict(UNITS, default=unit),
     })
-    # China values exports FOB and imports CIF.
-    canonical = canonical.with_columns(
-        pl.when(pl.col("flow") == "M").then(pl.lit("CIF")).otherwise(pl.lit("FOB")).alias("value_basis"))
     notes = [f"values in {'US dollars' if currency == 'USD' else 'yuan (RMB), converted in staging'}"]
     if ytd:
         notes.append("year-to-date (累计) figures: months derived in staging as YTD(m) - YTD(m-1)")

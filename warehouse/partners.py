@@ -186,3 +186,10 @@ def resolve_names(names: pl.Series) -> pl.DataFrame:
         schema={"partner_label": pl.String, "partner_iso3": pl.String, "partner_kind": pl.String,
                 "partner_how": pl.String},
     )
+
+
+def attach_partners(frame: pl.DataFrame, label: pl.Expr) -> pl.DataFrame:
+    """`frame` plus `_partner` (the partner label, trimmed) and partner_iso3 / partner_kind / partner_how
+    resolved from it, one resolution per distinct label."""
+    labelled = frame.with_columns(label.str.strip_chars().alias("_partner"))
+    return labelled.join(resolve_names(labelled["_partner"]), left_on="_partner", right_on="partner_label", how="left")

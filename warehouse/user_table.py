@@ -31,17 +31,16 @@ A blank value in a part is a reject ("no trade value"), never a zero.
 
 from __future__ import annotations
 
-import io
 import tomllib
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from warehouse.files import IngestError, decode, read_bytes, read_sheet_rows
+from warehouse.files import IngestError, header_names, read_rows
 from warehouse.national import append_records, canonical_frame, record_json
 from warehouse.raw_load import LoadResult
-from warehouse.partners import resolve_names
+from warehouse.partners import attach_partners
 
 FORMAT = "user_table"
 
@@ -59,17 +58,11 @@ def is_mapping_file(path: Path) -> bool:
 
 
 def _read_table(path: Path, header_row: int) -> pl.DataFrame:
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        raw = read_sheet_rows(path)
-    else:
-        text, _ = decode(read_bytes(path))
-        raw = pl.read_csv(io.StringIO(text), has_header=False, infer_schema=False, truncate_ragged_lines=True)
-        raw = raw.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
+    raw = read_rows(path)
     if raw.height < header_row:
         raise IngestError(f"{path}: header_row = {header_row} but the table has only {raw.height} rows")
     data_cols = [c for c in raw.columns if c != "source_row"]
-    header = [str(v).strip() if v is not None else f"column_{n + 1}"
-              for n, v in enumerate(raw.select(data_cols).row(header_row - 1))]
+    header = header_names(raw.select(data_cols).row(header_row - 1))
     body = raw.slice(header_row).rename(dict(zip(data_cols, header)))
     return body.filter(pl.any_horizontal(pl.col(header).is_not_null()))
 
@@ -127,9 +120,7 @@ def load_user_table(
     for n, part in enumerate(parts, start=1):
         where = f"parts[{n}]"
         partner = field(f"{where}.partner", part.get("partner"))
-        labelled = frame.with_columns(partner.str.strip_chars().alias("_partner"))
-        lookup = resolve_names(labelled["_partner"])
-        labelled = labelled.join(lookup, left_on="_partner", right_on="partner_label", how="left")
+        labelled = attach_partners(frame, partner)
         value_col = column(f"{where}.value", part.get("value"))
         qty = pl.col(column(f"{where}.quantity", part["quantity"])) if part.get("quantity") else pl.lit(None)
         piece = canonical_frame(labelled, {
