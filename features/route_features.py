@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 ROUTE_KEYS = ("frequency", "mineral", "hs_code", "hub_iso3")
@@ -20,16 +21,30 @@ ROUTE_KEYS = ("frequency", "mineral", "hs_code", "hub_iso3")
 
 @dataclass(frozen=True)
 class FeatureParams:
-    """Windows in periods of the data's frequency."""
+    """Windows in periods of the data's frequency.
+
+    window: W, the periods scored together; prior: P, the history they are compared with (36 months =
+    the seeds' three years); lag: L used by pass-through; max_lag: the longest transit considered by the
+    lag-aligned features (0..max_lag); comove_window: periods over which legs' co-movement is measured;
+    z_signal: the robust z-score both legs must reach for a period to count towards persistence;
+    full_weight_share: a route whose excess is this share of the product's US imports gets full volume weight.
+    """
 
     window: int = 5
     prior: int = 36
     lag: int = 2
+    max_lag: int = 3
+    comove_window: int = 12
+    z_signal: float = 2.0
+    full_weight_share: float = 0.10
 
     @classmethod
     def for_frequency(cls, frequency: str, monthly: FeatureParams) -> FeatureParams:
-        """Annual data: one-year window against the prior three years, no lag."""
-        return monthly if frequency == "M" else FeatureParams(window=1, prior=3, lag=0)
+        """Annual data: one-year window against the prior three years, no lag, co-movement over 5 years."""
+        if frequency == "M":
+            return monthly
+        return FeatureParams(window=1, prior=3, lag=0, max_lag=0, comove_window=5, z_signal=monthly.z_signal,
+                             full_weight_share=monthly.full_weight_share)
 
 
 def _window_sum(col: str, n: int, offset: int = 0) -> pl.Expr:
@@ -67,10 +82,144 @@ def co_spike_ratio_kg() -> pl.Expr:
     return pl.min_horizontal("cn_to_hub_kg_spike_ratio", "hub_to_us_kg_spike_ratio").alias("co_spike_ratio_kg")
 
 
-def route_excess_kg() -> pl.Expr:
-    """route_excess_kg = min(cn_to_hub_kg_excess, hub_to_us_kg_excess): the most that can have been rerouted
-    above the usual run rate, in kg."""
-    return pl.min_horizontal("cn_to_hub_kg_excess", "hub_to_us_kg_excess").alias("route_excess_kg")
+def route_excess_kg(p: FeatureParams) -> pl.Expr:
+    """route_excess_kg = max over L = 0..max_lag of min(China->hub kg excess over t-W-L+1..t-L, hub->US kg
+    excess over the window), each excess being the window's kg minus the prior run rate (prior × W / P).
+    The most that can have been rerouted above the usual run rate, lag-aligned. kg; negative when either leg
+    is below its run rate."""
+    run_rate = pl.col("cn_to_hub_kg_prior") * p.window / p.prior
+    return pl.max_horizontal([
+        pl.min_horizontal(_window_sum("cn_to_hub_kg", p.window, lag) - run_rate, pl.col("hub_to_us_kg_excess"))
+        for lag in range(p.max_lag + 1)
+    ]).alias("route_excess_kg")
+
+
+def reroute_ceiling_kg(p: FeatureParams) -> pl.Expr:
+    """reroute_ceiling_kg = max over L = 0..max_lag of min(Σ China->hub kg over t-W-L+1..t-L, Σ hub->US kg
+    over t-W+1..t). The rerouting ceiling: the hub cannot have passed on more Chinese goods than it got, nor
+    more than it sent, allowing up to max_lag periods in transit. kg."""
+    return pl.max_horizontal([
+        pl.min_horizontal(_window_sum("cn_to_hub_kg", p.window, lag), pl.col("hub_to_us_kg_window"))
+        for lag in range(p.max_lag + 1)
+    ]).alias("reroute_ceiling_kg")
+
+
+def reroute_ceiling_share() -> pl.Expr:
+    """reroute_ceiling_share = reroute_ceiling_kg / hub_to_us_kg_window: the share of the hub's US exports
+    that could be Chinese goods passed on (0 when the hub sent nothing). 0..1."""
+    return (pl.when(pl.col("hub_to_us_kg_window") > 0)
+            .then(pl.col("reroute_ceiling_kg") / pl.col("hub_to_us_kg_window")).otherwise(0.0)
+            .alias("reroute_ceiling_share"))
+
+
+def three_leg_share_test() -> pl.Expr:
+    """three_leg_share_test: the "China wash" test of the trade-diversion literature, on kg shares, window
+    against prior: China's direct share of US imports falls, the hub's share of China's exports rises, and
+    the hub's share of US imports rises. Boolean."""
+    return ((pl.col("cn_direct_share_of_us_imports_change") < 0) & (pl.col("hub_share_of_cn_exports_change") > 0)
+            & (pl.col("hub_share_of_us_imports_change") > 0)).alias("three_leg_share_test")
+
+
+def three_leg_strength() -> pl.Expr:
+    """three_leg_strength = min(-Δ China's direct share of US imports, Δ hub's share of China's exports,
+    Δ hub's share of US imports): positive exactly when the three-leg test holds, and as large as its
+    weakest leg. Share points, -1..1."""
+    return pl.min_horizontal(-pl.col("cn_direct_share_of_us_imports_change"), pl.col("hub_share_of_cn_exports_change"),
+                             pl.col("hub_share_of_us_imports_change")).alias("three_leg_strength")
+
+
+def three_leg_excess_kg() -> pl.Expr:
+    """three_leg_excess_kg: when the three-leg test holds, the transshipped volume as the smaller leg,
+    counting only the excess over the route's earlier shares:
+    min(cn_to_hub_kg_window - hub_share_of_cn_exports_prior × cn_to_world_kg_window,
+        hub_to_us_kg_window - hub_share_of_us_imports_prior × us_from_world_kg_window), at least 0; else 0. kg."""
+    cn_excess = pl.col("cn_to_hub_kg_window") - pl.col("hub_share_of_cn_exports_prior") * pl.col("cn_to_world_kg_window")
+    us_excess = pl.col("hub_to_us_kg_window") - pl.col("hub_share_of_us_imports_prior") * pl.col("us_from_world_kg_window")
+    return (pl.when(pl.col("three_leg_share_test"))
+            .then(pl.min_horizontal(cn_excess, us_excess).clip(lower_bound=0.0)).otherwise(0.0)
+            .alias("three_leg_excess_kg"))
+
+
+def co_movement_at_lag(lag: int, p: FeatureParams) -> pl.Expr:
+    """`co_movement_lag<L>` = Pearson correlation of log(1 + China->hub kg) at t-L with log(1 + hub->US kg)
+    at t, over the last comove_window periods of the route; 0 when either leg is constant. -1..1."""
+    cn = pl.col("cn_to_hub_kg").log1p().shift(lag)
+    us = pl.col("hub_to_us_kg").log1p()
+    corr = pl.rolling_corr(cn, us, window_size=p.comove_window, min_samples=p.comove_window).over(ROUTE_KEYS)
+    return corr.fill_nan(0.0).fill_null(0.0).alias(f"co_movement_lag{lag}")
+
+
+def co_movement(p: FeatureParams) -> list[pl.Expr]:
+    """co_movement = max over L = 0..max_lag of co_movement_lag<L>; co_movement_lag = that L (periods)."""
+    cols = [f"co_movement_lag{lag}" for lag in range(p.max_lag + 1)]
+    return [pl.max_horizontal(cols).alias("co_movement"),
+            pl.concat_list(cols).list.arg_max().cast(pl.Int32).alias("co_movement_lag")]
+
+
+ROBUST_LEGS = ("cn_to_hub_kg", "hub_to_us_kg", "us_from_cn_kg")
+MAD_TO_SD = 1.4826  # a normal distribution's standard deviation is 1.4826 MADs
+
+
+def robust_baselines(lf: pl.LazyFrame, p: FeatureParams) -> pl.LazyFrame:
+    """`<leg>_median_prior` and `<leg>_mad_prior`: the median and the median absolute deviation of the leg's
+    per-period kg over the prior periods t-W-P+1..t-W (kg per period), for each leg of ROBUST_LEGS."""
+    lf = lf.with_columns(pl.int_range(pl.len()).over(ROUTE_KEYS).alias("_i"))
+    base = lf.select(*ROUTE_KEYS, "_i", *ROBUST_LEGS).rolling(
+        index_column="_i", period=f"{p.prior}i", offset=f"-{p.window + p.prior}i", closed="right", group_by=ROUTE_KEYS,
+    ).agg(
+        *[pl.col(leg).median().alias(f"{leg}_median_prior") for leg in ROBUST_LEGS],
+        *[(pl.col(leg) - pl.col(leg).median()).abs().median().alias(f"{leg}_mad_prior") for leg in ROBUST_LEGS],
+    )
+    # A join does not keep row order; the features after this one need the route's periods in order.
+    return lf.join(base, on=[*ROUTE_KEYS, "_i"], how="left", nulls_equal=True).sort([*ROUTE_KEYS, "period"]).drop("_i")
+
+
+def robust_z(leg: str, p: FeatureParams, per_period: bool) -> pl.Expr:
+    """`<leg>_robust_z` = (window mean per period - prior median) / max(1.4826 × prior MAD, F / W); with
+    per_period, `<leg>_z_now` uses the period's own value instead of the window mean. The denominator's
+    floor (the volume floor per period) keeps a route that never traded from dividing by zero. Unitless."""
+    value = pl.col(leg) if per_period else pl.col(f"{leg}_window") / p.window
+    scale = pl.max_horizontal(MAD_TO_SD * pl.col(f"{leg}_mad_prior"), pl.col("volume_floor_kg") / p.window)
+    name = f"{leg}_z_now" if per_period else f"{leg}_robust_z"
+    return ((value - pl.col(f"{leg}_median_prior")) / scale).alias(name)
+
+
+def signal_persistence(p: FeatureParams) -> pl.Expr:
+    """signal_persistence: how many consecutive periods, up to and including t, both legs were unusual:
+    hub->US kg at t and China->hub kg at some t-L (L = 0..max_lag) at least z_signal robust z-scores above
+    their prior median. Periods."""
+    cn_z = pl.max_horizontal([pl.col("cn_to_hub_kg_z_now").shift(lag).over(ROUTE_KEYS) for lag in range(p.max_lag + 1)])
+    on = ((pl.col("hub_to_us_kg_z_now") >= p.z_signal) & (cn_z >= p.z_signal)).fill_null(False)
+    spell = (~on).cum_sum().over(ROUTE_KEYS)
+    return on.cast(pl.Int32).cum_sum().over([*ROUTE_KEYS, spell]).alias("signal_persistence")
+
+
+def co_robust_z() -> pl.Expr:
+    """co_robust_z = min(cn_to_hub_kg_robust_z, hub_to_us_kg_robust_z): how unusual the quieter leg is
+    against its own history. High only when both legs are. Unitless."""
+    return pl.min_horizontal("cn_to_hub_kg_robust_z", "hub_to_us_kg_robust_z").alias("co_robust_z")
+
+
+def world_unit_value_change() -> pl.Expr:
+    """world_unit_value_change = US imports' world unit value (USD/kg) in the window / in the prior periods;
+    1 when undefined. Above 1 the product's price rose: USD spikes then say less than kg spikes."""
+    return unit_value_ratio("us_from_world_usd_window", "us_from_world_kg_window", "us_from_world_usd_prior",
+                            "us_from_world_kg_prior", "world_unit_value_change")
+
+
+def volume_weight(p: FeatureParams) -> pl.Expr:
+    """volume_weight = clip(log10(1 + 100 × s / S) / log10(101), 0, 1), where s = max(route_excess_kg, 0) /
+    max(us_from_world_kg_window, F) is the route's excess as a share of the product's US imports in the
+    window, and S = full_weight_share (default 10 %).
+
+    0 for a route with no excess; 0.15 at S/100 of the US market; 0.52 at S/10; 1 from S up. It multiplies
+    the anomaly score into the route score, so that a route moving a few hundred kilograms of a product the
+    US imports by the thousand tonnes cannot outrank one moving thousands of tonnes; measured against the
+    product's own market, so that a gallium route is not weighed against antimony tonnages. It counts
+    kilograms above the run rate, not ratios, so a brand-new route of real size (prior 0) keeps a full weight."""
+    share = pl.col("route_excess_kg").clip(lower_bound=0.0) / pl.max_horizontal(
+        pl.col("us_from_world_kg_window"), pl.col("volume_floor_kg"))
+    return (((share * 100 / p.full_weight_share).log1p() / np.log1p(100)).clip(0.0, 1.0)).alias("volume_weight")
 
 
 def pass_through_kg(p: FeatureParams) -> pl.Expr:
@@ -150,12 +299,17 @@ def mirror_features(lf: pl.LazyFrame, p: FeatureParams) -> pl.LazyFrame:
         .over(ROUTE_KEYS).alias("hub_reports_window"),
     )
     floor_usd, floor_kg = pl.col("volume_floor_usd"), pl.col("volume_floor_kg")
+    # A gap with the hub's side only means something when the hub reported in the window: else null.
+    hub_reports = pl.col("hub_reports_window") > 0
     return lf.with_columns(
-        mirror_gap("hub_reported_from_cn_fob_usd_window", "cn_to_hub_fob_usd_window", floor_usd, "mirror_gap_cn_hub_usd"),
-        mirror_gap("hub_reported_from_cn_kg_window", "cn_to_hub_kg_window", floor_kg, "mirror_gap_cn_hub_kg"),
+        pl.when(hub_reports).then(mirror_gap("hub_reported_from_cn_fob_usd_window", "cn_to_hub_fob_usd_window",
+                                             floor_usd, "mirror_gap_cn_hub_usd")).alias("mirror_gap_cn_hub_usd"),
+        pl.when(hub_reports).then(mirror_gap("hub_reported_from_cn_kg_window", "cn_to_hub_kg_window",
+                                             floor_kg, "mirror_gap_cn_hub_kg")).alias("mirror_gap_cn_hub_kg"),
         mirror_gap("us_from_cn_fob_usd_window", "cn_to_us_fob_usd_window", floor_usd, "mirror_gap_cn_us_usd"),
         mirror_gap("us_from_cn_kg_window", "cn_to_us_kg_window", floor_kg, "mirror_gap_cn_us_kg"),
-        mirror_gap("hub_to_us_fob_usd_window", "hub_reported_to_us_fob_usd_window", floor_usd, "mirror_gap_hub_us_usd"),
+        pl.when(hub_reports).then(mirror_gap("hub_to_us_fob_usd_window", "hub_reported_to_us_fob_usd_window",
+                                             floor_usd, "mirror_gap_hub_us_usd")).alias("mirror_gap_hub_us_usd"),
         one_sided("cn_to_hub_kg_window", "hub_reported_from_cn_kg_window", "hub_reports_window", "one_sided_cn_hub"),
         one_sided("hub_to_us_kg_window", "hub_reported_to_us_kg_window", "hub_reports_window", "one_sided_hub_us"),
     )
@@ -199,17 +353,35 @@ def build_route_features(legs: pl.DataFrame | pl.LazyFrame, params: FeatureParam
     )
     lf = lf.with_columns(
         co_spike_ratio_kg(),
-        route_excess_kg(),
+        route_excess_kg(p),
+        reroute_ceiling_kg(p),
         share_change("hub_share_of_cn_exports"),
         share_change("hub_share_of_us_imports"),
         share_change("cn_direct_share_of_us_imports"),
-        # The plain rule: the window beat the whole prior three years on both legs (in kg).
+        *[co_movement_at_lag(lag, p) for lag in range(p.max_lag + 1)],
+        world_unit_value_change(),
+        # The plain rule, literally: the window beat the whole prior three years on both legs (in kg).
         ((pl.col("cn_to_hub_kg_window") > pl.col("cn_to_hub_kg_prior"))
          & (pl.col("hub_to_us_kg_window") > pl.col("hub_to_us_kg_prior"))).alias("rule_flag"),
+        # The seeds' test in both units, with new routes handled on purpose: the floor is the smallest prior,
+        # so a brand-new route passes only when it moved at least the floor.
+        ((pl.col("cn_to_hub_kg_spike_ratio") > 1) & (pl.col("hub_to_us_kg_spike_ratio") > 1)).alias("seeds_test_kg"),
+        ((pl.col("cn_to_hub_usd_spike_ratio") > 1) & (pl.col("hub_to_us_usd_spike_ratio") > 1)).alias("seeds_test_usd"),
         (pl.col("hub_to_us_kg_prior") == 0).alias("new_route"),
         pl.lit(p.window).alias("window_periods"),
         pl.lit(p.prior).alias("prior_periods"),
     )
+    lf = robust_baselines(lf, p)
+    lf = lf.with_columns(
+        reroute_ceiling_share(),
+        three_leg_share_test(),
+        three_leg_strength(),
+        *co_movement(p),
+        volume_weight(p),
+        *[robust_z(leg, p, per_period=False) for leg in ROBUST_LEGS],
+        *[robust_z(leg, p, per_period=True) for leg in ROBUST_LEGS],
+    )
+    lf = lf.with_columns(three_leg_excess_kg(), signal_persistence(p), co_robust_z())
     if all(c in lf.collect_schema().names() for c in MIRROR_COLUMNS):
         lf = mirror_features(lf, p)
     return lf

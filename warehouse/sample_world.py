@@ -28,6 +28,8 @@ PRODUCTS: dict[str, tuple[str, float, float, float]] = {
     "811292": ("gallium_germanium", 12.0, 6.0, 400.0),
     "282560": ("gallium_germanium", 8.0, 3.0, 900.0),
 }
+# The catalogue's volume floor per scoring window, in tonnes (warehouse/catalogue/minerals.toml).
+FLOOR_T = {"antimony": 20.0, "gallium_germanium": 0.5}
 PARTNERS = (
     "THA MEX VNM MYS BOL TJK OMN IND BEL JPN LAO KOR DEU NLD GBR FRA ITA ESP CAN BRA ARG CHL PER TUR RUS "
     "KAZ SAU ARE ISR EGY ZAF NGA AUS NZL IDN PHL SGP PAK BGD LKA POL CZE AUT SWE FIN NOR CHE HKG TWN KHM"
@@ -36,22 +38,42 @@ PARTNERS = (
 
 @dataclass(frozen=True)
 class Story:
+    """One route's story. Planted routes carry their own shape; look-alikes follow their kind's recipe."""
+
     hub_iso3: str
     hs_code: str
     kind: str  # planted | producer_surge | hub_demand_surge | price_surge | one_off | tiny_route
     description: str
-    start: str
+    start: str  # first month of the hub->US surge (YYYY-MM)
+    extra_cn_t: float = 0.0  # planted: extra China->hub tonnes per month
+    extra_us_t: float = 0.0  # planted: extra hub->US tonnes per month (extra_cn_t x pass-through)
+    lag: int = 0  # planted: months between China's shipment and the hub's
+    months: int = 0  # planted: length of the surge
+    existing_cn_t: float = 0.0  # planted on an existing trade: its China->hub tonnes per month
+    existing_us_t: float = 0.0  # ... and its hub->US tonnes per month
+    brand_new: bool = False  # planted: the hub shipped none of the product to the US before
+    size_class: str = ""  # planted: large | medium | small (barely above noise)
 
     @property
     def mineral(self) -> str:
         return PRODUCTS[self.hs_code][0]
 
+    @property
+    def end(self) -> str:
+        """Last month of the hub->US surge (planted), else the start month."""
+        i = _month_index(self.start) + max(self.months - 1, 0)
+        return f"{START.year + i // 12}-{i % 12 + 1:02d}"
+
 
 STORIES = (
-    Story("THA", "282580", "planted", "antimony oxides via Thailand after the ban (the reported case), lag 1 month", "2024-12"),
-    Story("MEX", "282580", "planted", "antimony oxides via Mexico after the ban (the reported case), no lag", "2024-12"),
-    Story("VNM", "811292", "planted", "gallium/germanium via Viet Nam, lag 2 months, 90% pass-through", "2025-01"),
-    Story("MYS", "811010", "planted", "antimony metal via Malaysia, grown on an existing trade, 80% pass-through", "2025-01"),
+    Story("THA", "282580", "planted", "antimony oxides via Thailand after the ban (the reported case), lag 1 month",
+          "2024-12", 470.0, 460.0, 1, 7, size_class="large"),
+    Story("MEX", "282580", "planted", "antimony oxides via Mexico after the ban (the reported case), no lag",
+          "2024-12", 320.0, 307.0, 0, 7, size_class="large"),
+    Story("VNM", "811292", "planted", "gallium/germanium via Viet Nam, lag 2 months, 90% pass-through",
+          "2025-01", 1.6, 1.45, 2, 6, size_class="large"),
+    Story("MYS", "811010", "planted", "antimony metal via Malaysia, grown on an existing trade, 80% pass-through",
+          "2025-01", 45.0, 36.0, 1, 6, 30.0, 10.0, size_class="medium"),
     Story("BOL", "811010", "producer_surge", "Bolivian producer sells more antimony metal to the US; no China leg", "2024-12"),
     Story("TJK", "261710", "producer_surge", "Tajik antimony ore to the US surges; no China leg", "2025-01"),
     Story("OMN", "282580", "producer_surge", "Omani smelter's oxide exports to the US surge; no China leg", "2024-12"),
@@ -60,14 +82,60 @@ STORIES = (
     Story("JPN", "282580", "one_off", "one lump China->Japan and one Japan->US a month later", "2025-01"),
     Story("LAO", "282580", "tiny_route", "a few hundred kg to a few tonnes: ratios explode, volume does not", "2025-01"),
 )
+LOOKALIKE_KINDS = ("producer_surge", "hub_demand_surge", "price_surge", "one_off", "tiny_route")
 
-# route -> (China->hub extra t/month, hub->US extra t/month, lag months, months of the surge)
-_PLANTED = {
-    ("THA", "282580"): (470.0, 460.0, 1, 7),
-    ("MEX", "282580"): (320.0, 307.0, 0, 7),
-    ("VNM", "811292"): (1.6, 1.45, 2, 6),
-    ("MYS", "811010"): (45.0, 36.0, 1, 6),
+
+def _month_text(i: int) -> str:
+    return f"{START.year + (START.month - 1 + i) // 12}-{(START.month - 1 + i) % 12 + 1:02d}"
+
+
+LOOKALIKE_WORDS = {
+    "producer_surge": "a producer sells more to the US; no China leg",
+    "hub_demand_surge": "the hub buys more from China for its own use; hub->US flat",
+    "price_surge": "steady volumes on both legs; dollar values rise with the world price",
+    "one_off": "one lump China->hub and one hub->US a month later",
+    "tiny_route": "a route below the volume floor: ratios explode, volume does not",
 }
+SIZE_SHARES = {"large": (0.10, 0.30), "medium": (0.03, 0.10)}
+
+
+def random_stories(seed: int) -> tuple[Story, ...]:
+    """A varied world for the evaluation harness: 3 to 5 planted routes and one look-alike of each kind.
+
+    Planted routes vary in hub, product, start month (2023-03 to 2025-02), size (extra hub->US tonnes per
+    month as a share of the product's US imports: large 10-30 %, medium 3-10 %; small: 1.5 to 4 of the
+    mineral's volume floors over five months, barely above what the catalogue calls noise), lag (0-3 months), pass-through (50-100 %), length (4-9 months),
+    and kind: brand-new (no hub->US trade before), grown on an existing trade, or on the hub's ordinary
+    background. Every story has its own hub."""
+    rng = np.random.default_rng(10_000 + seed)
+    hubs = [str(h) for h in rng.permutation(PARTNERS)]
+    codes = list(PRODUCTS)
+    first, last = _month_index("2023-03"), _month_index("2025-02")
+    stories: list[Story] = []
+    for _ in range(int(rng.integers(3, 6))):
+        hub, hs = hubs.pop(), codes[int(rng.integers(len(codes)))]
+        size = str(rng.choice(["large", "medium", "small"], p=[0.4, 0.4, 0.2]))
+        if size == "small":  # 1.5 to 4 volume floors over five months: above the floor, not by much
+            extra_us = round(FLOOR_T[PRODUCTS[hs][0]] / 5 * float(rng.uniform(1.5, 4.0)), 3)
+        else:
+            extra_us = round(PRODUCTS[hs][2] * float(rng.uniform(*SIZE_SHARES[size])), 3)
+        pass_through = float(rng.uniform(0.5, 1.0))
+        lag, months = int(rng.integers(0, 4)), int(rng.integers(4, 10))
+        start = _month_text(int(rng.integers(first, last + 1)))
+        shape = str(rng.choice(["brand-new", "existing", "background"]))
+        existing = (extra_us / pass_through * float(rng.uniform(0.5, 1.0)), extra_us * float(rng.uniform(0.2, 0.6))) \
+            if shape == "existing" else (0.0, 0.0)
+        words = {"brand-new": "brand-new route", "existing": "grown on an existing trade",
+                 "background": "on the hub's ordinary trade"}[shape]
+        stories.append(Story(
+            hub, hs, "planted",
+            f"{size} route via {hub}, {words}, lag {lag}, {pass_through:.0%} pass-through, {months} months",
+            start, round(extra_us / pass_through, 3), extra_us, lag, months, round(existing[0], 3),
+            round(existing[1], 3), shape == "brand-new", size))
+    for kind in LOOKALIKE_KINDS:
+        hub, hs = hubs.pop(), codes[int(rng.integers(len(codes)))]
+        stories.append(Story(hub, hs, kind, LOOKALIKE_WORDS[kind], _month_text(int(rng.integers(first, last + 1)))))
+    return tuple(stories)
 
 
 def _months() -> list[date]:
@@ -87,7 +155,7 @@ def _m49(iso3: str) -> int:
     return {"USA": 842, "TWN": 490}.get(iso3) or int(pycountry.countries.get(alpha_3=iso3).numeric)
 
 
-def generate(seed: int = 7) -> tuple[pl.DataFrame, pl.DataFrame]:
+def generate(seed: int = 7, stories: tuple[Story, ...] = STORIES) -> tuple[pl.DataFrame, pl.DataFrame]:
     """China-reported exports and US-reported imports (tonnes and USD by partner, code and month)."""
     rng = np.random.default_rng(seed)
     months = _months()
@@ -119,14 +187,16 @@ def generate(seed: int = 7) -> tuple[pl.DataFrame, pl.DataFrame]:
             presence_us = rng.random(n_t) < min(1.0, 0.3 + us_share[i] / (us_world * 0.02))
             us = us_share[i] * rng.lognormal(0, 0.3, n_t) * presence_us
             key = (hub, hs)
-            story = next((s for s in STORIES if (s.hub_iso3, s.hs_code) == key), None)
+            story = next((s for s in stories if (s.hub_iso3, s.hs_code) == key), None)
             if story is not None:
                 s0 = _month_index(story.start)
                 if story.kind == "planted":
-                    extra_cn, extra_us, lag, length = _PLANTED[key]
-                    if hub == "MYS":  # an existing trade to grow on
-                        cn = cn + 30.0 * rng.lognormal(0, 0.2, n_t)
-                        us = us + 10.0 * rng.lognormal(0, 0.2, n_t)
+                    extra_cn, extra_us, lag, length = story.extra_cn_t, story.extra_us_t, story.lag, story.months
+                    if story.brand_new:  # the hub shipped none of it to the US before
+                        us = np.zeros(n_t)
+                    if story.existing_cn_t or story.existing_us_t:  # an existing trade to grow on
+                        cn = cn + story.existing_cn_t * rng.lognormal(0, 0.2, n_t)
+                        us = us + story.existing_us_t * rng.lognormal(0, 0.2, n_t)
                     on_cn = (t >= s0 - lag) & (t < s0 - lag + length)
                     on_us = (t >= s0) & (t < s0 + length)
                     cn = cn + extra_cn * on_cn * rng.lognormal(0, 0.15, n_t)
@@ -134,18 +204,21 @@ def generate(seed: int = 7) -> tuple[pl.DataFrame, pl.DataFrame]:
                 elif story.kind == "producer_surge":
                     cn = cn * 0.2
                     us = us + (us_world * 0.25) * (t >= s0) * rng.lognormal(0, 0.2, n_t)
+                # Look-alike sizes scale with the product's US market (and the tiny route with the mineral's
+                # volume floor), so that a recipe means the same on oxide and on gallium.
                 elif story.kind == "hub_demand_surge":
                     cn = cn + cn_world * 0.12 * (t >= s0) * rng.lognormal(0, 0.2, n_t)
-                    us = np.full(n_t, 20.0) * rng.lognormal(0, 0.3, n_t)
+                    us = np.full(n_t, us_world * 20 / 1500) * rng.lognormal(0, 0.3, n_t)
                 elif story.kind == "price_surge":
-                    cn = np.full(n_t, 40.0) * rng.lognormal(0, 0.15, n_t)
-                    us = np.full(n_t, 35.0) * rng.lognormal(0, 0.15, n_t)
+                    cn = np.full(n_t, us_world * 40 / 450) * rng.lognormal(0, 0.15, n_t)
+                    us = np.full(n_t, us_world * 35 / 450) * rng.lognormal(0, 0.15, n_t)
                 elif story.kind == "one_off":
-                    cn = cn + 500.0 * (t == s0)
-                    us = us + 450.0 * (t == s0 + 1)
+                    cn = cn + us_world * 500 / 1500 * (t == s0)
+                    us = us + us_world * 450 / 1500 * (t == s0 + 1)
                 elif story.kind == "tiny_route":
-                    cn = np.where(t >= s0, 2.0, 0.05) * rng.lognormal(0, 0.3, n_t)
-                    us = np.where(t >= s0, 1.5, 0.0) * rng.lognormal(0, 0.3, n_t)
+                    tiny = FLOOR_T[mineral] / FLOOR_T["antimony"]
+                    cn = np.where(t >= s0, 2.0 * tiny, 0.05 * tiny) * rng.lognormal(0, 0.3, n_t)
+                    us = np.where(t >= s0, 1.5 * tiny, 0.0) * rng.lognormal(0, 0.3, n_t)
             uv_noise_cn = rng.lognormal(0, 0.08, n_t)
             uv_noise_us = rng.lognormal(0, 0.08, n_t)
             cn_rows.append(pl.DataFrame({
@@ -211,13 +284,13 @@ def _comtrade_records(frame: pl.DataFrame, reporter_iso3: str, flow: str, rng: n
     return pl.concat([recs, recs[dup_idx.tolist()], aggregate])
 
 
-def write_sample_world(out_dir: Path, seed: int = 7) -> dict[str, Path]:
+def write_sample_world(out_dir: Path, seed: int = 7, stories: tuple[Story, ...] = STORIES) -> dict[str, Path]:
     """Write the data files into out_dir/data and the truth beside it (out_dir/truth.json)."""
     out_dir = Path(out_dir)
     data_dir = out_dir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed + 1)
-    cn, us = generate(seed)
+    cn, us = generate(seed, stories)
     cn_recs = _comtrade_records(cn, "CHN", "X", rng)
     us_recs = _comtrade_records(us, "USA", "M", rng)
     china_csv = data_dir / "comtrade_CHN_X_monthly_2019-2025.csv"
@@ -225,14 +298,14 @@ def write_sample_world(out_dir: Path, seed: int = 7) -> dict[str, Path]:
     cn_recs.write_csv(china_csv)
     us_json.write_text(json.dumps({"elapsedTime": "0.42 secs", "count": us_recs.height,
                                    "data": us_recs.to_dicts()}, default=str), encoding="utf-8")
-    return {"data_dir": data_dir, "truth": write_truth(out_dir, seed), "china": china_csv, "us": us_json}
+    return {"data_dir": data_dir, "truth": write_truth(out_dir, seed, stories), "china": china_csv, "us": us_json}
 
 
-def write_truth(out_dir: Path, seed: int) -> Path:
+def write_truth(out_dir: Path, seed: int, stories: tuple[Story, ...] = STORIES) -> Path:
     """The stories of the world (planted routes and look-alikes), beside the data folder, never in it."""
     truth = Path(out_dir) / "truth.json"
-    truth.write_text(json.dumps({"seed": seed, "stories": [asdict(s) | {"mineral": s.mineral} for s in STORIES]},
-                                indent=2), encoding="utf-8")
+    truth.write_text(json.dumps({"seed": seed, "stories": [asdict(s) | {"mineral": s.mineral, "end": s.end}
+                                                            for s in stories]}, indent=2), encoding="utf-8")
     return truth
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -79,3 +80,91 @@ def test_unit_value_against_world_is_one_when_prices_move_together():
 def test_no_history_before_window_plus_prior_periods():
     out = build_route_features(legs([1] * 5, [1] * 5), P, FLOORS).collect()
     assert out["has_history"].to_list() == [False, False, False, False, True]
+
+
+# ---------------------------------------------------------------- the detection features (issue 4)
+Q = FeatureParams(window=2, prior=3, lag=1, max_lag=1, comove_window=4, z_signal=2.0)
+
+
+def qrow(frame, month, params=Q):
+    return build_route_features(frame, params, FLOORS).collect().filter(
+        pl.col("period") == date(2024, month, 1)).row(0, named=True)
+
+
+def test_rerouting_ceiling_is_the_smaller_leg_lag_aligned():
+    r = qrow(legs([10, 20, 30, 40, 50], [0, 0, 30, 60, 90]), 5)
+    # lag 0: min(40 + 50, 60 + 90) = 90; lag 1: min(30 + 40, 150) = 70; the ceiling takes the larger.
+    assert r["reroute_ceiling_kg"] == pytest.approx(90)
+    assert r["reroute_ceiling_share"] == pytest.approx(90 / 150)
+    # route excess, lag-aligned: lag 0 min(90 - 60·2/3, 150 - 30·2/3) = 50; lag 1 min(70 - 40, 130) = 30.
+    assert r["route_excess_kg"] == pytest.approx(50)
+
+
+def test_three_leg_share_test_counts_only_the_excess_over_earlier_shares():
+    r = qrow(legs([10, 10, 10, 50, 50], [0, 0, 0, 40, 40], us_from_cn=[80, 80, 80, 0, 0]), 5)
+    # China's direct share of US imports 0.8 -> 0; hub's share of China's exports 0.1 -> 0.5; of US imports 0 -> 0.4.
+    assert r["three_leg_share_test"] is True
+    assert r["three_leg_strength"] == pytest.approx(min(0.8, 0.4, 0.4))
+    # min(100 - 0.1·200, 80 - 0·200) = 80 kg
+    assert r["three_leg_excess_kg"] == pytest.approx(80)
+    # The same legs with China's direct share unchanged: the test fails and nothing is counted.
+    flat = qrow(legs([10, 10, 10, 50, 50], [0, 0, 0, 40, 40], us_from_cn=[80] * 5), 5)
+    assert flat["three_leg_share_test"] is False
+    assert flat["three_leg_excess_kg"] == 0
+
+
+def test_robust_z_against_the_routes_own_median_and_mad():
+    r = qrow(legs([10, 20, 30, 40, 50], [0, 0, 30, 60, 90]), 5)
+    # hub->US prior (months 1-3) 0, 0, 30: median 0, MAD 0, so the floor per period (10 / 2 = 5) is the scale.
+    assert r["hub_to_us_kg_robust_z"] == pytest.approx((150 / 2 - 0) / 5)
+    # China->hub prior 10, 20, 30: median 20, MAD 10; window mean 45.
+    assert r["cn_to_hub_kg_robust_z"] == pytest.approx((45 - 20) / (1.4826 * 10))
+    assert r["co_robust_z"] == pytest.approx((45 - 20) / (1.4826 * 10))
+    assert r["hub_to_us_kg_z_now"] == pytest.approx(90 / 5)
+
+
+def test_persistence_counts_consecutive_periods_with_both_legs_unusual():
+    frame = legs([10, 10, 10, 10, 10, 40, 40, 40], [5, 5, 5, 5, 5, 30, 30, 30])
+    out = build_route_features(frame, Q, FLOORS).collect().sort("period")
+    # From month 6 both legs are 30 and 25 kg above a flat median (scale = floor per period, 5): z 6 and 5.
+    assert out["signal_persistence"].to_list()[4:] == [0, 1, 2, 3]
+
+
+def test_co_movement_finds_the_lag():
+    same = qrow(legs([10, 10, 10, 10, 10, 40, 40, 40], [5, 5, 5, 5, 5, 30, 30, 30]), 8)
+    assert same["co_movement_lag0"] == pytest.approx(1.0)
+    assert (same["co_movement"], same["co_movement_lag"]) == (pytest.approx(1.0), 0)
+    lagged = qrow(legs([10, 10, 10, 10, 40, 40, 40, 40], [5, 5, 5, 5, 5, 30, 30, 30]), 8)
+    assert lagged["co_movement_lag1"] == pytest.approx(1.0)
+    assert lagged["co_movement_lag0"] < 1.0
+    assert lagged["co_movement_lag"] == 1
+
+
+def test_volume_weight_is_the_excess_against_the_products_us_market():
+    # excess 50 kg (see above) against US imports of 200 kg in the window: 25 % of the market, full weight.
+    assert qrow(legs([10, 20, 30, 40, 50], [0, 0, 30, 60, 90]), 5)["volume_weight"] == 1.0
+    # The same route in a market of 5,000 kg per month: 50 / 10,000 = 0.5 %, weight log(1 + 5) / log(101).
+    big = qrow(legs([10, 20, 30, 40, 50], [0, 0, 30, 60, 90], us_world=[5000] * 5), 5)
+    assert big["volume_weight"] == pytest.approx(np.log(6) / np.log(101))
+    # No excess, no weight.
+    assert qrow(legs([10] * 5, [10] * 5), 5)["volume_weight"] == 0.0
+
+
+def test_world_price_surge_shows_in_unit_values_not_in_kg_features():
+    calm = qrow(legs([10] * 5, [10] * 5), 5)
+    surge = qrow(legs([10] * 5, [10] * 5, hub_us_usd=[100, 100, 100, 400, 400], us_world_usd=[1000, 1000, 1000, 4000, 4000]), 5)
+    assert surge["world_unit_value_change"] == pytest.approx(4.0)
+    assert surge["unit_value_vs_world"] == pytest.approx(1.0)
+    assert surge["hub_to_us_usd_spike_ratio"] > calm["hub_to_us_usd_spike_ratio"]
+    for kg_feature in ("route_excess_kg", "co_robust_z", "co_spike_ratio_kg", "volume_weight", "reroute_ceiling_kg"):
+        assert surge[kg_feature] == calm[kg_feature]
+
+
+def test_seeds_test_in_both_units_and_new_routes_on_purpose():
+    r = qrow(legs([0, 0, 0, 30, 30], [0, 0, 0, 20, 20]), 5)
+    assert r["new_route"] is True
+    assert r["seeds_test_kg"] is True            # 60 and 40 kg beat the floor (10 kg) standing in for a prior of 0
+    assert r["seeds_test_usd"] is True           # 600 and 400 USD beat the 100 USD floor
+    tiny = qrow(legs([0, 0, 0, 3, 3], [0, 0, 0, 2, 2]), 5)
+    assert tiny["rule_flag"] is True             # the literal rule passes anything above zero
+    assert tiny["seeds_test_kg"] is False        # 4 kg is below the floor
