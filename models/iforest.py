@@ -1,18 +1,29 @@
-"""The route scorer: an isolation forest over one-sided, log-scaled route features.
+"""The route scorer: an isolation forest over one-sided, log-scaled route features, with explanations.
 
 Score direction, stated once: `anomaly_score` is higher for more suspicious route-periods. It is the
 isolation forest's anomaly score s(x) of Liu et al. (2008), in (0, 1]: the negative of scikit-learn's
 `score_samples`. Nothing downstream flips it.
 
 One-sided: before fitting, each feature is oriented so that the transshipment direction is "up" (e.g.
-China's direct share of US imports *falling* becomes a positive number), then clipped from below at its
+China's direct imports to the US *falling* becomes a positive number), then clipped from below at its
 training median. A route that collapses, or moves in the innocent direction, is then not "unusual" to
 the forest; only unusual movement in the suspicious direction is.
+
+The model's inputs are joint features (both legs at once) and the fall of the direct route; single-leg
+spikes stay in the feature table for the analyst but are not inputs, because a single leg rising is what
+the legitimate look-alikes (a producer selling more, a hub's own demand) look like. Volumes enter in kg,
+never in dollars, so a world price surge cannot move the score.
+
+Explanations are occlusion attributions, faithful by construction: for each explained route-period, the
+set of `top` features whose reset to the route's typical values lowers the score most (searched
+exhaustively over all sets of that size), each with its value, the route's typical value, the model's
+normal range (10th to 90th percentile of training) and the score drop when it alone is reset.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 import polars as pl
@@ -30,20 +41,24 @@ class ModelFeature:
 
 
 MODEL_FEATURES: tuple[ModelFeature, ...] = (
-    ModelFeature("cn_to_hub_kg_spike_ratio", "log1p", 1, "China->hub kg, window vs prior 3 years"),
-    ModelFeature("hub_to_us_kg_spike_ratio", "log1p", 1, "hub->US kg, window vs prior 3 years"),
-    ModelFeature("cn_to_hub_usd_spike_ratio", "log1p", 1, "China->hub USD, window vs prior 3 years"),
-    ModelFeature("hub_to_us_usd_spike_ratio", "log1p", 1, "hub->US USD, window vs prior 3 years"),
-    ModelFeature("co_spike_ratio_kg", "log1p", 1, "both legs (kg), the smaller spike ratio"),
-    ModelFeature("route_excess_kg", "signed_log10", 1, "kg above the 3-year run rate on both legs"),
+    ModelFeature("co_spike_ratio_kg", "log1p", 1, "both legs (kg), window vs prior 3 years, the smaller ratio"),
+    ModelFeature("co_robust_z", "signed_log10", 1, "both legs (kg), robust z against own history, the smaller"),
+    ModelFeature("route_excess_kg", "signed_log10", 1, "kg above the 3-year run rate on both legs (lag-aligned)"),
+    ModelFeature("reroute_ceiling_share", "identity", 1, "share of hub->US kg that China's shipments could cover"),
+    ModelFeature("three_leg_strength", "identity", 1, "three-leg share test: its weakest leg (share points)"),
+    ModelFeature("three_leg_excess_kg", "signed_log10", 1, "kg above the route's earlier shares on both legs"),
+    ModelFeature("co_movement", "identity", 1, "correlation of China->hub (t-L) with hub->US (t)"),
+    ModelFeature("signal_persistence", "identity", 1, "consecutive periods both legs were unusual"),
     ModelFeature("pass_through_kg", "identity", 1, "hub->US kg per kg China sent the hub"),
-    ModelFeature("hub_share_of_cn_exports_change", "identity", 1, "change in hub's share of China's exports"),
-    ModelFeature("hub_share_of_us_imports_change", "identity", 1, "change in hub's share of US imports"),
+    ModelFeature("us_from_cn_kg_robust_z", "signed_log10", -1, "fall of US imports from China (robust z)"),
     ModelFeature("cn_direct_share_of_us_imports_change", "identity", -1, "fall in China's direct share of US imports"),
+    ModelFeature("mirror_gap_hub_us_usd", "identity", 1, "US declares more from the hub than the hub declares"),
+    ModelFeature("mirror_gap_cn_hub_kg", "identity", -1, "China declares more to the hub than the hub declares"),
 )
 
 
-def _transform(frame: pl.DataFrame, features: tuple[ModelFeature, ...]) -> np.ndarray:
+def _oriented(frame: pl.DataFrame, features: tuple[ModelFeature, ...]) -> np.ndarray:
+    """The features as the forest sees them: transformed, then signed so that "up" is suspicious."""
     exprs = []
     for f in features:
         x = pl.col(f.column).cast(pl.Float64).fill_null(0.0).fill_nan(0.0)
@@ -55,6 +70,11 @@ def _transform(frame: pl.DataFrame, features: tuple[ModelFeature, ...]) -> np.nd
     return frame.select(exprs).to_numpy()
 
 
+def raw_values(frame: pl.DataFrame, features: tuple[ModelFeature, ...]) -> np.ndarray:
+    return frame.select([pl.col(f.column).cast(pl.Float64).fill_null(0.0).fill_nan(0.0)
+                         for f in features]).to_numpy()
+
+
 class RouteScorer(BaseEstimator):
     """Isolation forest for route-periods of one mineral and frequency.
 
@@ -64,9 +84,6 @@ class RouteScorer(BaseEstimator):
         Trees in the forest.
     max_samples : int or "auto"
         Rows drawn per tree.
-    flag_quantile : float
-        `threshold_` is this quantile of the training scores: with 0.98, about 2 % of the training
-        route-periods score at or above it. Changing it does not need a refit (see `threshold_for`).
     random_state : int
         Seed; the same data and seed give the same scores.
 
@@ -74,78 +91,146 @@ class RouteScorer(BaseEstimator):
     ----------
     features_ : tuple of ModelFeature
     center_ : ndarray, the training median of each oriented feature (the clip point)
-    typical_raw_ : ndarray, the training median of each feature as stored (what "typical" means in words)
-    scale_ : ndarray, the training median absolute deviation (floored) of each oriented feature
+    normal_low_, normal_high_ : ndarray, the 10th and 90th percentile of each feature as stored
     forest_ : IsolationForest
-    train_scores_ : ndarray
-    threshold_ : float
+    train_scores_ : ndarray, sorted anomaly scores of the training rows
     n_train_ : int
     """
 
-    def __init__(self, n_estimators: int = 300, max_samples: int | str = 256, flag_quantile: float = 0.98,
-                 random_state: int = 0):
+    def __init__(self, n_estimators: int = 300, max_samples: int | str = 256, random_state: int = 0):
         self.n_estimators = n_estimators
         self.max_samples = max_samples
-        self.flag_quantile = flag_quantile
         self.random_state = random_state
 
     def fit(self, frame: pl.DataFrame, y: None = None) -> RouteScorer:
         if frame.height < 2:
             raise ValueError(f"need at least 2 route-periods to fit, got {frame.height}")
         self.features_ = MODEL_FEATURES
-        oriented = _transform(frame, self.features_)
+        oriented = _oriented(frame, self.features_)
         self.center_ = np.median(oriented, axis=0)
-        raw = frame.select([f.column for f in self.features_]).cast(pl.Float64).fill_null(0.0).to_numpy()
-        self.typical_raw_ = np.median(raw, axis=0)
-        mad = np.median(np.abs(oriented - self.center_), axis=0)
-        spread = np.percentile(oriented, 90, axis=0) - np.percentile(oriented, 10, axis=0)
-        self.scale_ = np.maximum(np.maximum(mad, spread / 2.56), 1e-6)
+        raw = raw_values(frame, self.features_)
+        self.normal_low_, self.normal_high_ = np.percentile(raw, 10, axis=0), np.percentile(raw, 90, axis=0)
+        # What the training data looked like, for the drift check: per feature, the training share in each
+        # decile bin of the oriented values.
+        self.drift_edges_ = [np.unique(np.quantile(oriented[:, j], np.linspace(0.1, 0.9, 9)))
+                             for j in range(oriented.shape[1])]
+        self.drift_shares_ = [_bin_shares(oriented[:, j], edges) for j, edges in enumerate(self.drift_edges_)]
         clipped = np.maximum(oriented, self.center_)
         self.forest_ = IsolationForest(
             n_estimators=self.n_estimators,
             max_samples=min(self.max_samples, frame.height) if isinstance(self.max_samples, int) else self.max_samples,
             random_state=self.random_state,
         ).fit(clipped)
-        self.train_scores_ = -self.forest_.score_samples(clipped)
-        self.threshold_ = float(np.quantile(self.train_scores_, self.flag_quantile))
+        self.train_scores_ = np.sort(-self.forest_.score_samples(clipped))
         self.n_train_ = frame.height
         return self
 
-    def threshold_for(self, quantile: float) -> float:
-        """The score threshold for another flag quantile, without refitting."""
-        check_is_fitted(self, "forest_")
-        return float(np.quantile(self.train_scores_, quantile))
+    # -------------------------------------------------------------- scores and thresholds
+    def _clipped(self, frame: pl.DataFrame) -> np.ndarray:
+        return np.maximum(_oriented(frame, self.features_), self.center_)
+
+    def _score(self, clipped: np.ndarray) -> np.ndarray:
+        return -self.forest_.score_samples(clipped)
 
     def anomaly_score(self, frame: pl.DataFrame) -> np.ndarray:
         """Anomaly score in (0, 1]; higher = more suspicious."""
         check_is_fitted(self, "forest_")
-        clipped = np.maximum(_transform(frame, self.features_), self.center_)
-        return -self.forest_.score_samples(clipped)
+        return self._score(self._clipped(frame))
 
-    def explain(self, frame: pl.DataFrame, top: int = 3) -> pl.Series:
-        """For each row, the features furthest above their typical value (robust z on the oriented scale),
-        in words: "<feature>: <value> (typical <training median>)", most unusual first."""
+    def threshold_for(self, quantile: float) -> float:
+        """The anomaly-score threshold at a quantile of the training scores; no refit needed to change it."""
         check_is_fitted(self, "forest_")
-        oriented = _transform(frame, self.features_)
-        z = (oriented - self.center_) / self.scale_
-        order = np.argsort(-z, axis=1, kind="stable")[:, :top]
-        raw = frame.select([f.column for f in self.features_]).cast(pl.Float64).fill_null(0.0).to_numpy()
-        rows = np.arange(frame.height)
-        words = np.array([f.words for f in self.features_], dtype=object)
-        parts = []
-        for k in range(min(top, len(self.features_))):
-            j = order[:, k]
-            part = pl.DataFrame({
-                "words": words[j].astype(str), "value": raw[rows, j], "typical": self.typical_raw_[j], "z": z[rows, j],
-            }).select(
-                pl.when(pl.col("z") > 1.0).then(pl.format(
-                    "{}: {} (typical {})", "words",
-                    pl.col("value").round_sig_figs(3).cast(pl.String),
-                    pl.col("typical").round_sig_figs(3).cast(pl.String),
-                )).alias(f"part{k}")
-            )
-            parts.append(part)
-        joined = pl.concat(parts, how="horizontal").select(
-            pl.concat_str(pl.all(), separator="; ", ignore_nulls=True).alias("top_features")
-        )["top_features"]
-        return joined.replace("", "no feature far from typical")
+        return float(np.quantile(self.train_scores_, quantile))
+
+    def score_percentile(self, scores: np.ndarray) -> np.ndarray:
+        """Share of the training route-periods that scored at or below each score (0..1)."""
+        check_is_fitted(self, "forest_")
+        return np.searchsorted(self.train_scores_, scores, side="right") / len(self.train_scores_)
+
+    def drift(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Population stability index (PSI) of each input on `frame` against the training data, over the
+        training deciles: sum((new - train) × ln(new / train)) per bin, shares floored at 1e-4. Rule of thumb
+        used in credit scoring: < 0.1 stable, 0.1 to 0.25 moving, > 0.25 shifted."""
+        check_is_fitted(self, "forest_")
+        oriented = _oriented(frame, self.features_)
+        psi = []
+        for j, edges in enumerate(self.drift_edges_):
+            new = np.maximum(_bin_shares(oriented[:, j], edges), 1e-4)
+            old = np.maximum(self.drift_shares_[j], 1e-4)
+            psi.append(float(np.sum((new - old) * np.log(new / old))))
+        return pl.DataFrame({"feature": [f.column for f in self.features_], "psi": psi})
+
+    # -------------------------------------------------------------- explanations
+    def explain(self, frame: pl.DataFrame, typical: pl.DataFrame, top: int = 3) -> pl.DataFrame:
+        """Occlusion attributions for each row of `frame`, against the route's `typical` row (same order).
+
+        Returns one row per (row, position) with: row (index into frame), position (1 = the feature whose
+        reset alone lowers the score most, within the best set), feature, words, value, typical,
+        normal_low, normal_high, score_drop (the score drop when this feature alone is reset), and
+        set_score_drop (the drop when the whole set is reset). The set is the `top` features whose joint
+        reset to typical lowers the score most, found by exhaustive search; features whose reset does not
+        lower the score are left out."""
+        check_is_fitted(self, "forest_")
+        n, d = frame.height, len(self.features_)
+        k = min(top, d)
+        if n == 0:
+            return _empty_explanations()
+        base = self.anomaly_score(frame)
+        subsets = np.array(list(combinations(range(d), k)))  # (m, k)
+        masks = np.zeros((len(subsets), d), dtype=bool)
+        masks[np.arange(len(subsets))[:, None], subsets] = True
+        set_scores = self.reset_scores(frame, typical, masks)
+        best = np.argmin(set_scores, axis=1)
+        single_drop = base[:, None] - self.reset_scores(frame, typical, np.eye(d, dtype=bool))
+        raw, raw_ref = raw_values(frame, self.features_), raw_values(typical, self.features_)
+        rows = np.repeat(np.arange(n), k)
+        feats = subsets[best].reshape(-1)
+        drops = single_drop[rows, feats]
+        out = pl.DataFrame({
+            "row": rows.astype(np.int64), "j": feats.astype(np.int64), "score_drop": drops,
+            "set_score_drop": np.repeat(base - set_scores[np.arange(n), best], k),
+            "value": raw[rows, feats], "typical": raw_ref[rows, feats],
+            "normal_low": self.normal_low_[feats], "normal_high": self.normal_high_[feats],
+        })
+        names = pl.DataFrame({"j": np.arange(d, dtype=np.int64), "feature": [f.column for f in self.features_],
+                              "words": [f.words for f in self.features_]})
+        out = (out.join(names, on="j").filter(pl.col("score_drop") > 0)
+               .sort("row", "score_drop", descending=[False, True])
+               .with_columns(position=pl.int_range(1, pl.len() + 1).over("row").cast(pl.Int32)))
+        return out.select("row", "position", "feature", "words", "value", "typical", "normal_low", "normal_high",
+                          "score_drop", "set_score_drop")
+
+    def reset_scores(self, frame: pl.DataFrame, typical: pl.DataFrame, masks: np.ndarray) -> np.ndarray:
+        """Anomaly scores (n rows × m masks) with the features of each boolean mask (m × d, in the order
+        of features_) reset to the route's typical values; every variant scored in one call."""
+        check_is_fitted(self, "forest_")
+        x = self._clipped(frame)
+        ref = np.maximum(_oriented(typical, self.features_), self.center_)
+        n, d = x.shape
+        variants = np.where(masks[None, :, :], ref[:, None, :], x[:, None, :])
+        return self._score(variants.reshape(-1, d)).reshape(n, len(masks))
+
+    def mask(self, columns: list[str]) -> np.ndarray:
+        """A boolean mask over features_ for `columns`."""
+        return np.array([f.column in columns for f in self.features_])
+
+
+def _bin_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Share of values in each bin cut at `edges` (len(edges) + 1 bins; a value on an edge goes right)."""
+    counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
+    return counts / max(len(values), 1)
+
+
+def _empty_explanations() -> pl.DataFrame:
+    return pl.DataFrame(schema={"row": pl.Int64, "position": pl.Int32, "feature": pl.String, "words": pl.String,
+                                "value": pl.Float64, "typical": pl.Float64, "normal_low": pl.Float64,
+                                "normal_high": pl.Float64, "score_drop": pl.Float64, "set_score_drop": pl.Float64})
+
+
+def explanation_text(explanations: pl.DataFrame) -> pl.DataFrame:
+    """One line per explained row: "<words>: <value> (typical <t>, normal <lo>-<hi>; -<drop>)" joined by "; "."""
+    fmt = lambda c: pl.col(c).round_sig_figs(3).cast(pl.String)  # noqa: E731
+    return explanations.sort("row", "position").group_by("row", maintain_order=True).agg(
+        pl.format("{}: {} (typical {}, normal {} to {}; score -{})", "words", fmt("value"), fmt("typical"),
+                  fmt("normal_low"), fmt("normal_high"), pl.col("score_drop").round(3).cast(pl.String))
+        .str.join("; ").alias("top_features"))

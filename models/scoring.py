@@ -1,25 +1,38 @@
-"""Fit one RouteScorer per (frequency, mineral) and score its route-periods. Pure: frames in, frames out.
+"""Fit (or reuse) one RouteScorer per (frequency, mineral), score its route-periods, explain the top ones.
+Pure: frames in, frames out.
 
 Which route-periods are scored: those with a complete history (W + P periods on the grid) and some trade
 on either leg in the window or the prior periods. A route with no trade at all has nothing to score.
 
-`flagged` (documented threshold), all three of:
-1. anomaly_score at or above the model's threshold: the `flag_quantile` (default 0.98) of its training
-   scores, so about 2 % of route-periods pass this part;
-2. the transshipment direction, with volume: China->hub and hub->US both exceed their prior three-year
-   run rate by at least the mineral's volume floor (kg) in the window;
-3. sustained, not one lump: no single period carries more than `max_peak_share` (default 0.6) of the
-   window's hub->US volume.
+Scores, per route-period (higher = more suspicious, all of them):
+- anomaly_score: the isolation forest's score in (0, 1] (models/iforest.py);
+- score_percentile: the share of the model's training route-periods that scored at or below it;
+- route_score = anomaly_score × volume_weight, and 0 unless both gates hold:
+  1. the transshipment direction, with volume, above noise: route_excess_kg (both legs above their prior
+     three-year run rate, lag-aligned) is at least the mineral's volume floor (kg), and co_robust_z (the
+     quieter leg's window against its own history, in robust standard deviations) is at least
+     `min_co_robust_z` (default 1.0), so that a steady route whose share grows only because China's total
+     exports shrank is not taken for a rising one;
+  2. sustained, not one lump: no single period carries more than `max_peak_share` (default 0.6) of the
+     window's hub->US kg.
+  Flagged lists are ranked by route_score.
+
+`flagged`, the review queue, by one of two thresholds an analyst can reason about (neither refits):
+- flag_quantile (default 0.98): route_score > 0 and anomaly_score at or above the 0.98 quantile of the
+  model's training scores, i.e. in the model's top 2 % of route-periods;
+- queue_size N (when set, instead): per frequency and period, the N route-periods with the highest
+  route_score above 0.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 
 import polars as pl
 
 from features.route_features import ROUTE_KEYS
-from models.iforest import MODEL_FEATURES, RouteScorer
+from models.iforest import MODEL_FEATURES, RouteScorer, explanation_text
 
 
 @dataclass(frozen=True)
@@ -27,12 +40,18 @@ class ScoreParams:
     n_estimators: int = 300
     max_samples: int = 256
     flag_quantile: float = 0.98
+    queue_size: int | None = None
     random_state: int = 0
     min_train_rows: int = 30
     max_peak_share: float = 0.6
+    min_co_robust_z: float = 1.0
+    explain_top: int = 3
+    explain_routes: int = 50
+    model_policy: str = "auto"  # auto | reuse | refit (models/registry.py)
+    drift_psi: float = 0.25
 
 
-@dataclass(frozen=True)
+@dataclass
 class FittedGroup:
     frequency: str
     mineral: str
@@ -40,6 +59,14 @@ class FittedGroup:
     n_train: int
     periods: tuple[str, str] | None
     note: str
+    training_sha256: str | None = None
+    n_routes: int = 0
+    model_id: str | None = None
+    reused: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+MODEL_FEATURE_COLUMNS = tuple(f.column for f in MODEL_FEATURES)
 
 
 def scoreable(features: pl.DataFrame) -> pl.Expr:
@@ -50,34 +77,111 @@ def scoreable(features: pl.DataFrame) -> pl.Expr:
     )
 
 
-def score_routes(features: pl.DataFrame, params: ScoreParams) -> tuple[pl.DataFrame, list[FittedGroup]]:
-    """Scores for every scoreable route-period, and what was fitted per (frequency, mineral)."""
+def training_sha256(group: pl.DataFrame) -> str:
+    """A hash of the rows a model is trained on: route keys, period and model inputs, in key order, as CSV
+    text (stable across library versions)."""
+    cols = [*ROUTE_KEYS, "period", *MODEL_FEATURE_COLUMNS]
+    frame = group.select([c for c in cols if c in group.columns]).sort([*ROUTE_KEYS, "period"])
+    return hashlib.sha256(frame.write_csv(float_precision=9).encode()).hexdigest()
+
+
+def gates(params: ScoreParams) -> tuple[pl.Expr, pl.Expr]:
+    direction_ok = ((pl.col("route_excess_kg") >= pl.col("volume_floor_kg"))
+                    & (pl.col("co_robust_z") >= params.min_co_robust_z)).fill_null(False)
+    sustained = (pl.col("hub_to_us_peak_share") <= params.max_peak_share).fill_null(False)
+    return direction_ok.alias("direction_ok"), sustained.alias("sustained")
+
+
+def fit_group(group: pl.DataFrame, params: ScoreParams) -> RouteScorer:
+    return RouteScorer(n_estimators=params.n_estimators, max_samples=params.max_samples,
+                       random_state=params.random_state).fit(group)
+
+
+def score_group(group: pl.DataFrame, scorer: RouteScorer, params: ScoreParams) -> pl.DataFrame:
+    """anomaly_score, score_percentile, score_threshold, gates and route_score for one model's rows."""
+    scores = scorer.anomaly_score(group)
+    direction_ok, sustained = gates(params)
+    return group.with_columns(
+        anomaly_score=pl.Series(scores),
+        score_percentile=pl.Series(scorer.score_percentile(scores)),
+        score_threshold=pl.lit(scorer.threshold_for(params.flag_quantile)),
+    ).with_columns(direction_ok, sustained).with_columns(
+        route_score=pl.when(pl.col("direction_ok") & pl.col("sustained"))
+        .then(pl.col("anomaly_score") * pl.col("volume_weight")).otherwise(0.0),
+    )
+
+
+def apply_threshold(scores: pl.DataFrame, params: ScoreParams) -> pl.DataFrame:
+    """`flagged` by the quantile threshold, or by the review-queue size per frequency and period."""
+    if params.queue_size:
+        rank = pl.col("route_score").rank("ordinal", descending=True).over("frequency", "period")
+        flagged = (pl.col("route_score") > 0) & (rank <= params.queue_size)
+    else:
+        flagged = (pl.col("route_score") > 0) & (pl.col("anomaly_score") >= pl.col("score_threshold"))
+    return scores.with_columns(flagged=flagged)
+
+
+def route_typical(group: pl.DataFrame) -> pl.DataFrame:
+    """Each route's typical value of every model input: its median over the route's scored periods."""
+    return group.group_by(ROUTE_KEYS).agg([pl.col(c).cast(pl.Float64).fill_nan(None).median() for c in MODEL_FEATURE_COLUMNS])
+
+
+def rows_to_explain(scored: pl.DataFrame, params: ScoreParams) -> pl.Series:
+    """Flagged rows, and the peak period of the `explain_routes` routes with the highest route_score."""
+    peaks = (scored.filter(pl.col("route_score") > 0).sort("route_score", descending=True)
+             .group_by(ROUTE_KEYS, maintain_order=True).first().head(params.explain_routes)
+             .select(*ROUTE_KEYS, "period", pl.lit(True).alias("_peak")))
+    marked = scored.join(peaks, on=[*ROUTE_KEYS, "period"], how="left", nulls_equal=True)
+    return (marked["flagged"] | marked["_peak"].fill_null(False)).alias("explained")
+
+
+def explain_group(scored: pl.DataFrame, scorer: RouteScorer, params: ScoreParams) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(scored with top_features text, long explanation table keyed by route and period)."""
+    scored = scored.with_row_index("_row").with_columns(rows_to_explain(scored, params))
+    chosen = scored.filter("explained")
+    typical = chosen.select(*ROUTE_KEYS).join(route_typical(scored), on=list(ROUTE_KEYS), how="left",
+                                              nulls_equal=True, maintain_order="left")
+    long = scorer.explain(chosen, typical, top=params.explain_top)
+    keys = chosen.select("_row", *ROUTE_KEYS, "period").with_row_index("row").with_columns(pl.col("row").cast(pl.Int64))
+    text = explanation_text(long).join(keys.select("row", "_row"), on="row").drop("row")
+    out = scored.join(text, on="_row", how="left").sort("_row").drop("_row").with_columns(
+        pl.when(pl.col("explained")).then(pl.col("top_features").fill_null("no feature far from the route's typical"))
+        .otherwise(None).alias("top_features")).drop("explained")
+    long = long.join(keys, on="row").drop("row", "_row")
+    return out, long
+
+
+def score_routes(features: pl.DataFrame, params: ScoreParams,
+                 reuse: dict[tuple[str, str], FittedGroup] | None = None,
+                 ) -> tuple[pl.DataFrame, pl.DataFrame, list[FittedGroup]]:
+    """Scores for every scoreable route-period, the explanations, and the model per (frequency, mineral).
+
+    `reuse` maps (frequency, mineral) to a registered model to score with instead of fitting one."""
+    reuse = reuse or {}
     candidates = features.filter(scoreable(features)).sort([*ROUTE_KEYS, "period"])
     scored: list[pl.DataFrame] = []
+    explained: list[pl.DataFrame] = []
     fitted: list[FittedGroup] = []
     for (frequency, mineral), group in candidates.group_by(["frequency", "mineral"], maintain_order=True):
         periods = (str(group["period"].min()), str(group["period"].max()))
-        if group.height < params.min_train_rows:
+        prior = reuse.get((frequency, mineral))
+        if prior is not None and prior.scorer is not None:
+            scorer, entry = prior.scorer, prior
+        elif group.height < params.min_train_rows:
             fitted.append(FittedGroup(frequency, mineral, None, group.height, periods,
                                       f"not scored: {group.height} route-periods with enough history, "
                                       f"need {params.min_train_rows}"))
             continue
-        scorer = RouteScorer(n_estimators=params.n_estimators, max_samples=params.max_samples,
-                             flag_quantile=params.flag_quantile, random_state=params.random_state).fit(group)
-        # The transshipment direction, with volume: both legs above their run rate by at least the floor.
-        direction_ok = (pl.col("cn_to_hub_kg_excess") >= pl.col("volume_floor_kg")) & (
-            pl.col("hub_to_us_kg_excess") >= pl.col("volume_floor_kg"))
-        # Not one lump: no single period carries most of the window's hub->US volume.
-        sustained = pl.col("hub_to_us_peak_share") <= params.max_peak_share
-        out = group.with_columns(
-            anomaly_score=pl.Series(scorer.anomaly_score(group)),
-            score_threshold=pl.lit(scorer.threshold_),
-            top_features=scorer.explain(group),
-        ).with_columns(
-            flagged=(pl.col("anomaly_score") >= pl.col("score_threshold")) & direction_ok & sustained,
-        )
+        else:
+            scorer = fit_group(group, params)
+            entry = FittedGroup(frequency, mineral, scorer, group.height, periods, "fitted",
+                                training_sha256=training_sha256(group),
+                                n_routes=group.select(ROUTE_KEYS).unique().height)
+        out = apply_threshold(score_group(group, scorer, params), params)
+        out, long = explain_group(out, scorer, params)
         scored.append(out)
-        fitted.append(FittedGroup(frequency, mineral, scorer, group.height, periods, "fitted"))
+        explained.append(long)
+        fitted.append(entry)
     for (frequency, mineral), group in features.group_by(["frequency", "mineral"], maintain_order=True):
         if not any(g.frequency == frequency and g.mineral == mineral for g in fitted):
             n_periods = group["period"].n_unique()
@@ -89,10 +193,30 @@ def score_routes(features: pl.DataFrame, params: ScoreParams) -> tuple[pl.DataFr
                 f"({group['period'].min()} to {group['period'].max()})"))
     if not scored:  # same columns, no rows: downstream tables keep their shape
         empty = candidates.head(0).with_columns(
-            anomaly_score=pl.lit(None, dtype=pl.Float64), score_threshold=pl.lit(None, dtype=pl.Float64),
-            top_features=pl.lit(None, dtype=pl.String), flagged=pl.lit(None, dtype=pl.Boolean))
-        return empty, fitted
-    return pl.concat(scored, how="vertical_relaxed"), fitted
+            anomaly_score=pl.lit(None, dtype=pl.Float64), score_percentile=pl.lit(None, dtype=pl.Float64),
+            score_threshold=pl.lit(None, dtype=pl.Float64), direction_ok=pl.lit(None, dtype=pl.Boolean),
+            sustained=pl.lit(None, dtype=pl.Boolean), route_score=pl.lit(None, dtype=pl.Float64),
+            flagged=pl.lit(None, dtype=pl.Boolean), top_features=pl.lit(None, dtype=pl.String))
+        return empty, explanation_schema(), fitted
+    return (pl.concat(scored, how="vertical_relaxed"), pl.concat(explained, how="vertical_relaxed"), fitted)
 
 
-MODEL_FEATURE_COLUMNS = tuple(f.column for f in MODEL_FEATURES)
+def explanation_schema() -> pl.DataFrame:
+    return pl.DataFrame(schema={
+        "position": pl.Int32, "feature": pl.String, "words": pl.String, "value": pl.Float64, "typical": pl.Float64,
+        "normal_low": pl.Float64, "normal_high": pl.Float64, "score_drop": pl.Float64, "set_score_drop": pl.Float64,
+        **{k: pl.String for k in ROUTE_KEYS}, "period": pl.Date})
+
+
+def route_level(scores: pl.DataFrame, score_col: str, first: str | None = None, last: str | None = None) -> pl.DataFrame:
+    """Each route's highest `score_col` over the periods first..last (YYYY-MM-DD), and its peak period."""
+    window = scores
+    if first:
+        window = window.filter(pl.col("period") >= pl.lit(first).str.to_date())
+    if last:
+        window = window.filter(pl.col("period") <= pl.lit(last).str.to_date())
+    return (window.sort(score_col, "period", descending=[True, False], nulls_last=True)
+            .group_by(ROUTE_KEYS, maintain_order=True)
+            .agg(pl.col(score_col).first().alias("score"), pl.col("period").first().alias("peak_period")))
+
+

@@ -41,3 +41,25 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def sample_features(tmp_path_factory) -> "pl.DataFrame":
+    """The bundled sample world (seed 7), loaded and built in a real DuckDB file, as route features."""
+    from flows.pipeline import route_features_from
+    from features.route_features import FeatureParams
+    from warehouse.build import build_models
+    from warehouse.ingest import ingest_folder
+    from warehouse.sample_world import write_sample_world
+
+    root = tmp_path_factory.mktemp("sample_features")
+    paths = write_sample_world(root)
+    c = duckdb.connect(str(root / "w.duckdb"))
+    try:
+        ensure_schema(c)
+        write_reference_tables(c, load_catalogue())
+        ingest_folder(c, paths["data_dir"], batch_id="sample", progress=lambda _: None)
+        build_models(c)
+        return route_features_from(c, FeatureParams())
+    finally:
+        c.close()

@@ -1,6 +1,9 @@
-"""The scorer's contract: reproducible, higher = more suspicious, one-sided, threshold without refit."""
+"""The scorer's contract: reproducible, higher = more suspicious, one-sided, threshold without refit, and
+explanations that are faithful to the forest."""
 
 from __future__ import annotations
+
+from itertools import combinations
 
 import numpy as np
 import polars as pl
@@ -8,12 +11,16 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from models.iforest import MODEL_FEATURES, RouteScorer
+from models.scoring import ScoreParams, apply_threshold, route_typical, score_routes
+
+COLUMNS = [f.column for f in MODEL_FEATURES]
 
 
 def world(n: int = 400, seed: int = 0) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
-    cols = {f.column: rng.normal(0.1, 0.05, n).clip(0) for f in MODEL_FEATURES}
+    cols = {c: rng.normal(0.1, 0.05, n).clip(0) for c in COLUMNS}
     cols["route_excess_kg"] = rng.normal(0, 1000, n)
+    cols["co_robust_z"] = rng.normal(0, 1, n)
     cols["cn_direct_share_of_us_imports_change"] = rng.normal(0, 0.01, n)
     return pl.DataFrame(cols)
 
@@ -28,25 +35,104 @@ def test_rerouting_shape_scores_higher_but_a_collapse_does_not():
     base = world()
     scorer = RouteScorer(random_state=0).fit(base)
     spike = base.head(1).with_columns(
-        cn_to_hub_kg_spike_ratio=pl.lit(8.0), hub_to_us_kg_spike_ratio=pl.lit(9.0), co_spike_ratio_kg=pl.lit(8.0),
-        route_excess_kg=pl.lit(2e6), hub_share_of_us_imports_change=pl.lit(0.3),
+        co_spike_ratio_kg=pl.lit(8.0), co_robust_z=pl.lit(30.0), route_excess_kg=pl.lit(2e6),
+        three_leg_strength=pl.lit(0.3), signal_persistence=pl.lit(5.0),
         cn_direct_share_of_us_imports_change=pl.lit(-0.5))
     collapse = base.head(1).with_columns(
-        cn_to_hub_kg_spike_ratio=pl.lit(0.0), hub_to_us_kg_spike_ratio=pl.lit(0.0), co_spike_ratio_kg=pl.lit(0.0),
-        route_excess_kg=pl.lit(-2e6), hub_share_of_us_imports_change=pl.lit(-0.3),
-        cn_direct_share_of_us_imports_change=pl.lit(0.5))
+        co_spike_ratio_kg=pl.lit(0.0), co_robust_z=pl.lit(-30.0), route_excess_kg=pl.lit(-2e6),
+        three_leg_strength=pl.lit(-0.3), cn_direct_share_of_us_imports_change=pl.lit(0.5))
     typical = float(np.median(scorer.anomaly_score(base)))
-    assert scorer.anomaly_score(spike)[0] > scorer.threshold_ > typical
+    assert scorer.anomaly_score(spike)[0] > scorer.threshold_for(0.98) > typical
     assert scorer.anomaly_score(collapse)[0] <= typical + 0.05
-    assert "hub->US kg, window vs prior 3 years: 9" in scorer.explain(spike)[0]
 
 
 def test_threshold_for_another_quantile_needs_no_refit():
-    scorer = RouteScorer(random_state=0, flag_quantile=0.98).fit(world())
-    assert scorer.threshold_for(0.9) < scorer.threshold_ == scorer.threshold_for(0.98)
-    assert np.mean(scorer.train_scores_ >= scorer.threshold_) == pytest.approx(0.02, abs=0.01)
+    scorer = RouteScorer(random_state=0).fit(world())
+    assert scorer.threshold_for(0.9) < scorer.threshold_for(0.98)
+    assert np.mean(scorer.train_scores_ >= scorer.threshold_for(0.98)) == pytest.approx(0.02, abs=0.01)
+    assert scorer.score_percentile(np.array([scorer.train_scores_.max()]))[0] == 1.0
 
 
 def test_unfitted_scorer_refuses():
     with pytest.raises(NotFittedError):
         RouteScorer().anomaly_score(world(5))
+
+
+def test_drift_is_near_zero_on_the_training_data_and_large_when_a_feature_moves():
+    base = world()
+    scorer = RouteScorer(random_state=0).fit(base)
+    assert scorer.drift(base)["psi"].max() < 0.01
+    moved = scorer.drift(base.with_columns(pl.col("co_movement") + 0.5))
+    assert moved.filter(pl.col("feature") == "co_movement")["psi"][0] > 1.0
+    assert moved.filter(pl.col("feature") != "co_movement")["psi"].max() < 0.01
+
+
+# ---------------------------------------------------------------- on the sample world
+@pytest.fixture(scope="module")
+def scored(sample_features):
+    return score_routes(sample_features, ScoreParams())
+
+
+def test_explanations_are_faithful_to_the_forest(scored):
+    """For every flagged route-period, resetting its top features to the route's typical values lowers the
+    score more than resetting any other set of as many features."""
+    scores, explanations, fitted = scored
+    keys = ["frequency", "mineral", "hs_code", "hub_iso3"]
+    flagged = scores.filter("flagged")
+    assert flagged.height >= 20
+    checked = 0
+    for (mineral,), rows in flagged.group_by(["mineral"]):
+        scorer = next(g.scorer for g in fitted if g.mineral == mineral)
+        typical_all = route_typical(scores.filter(pl.col("mineral") == mineral))
+        for r in rows.iter_rows(named=True):
+            row = rows.filter(pl.col("hub_iso3") == r["hub_iso3"], pl.col("hs_code") == r["hs_code"],
+                              pl.col("period") == r["period"])
+            typical = row.select(keys).join(typical_all, on=keys, how="left")
+            top = explanations.filter(pl.col("mineral") == mineral, pl.col("hub_iso3") == r["hub_iso3"],
+                                      pl.col("hs_code") == r["hs_code"], pl.col("period") == r["period"])
+            top_set = top["feature"].to_list()
+            assert 1 <= len(top_set) <= 3
+            base = scorer.anomaly_score(row)[0]
+            others = [list(c) for c in combinations(COLUMNS, len(top_set)) if set(c) != set(top_set)]
+            masks = np.array([scorer.mask(top_set)] + [scorer.mask(cols) for cols in others])
+            drops = base - scorer.reset_scores(row, typical, masks)[0]
+            drop_top, other_drops = drops[0], drops[1:]
+            assert drop_top > 0
+            if len(top_set) == 3:
+                assert drop_top == pytest.approx(top["set_score_drop"][0])
+            assert drop_top >= other_drops.max() - 1e-12, (r["hub_iso3"], r["period"], top_set)
+            checked += 1
+    assert checked == flagged.height
+
+
+def test_flagged_routes_explain_themselves_in_words(scored):
+    scores, explanations, _ = scored
+    tha = scores.filter("flagged", pl.col("hub_iso3") == "THA", pl.col("hs_code") == "282580").sort("route_score").tail(1)
+    text = tha["top_features"][0]
+    assert "typical" in text and "normal" in text and "score -" in text
+    expl = explanations.filter(pl.col("hub_iso3") == "THA", pl.col("period") == tha["period"][0],
+                               pl.col("hs_code") == "282580")
+    assert expl["position"].to_list() == list(range(1, expl.height + 1))
+    assert (expl["value"] > expl["normal_high"]).all()  # each top feature is above the model's normal range
+
+
+def test_changing_the_threshold_does_not_refit(scored):
+    scores, _, fitted = scored
+    queue = apply_threshold(scores, ScoreParams(queue_size=2))
+    per_period = queue.filter("flagged").group_by("frequency", "period").len()
+    assert per_period["len"].max() <= 2
+    assert queue["anomaly_score"].equals(scores["anomaly_score"])  # same scores, another cut
+    looser = apply_threshold(scores.with_columns(score_threshold=pl.lit(fitted[0].scorer.threshold_for(0.9))),
+                             ScoreParams())
+    assert looser["flagged"].sum() >= scores["flagged"].sum()
+
+
+def test_planted_routes_lead_and_look_alikes_stay_out(scored):
+    scores, _, _ = scored
+    best = (scores.group_by("hs_code", "hub_iso3").agg(pl.col("route_score").max())
+            .sort("route_score", descending=True))
+    assert set(zip(best["hub_iso3"][:4], best["hs_code"][:4])) == {
+        ("THA", "282580"), ("MEX", "282580"), ("VNM", "811292"), ("MYS", "811010")}
+    flagged = scores.filter("flagged").select("hub_iso3").unique()["hub_iso3"].to_list()
+    for lookalike in ("BOL", "TJK", "OMN", "IND", "BEL", "JPN", "LAO"):
+        assert lookalike not in flagged
