@@ -54,16 +54,19 @@ def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int,
         f"- Route-periods scored: {run.get('layer_counts', {}).get('main.route_scores', 0):,}; "
         f"routes flagged: {flagged.height}",
         "",
-        "Score: isolation-forest anomaly score, higher = more suspicious. A route is flagged when its score",
-        "passes the model's threshold, both legs exceed their prior three-year run rate by at least the",
-        "mineral's volume floor, and the window is not one lump. Tonnes (t) are metric tonnes; the window",
-        "is the last few periods (5 months by default), the prior is the 36 months before it.",
+        "Score: the route score, higher = more suspicious: the isolation forest's anomaly score times the",
+        "route's volume weight (its excess as a share of the product's US imports), and 0 unless both legs",
+        "exceed their prior three-year run rate by at least the mineral's volume floor and by at least one",
+        "robust standard deviation, and the window is not one lump. A route is flagged when its anomaly score",
+        "is in the model's top 2 % (or its route score is in the period's review queue). `why`: the features",
+        "whose reset to the route's typical values lowers the score most, with the model's normal range.",
+        "Tonnes (t) are metric tonnes; the window is the last few periods (5 months by default), the prior",
+        "is the 36 months before it.",
         "",
     ]
-    notes = [g for g in run.get("models", []) if g["note"] != "fitted"]
-    for g in notes:
-        lines.append(f"- {g['frequency']} {g['mineral']}: {g['note']}")
-    if notes:
+    for g in run.get("models", []):
+        lines.append(f"- {g['frequency']} {g['mineral']}: model {g.get('model_id') or '-'}: {g['note']}")
+    if run.get("models"):
         lines.append("")
     if flagged.is_empty():
         lines += ["No route was flagged in this run.", ""]
@@ -76,7 +79,7 @@ def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int,
     for r in flagged.head(top_n).iter_rows(named=True):
         lines.append(
             f"| {r['rank']} | {_md_escape(r['mineral'])} | {r['hs_code']} | {r['hub_iso3']} ({_md_escape(r['hub_name'])}) "
-            f"| {r['peak_period']} | {r['peak_score']:.3f} "
+            f"| {r['peak_period']} | {r['peak_route_score']:.3f} "
             f"| {_t(r['cn_to_hub_kg_window'])} / {_t(r['cn_to_hub_kg_prior'])} "
             f"| {_t(r['hub_to_us_kg_window'])} / {_t(r['hub_to_us_kg_prior'])} "
             f"| {_x(r['cn_to_hub_kg_spike_ratio'])} | {_x(r['hub_to_us_kg_spike_ratio'])} "

@@ -12,30 +12,32 @@ import polars as pl
 from warehouse.connection import rows
 
 FLAGGED_ROUTES_SQL = """
--- main.flagged_routes: the latest run's flagged routes, ranked (rank 1 = most suspicious).
+-- main.flagged_routes: the latest run's flagged routes, ranked by route_score (rank 1 = most suspicious).
 -- Grain: one row per (frequency, mineral, hs_code, hub_iso3) with at least one flagged period.
--- The numbers are those of the route's peak period (its highest-scoring flagged period); kg and USD.
+-- The numbers are those of the route's peak period (its flagged period with the highest route_score); kg and USD.
 CREATE OR REPLACE TABLE main.flagged_routes AS
 WITH flagged AS (SELECT * FROM main.route_scores WHERE flagged),
 peak AS (
     SELECT * FROM flagged
     QUALIFY row_number() OVER (PARTITION BY frequency, mineral, hs_code, hub_iso3
-                               ORDER BY anomaly_score DESC, period DESC) = 1
+                               ORDER BY route_score DESC, period DESC) = 1
 ), span AS (
     SELECT frequency, mineral, hs_code, hub_iso3, min(period) AS first_flagged_period,
            max(period) AS last_flagged_period, count(*) AS periods_flagged
     FROM flagged GROUP BY ALL
 )
 SELECT
-    row_number() OVER (ORDER BY p.anomaly_score DESC, p.route_excess_kg DESC, p.hub_iso3, p.hs_code) AS rank,
-    p.run_id, p.frequency, p.mineral, p.hs_code, c.label AS hs_label, p.hub_iso3, h.name AS hub_name,
+    row_number() OVER (ORDER BY p.route_score DESC, p.route_excess_kg DESC, p.hub_iso3, p.hs_code) AS rank,
+    p.run_id, p.model_id, p.frequency, p.mineral, p.hs_code, c.label AS hs_label, p.hub_iso3, h.name AS hub_name,
     s.first_flagged_period, s.last_flagged_period, s.periods_flagged,
-    p.period AS peak_period, p.anomaly_score AS peak_score, p.score_threshold,
+    p.period AS peak_period, p.route_score AS peak_route_score, p.anomaly_score AS peak_score, p.score_percentile,
+    p.score_threshold, p.volume_weight,
     p.cn_to_hub_kg_window, p.cn_to_hub_kg_prior, p.hub_to_us_kg_window, p.hub_to_us_kg_prior,
-    p.cn_to_hub_usd_window, p.hub_to_us_usd_window,
-    p.cn_to_hub_kg_spike_ratio, p.hub_to_us_kg_spike_ratio, p.route_excess_kg, p.pass_through_kg,
-    p.hub_share_of_us_imports_change, p.cn_direct_share_of_us_imports_change, p.unit_value_vs_world,
-    p.rule_flag, p.new_route, p.top_features
+    p.us_from_cn_kg_window, p.us_from_cn_kg_prior, p.cn_to_hub_usd_window, p.hub_to_us_usd_window,
+    p.cn_to_hub_kg_spike_ratio, p.hub_to_us_kg_spike_ratio, p.route_excess_kg, p.reroute_ceiling_kg,
+    p.reroute_ceiling_share, p.three_leg_share_test, p.three_leg_excess_kg, p.co_movement, p.co_movement_lag,
+    p.signal_persistence, p.pass_through_kg, p.hub_share_of_us_imports_change, p.cn_direct_share_of_us_imports_change,
+    p.unit_value_vs_world, p.world_unit_value_change, p.rule_flag, p.new_route, p.top_features
 FROM peak AS p
 JOIN span AS s USING (frequency, mineral, hs_code, hub_iso3)
 LEFT JOIN (SELECT DISTINCT ON (iso3) iso3, name FROM ref.countries ORDER BY iso3, kind <> 'country', m49_code) AS h
@@ -95,19 +97,31 @@ def write_features(con: duckdb.DuckDBPyConnection, features: pl.DataFrame) -> No
     con.unregister("_features")
 
 
-def write_scores(con: duckdb.DuckDBPyConnection, scores: pl.DataFrame, run_id: str) -> dict[str, int]:
-    """main.route_scores (replaced each run) and main.flagged_routes. Returns their row counts.
+def write_scores(con: duckdb.DuckDBPyConnection, scores: pl.DataFrame, explanations: pl.DataFrame,
+                 run_id: str) -> dict[str, int]:
+    """main.route_scores and main.route_explanations (replaced each run) and main.flagged_routes. Returns
+    their row counts.
 
     route_scores grain: one row per scored route-period. Key: (frequency, mineral, hs_code, hub_iso3, period).
-    anomaly_score: higher = more suspicious."""
-    lead = ["run_id", "frequency", "mineral", "hs_code", "hub_iso3", "period", "anomaly_score",
-            "score_threshold", "flagged", "rule_flag", "top_features"]
+    anomaly_score and route_score: higher = more suspicious. model_id names the model in models.registry.
+    route_explanations grain: one row per explained route-period and position (1 = strongest). Key:
+    (frequency, mineral, hs_code, hub_iso3, period, position)."""
+    lead = ["run_id", "model_id", "frequency", "mineral", "hs_code", "hub_iso3", "period", "route_score",
+            "anomaly_score", "score_percentile", "score_threshold", "volume_weight", "direction_ok", "sustained",
+            "flagged", "rule_flag", "top_features"]
     ordered = scores.with_columns(run_id=pl.lit(run_id, dtype=pl.String)).select(
         *lead, pl.exclude(*lead, "has_history", "volume_floor_kg", "volume_floor_usd"))
     con.register("_scores", ordered)
     con.execute("CREATE OR REPLACE TABLE main.route_scores AS SELECT * FROM _scores "
                 "ORDER BY frequency, mineral, hs_code, hub_iso3, period")
     con.unregister("_scores")
+    expl = explanations.with_columns(run_id=pl.lit(run_id, dtype=pl.String)).select(
+        "run_id", "model_id", "frequency", "mineral", "hs_code", "hub_iso3", "period", "position", "feature", "words",
+        "value", "typical", "normal_low", "normal_high", "score_drop", "set_score_drop")
+    con.register("_expl", expl)
+    con.execute("CREATE OR REPLACE TABLE main.route_explanations AS SELECT * FROM _expl "
+                "ORDER BY frequency, mineral, hs_code, hub_iso3, period, position")
+    con.unregister("_expl")
     con.execute(FLAGGED_ROUTES_SQL)
     con.execute(FLAG_HISTORY_DDL)
     con.execute("DELETE FROM main.flag_history WHERE run_id = ?", [run_id])
@@ -116,6 +130,7 @@ def write_scores(con: duckdb.DuckDBPyConnection, scores: pl.DataFrame, run_id: s
     con.execute(REVISION_IMPACT_SQL, {"run_id": run_id})
     return {
         "main.route_scores": rows(con, "SELECT count(*) FROM main.route_scores")[0][0],
+        "main.route_explanations": rows(con, "SELECT count(*) FROM main.route_explanations")[0][0],
         "main.flagged_routes": rows(con, "SELECT count(*) FROM main.flagged_routes")[0][0],
     }
 

@@ -79,6 +79,26 @@ def test_rerun_on_the_same_inputs_gives_the_same_result(first_run, sample):
     after = query(settings.warehouse, "SELECT * EXCLUDE (run_id) FROM route_scores ORDER BY ALL")
     assert before.equals(after)
     assert query(settings.warehouse, "SELECT count(*) AS n FROM raw.loads")["n"][0] == 2
+    # The models registered by the first run were reused, not fitted again: same ids, no new rows.
+    assert all(m["reused"] and "training rows unchanged" in m["note"] for m in again["models"] if m["model_id"])
+    assert {m["model_id"] for m in again["models"]} == {m["model_id"] for m in run["models"]}
+    assert query(settings.warehouse, "SELECT count(*) AS n FROM models.registry")["n"][0] == 2
+
+
+def test_every_score_names_its_registered_model_and_explains_itself(first_run):
+    _, settings = first_run
+    orphans = query(settings.warehouse, """
+        SELECT count(*) AS n FROM route_scores s LEFT JOIN models.registry r USING (model_id) WHERE r.model_id IS NULL""")
+    assert orphans["n"][0] == 0
+    card = json.loads(query(settings.warehouse, "SELECT card FROM models.registry WHERE mineral = 'antimony'")["card"][0])
+    assert card["training_periods"][0] <= card["training_periods"][1]
+    assert {"features", "parameters", "libraries", "code_version", "n_train", "n_routes", "training_sha256"} <= set(card)
+    assert card["libraries"]["scikit-learn"]
+    expl = query(settings.warehouse, """
+        SELECT e.* FROM route_explanations e JOIN flagged_routes f
+          ON f.hub_iso3 = e.hub_iso3 AND f.hs_code = e.hs_code AND f.mineral = e.mineral AND f.peak_period = e.period
+        WHERE f.rank = 1 ORDER BY position""")
+    assert 1 <= expl.height <= 3 and expl["score_drop"].min() > 0
 
 
 def test_a_bad_file_fails_the_run_and_leaves_the_warehouse_untouched(first_run, sample, tmp_path):

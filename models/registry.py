@@ -1,0 +1,195 @@
+"""The model registry: every fitted model, with its card, kept in the warehouse (`models.registry`).
+
+A model is stored with the run that fitted it, so publishing the warehouse publishes its models
+atomically. The card says what it was trained on and how: features, training periods, parameters,
+library and code versions, row counts and a hash of its training rows. The artifact is the pickled
+RouteScorer (zlib): load it only from a warehouse you trust, as with any pickle.
+
+model_id = "<frequency>-<mineral>-<12 hex>", a hash of the training rows, the parameters, the features and
+the library versions: fitting the same data the same way gives the same id, so a re-run adds nothing.
+
+Reuse policy per (frequency, mineral) (`ScoreParams.model_policy`):
+- refit: always fit a new model;
+- reuse: score with the latest registered model (an error when there is none);
+- auto (default): reuse the latest registered model when the rows of its training periods are unchanged
+  (same hash: no revision touched them) and the new periods pass the drift check; otherwise refit, and
+  say why.
+The drift check compares the new periods' model inputs with the training data by population stability
+index (models/iforest.py, RouteScorer.drift): any input above `drift_psi` (default 0.25) is drift.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import zlib
+from dataclasses import asdict
+from datetime import datetime, timezone
+from importlib.metadata import version
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from models.scoring import FittedGroup, ScoreParams, training_sha256
+
+REGISTRY_DDL = """
+CREATE SCHEMA IF NOT EXISTS models;
+CREATE TABLE IF NOT EXISTS models.registry (
+    model_id VARCHAR PRIMARY KEY,
+    frequency VARCHAR NOT NULL,
+    mineral VARCHAR NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    run_id VARCHAR NOT NULL,
+    code_version VARCHAR,
+    training_first_period DATE,
+    training_last_period DATE,
+    n_train BIGINT,
+    n_routes BIGINT,
+    training_sha256 VARCHAR,
+    card JSON,
+    artifact BLOB
+);
+CREATE TABLE IF NOT EXISTS models.drift (
+    run_id VARCHAR NOT NULL,
+    model_id VARCHAR NOT NULL,
+    feature VARCHAR NOT NULL,
+    psi DOUBLE,
+    new_rows BIGINT,
+    first_new_period DATE,
+    last_new_period DATE,
+    drifted BOOLEAN
+);
+"""
+LIBRARIES = ("scikit-learn", "numpy", "polars", "duckdb")
+
+
+def ensure_registry(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(REGISTRY_DDL)
+
+
+def library_versions() -> dict[str, str]:
+    return {lib: version(lib) for lib in LIBRARIES}
+
+
+def make_card(group: FittedGroup, params: ScoreParams, code_version: str) -> dict[str, Any]:
+    scorer = group.scorer
+    assert scorer is not None
+    return {
+        "frequency": group.frequency, "mineral": group.mineral,
+        "features": [asdict(f) for f in scorer.features_],
+        "training_periods": list(group.periods or ()),
+        "n_train": group.n_train, "n_routes": group.n_routes,
+        "training_sha256": group.training_sha256,
+        "parameters": {"n_estimators": scorer.n_estimators, "max_samples": scorer.max_samples,
+                       "random_state": scorer.random_state, "flag_quantile": params.flag_quantile,
+                       "queue_size": params.queue_size, "max_peak_share": params.max_peak_share},
+        "thresholds": {str(q): scorer.threshold_for(q) for q in (0.9, 0.95, 0.98, 0.99)},
+        "score_direction": "anomaly_score higher = more suspicious",
+        "libraries": library_versions(),
+        "code_version": code_version,
+    }
+
+
+def model_id_for(card: dict[str, Any]) -> str:
+    ident = {k: card[k] for k in ("training_sha256", "parameters", "features", "libraries")}
+    digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{card['frequency']}-{card['mineral']}-{digest}"
+
+
+def register(con: duckdb.DuckDBPyConnection, group: FittedGroup, params: ScoreParams, run_id: str,
+             code_version: str) -> str:
+    """Store a freshly fitted model with its card (once per model_id). Returns the model_id."""
+    card = make_card(group, params, code_version)
+    model_id = model_id_for(card)
+    card["model_id"] = model_id
+    con.execute(
+        """INSERT OR IGNORE INTO models.registry VALUES (?, ?, ?, ?, ?, ?, ?::DATE, ?::DATE, ?, ?, ?, ?::JSON, ?)""",
+        [model_id, group.frequency, group.mineral, datetime.now(timezone.utc).replace(tzinfo=None), run_id,
+         code_version, group.periods[0] if group.periods else None, group.periods[1] if group.periods else None,
+         group.n_train, group.n_routes, group.training_sha256, json.dumps(card),
+         zlib.compress(pickle.dumps(group.scorer), 6)])
+    return model_id
+
+
+def latest(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], FittedGroup]:
+    """The latest registered model per (frequency, mineral), loaded."""
+    found = con.execute("""
+        SELECT model_id, frequency, mineral, training_first_period::VARCHAR, training_last_period::VARCHAR, n_train,
+               n_routes, training_sha256, artifact
+        FROM models.registry
+        QUALIFY row_number() OVER (PARTITION BY frequency, mineral ORDER BY created_at DESC, model_id) = 1
+    """).fetchall()
+    out = {}
+    for model_id, frequency, mineral, first, last, n_train, n_routes, sha, artifact in found:
+        scorer = pickle.loads(zlib.decompress(artifact))  # noqa: S301 - our own warehouse's artifact
+        out[(frequency, mineral)] = FittedGroup(frequency, mineral, scorer, n_train, (first, last), "reused",
+                                                training_sha256=sha, n_routes=n_routes, model_id=model_id,
+                                                reused=True)
+    return out
+
+
+def drift_report(model: FittedGroup, rows: pl.DataFrame, psi_limit: float) -> pl.DataFrame:
+    """PSI of each input over the periods after the model's training periods (empty when there are none)."""
+    assert model.scorer is not None and model.periods is not None
+    new = rows.filter(pl.col("period") > pl.lit(model.periods[1]).str.to_date())
+    if new.is_empty():
+        return pl.DataFrame(schema={"feature": pl.String, "psi": pl.Float64, "new_rows": pl.Int64,
+                                    "first_new_period": pl.Date, "last_new_period": pl.Date, "drifted": pl.Boolean})
+    return model.scorer.drift(new).with_columns(
+        new_rows=pl.lit(new.height, dtype=pl.Int64), first_new_period=pl.lit(new["period"].min()),
+        last_new_period=pl.lit(new["period"].max()), drifted=pl.col("psi") > psi_limit)
+
+
+def choose_models(candidates: pl.DataFrame, registered: dict[tuple[str, str], FittedGroup], policy: str,
+                  psi_limit: float) -> tuple[dict[tuple[str, str], FittedGroup], dict[tuple[str, str], str],
+                                             dict[tuple[str, str], pl.DataFrame]]:
+    """Which registered models to reuse, the reason for each group's choice, and the drift reports."""
+    reuse: dict[tuple[str, str], FittedGroup] = {}
+    reasons: dict[tuple[str, str], str] = {}
+    drift: dict[tuple[str, str], pl.DataFrame] = {}
+    for (frequency, mineral), group in candidates.group_by(["frequency", "mineral"], maintain_order=True):
+        key = (frequency, mineral)
+        model = registered.get(key)
+        if policy == "refit":
+            reasons[key] = "refit: asked for"
+            continue
+        if model is None:
+            if policy == "reuse":
+                raise LookupError(f"--model reuse: no registered model for {mineral} ({frequency}); "
+                                  "run once with --model refit (or auto) to fit one")
+            reasons[key] = "fitted: no registered model yet"
+            continue
+        report = drift_report(model, group, psi_limit)
+        drift[key] = report
+        drifted = report.filter("drifted")["feature"].to_list()
+        if policy == "reuse":
+            reuse[key] = model
+            reasons[key] = f"reused {model.model_id} as asked" + (f"; drift on {', '.join(drifted)}" if drifted else "")
+            continue
+        first, last = model.periods or ("", "")
+        trained_rows = group.filter(pl.col("period").is_between(pl.lit(first).str.to_date(), pl.lit(last).str.to_date()))
+        if training_sha256(trained_rows) != model.training_sha256:
+            reasons[key] = f"refit: the rows {model.model_id} was trained on have changed (revised or new inputs)"
+        elif drifted:
+            reasons[key] = f"refit: drift since {model.model_id} on {', '.join(drifted)} (PSI > {psi_limit})"
+        else:
+            reuse[key] = model
+            new_rows = int(report["new_rows"][0]) if report.height else 0
+            reasons[key] = f"reused {model.model_id}: training rows unchanged, {new_rows} new route-periods, no drift"
+    return reuse, reasons, drift
+
+
+def write_drift(con: duckdb.DuckDBPyConnection, run_id: str, drift: dict[tuple[str, str], pl.DataFrame],
+                registered: dict[tuple[str, str], FittedGroup]) -> None:
+    frames = [report.with_columns(run_id=pl.lit(run_id), model_id=pl.lit(registered[key].model_id))
+              for key, report in drift.items() if report.height]
+    con.execute("DELETE FROM models.drift WHERE run_id = ?", [run_id])
+    if frames:
+        con.register("_drift", pl.concat(frames).select("run_id", "model_id", "feature", "psi", "new_rows",
+                                                         "first_new_period", "last_new_period", "drifted"))
+        con.execute("INSERT INTO models.drift SELECT * FROM _drift")
+        con.unregister("_drift")
+
+

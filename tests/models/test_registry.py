@@ -1,0 +1,90 @@
+"""The model registry on a real DuckDB file: cards, deterministic ids, reuse, and the drift check."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+
+from models.registry import choose_models, ensure_registry, latest, register
+from models.scoring import ScoreParams, score_routes, scoreable
+
+PARAMS = ScoreParams(n_estimators=60)
+
+
+@pytest.fixture
+def registry(tmp_path):
+    con = duckdb.connect(str(tmp_path / "registry.duckdb"))
+    ensure_registry(con)
+    yield con
+    con.close()
+
+
+@pytest.fixture(scope="module")
+def early(sample_features):
+    """The sample world up to 2024-06, before any planted route starts."""
+    return sample_features.filter(pl.col("period") <= date(2024, 6, 1))
+
+
+def test_a_fitted_model_is_stored_with_its_card_once(registry, early):
+    _, _, fitted = score_routes(early, PARAMS)
+    ids = [register(registry, g, PARAMS, "run-1", "test") for g in fitted if g.scorer is not None]
+    again = [register(registry, g, PARAMS, "run-2", "test") for g in score_routes(early, PARAMS)[2] if g.scorer]
+    assert ids == again  # same data, same parameters: same model, stored once
+    assert registry.sql("SELECT count(*) FROM models.registry").fetchall()[0][0] == len(ids) == 2
+    card = json.loads(registry.execute("SELECT card FROM models.registry WHERE mineral = 'antimony'").fetchall()[0][0])
+    assert card["training_periods"][1] == "2024-06-01"
+    assert card["n_train"] == early.filter(scoreable(early), pl.col("mineral") == "antimony").height
+    assert [f["column"] for f in card["features"]][:2] == ["co_spike_ratio_kg", "co_robust_z"]
+    assert card["parameters"]["n_estimators"] == 60 and card["score_direction"].startswith("anomaly_score higher")
+
+
+def test_a_registered_model_scores_like_the_fitted_one(registry, early):
+    scores, _, fitted = score_routes(early, PARAMS)
+    for g in fitted:
+        if g.scorer is not None:
+            register(registry, g, PARAMS, "run-1", "test")
+    reused, _, groups = score_routes(early, PARAMS, reuse=latest(registry))
+    assert all(g.reused for g in groups if g.scorer is not None)
+    assert np.array_equal(reused["anomaly_score"].to_numpy(), scores["anomaly_score"].to_numpy())
+
+
+def test_auto_reuses_until_the_training_rows_change_or_the_new_periods_drift(registry, early, sample_features):
+    for g in score_routes(early, PARAMS)[2]:
+        if g.scorer is not None:
+            register(registry, g, PARAMS, "run-1", "test")
+    models = latest(registry)
+    candidates = early.filter(scoreable(early))
+    reuse, reasons, _ = choose_models(candidates, models, "auto", 0.25)
+    assert set(reuse) == {("M", "antimony"), ("M", "gallium_germanium")}
+    assert "training rows unchanged" in reasons[("M", "antimony")]
+
+    revised = candidates.with_columns(
+        pl.when((pl.col("hub_iso3") == "DEU") & (pl.col("period") == date(2023, 3, 1)))
+        .then(pl.col("co_spike_ratio_kg") + 1).otherwise(pl.col("co_spike_ratio_kg")).alias("co_spike_ratio_kg"))
+    reuse, reasons, _ = choose_models(revised, models, "auto", 0.25)
+    assert not reuse and "have changed" in reasons[("M", "antimony")]
+
+    # New months whose inputs moved far from the training data: drift, so auto refits and says why.
+    shifted = sample_features.filter(scoreable(sample_features)).with_columns(
+        pl.when(pl.col("period") > date(2024, 6, 1)).then(pl.col("co_movement") + 2).otherwise(pl.col("co_movement")))
+    reuse, reasons, drift = choose_models(shifted, models, "auto", 0.25)
+    assert "drift" in reasons[("M", "antimony")] and "co_movement" in reasons[("M", "antimony")]
+    report = drift[("M", "antimony")]
+    assert report["new_rows"][0] > 0 and "co_movement" in report.filter("drifted")["feature"].to_list()
+    # Without the shift the new months drift too, for real: after the ban China's direct share collapses.
+    _, _, real = choose_models(sample_features.filter(scoreable(sample_features)), models, "auto", 0.25)
+    assert "cn_direct_share_of_us_imports_change" in real[("M", "antimony")].filter("drifted")["feature"].to_list()
+    # reuse keeps the model but still reports the drift
+    reuse, reasons, _ = choose_models(shifted, models, "reuse", 0.25)
+    assert ("M", "antimony") in reuse and "drift on" in reasons[("M", "antimony")]
+    assert "co_movement" in reasons[("M", "antimony")]
+
+
+def test_reuse_without_a_registered_model_says_what_to_do(registry, early):
+    with pytest.raises(LookupError, match="--model refit"):
+        choose_models(early.filter(scoreable(early)), latest(registry), "reuse", 0.25)
