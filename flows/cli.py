@@ -39,6 +39,14 @@ window_option = click.option("--window", type=click.IntRange(1, 24), default=5, 
                              help="Scoring window in months (monthly data).")
 quantile_option = click.option("--flag-quantile", type=click.FloatRange(0.5, 0.9999), default=0.98,
                                show_default=True, help="Score threshold as a quantile of the model's training scores.")
+queue_option = click.option("--queue-size", type=click.IntRange(1, 10_000), default=None,
+                            help="Instead of --flag-quantile: flag the N route-periods with the highest route score "
+                                 "per period (a review queue of fixed size).")
+model_option = click.option("--model", "model_policy", type=click.Choice(["auto", "reuse", "refit"]), default="auto",
+                            show_default=True,
+                            help="auto: reuse the registered model while its training rows are unchanged and new "
+                                 "periods show no drift, else refit; reuse: always score with the registered "
+                                 "model; refit: always fit a new one.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -51,7 +59,8 @@ def cli() -> None:
 
 
 def _run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, window: int,
-         flag_quantile: float, census_measure: str = "general imports", cif_fob_rate: float = 0.10) -> dict:
+         flag_quantile: float, census_measure: str = "general imports", cif_fob_rate: float = 0.10,
+         queue_size: int | None = None, model_policy: str = "auto") -> dict:
     _quiet_prefect()
     from features.route_features import FeatureParams
     from flows.pipeline import transship_pipeline
@@ -62,7 +71,8 @@ def _run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None,
     from warehouse.schema import SourceParams
 
     settings = Settings(warehouse=warehouse, reports_dir=reports, catalogue=catalogue,
-                        features=FeatureParams(window=window), scoring=ScoreParams(flag_quantile=flag_quantile),
+                        features=FeatureParams(window=window),
+                        scoring=ScoreParams(flag_quantile=flag_quantile, queue_size=queue_size, model_policy=model_policy),
                         sources=SourceParams(census_import_measure=census_measure, cif_fob_rate=cif_fob_rate))
     step("starting Prefect (a temporary local server on 127.0.0.1; the first start takes ~15 s)")
     return transship_pipeline(data_dir, settings)
@@ -89,8 +99,8 @@ def _summarise(run: dict, warehouse: Path) -> None:
         f"route-periods {counts.get('marts.fct_route_legs', 0):,}; scored {counts.get('main.route_scores', 0):,}; "
         f"routes flagged [bold]{counts.get('main.flagged_routes', 0):,}[/bold]")
     for m in run.get("models", []):
-        if m["note"] != "fitted":
-            console.print(f"[yellow]{m['frequency']} {m['mineral']}: {m['note']}[/yellow]")
+        colour = "yellow" if m["note"].startswith("not scored") or m.get("drift") else "dim"
+        console.print(f"[{colour}]{m['frequency']} {m['mineral']}: {m.get('model_id') or 'no model'}: {m['note']}[/{colour}]")
     console.print(f"warehouse: {warehouse}   report: {run['report_dir']}/report.md")
 
 
@@ -102,19 +112,23 @@ def _summarise(run: dict, warehouse: Path) -> None:
 @catalogue_option
 @window_option
 @quantile_option
+@queue_option
+@model_option
 @click.option("--census-measure", type=click.Choice(["general imports", "imports for consumption"]),
               default="general imports", show_default=True,
               help="Which US Census import measure to use when a file has both.")
 @click.option("--cif-fob-rate", type=click.FloatRange(0, 0.99), default=0.10, show_default=True,
               help="Freight and insurance share taken off CIF values for mirror gaps (IMF DOTS convention 0.10).")
 def run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, window: int,
-        flag_quantile: float, census_measure: str, cif_fob_rate: float) -> None:
+        flag_quantile: float, queue_size: int | None, model_policy: str, census_measure: str,
+        cif_fob_rate: float) -> None:
     """Run the pipeline over every supported file under --data.
 
     Recognised by their header: UN Comtrade (API JSON, bulk CSV), US Census API JSON and USA Trade Online
     CSV, China customs (GACC) CSV/XLSX, CEPII BACI, rate tables (period,currency,units_per_usd,source), and
     your own tables with a NAME.mapping.toml beside them."""
-    result = _run(data_dir, warehouse, reports, catalogue, window, flag_quantile, census_measure, cif_fob_rate)
+    result = _run(data_dir, warehouse, reports, catalogue, window, flag_quantile, census_measure, cif_fob_rate,
+                  queue_size, model_policy)
     _summarise(result, warehouse)
 
 
@@ -140,7 +154,7 @@ def demo(seed: int, out: Path, warehouse: Path, reports: Path, formats: str) -> 
     _summarise(result, warehouse)
     demo_verdict(warehouse, paths["truth"])
     click.echo(f'\nTry: transship sql --warehouse {warehouse} "select rank, mineral, hs_code, hub_iso3, '
-               'peak_period, round(peak_score, 3) as score from flagged_routes"')
+               'peak_period, round(peak_route_score, 3) as score from flagged_routes"')
 
 
 @cli.group()
@@ -237,6 +251,71 @@ def sql(query: str, warehouse: Path, as_csv: bool, max_rows: int) -> None:
     Console().print(table)
     shown = min(max_rows, frame.height)
     click.echo(f"{frame.height} row(s){'' if shown == frame.height else f', {shown} shown (use --csv for all)'}")
+
+
+@cli.command()
+@click.option("--worlds", type=click.IntRange(1, 1000), default=20, show_default=True, help="Seeded worlds to generate.")
+@click.option("--seed", "first_seed", type=int, default=0, show_default=True, help="Seed of the first world.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=min(2, os.cpu_count() or 1), show_default=True,
+              help="Worlds scored in parallel (processes).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("reports/evaluation.json"),
+              show_default=True, help="Where the metrics are written as JSON.")
+@click.option("--features/--no-features", "show_features", default=True, show_default=True,
+              help="Show each single feature's row in the table.")
+def evaluate(worlds: int, first_seed: int, jobs: int, out: Path, show_features: bool) -> None:
+    """Measure detection on many seeded worlds: the model against the plain rule and each single feature.
+
+    Each world plants 3 to 5 rerouting routes (hubs, minerals, start months, sizes from large to barely above
+    the floor, lags of 0 to 3 months, partial pass-through, brand-new or grown on existing trade) among one
+    look-alike of each kind. Routes are scored by their highest score over 2023-01..2025-06. Prints a table
+    and writes JSON (per world and averaged). No Prefect, no warehouse: each world runs in a temporary folder."""
+    from features.route_features import FeatureParams
+    from flows.evaluate import print_evaluation, run_evaluation
+    from flows.progress import step
+    from models.scoring import ScoreParams
+
+    step(f"evaluation: {worlds} worlds from seed {first_seed}, {jobs} at a time")
+    report = run_evaluation(worlds, first_seed, jobs, out, FeatureParams(), ScoreParams(), progress=step)
+    print_evaluation(report, features=show_features)
+    click.echo(f"{report['seconds']} s; metrics written to {out}")
+
+
+@cli.command()
+@warehouse_option
+@click.argument("model_id", required=False)
+def models(warehouse: Path, model_id: str | None) -> None:
+    """List the registered models, or print one model's card (MODEL_ID)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from warehouse.connection import WarehouseError, connect_read_only
+
+    try:
+        con = connect_read_only(warehouse)
+    except WarehouseError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        if model_id:
+            found = con.execute("SELECT card FROM models.registry WHERE model_id = ?", [model_id]).fetchall()
+            if not found:
+                raise click.ClickException(f"no model {model_id!r} in {warehouse}; `transship models` lists them")
+            click.echo(json.dumps(json.loads(found[0][0]), indent=2))
+            return
+        listed = con.sql("""
+            SELECT r.model_id, r.frequency, r.mineral, r.created_at, r.training_first_period, r.training_last_period,
+                   r.n_train, r.n_routes, (SELECT count(*) FROM main.route_scores s WHERE s.model_id = r.model_id) AS scoring_now,
+                   (SELECT string_agg(feature, ', ') FROM models.drift d WHERE d.model_id = r.model_id AND d.drifted
+                    AND d.run_id = (SELECT max(run_id) FROM models.drift)) AS drift_last_run
+            FROM models.registry r ORDER BY r.created_at DESC, r.model_id""").fetchall()
+    finally:
+        con.close()
+    table = Table(title=f"Registered models in {warehouse}", title_justify="left")
+    for col in ("model", "freq", "mineral", "created (UTC)", "trained on", "rows", "routes", "in use", "drift (last run)"):
+        table.add_column(col)
+    for mid, freq, mineral, created, first, last, n, routes, used, drift in listed:
+        table.add_row(mid, freq, mineral, f"{created:%Y-%m-%d %H:%M}", f"{first}..{last}", f"{n:,}", f"{routes:,}",
+                      f"{used:,} rows" if used else "-", drift or "-")
+    Console().print(table)
 
 
 def main() -> None:

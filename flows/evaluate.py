@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import polars as pl
 
 from warehouse.connection import connect_read_only
+
+if TYPE_CHECKING:
+    from features.route_features import FeatureParams
+    from models.scoring import ScoreParams
 
 
 def demo_scorecard(flagged: pl.DataFrame, truth_path: Path) -> pl.DataFrame:
@@ -55,3 +61,156 @@ def demo_verdict(warehouse: Path, truth_path: Path) -> pl.DataFrame:
         + f" Other (background) routes flagged: "
           f"{flagged.select('hs_code', 'hub_iso3').unique().height - card['rank'].is_not_null().sum()}.")
     return card
+
+
+# ---------------------------------------------------------------- the evaluation harness
+EVAL_FIRST, EVAL_LAST = "2023-01-01", "2025-06-01"
+
+
+def score_world(seed: int, workdir: Path, monthly: FeatureParams, params: ScoreParams) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Write seeded world `seed` as Comtrade files, load, build, compute features and score it, in-process
+    (no Prefect), in a throwaway warehouse. Returns (route scores, the truth's stories)."""
+    from flows.pipeline import route_features_from
+    from models.scoring import score_routes
+    from warehouse.catalogue import load_catalogue
+    from warehouse.build import build_models
+    from warehouse.connection import connect_read_write
+    from warehouse.ingest import ingest_folder
+    from warehouse.sample_world import random_stories, write_sample_world
+    from warehouse.schema import SourceParams, ensure_schema, write_reference_tables
+
+    stories = random_stories(seed)
+    paths = write_sample_world(workdir, seed=seed, stories=stories)
+    con = connect_read_write(workdir / "world.duckdb")
+    try:
+        ensure_schema(con)
+        write_reference_tables(con, load_catalogue(None), SourceParams())
+        ingest_folder(con, paths["data_dir"], batch_id=f"world-{seed}", progress=lambda _: None)
+        build_models(con)
+        features = route_features_from(con, monthly)
+    finally:
+        con.close()
+    scores, _, _ = score_routes(features, params)
+    truth = pl.DataFrame(json.loads(paths["truth"].read_text(encoding="utf-8"))["stories"])
+    return scores, truth
+
+
+def evaluate_world(seed: int, root: str, monthly: FeatureParams, params: ScoreParams) -> dict:
+    """Every scorer's metrics on one world (run in a worker process)."""
+    import shutil
+    import time
+
+    from models.evaluation import evaluate_scorer, scorers
+
+    t0 = time.perf_counter()
+    workdir = Path(root) / f"world-{seed:04d}"
+    try:
+        scores, truth = score_world(seed, workdir, monthly, params)
+        results = {s.name: evaluate_scorer(scores, truth, s, EVAL_FIRST, EVAL_LAST, monthly.window) for s in scorers()}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    planted = truth.filter(pl.col("kind") == "planted").drop("description").to_dicts()
+    return {"seed": seed, "seconds": round(time.perf_counter() - t0, 1), "planted": planted, "results": results}
+
+
+def summarise(worlds: list[dict]) -> dict:
+    """Averages over worlds per scorer, and the planted routes the model missed."""
+    from models.evaluation import scorers
+
+    summary = {}
+    for s in scorers():
+        per = [w["results"][s.name] for w in worlds]
+        mean = lambda key: float(np.mean([p[key] for p in per if p[key] is not None]))  # noqa: E731
+        lookalikes: dict[str, int] = {}
+        for p in per:
+            for kind in p["lookalikes_in_top_k"]:
+                lookalikes[kind] = lookalikes.get(kind, 0) + 1
+        summary[s.name] = {
+            "kind": s.kind, "words": s.words,
+            "average_precision": mean("average_precision"), "precision_at_k": mean("precision_at_k"),
+            "recall_top20": mean("recall_top20"),
+            "planted": sum(p["planted"] for p in per),
+            "planted_peaking_in_window": sum(p["planted_peaking_in_window"] for p in per),
+            "real_size_planted": sum(p["real_size_planted"] for p in per),
+            "real_size_in_top20": sum(p["real_size_in_top20"] for p in per),
+            "lookalikes_in_top_k": lookalikes,
+        }
+    missed = []
+    for w in worlds:
+        ranks = {(r["hub_iso3"], r["hs_code"]): r for r in w["results"]["model"]["planted_ranks"]}
+        k = w["results"]["model"]["planted"]
+        for story in w["planted"]:
+            r = ranks.get((story["hub_iso3"], story["hs_code"]), {})
+            if not r or r["rank"] > k:
+                missed.append({"seed": w["seed"], **{c: story[c] for c in ("hub_iso3", "hs_code", "size_class", "lag",
+                               "brand_new", "existing_us_t", "extra_us_t", "start", "months")},
+                               "rank": r.get("rank"), "score": r.get("score")})
+    return {"scorers": summary, "model_missed_top_k": missed}
+
+
+def run_evaluation(worlds: int, first_seed: int, jobs: int, out: Path, monthly: FeatureParams,
+                   params: ScoreParams, progress=print) -> dict:
+    """Generate `worlds` seeded worlds, score each, and write the metrics as JSON to `out`."""
+    import tempfile
+    import time
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    t0 = time.perf_counter()
+    seeds = list(range(first_seed, first_seed + worlds))
+    done: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="transship-eval-") as root:
+        if jobs <= 1:
+            for seed in seeds:
+                done.append(evaluate_world(seed, root, monthly, params))
+                progress(f"world {len(done)}/{worlds} (seed {seed}) scored in {done[-1]['seconds']} s")
+        else:
+            # spawn, not fork: Polars' thread pool does not survive a fork.
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+                futures = [pool.submit(evaluate_world, seed, root, monthly, params) for seed in seeds]
+                for fut in as_completed(futures):
+                    done.append(fut.result())
+                    progress(f"world {len(done)}/{worlds} (seed {done[-1]['seed']}) scored in {done[-1]['seconds']} s")
+    done.sort(key=lambda w: w["seed"])
+    report = {"worlds": worlds, "first_seed": first_seed, "evaluation_months": [EVAL_FIRST, EVAL_LAST],
+              "window": monthly.window, "parameters": {"n_estimators": params.n_estimators,
+                                                       "max_samples": params.max_samples},
+              "seconds": round(time.perf_counter() - t0, 1), **summarise(done), "per_world": done}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    return report
+
+
+def print_evaluation(report: dict, features: bool = True) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"Detection on {report['worlds']} seeded worlds (routes scored by their highest score, "
+                        f"{report['evaluation_months'][0][:7]} to {report['evaluation_months'][1][:7]})",
+                  title_justify="left")
+    for col in ("scorer", "kind", "avg precision", "precision@k", "recall top 20", "peak in window",
+                "real-size in top 20", "look-alikes in top k"):
+        table.add_column(col, justify="left" if col in ("scorer", "kind", "look-alikes in top k") else "right")
+    rows = sorted(report["scorers"].items(), key=lambda kv: ({"model": 0, "rule": 1, "feature": 2}[kv[1]["kind"]],
+                                                              -kv[1]["average_precision"]))
+    for name, s in rows:
+        if s["kind"] == "feature" and not features:
+            continue
+        table.add_row(name, s["kind"], f"{s['average_precision']:.3f}", f"{s['precision_at_k']:.3f}",
+                      f"{s['recall_top20']:.3f}", f"{s['planted_peaking_in_window']}/{s['planted']}",
+                      f"{s['real_size_in_top20']}/{s['real_size_planted']}",
+                      ", ".join(f"{k} {v}" for k, v in sorted(s["lookalikes_in_top_k"].items())) or "-")
+    console.print(table)
+    model = report["scorers"]["model"]
+    best_rule = max((s for s in report["scorers"].values() if s["kind"] == "rule"), key=lambda s: s["average_precision"])
+    console.print(f"model average precision {model['average_precision']:.3f}; best plain rule "
+                  f"{best_rule['average_precision']:.3f} (margin {model['average_precision'] - best_rule['average_precision']:+.3f}); "
+                  f"real-size planted routes in the top 20: {model['real_size_in_top20']}/{model['real_size_planted']}")
+    missed = report["model_missed_top_k"]
+    if missed:
+        console.print(f"planted routes the model ranked below the top k ({len(missed)}):")
+        for m in missed:
+            console.print(f"  seed {m['seed']}: {m['hs_code']} via {m['hub_iso3']}, {m['size_class']}, lag {m['lag']}, "
+                          f"{'brand-new' if m['brand_new'] else 'existing' if m['existing_us_t'] else 'background'}, "
+                          f"start {m['start']}, rank {m['rank']}")
