@@ -194,6 +194,17 @@ def signal_persistence(p: FeatureParams) -> pl.Expr:
     return on.cast(pl.Int32).cum_sum().over([*ROUTE_KEYS, spell]).alias("signal_persistence")
 
 
+def kg_coverage(p: FeatureParams) -> pl.Expr:
+    """kg_coverage = 1 - Σ value_kg_missing_usd / Σ (cn_to_hub_usd + hub_to_us_usd), both over the window and
+    the prior periods (t-W-P+1..t): the share of the route's trade whose weight is known or estimated; 1 when
+    the route has no trade. Below 1, kg features compare periods whose weights were not published as if
+    they were zero: a route with years of trade of unknown weight would look brand-new in kg."""
+    span = p.window + p.prior
+    missing = _window_sum("value_kg_missing_usd", span)
+    total = _window_sum("cn_to_hub_usd", span) + _window_sum("hub_to_us_usd", span)
+    return pl.when(total > 0).then(1 - missing / total).otherwise(1.0).clip(0.0, 1.0).alias("kg_coverage")
+
+
 def co_robust_z() -> pl.Expr:
     """co_robust_z = min(cn_to_hub_kg_robust_z, hub_to_us_kg_robust_z): how unusual the quieter leg is
     against its own history. High only when both legs are. Unitless."""
@@ -382,6 +393,10 @@ def build_route_features(legs: pl.DataFrame | pl.LazyFrame, params: FeatureParam
         *[robust_z(leg, p, per_period=True) for leg in ROBUST_LEGS],
     )
     lf = lf.with_columns(three_leg_excess_kg(), signal_persistence(p), co_robust_z())
+    if "value_kg_missing_usd" in lf.collect_schema().names():
+        lf = lf.with_columns(kg_coverage(p))
+    else:
+        lf = lf.with_columns(kg_coverage=pl.lit(1.0))
     if all(c in lf.collect_schema().names() for c in MIRROR_COLUMNS):
         lf = mirror_features(lf, p)
     return lf

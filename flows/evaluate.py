@@ -4,6 +4,7 @@ got in."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -185,13 +186,14 @@ def print_evaluation(report: dict, features: bool = True) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
     table = Table(title=f"Detection on {report['worlds']} seeded worlds (routes scored by their highest score, "
                         f"{report['evaluation_months'][0][:7]} to {report['evaluation_months'][1][:7]})",
                   title_justify="left")
     for col in ("scorer", "kind", "avg precision", "precision@k", "recall top 20", "peak in window",
                 "real-size in top 20", "look-alikes in top k"):
-        table.add_column(col, justify="left" if col in ("scorer", "kind", "look-alikes in top k") else "right")
+        table.add_column(col, justify="left" if col in ("scorer", "kind", "look-alikes in top k") else "right",
+                         no_wrap=col != "look-alikes in top k")
     rows = sorted(report["scorers"].items(), key=lambda kv: ({"model": 0, "rule": 1, "feature": 2}[kv[1]["kind"]],
                                                               -kv[1]["average_precision"]))
     for name, s in rows:

@@ -12,9 +12,12 @@ Scores, per route-period (higher = more suspicious, all of them):
      three-year run rate, lag-aligned) is at least the mineral's volume floor (kg), and co_robust_z (the
      quieter leg's window against its own history, in robust standard deviations) is at least
      `min_co_robust_z` (default 1.0), so that a steady route whose share grows only because China's total
-     exports shrank is not taken for a rising one;
+     exports shrank is not taken for a rising one; and kg_coverage (the share of the route's trade over the
+     window and prior whose weight is known or estimated) is at least `min_kg_coverage` (default 0.9), so
+     that years of trade of unpublished weight are not read as years of no trade;
   2. sustained, not one lump: no single period carries more than `max_peak_share` (default 0.6) of the
-     window's hub->US kg.
+     window's hub->US kg (windows of 3 periods or more; a one-year window cannot show a lump, so annual
+     data pass).
   Flagged lists are ranked by route_score.
 
 `flagged`, the review queue, by one of two thresholds an analyst can reason about (neither refits):
@@ -45,6 +48,7 @@ class ScoreParams:
     min_train_rows: int = 30
     max_peak_share: float = 0.6
     min_co_robust_z: float = 1.0
+    min_kg_coverage: float = 0.9
     explain_top: int = 3
     explain_routes: int = 50
     model_policy: str = "auto"  # auto | reuse | refit (models/registry.py)
@@ -87,8 +91,10 @@ def training_sha256(group: pl.DataFrame) -> str:
 
 def gates(params: ScoreParams) -> tuple[pl.Expr, pl.Expr]:
     direction_ok = ((pl.col("route_excess_kg") >= pl.col("volume_floor_kg"))
-                    & (pl.col("co_robust_z") >= params.min_co_robust_z)).fill_null(False)
-    sustained = (pl.col("hub_to_us_peak_share") <= params.max_peak_share).fill_null(False)
+                    & (pl.col("co_robust_z") >= params.min_co_robust_z)
+                    & (pl.col("kg_coverage") >= params.min_kg_coverage)).fill_null(False)
+    # A lump needs a window of several periods to show; a one-year window (annual data) cannot tell one.
+    sustained = ((pl.col("hub_to_us_peak_share") <= params.max_peak_share) | (pl.col("window_periods") < 3)).fill_null(False)
     return direction_ok.alias("direction_ok"), sustained.alias("sustained")
 
 

@@ -168,3 +168,11 @@ def test_seeds_test_in_both_units_and_new_routes_on_purpose():
     tiny = qrow(legs([0, 0, 0, 3, 3], [0, 0, 0, 2, 2]), 5)
     assert tiny["rule_flag"] is True             # the literal rule passes anything above zero
     assert tiny["seeds_test_kg"] is False        # 4 kg is below the floor
+
+
+def test_kg_coverage_says_how_much_trade_has_no_weight():
+    frame = legs([10] * 5, [10] * 5).with_columns(value_kg_missing_usd=pl.Series([100.0, 100.0, 0.0, 0.0, 0.0]))
+    r = qrow(frame, 5)
+    # window + prior = months 1-5; USD on both legs 5 x (100 + 100) = 1000; 200 of it without weight.
+    assert r["kg_coverage"] == pytest.approx(1 - 200 / 1000)
+    assert qrow(legs([10] * 5, [10] * 5), 5)["kg_coverage"] == 1.0  # a mart without the column: all known

@@ -14,6 +14,10 @@
 --   hub_reported_from_cn_*  the hub's own report of its imports from China (mirror of cn_to_hub)
 --   hub_reported_to_us_*    the hub's own report of its exports to the US (mirror of hub_to_us)
 --   hub_reports_period      the hub reported any watched flow that period (else a missing mirror is no signal)
+--   value_without_kg_usd, kg_estimated  the route legs' trade whose weight was not published, and the kg
+--                           estimated for it at the product's median unit value that period (all sources)
+--   value_kg_missing_usd    trade whose weight is unknown and could not be estimated (no flow of the product
+--                           that period has a weight): its kg count as 0, so kg features are not valid there
 -- Source precedence, per leg, period and series: the reporter's national release (census, gacc, user
 -- tables) first, then UN Comtrade, then BACI; *_source says which was used. A national line that is only
 -- the remainder of an HS6 the catalogue splits by metal (e.g. "other" 811292 lines) is left out of the
@@ -26,14 +30,22 @@ WITH split_hs6 AS (
     FROM ref.catalogue_codes AS n
     JOIN ref.catalogue_codes AS h ON h.code = left(n.code, 6) AND h.mineral <> n.mineral
     WHERE length(n.code) > 6
+), unit_values AS (
+    -- The product's median unit value (USD/kg) that period over every flow whose weight is known.
+    SELECT frequency, hs6, period, median(value_usd / qty_kg) AS usd_per_kg
+    FROM staging.stg_flows WHERE mineral IS NOT NULL AND qty_kg > 0 AND value_usd > 0 GROUP BY ALL
 ), flows AS (
     SELECT f.*,
         CASE WHEN flow = 'X' THEN reporter_iso3 ELSE partner_iso3 END AS exporter_iso3,
         CASE WHEN flow = 'X' THEN partner_iso3 ELSE reporter_iso3 END AS importer_iso3,
         CASE WHEN source IN ('census', 'gacc', 'user') THEN 1 WHEN source = 'comtrade' THEN 2 ELSE 3 END AS source_rank,
-        coalesce(qty_kg, 0)::DECIMAL(38, 6) AS kg, value_usd::DECIMAL(38, 6) AS usd,
-        value_fob_usd::DECIMAL(38, 6) AS fob_usd, qty_kg IS NULL AS qty_unknown
+        -- Unknown weight (e.g. BACI's NA quantities) is estimated from the value at the product's unit value,
+        -- never taken as 0 kg: a zero would make a route with years of trade look brand-new in kg.
+        coalesce(qty_kg, value_usd / u.usd_per_kg, 0)::DECIMAL(38, 6) AS kg, value_usd::DECIMAL(38, 6) AS usd,
+        value_fob_usd::DECIMAL(38, 6) AS fob_usd, qty_kg IS NULL AS qty_unknown,
+        qty_kg IS NULL AND u.usd_per_kg IS NULL AND value_usd > 0 AS kg_missing
     FROM staging.stg_flows AS f
+    LEFT JOIN unit_values AS u USING (frequency, hs6, period)
     WHERE mineral IS NOT NULL
       AND partner_kind IN ('country', 'area_nes')
       AND NOT (length(hs_code) > 6 AND mineral_code_length <= 6 AND hs6 IN (SELECT hs6 FROM split_hs6))
@@ -84,6 +96,8 @@ WITH split_hs6 AS (
            sum(usd) FILTER (WHERE side = 'USA') AS hub_to_us_usd,
            sum(fob_usd) FILTER (WHERE side = 'USA') AS hub_to_us_fob_usd,
            sum(usd) FILTER (WHERE qty_unknown) AS value_without_kg_usd,
+           sum(kg) FILTER (WHERE qty_unknown) AS kg_estimated,
+           sum(usd) FILTER (WHERE kg_missing) AS value_kg_missing_usd,
            string_agg(DISTINCT source, ',' ORDER BY source) FILTER (WHERE side = 'CHN') AS cn_to_hub_source,
            string_agg(DISTINCT source, ',' ORDER BY source) FILTER (WHERE side = 'USA') AS hub_to_us_source
     FROM chosen GROUP BY ALL
@@ -116,6 +130,8 @@ SELECT
     coalesce(t.us_from_world_kg, 0)::DOUBLE AS us_from_world_kg,
     coalesce(t.us_from_world_usd, 0)::DOUBLE AS us_from_world_usd,
     coalesce(b.value_without_kg_usd, 0)::DOUBLE AS value_without_kg_usd,
+    coalesce(b.kg_estimated, 0)::DOUBLE AS kg_estimated,
+    coalesce(b.value_kg_missing_usd, 0)::DOUBLE AS value_kg_missing_usd,
     coalesce(b.cn_to_hub_fob_usd, 0)::DOUBLE AS cn_to_hub_fob_usd,
     coalesce(b.hub_to_us_fob_usd, 0)::DOUBLE AS hub_to_us_fob_usd,
     coalesce(t.cn_to_us_fob_usd, 0)::DOUBLE AS cn_to_us_fob_usd,
