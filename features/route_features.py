@@ -207,7 +207,11 @@ def kg_coverage(p: FeatureParams) -> pl.Expr:
 
 def co_robust_z() -> pl.Expr:
     """co_robust_z = min(cn_to_hub_kg_robust_z, hub_to_us_kg_robust_z): how unusual the quieter leg is
-    against its own history. High only when both legs are. Unitless."""
+    against its own history, both over the same window. High only when both legs are. Unitless.
+
+    Not lag-aligned, on purpose: the maximum over four lags of noisy z-scores lets steady routes through
+    (tried: a steady look-alike of the sample world passed the gate); route_excess_kg and
+    signal_persistence carry the lag."""
     return pl.min_horizontal("cn_to_hub_kg_robust_z", "hub_to_us_kg_robust_z").alias("co_robust_z")
 
 

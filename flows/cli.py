@@ -311,11 +311,11 @@ def models(warehouse: Path, model_id: str | None) -> None:
         con.close()
     table = Table(title=f"Registered models in {warehouse}", title_justify="left")
     for col in ("model", "freq", "mineral", "created (UTC)", "trained on", "rows", "routes", "in use", "drift (last run)"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col != "drift (last run)")
     for mid, freq, mineral, created, first, last, n, routes, used, drift in listed:
         table.add_row(mid, freq, mineral, f"{created:%Y-%m-%d %H:%M}", f"{first}..{last}", f"{n:,}", f"{routes:,}",
                       f"{used:,} rows" if used else "-", drift or "-")
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 def main() -> None:

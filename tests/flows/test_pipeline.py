@@ -136,9 +136,23 @@ def test_sql_command_reads_and_refuses_to_write(first_run, tmp_path):
     assert missing.returncode != 0 and "no warehouse here yet" in missing.stderr
 
 
+def test_models_command_lists_the_registry_and_prints_a_card(first_run):
+    _, settings = first_run
+    root = Path(__file__).resolve().parents[2]
+    listed = cli("models", "--warehouse", str(settings.warehouse), cwd=root)
+    assert listed.returncode == 0, listed.stderr
+    assert "M-antimony-" in listed.stdout and "M-gallium_germanium-" in listed.stdout
+    model_id = query(settings.warehouse, "SELECT model_id FROM models.registry WHERE mineral = 'antimony'")["model_id"][0]
+    card = cli("models", "--warehouse", str(settings.warehouse), model_id, cwd=root)
+    assert card.returncode == 0 and json.loads(card.stdout)["model_id"] == model_id
+    unknown = cli("models", "--warehouse", str(settings.warehouse), "M-nothing-0", cwd=root)
+    assert unknown.returncode != 0 and "transship models" in unknown.stderr
+
+
 def test_every_command_has_help():
     root = Path(__file__).resolve().parents[2]
-    for args in (["--help"], ["run", "--help"], ["demo", "--help"], ["sql", "--help"]):
+    for args in (["--help"], ["run", "--help"], ["demo", "--help"], ["sql", "--help"], ["evaluate", "--help"],
+                 ["models", "--help"]):
         result = cli(*args, cwd=root)
         assert result.returncode == 0 and "Usage:" in result.stdout
 

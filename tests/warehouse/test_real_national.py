@@ -12,6 +12,7 @@ from datetime import date
 import polars as pl
 import pytest
 
+from features.route_features import FeatureParams
 from warehouse.build import build_models
 from warehouse.connection import rows, scalar
 from warehouse.ingest import ingest_folder
@@ -84,6 +85,19 @@ def test_baci_23_years_reproduce_the_published_route(con, real_data):
     assert rows(con, "SELECT DISTINCT frequency, min(period)::VARCHAR, max(period)::VARCHAR FROM marts.fct_route_legs GROUP BY 1") == [
         ("A", "2002-01-01", "2024-01-01")]
     assert rows(con, "SELECT DISTINCT cn_to_hub_source FROM marts.fct_route_legs WHERE cn_to_hub_source IS NOT NULL") == [("baci",)]
+    # This subset publishes weights for 2024 only: years of trade of unknown weight must not read as 0 kg.
+    # No flow of 811010 has a weight before 2024, so none can be estimated, and the kg coverage says so.
+    from flows.pipeline import route_features_from
+    from models.scoring import ScoreParams, gates
+
+    features = route_features_from(con, FeatureParams())
+    tha = features.filter(pl.col("hs_code") == "811010", pl.col("hub_iso3") == "THA",
+                          pl.col("period") == date(2024, 1, 1)).with_columns(*gates(ScoreParams()))
+    assert tha["value_kg_missing_usd"][0] == 0  # 2024 itself has weights
+    assert tha["kg_coverage"][0] == pytest.approx(1 - (9659917 + 7471662 + 11457440 + 6954881 + 4498241 + 13196124)
+                                                 / (tha["hub_to_us_usd_window"][0] + tha["hub_to_us_usd_prior"][0]
+                                                    + tha["cn_to_hub_usd_window"][0] + tha["cn_to_hub_usd_prior"][0]))
+    assert tha["direction_ok"][0] is False
 
 
 def test_user_table_us_census_hs10(con, real_data, tmp_path):
@@ -128,17 +142,3 @@ def test_mirror_gap_on_real_comtrade_pairs(con, real_data):
     assert round(us * 1.1 / 1e6, 1) == 53.3 and round(cn / 1e6, 1) == 9.6
     assert abs(row["mirror_gap_cn_us_usd"] - (us - cn) / us) < 1e-9
     assert round(row["mirror_gap_cn_us_usd"], 2) == 0.80
-    # This subset publishes weights for 2024 only: years of trade of unknown weight must not read as 0 kg.
-    # No flow of 811010 has a weight before 2024, so none can be estimated, and the kg coverage says so.
-    from features.route_features import FeatureParams
-    from flows.pipeline import route_features_from
-    from models.scoring import ScoreParams, gates
-
-    features = route_features_from(con, FeatureParams())
-    tha = features.filter(pl.col("hs_code") == "811010", pl.col("hub_iso3") == "THA",
-                          pl.col("period") == date(2024, 1, 1)).with_columns(*gates(ScoreParams()))
-    assert tha["value_kg_missing_usd"][0] == 0  # 2024 itself has weights
-    assert tha["kg_coverage"][0] == pytest.approx(1 - (9659917 + 7471662 + 11457440 + 6954881 + 4498241 + 13196124)
-                                                 / (tha["hub_to_us_usd_window"][0] + tha["hub_to_us_usd_prior"][0]
-                                                    + tha["cn_to_hub_usd_window"][0] + tha["cn_to_hub_usd_prior"][0]))
-    assert tha["direction_ok"][0] is False
