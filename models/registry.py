@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS models.registry (
     n_routes BIGINT,
     training_sha256 VARCHAR,
     card JSON,
-    artifact BLOB
+    artifact BLOB,
+    last_fitted_at TIMESTAMP
 );
 CREATE TABLE IF NOT EXISTS models.drift (
     run_id VARCHAR NOT NULL,
@@ -104,12 +105,16 @@ def register(con: duckdb.DuckDBPyConnection, group: FittedGroup, params: ScorePa
     card = make_card(group, params, code_version)
     model_id = model_id_for(card)
     card["model_id"] = model_id
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    # The same model fitted again (same data, same way) keeps its first row; only last_fitted_at moves, so
+    # that "the latest model" is the one fitted last, not the one first stored.
     con.execute(
-        """INSERT OR IGNORE INTO models.registry VALUES (?, ?, ?, ?, ?, ?, ?::DATE, ?::DATE, ?, ?, ?, ?::JSON, ?)""",
-        [model_id, group.frequency, group.mineral, datetime.now(timezone.utc).replace(tzinfo=None), run_id,
+        """INSERT INTO models.registry VALUES (?, ?, ?, ?, ?, ?, ?::DATE, ?::DATE, ?, ?, ?, ?::JSON, ?, ?)
+           ON CONFLICT (model_id) DO UPDATE SET last_fitted_at = excluded.last_fitted_at""",
+        [model_id, group.frequency, group.mineral, now, run_id,
          code_version, group.periods[0] if group.periods else None, group.periods[1] if group.periods else None,
          group.n_train, group.n_routes, group.training_sha256, json.dumps(card),
-         zlib.compress(pickle.dumps(group.scorer), 6)])
+         zlib.compress(pickle.dumps(group.scorer), 6), now])
     return model_id
 
 
@@ -119,7 +124,7 @@ def latest(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], FittedGroup]
         SELECT model_id, frequency, mineral, training_first_period::VARCHAR, training_last_period::VARCHAR, n_train,
                n_routes, training_sha256, artifact
         FROM models.registry
-        QUALIFY row_number() OVER (PARTITION BY frequency, mineral ORDER BY created_at DESC, model_id) = 1
+        QUALIFY row_number() OVER (PARTITION BY frequency, mineral ORDER BY last_fitted_at DESC, model_id) = 1
     """).fetchall()
     out = {}
     for model_id, frequency, mineral, first, last, n_train, n_routes, sha, artifact in found:

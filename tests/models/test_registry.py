@@ -85,6 +85,18 @@ def test_auto_reuses_until_the_training_rows_change_or_the_new_periods_drift(reg
     assert "co_movement" in reasons[("M", "antimony")]
 
 
+def test_the_latest_model_is_the_one_fitted_last_even_when_it_was_stored_before(registry, early):
+    first = [g for g in score_routes(early, PARAMS)[2] if g.mineral == "antimony"][0]
+    other = [g for g in score_routes(early.filter(pl.col("period") <= date(2024, 3, 1)), PARAMS)[2]
+             if g.mineral == "antimony"][0]
+    a = register(registry, first, PARAMS, "run-1", "test")
+    b = register(registry, other, PARAMS, "run-2", "test")
+    assert latest(registry)[("M", "antimony")].model_id == b
+    assert register(registry, first, PARAMS, "run-3", "test") == a  # the first data again: the first model
+    assert latest(registry)[("M", "antimony")].model_id == a
+    assert registry.sql("SELECT count(*) FROM models.registry").fetchall()[0][0] == 2
+
+
 def test_reuse_without_a_registered_model_says_what_to_do(registry, early):
     with pytest.raises(LookupError, match="--model refit"):
         choose_models(early.filter(scoreable(early)), latest(registry), "reuse", 0.25)
