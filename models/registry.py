@@ -68,6 +68,9 @@ LIBRARIES = ("scikit-learn", "numpy", "polars", "duckdb")
 
 def ensure_registry(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(REGISTRY_DDL)
+    # Registries written before last_fitted_at existed: add it, taking the time the model was stored.
+    con.execute("ALTER TABLE models.registry ADD COLUMN IF NOT EXISTS last_fitted_at TIMESTAMP")
+    con.execute("UPDATE models.registry SET last_fitted_at = created_at WHERE last_fitted_at IS NULL")
 
 
 def library_versions() -> dict[str, str]:

@@ -97,6 +97,22 @@ def test_the_latest_model_is_the_one_fitted_last_even_when_it_was_stored_before(
     assert registry.sql("SELECT count(*) FROM models.registry").fetchall()[0][0] == 2
 
 
+def test_a_registry_from_before_last_fitted_at_is_brought_up_to_date(tmp_path, early):
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    try:
+        con.execute("""CREATE SCHEMA models; CREATE TABLE models.registry (
+            model_id VARCHAR PRIMARY KEY, frequency VARCHAR NOT NULL, mineral VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL, run_id VARCHAR NOT NULL, code_version VARCHAR,
+            training_first_period DATE, training_last_period DATE, n_train BIGINT, n_routes BIGINT,
+            training_sha256 VARCHAR, card JSON, artifact BLOB)""")
+        ensure_registry(con)
+        g = [g for g in score_routes(early, PARAMS)[2] if g.mineral == "antimony"][0]
+        model_id = register(con, g, PARAMS, "run-1", "test")
+        assert latest(con)[("M", "antimony")].model_id == model_id
+    finally:
+        con.close()
+
+
 def test_reuse_without_a_registered_model_says_what_to_do(registry, early):
     with pytest.raises(LookupError, match="--model refit"):
         choose_models(early.filter(scoreable(early)), latest(registry), "reuse", 0.25)
