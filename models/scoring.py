@@ -212,17 +212,3 @@ def explanation_schema() -> pl.DataFrame:
         "position": pl.Int32, "feature": pl.String, "words": pl.String, "value": pl.Float64, "typical": pl.Float64,
         "normal_low": pl.Float64, "normal_high": pl.Float64, "score_drop": pl.Float64, "set_score_drop": pl.Float64,
         **{k: pl.String for k in ROUTE_KEYS}, "period": pl.Date})
-
-
-def route_level(scores: pl.DataFrame, score_col: str, first: str | None = None, last: str | None = None) -> pl.DataFrame:
-    """Each route's highest `score_col` over the periods first..last (YYYY-MM-DD), and its peak period."""
-    window = scores
-    if first:
-        window = window.filter(pl.col("period") >= pl.lit(first).str.to_date())
-    if last:
-        window = window.filter(pl.col("period") <= pl.lit(last).str.to_date())
-    return (window.sort(score_col, "period", descending=[True, False], nulls_last=True)
-            .group_by(ROUTE_KEYS, maintain_order=True)
-            .agg(pl.col(score_col).first().alias("score"), pl.col("period").first().alias("peak_period")))
-
-
