@@ -285,8 +285,9 @@ def evaluate(worlds: int, first_seed: int, jobs: int, out: Path, show_features: 
 @click.argument("model_id", required=False)
 def models(warehouse: Path, model_id: str | None) -> None:
     """List the registered models, or print one model's card (MODEL_ID)."""
-    from rich.console import Console
     from rich.table import Table
+
+    from flows.progress import wide_console
 
     from warehouse.connection import WarehouseError, connect_read_only
 
@@ -315,7 +316,7 @@ def models(warehouse: Path, model_id: str | None) -> None:
     for mid, freq, mineral, created, first, last, n, routes, used, drift in listed:
         table.add_row(mid, freq, mineral, f"{created:%Y-%m-%d %H:%M}", f"{first}..{last}", f"{n:,}", f"{routes:,}",
                       f"{used:,} rows" if used else "-", drift or "-")
-    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    wide_console().print(table)
 
 
 def main() -> None:

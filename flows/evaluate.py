@@ -4,7 +4,6 @@ got in."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -71,7 +70,7 @@ EVAL_FIRST, EVAL_LAST = "2023-01-01", "2025-06-01"
 def score_world(seed: int, workdir: Path, monthly: FeatureParams, params: ScoreParams) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Write seeded world `seed` as Comtrade files, load, build, compute features and score it, in-process
     (no Prefect), in a throwaway warehouse. Returns (route scores, the truth's stories)."""
-    from flows.pipeline import route_features_from
+    from flows.steps import route_features_from
     from models.scoring import score_routes
     from warehouse.catalogue import load_catalogue
     from warehouse.build import build_models
@@ -183,10 +182,11 @@ def run_evaluation(worlds: int, first_seed: int, jobs: int, out: Path, monthly: 
 
 
 def print_evaluation(report: dict, features: bool = True) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 160)
+    from flows.progress import wide_console
+
+    console = wide_console()
     table = Table(title=f"Detection on {report['worlds']} seeded worlds (routes scored by their highest score, "
                         f"{report['evaluation_months'][0][:7]} to {report['evaluation_months'][1][:7]})",
                   title_justify="left")

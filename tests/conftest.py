@@ -46,7 +46,7 @@ def prefect_harness():
 @pytest.fixture(scope="session")
 def sample_features(tmp_path_factory) -> "pl.DataFrame":
     """The bundled sample world (seed 7), loaded and built in a real DuckDB file, as route features."""
-    from flows.pipeline import route_features_from
+    from flows.steps import route_features_from
     from features.route_features import FeatureParams
     from warehouse.build import build_models
     from warehouse.ingest import ingest_folder

@@ -50,10 +50,12 @@ ORDER BY rank;
 
 FLAG_HISTORY_DDL = """
 -- main.flag_history: every run's flagged routes, kept (append-only by run). Key: (run_id, frequency, mineral, hs_code, hub_iso3).
+-- peak_score is the peak period's anomaly score, peak_route_score its route score (the ranking score).
 CREATE TABLE IF NOT EXISTS main.flag_history (
     run_id VARCHAR NOT NULL, frequency VARCHAR NOT NULL, mineral VARCHAR NOT NULL, hs_code VARCHAR NOT NULL,
-    hub_iso3 VARCHAR NOT NULL, rank BIGINT, peak_period DATE, peak_score DOUBLE
+    hub_iso3 VARCHAR NOT NULL, rank BIGINT, peak_period DATE, peak_score DOUBLE, peak_route_score DOUBLE
 );
+ALTER TABLE main.flag_history ADD COLUMN IF NOT EXISTS peak_route_score DOUBLE;
 """
 
 REVISION_IMPACT_SQL = """
@@ -125,8 +127,8 @@ def write_scores(con: duckdb.DuckDBPyConnection, scores: pl.DataFrame, explanati
     con.execute(FLAGGED_ROUTES_SQL)
     con.execute(FLAG_HISTORY_DDL)
     con.execute("DELETE FROM main.flag_history WHERE run_id = ?", [run_id])
-    con.execute("""INSERT INTO main.flag_history SELECT ?, frequency, mineral, hs_code, hub_iso3, rank, peak_period,
-                   peak_score FROM main.flagged_routes""", [run_id])
+    con.execute("""INSERT INTO main.flag_history BY NAME SELECT ? AS run_id, frequency, mineral, hs_code, hub_iso3,
+                   rank, peak_period, peak_score, peak_route_score FROM main.flagged_routes""", [run_id])
     con.execute(REVISION_IMPACT_SQL, {"run_id": run_id})
     return {
         "main.route_scores": rows(con, "SELECT count(*) FROM main.route_scores")[0][0],
