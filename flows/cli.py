@@ -319,6 +319,49 @@ def models(warehouse: Path, model_id: str | None) -> None:
     wide_console().print(table)
 
 
+@cli.command()
+@warehouse_option
+@click.argument("relation", required=False)
+def schema(warehouse: Path, relation: str | None) -> None:
+    """What each table holds: grain, key and units (the warehouse's COMMENT ON), or one RELATION's columns.
+
+    RELATION is schema.name (e.g. main.route_scores); names in the main schema may omit it."""
+    from rich.table import Table
+
+    from flows.progress import wide_console
+    from warehouse.connection import WarehouseError, connect_read_only
+
+    try:
+        con = connect_read_only(warehouse)
+    except WarehouseError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        if relation:
+            schema_name, _, name = relation.rpartition(".")
+            found = con.execute("""
+                SELECT column_name, data_type, coalesce(comment, '') FROM duckdb_columns()
+                WHERE schema_name = ? AND table_name = ? ORDER BY column_index""", [schema_name or "main", name]).fetchall()
+            if not found:
+                raise click.ClickException(f"no table or view {relation!r} in {warehouse}; `transship schema` lists them")
+            table = Table(title=relation, title_justify="left")
+            for col in ("column", "type", "meaning"):
+                table.add_column(col, no_wrap=col != "meaning")
+            for row in found:
+                table.add_row(*row)
+        else:
+            found = con.execute("""
+                SELECT schema_name || '.' || table_name, estimated_size, coalesce(comment, '') FROM duckdb_tables()
+                WHERE schema_name <> 'information_schema' ORDER BY schema_name = 'main' DESC, schema_name, table_name""").fetchall()
+            table = Table(title=f"Tables in {warehouse} (transship schema RELATION for its columns)", title_justify="left")
+            for col in ("table", "rows (est.)", "grain, key, units"):
+                table.add_column(col, no_wrap=col != "grain, key, units", justify="right" if col == "rows (est.)" else "left")
+            for name, size, comment in found:
+                table.add_row(name, f"{size:,}", comment)
+    finally:
+        con.close()
+    wide_console().print(table)
+
+
 def main() -> None:
     from warehouse.catalogue import CatalogueError
     from warehouse.connection import WarehouseError

@@ -23,6 +23,7 @@ from flows.steps import route_features_from, score_with_registry
 from warehouse import publish as pub
 from warehouse.build import build_models
 from warehouse.catalogue import load_catalogue
+from warehouse.comments import apply_comments
 from warehouse.connection import connect_read_only, connect_read_write, rows
 from warehouse.ingest import ingest_folder
 from warehouse.outputs import now_utc, record_run, write_features, write_scores
@@ -103,6 +104,7 @@ def finish_build(build: Path, run: dict[str, Any]) -> None:
     con = connect_read_write(build)
     try:
         record_run(con, run)
+        apply_comments(con)  # CREATE OR REPLACE drops comments: write them last
         con.execute("CHECKPOINT")
     finally:
         con.close()

@@ -149,10 +149,32 @@ def test_models_command_lists_the_registry_and_prints_a_card(first_run):
     assert unknown.returncode != 0 and "transship models" in unknown.stderr
 
 
+def test_analyst_tables_carry_comments_and_schema_prints_them(first_run):
+    from warehouse.comments import RELATIONS
+
+    _, settings = first_run
+    comments = dict(query(settings.warehouse, """
+        SELECT schema_name || '.' || table_name AS name, comment FROM duckdb_tables()""").iter_rows())
+    for relation in ("main.route_scores", "main.flagged_routes", "main.route_explanations", "marts.fct_route_legs",
+                     "models.registry", "raw.rejects", "main.runs"):
+        assert comments[relation] == RELATIONS[relation]
+    assert all(comments[r] for r in RELATIONS if r in comments)
+    column = query(settings.warehouse, """SELECT comment FROM duckdb_columns()
+        WHERE schema_name = 'main' AND table_name = 'route_scores' AND column_name = 'route_score'""")["comment"][0]
+    assert "Higher = more suspicious" in column
+    root = Path(__file__).resolve().parents[2]
+    listed = cli("schema", "--warehouse", str(settings.warehouse), cwd=root)
+    assert listed.returncode == 0 and "main.route_scores" in listed.stdout and "Key: (frequency, mineral" in listed.stdout
+    cols = cli("schema", "--warehouse", str(settings.warehouse), "route_scores", cwd=root)
+    assert cols.returncode == 0 and "route_score" in cols.stdout and "score_percentile" in cols.stdout
+    missing = cli("schema", "--warehouse", str(settings.warehouse), "main.nothing", cwd=root)
+    assert missing.returncode != 0 and "transship schema" in missing.stderr
+
+
 def test_every_command_has_help():
     root = Path(__file__).resolve().parents[2]
     for args in (["--help"], ["run", "--help"], ["demo", "--help"], ["sql", "--help"], ["evaluate", "--help"],
-                 ["models", "--help"]):
+                 ["models", "--help"], ["schema", "--help"]):
         result = cli(*args, cwd=root)
         assert result.returncode == 0 and "Usage:" in result.stdout
 

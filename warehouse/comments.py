@@ -1,0 +1,78 @@
+"""What every analyst-facing relation and its key columns mean, written into the warehouse with COMMENT ON,
+so that `transship schema`, DuckDB's own command-line tool (`SELECT * FROM duckdb_tables()`) and any SQL
+client show grain, key and units without the code at hand.
+
+Applied at the end of every run's build (the comments are published with the warehouse).
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from warehouse.connection import rows
+
+# relation -> "Grain ... Key ... Units ..." (one sentence each, as an analyst reads them)
+RELATIONS: dict[str, str] = {
+    "raw.loads": "One row per file load. Key: file_sha256. The file, its SHA-256, batch (run_id), rows read / loaded / rejected.",
+    "raw.comtrade_records": "One row per accepted UN Comtrade record, append-only. Key: (file_sha256, source_row). Values as published (USD), quantities as published.",
+    "raw.national_records": "One row per accepted record of a national release (US Census, China customs, BACI, user tables), append-only. Key: (file_sha256, source_row, part). Values and quantities as published, with currency, scale and unit.",
+    "raw.fx_rates": "One row per exchange rate loaded. Key: (file_sha256, source_row). units_per_usd: currency units per US dollar.",
+    "raw.rejects": "One row per rejected record, with file, line, column, bad value and reason. Key: (file_sha256, source_row, part).",
+    "ref.countries": "Country and area codes: M49 numeric code -> ISO3, name, kind (country, area_nes, group, world).",
+    "ref.minerals": "The watched minerals (the catalogue). Key: mineral. volume_floor_kg / volume_floor_usd: the smallest volume per scoring window that counts as a real route.",
+    "ref.catalogue_codes": "The watched product codes (HS6 and national lines) and the mineral series each belongs to. Key: code.",
+    "ref.hs_concordance": "HS editions: a watched code in an older HS edition -> its HS 2022 heading.",
+    "staging.stg_flows": "Canonical flows of every source. Key: (source, frequency, period, reporter_iso3, partner_iso3, flow, hs_code). value_usd and value_fob_usd in US dollars, qty_kg in kilograms (NULL = not published), period is the first day of the month or year.",
+    "staging.stg_flows_excluded": "Loaded records not used as flows, with the reason (duplicate, total, grouping, superseded...). Key: (file_sha256, source_row, part).",
+    "staging.stg_revisions": "One row per flow published again with different figures: old and new value (USD) and quantity (kg).",
+    "marts.fct_route_legs": "Both legs of every route on a complete period grid. Key: (frequency, mineral, hs_code, hub_iso3, period). kg and USD; no trade = 0; hs_code is the HS6 heading.",
+    "features.route_features": "Every feature of every route-period. Key: (frequency, mineral, hs_code, hub_iso3, period). Windows: *_window = the scoring window, *_prior = the periods before it (36 months by default). kg, USD, shares 0..1.",
+    "main.route_scores": "Scores of every route-period with a full history and some trade. Key: (frequency, mineral, hs_code, hub_iso3, period). route_score and anomaly_score: higher = more suspicious. model_id names the model in models.registry.",
+    "main.route_explanations": "Top features of each explained route-period. Key: (frequency, mineral, hs_code, hub_iso3, period, position). value, typical (route's median) and normal range (model's 10th-90th percentile) in the feature's unit; score_drop: how much resetting it lowers the anomaly score.",
+    "main.flagged_routes": "The latest run's flagged routes, one row per route, rank 1 = most suspicious. Key: (frequency, mineral, hs_code, hub_iso3). Numbers of the route's peak period; kg and USD.",
+    "main.flag_history": "Every run's flagged routes, append-only. Key: (run_id, frequency, mineral, hs_code, hub_iso3).",
+    "main.revision_impact": "Routes touched by revisions loaded in the latest run, and what happened to their flag.",
+    "main.runs": "One row per run. Key: run_id. Status, error, input files with hashes and counts, parameters, code version, models used, row counts per layer.",
+    "models.registry": "One row per fitted model. Key: model_id. Card (JSON): features, training periods, parameters, library and code versions, training-row hash; artifact: the pickled model.",
+    "models.drift": "One row per run, model and input: population stability index of the new periods against the training data. Key: (run_id, model_id, feature). drifted = psi > 0.25.",
+}
+
+# (relation, column) -> meaning and unit
+COLUMNS: dict[tuple[str, str], str] = {
+    ("main.route_scores", "route_score"): "anomaly_score x volume_weight, 0 unless direction_ok and sustained; ranks flagged lists. Higher = more suspicious.",
+    ("main.route_scores", "anomaly_score"): "Isolation forest score in (0, 1]. Higher = more suspicious.",
+    ("main.route_scores", "score_percentile"): "Share of the model's training route-periods scoring at or below this one (0..1).",
+    ("main.route_scores", "volume_weight"): "Route's kg above its run rate as a share of the product's US imports, log scale, 0..1 (1 from 10 %).",
+    ("main.route_scores", "flagged"): "In the review queue: route_score > 0 and anomaly_score at or above the model's threshold (or in the period's top N with --queue-size).",
+    ("main.route_scores", "rule_flag"): "The plain rule: the window beats the whole prior 36 months on both legs, in kg.",
+    ("main.route_scores", "period"): "Last period of the scoring window (first day of the month or year).",
+    ("main.route_scores", "top_features"): "The features whose reset to the route's typical values lowers the score most, in words.",
+    ("main.flagged_routes", "peak_route_score"): "route_score of the route's peak flagged period. Higher = more suspicious.",
+    ("main.flagged_routes", "cn_to_hub_kg_window"): "China's exports to the hub over the peak period's window, kg.",
+    ("main.flagged_routes", "hub_to_us_kg_window"): "US imports from the hub over the peak period's window, kg.",
+    ("marts.fct_route_legs", "cn_to_hub_kg"): "China's exports to the hub in the period, kg (China-reported, else BACI).",
+    ("marts.fct_route_legs", "hub_to_us_kg"): "US imports from the hub in the period, kg (US-reported, else BACI).",
+    ("marts.fct_route_legs", "us_from_cn_kg"): "US imports from China in the period (the direct route, US side), kg.",
+}
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def apply_comments(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """COMMENT ON every relation of RELATIONS that exists, and on its listed columns. Returns the relations
+    commented."""
+    present = {f"{s}.{t}": kind for s, t, kind in rows(con, """
+        SELECT schema_name, table_name, 'TABLE' FROM duckdb_tables()
+        UNION ALL SELECT schema_name, view_name, 'VIEW' FROM duckdb_views() WHERE NOT internal""")}
+    done = []
+    for relation, text in RELATIONS.items():
+        if relation in present:
+            con.execute(f"COMMENT ON {present[relation]} {relation} IS {_quote(text)}")
+            done.append(relation)
+    existing = {(f"{s}.{t}", c) for s, t, c in rows(con, "SELECT schema_name, table_name, column_name FROM duckdb_columns()")}
+    for (relation, column), text in COLUMNS.items():
+        if (relation, column) in existing:
+            con.execute(f"COMMENT ON COLUMN {relation}.{column} IS {_quote(text)}")
+    return done
