@@ -222,9 +222,10 @@ def sql(query: str, warehouse: Path, as_csv: bool, max_rows: int) -> None:
     """Run QUERY on a read-only connection to the warehouse and print the result."""
     import duckdb
 
-    from warehouse.connection import WarehouseError, connect_read_only
+    from warehouse.connection import WarehouseError, check_read_only_sql, connect_read_only
 
     try:
+        check_read_only_sql(query)
         con = connect_read_only(warehouse)
     except WarehouseError as exc:
         raise click.ClickException(str(exc)) from None

@@ -51,3 +51,32 @@ def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = No
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
     result = rows(con, sql, params)
     return result[0][0] if result else None
+
+
+class WriteRefused(WarehouseError):
+    """A query given to the read-only SQL command would write somewhere."""
+
+
+# Statement kinds that only read. A read-only connection already refuses writes to the warehouse itself, but
+# DuckDB lets it ATTACH another file read-write and COPY results out, so those are checked here too.
+READING_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "SET", "VARIABLE_SET", "RELATION"}
+
+
+def check_read_only_sql(query: str) -> None:
+    """Raise WriteRefused, naming the statement, if `query` holds anything but reads. ATTACH is allowed only
+    with (READ_ONLY)."""
+    import re
+
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as exc:
+        raise WriteRefused(f"query failed: {str(exc).splitlines()[0]}") from None
+    for statement in statements:
+        kind = statement.type.name
+        text = " ".join(statement.query.split())
+        if kind == "ATTACH" and re.search(r"\(\s*READ_ONLY\s*\)", text, re.IGNORECASE):
+            continue
+        if kind not in READING_STATEMENTS:
+            hint = (" Attach other files with (READ_ONLY)." if kind == "ATTACH" else
+                    " To export results, use --csv and redirect the output." if kind in ("COPY", "EXPORT") else "")
+            raise WriteRefused(f"refused: `{text[:80]}` would write ({kind}); transship sql is read-only.{hint}")

@@ -132,6 +132,9 @@ def test_sql_command_reads_and_refuses_to_write(first_run, tmp_path):
     assert ok.stdout.splitlines()[:3] == ["rank,hub_iso3", "1,THA", "2,MEX"]
     refused = cli("sql", "--warehouse", str(settings.warehouse), "drop table route_scores", cwd=root)
     assert refused.returncode != 0 and "read-only" in (refused.stderr + refused.stdout).lower()
+    attach = cli("sql", "--warehouse", str(settings.warehouse), f"attach '{tmp_path / 'x.duckdb'}' as x (READ_WRITE)", cwd=root)
+    assert attach.returncode != 0 and "would write (ATTACH)" in attach.stderr
+    assert not (tmp_path / "x.duckdb").exists()
     missing = cli("sql", "--warehouse", str(tmp_path / "none.duckdb"), "select 1", cwd=root)
     assert missing.returncode != 0 and "no warehouse here yet" in missing.stderr
 
