@@ -214,26 +214,35 @@ def fetch_census_cmd(codes: str, first: str, last: str, out: Path, base_url: str
 
 
 @cli.command()
-@click.argument("query")
+@click.argument("query", required=False)
 @warehouse_option
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
 @click.option("--max-rows", type=int, default=200, show_default=True, help="Rows shown in table mode.")
-def sql(query: str, warehouse: Path, as_csv: bool, max_rows: int) -> None:
-    """Run QUERY on a read-only connection to the warehouse and print the result."""
+def sql(query: str | None, warehouse: Path, as_csv: bool, max_rows: int) -> None:
+    """Run QUERY read-only on the warehouse and print the result; without QUERY, open an interactive
+    read-only prompt (history, tab completion of tables and columns, statements end with ';').
+
+    Statements that would write are refused by name, including ATTACH without (READ_ONLY) and COPY ... TO."""
     import duckdb
 
-    from warehouse.connection import WarehouseError, check_read_only_sql, connect_read_only
+    from flows.sql_prompt import frame_table, interactive, run_statement
+    from warehouse.connection import WarehouseError, connect_read_only
 
     try:
-        check_read_only_sql(query)
         con = connect_read_only(warehouse)
     except WarehouseError as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        relation = con.sql(query)
-        if relation is None:
+        if query is None:
+            if not sys.stdin.isatty():
+                raise click.ClickException("no QUERY given and no terminal to prompt on: pass the query as an argument")
+            interactive(con, max_rows)
+            return
+        frame = run_statement(con, query)
+        if frame is None:
             raise click.ClickException("the query returned no result set (only queries that return rows are shown)")
-        frame = relation.pl()
+    except WarehouseError as exc:
+        raise click.ClickException(str(exc)) from None
     except duckdb.Error as exc:
         raise click.ClickException(f"query failed: {str(exc).splitlines()[0]}") from None
     finally:
@@ -242,14 +251,8 @@ def sql(query: str, warehouse: Path, as_csv: bool, max_rows: int) -> None:
         sys.stdout.write(frame.write_csv())
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(show_lines=False)
-    for name in frame.columns:
-        table.add_column(name, justify="right" if frame[name].dtype.is_numeric() else "left")
-    for row in frame.head(max_rows).iter_rows():
-        table.add_row(*["" if v is None else (f"{v:,.4g}" if isinstance(v, float) else str(v)) for v in row])
-    Console().print(table)
+    Console().print(frame_table(frame, max_rows))
     shown = min(max_rows, frame.height)
     click.echo(f"{frame.height} row(s){'' if shown == frame.height else f', {shown} shown (use --csv for all)'}")
 
