@@ -213,6 +213,16 @@ def fetch_census_cmd(codes: str, first: str, last: str, out: Path, base_url: str
     _fetch_done(result)
 
 
+def _open_read_only(warehouse: Path):
+    """A read-only connection to the warehouse, or a ClickException saying why it cannot be opened."""
+    from warehouse.connection import WarehouseError, connect_read_only
+
+    try:
+        return connect_read_only(warehouse)
+    except WarehouseError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @cli.command()
 @click.argument("query", required=False)
 @warehouse_option
@@ -226,12 +236,9 @@ def sql(query: str | None, warehouse: Path, as_csv: bool, max_rows: int) -> None
     import duckdb
 
     from flows.sql_prompt import frame_table, interactive, run_statement
-    from warehouse.connection import WarehouseError, connect_read_only
+    from warehouse.connection import WarehouseError
 
-    try:
-        con = connect_read_only(warehouse)
-    except WarehouseError as exc:
-        raise click.ClickException(str(exc)) from None
+    con = _open_read_only(warehouse)
     try:
         if query is None:
             if not sys.stdin.isatty():
@@ -293,12 +300,7 @@ def models(warehouse: Path, model_id: str | None) -> None:
 
     from flows.progress import wide_console
 
-    from warehouse.connection import WarehouseError, connect_read_only
-
-    try:
-        con = connect_read_only(warehouse)
-    except WarehouseError as exc:
-        raise click.ClickException(str(exc)) from None
+    con = _open_read_only(warehouse)
     try:
         if model_id:
             found = con.execute("SELECT card FROM models.registry WHERE model_id = ?", [model_id]).fetchall()
@@ -333,12 +335,8 @@ def schema(warehouse: Path, relation: str | None) -> None:
     from rich.table import Table
 
     from flows.progress import wide_console
-    from warehouse.connection import WarehouseError, connect_read_only
 
-    try:
-        con = connect_read_only(warehouse)
-    except WarehouseError as exc:
-        raise click.ClickException(str(exc)) from None
+    con = _open_read_only(warehouse)
     try:
         if relation:
             schema_name, _, name = relation.rpartition(".")

@@ -175,13 +175,14 @@ class RouteScorer(BaseEstimator):
         k = min(top, d)
         if n == 0:
             return _empty_explanations()
-        base = self.anomaly_score(frame)
+        x, ref = self._clipped(frame), self._clipped(typical)
+        base = self._score(x)
         subsets = np.array(list(combinations(range(d), k)))  # (m, k)
         masks = np.zeros((len(subsets), d), dtype=bool)
         masks[np.arange(len(subsets))[:, None], subsets] = True
-        set_scores = self.reset_scores(frame, typical, masks)
+        set_scores = self._reset(x, ref, masks)
         best = np.argmin(set_scores, axis=1)
-        single_drop = base[:, None] - self.reset_scores(frame, typical, np.eye(d, dtype=bool))
+        single_drop = base[:, None] - self._reset(x, ref, np.eye(d, dtype=bool))
         raw, raw_ref = raw_values(frame, self.features_), raw_values(typical, self.features_)
         rows = np.repeat(np.arange(n), k)
         feats = subsets[best].reshape(-1)
@@ -204,8 +205,10 @@ class RouteScorer(BaseEstimator):
         """Anomaly scores (n rows × m masks) with the features of each boolean mask (m × d, in the order
         of features_) reset to the route's typical values; every variant scored in one call."""
         check_is_fitted(self, "forest_")
-        x = self._clipped(frame)
-        ref = np.maximum(_oriented(typical, self.features_), self.center_)
+        return self._reset(self._clipped(frame), self._clipped(typical), masks)
+
+    def _reset(self, x: np.ndarray, ref: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """reset_scores on the clipped arrays (n × d each)."""
         n, d = x.shape
         variants = np.where(masks[None, :, :], ref[:, None, :], x[:, None, :])
         return self._score(variants.reshape(-1, d)).reshape(n, len(masks))

@@ -6,6 +6,7 @@ live file only when the run has finished (see `warehouse.publish`).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +66,6 @@ READING_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "SET", "VARIABLE_SET", "REL
 def check_read_only_sql(query: str) -> None:
     """Raise WriteRefused, naming the statement, if `query` holds anything but reads. ATTACH is allowed only
     with (READ_ONLY)."""
-    import re
-
     try:
         statements = duckdb.extract_statements(query)
     except duckdb.Error as exc:
