@@ -60,7 +60,7 @@ def cli() -> None:
 
 def _run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, window: int,
          flag_quantile: float, census_measure: str = "general imports", cif_fob_rate: float = 0.10,
-         queue_size: int | None = None, model_policy: str = "auto") -> dict:
+         queue_size: int | None = None, model_policy: str = "auto", dismissed_regrowth: float = 0.5) -> dict:
     _quiet_prefect()
     from features.route_features import FeatureParams
     from flows.pipeline import transship_pipeline
@@ -73,7 +73,8 @@ def _run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None,
     settings = Settings(warehouse=warehouse, reports_dir=reports, catalogue=catalogue,
                         features=FeatureParams(window=window),
                         scoring=ScoreParams(flag_quantile=flag_quantile, queue_size=queue_size, model_policy=model_policy),
-                        sources=SourceParams(census_import_measure=census_measure, cif_fob_rate=cif_fob_rate))
+                        sources=SourceParams(census_import_measure=census_measure, cif_fob_rate=cif_fob_rate),
+                        dismissed_regrowth=dismissed_regrowth)
     step("starting Prefect (a temporary local server on 127.0.0.1; the first start takes ~15 s)")
     return transship_pipeline(data_dir, settings)
 
@@ -101,7 +102,7 @@ def _summarise(run: dict, warehouse: Path) -> None:
     for m in run.get("models", []):
         colour = "yellow" if m["note"].startswith("not scored") or m.get("drift") else "dim"
         console.print(f"[{colour}]{m['frequency']} {m['mineral']}: {m.get('model_id') or 'no model'}: {m['note']}[/{colour}]")
-    console.print(f"warehouse: {warehouse}   report: {run['report_dir']}/report.md")
+    console.print(f"warehouse: {warehouse}   report: {run['report_dir']}/report.html")
 
 
 @cli.command()
@@ -119,16 +120,19 @@ def _summarise(run: dict, warehouse: Path) -> None:
               help="Which US Census import measure to use when a file has both.")
 @click.option("--cif-fob-rate", type=click.FloatRange(0, 0.99), default=0.10, show_default=True,
               help="Freight and insurance share taken off CIF values for mirror gaps (IMF DOTS convention 0.10).")
+@click.option("--dismissed-regrowth", type=click.FloatRange(0, 100), default=0.5, show_default=True,
+              help="A dismissed route returns to the flagged list when its evidence (excess tonnes beyond its prior "
+                   "run rate) exceeds what the analyst saw by this share (0.5 = 50 %% more).")
 def run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, window: int,
         flag_quantile: float, queue_size: int | None, model_policy: str, census_measure: str,
-        cif_fob_rate: float) -> None:
+        cif_fob_rate: float, dismissed_regrowth: float) -> None:
     """Run the pipeline over every supported file under --data.
 
     Recognised by their header: UN Comtrade (API JSON, bulk CSV), US Census API JSON and USA Trade Online
     CSV, China customs (GACC) CSV/XLSX, CEPII BACI, rate tables (period,currency,units_per_usd,source), and
     your own tables with a NAME.mapping.toml beside them."""
     result = _run(data_dir, warehouse, reports, catalogue, window, flag_quantile, census_measure, cif_fob_rate,
-                  queue_size, model_policy)
+                  queue_size, model_policy, dismissed_regrowth)
     _summarise(result, warehouse)
 
 
@@ -257,9 +261,9 @@ def sql(query: str | None, warehouse: Path, as_csv: bool, max_rows: int) -> None
     if as_csv:
         sys.stdout.write(frame.write_csv())
         return
-    from rich.console import Console
+    from flows.progress import wide_console
 
-    Console().print(frame_table(frame, max_rows))
+    wide_console().print(frame_table(frame, max_rows))
     shown = min(max_rows, frame.height)
     click.echo(f"{frame.height} row(s){'' if shown == frame.height else f', {shown} shown (use --csv for all)'}")
 
@@ -289,6 +293,96 @@ def evaluate(worlds: int, first_seed: int, jobs: int, out: Path, show_features: 
     report = run_evaluation(worlds, first_seed, jobs, out, FeatureParams(), ScoreParams(), progress=step)
     print_evaluation(report, features=show_features)
     click.echo(f"{report['seconds']} s; metrics written to {out}")
+
+
+@cli.command()
+@click.argument("route", required=False)
+@click.argument("decision", required=False, type=click.Choice(["confirmed", "dismissed", "watching"]))
+@warehouse_option
+@click.option("--by", "analyst", envvar="TRANSSHIP_ANALYST", help="Your name (env TRANSSHIP_ANALYST).")
+@click.option("--note", help="Why: what you checked and found (required with a decision).")
+@click.option("--frequency", type=click.Choice(["M", "A"]), default=None,
+              help="M (monthly) or A (annual): only needed when HUB:HS names both.")
+@click.option("--mineral", default=None, help="Only needed when HUB:HS names routes of two minerals (811292).")
+@click.option("--list", "show_list", is_flag=True, help="Show the queue: flagged, held-back and watched routes.")
+@click.option("--history", is_flag=True, help="Show every decision recorded, oldest first.")
+def review(route: str | None, decision: str | None, warehouse: Path, analyst: str | None, note: str | None,
+           frequency: str | None, mineral: str | None, show_list: bool, history: bool) -> None:
+    """Record a decision on a route, or show the review queue.
+
+    \b
+    transship review 3 dismissed --by "J. Doe" --note "hub's own smelter, checked with the mission"
+    transship review THA:282580 confirmed --by "J. Doe" --note "matches the bills of lading"
+    transship review --list
+    transship review --history
+
+    ROUTE is a rank in the latest flagged list or HUB:HS (ISO3 and product code). Decisions:
+    confirmed (stays on the watch list; its later periods are always reported), dismissed (held back from
+    the flagged list until its evidence grows by the regrowth setting, 50 % by default), watching (on the
+    watch list, still flagged when the model flags it). They are kept in review.decisions, with history;
+    runs never overwrite them. The flagged list changes at the next run."""
+    from flows.progress import wide_console
+    from warehouse.connection import WarehouseError
+    from warehouse.review import RouteRef, decision_history, record_decision, review_queue
+
+    if show_list or history:
+        con = _open_read_only(warehouse)
+        try:
+            frame = review_queue(con) if show_list else decision_history(con)
+        except Exception as exc:  # a warehouse from before the review loop: no such table yet
+            raise click.ClickException(f"{warehouse}: {str(exc).splitlines()[0]}; run the pipeline once first") from None
+        finally:
+            con.close()
+        wide_console().print(_queue_table(frame) if show_list else _history_table(frame))
+        return
+    if not route or not decision:
+        raise click.UsageError("give ROUTE and DECISION (e.g. `transship review 3 dismissed --by NAME --note ...`), "
+                               "or --list / --history")
+    try:
+        row = record_decision(warehouse, RouteRef.parse(route), decision, analyst or "", note or "",
+                              frequency=frequency, mineral=mineral)
+    except WarehouseError as exc:
+        raise click.ClickException(str(exc)) from None
+    seen = (f"rank {row['rank_seen']} in run {row['run_id']}" if row["was_flagged"] else "not flagged in the latest run")
+    evidence = "-" if row["evidence_kg"] is None else f"{row['evidence_kg'] / 1000:,.1f} t"
+    click.echo(f"recorded decision {row['decision_id']}: {row['hub_iso3']}:{row['hs_code']} ({row['mineral']}, "
+               f"{row['frequency']}) {decision} by {row['analyst']}; {seen}; evidence {evidence} beyond the prior "
+               f"run rate. It takes effect at the next run.")
+
+
+def _queue_table(frame):
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="Review queue (latest run)", title_justify="left")
+    for col in ("list", "rank", "route", "hub", "mineral", "peak", "score", "evidence t", "last decision"):
+        table.add_column(col, justify="right" if col in ("rank", "score", "evidence t") else "left",
+                         overflow="fold", no_wrap=col in ("route", "peak"))
+    for r in frame.iter_rows(named=True):
+        decided = (f"{r['decision']} by {r['analyst']} {r['decided_at']:%Y-%m-%d}: {r['note']}" if r["decision"] else "-")
+        table.add_row(r["list"], str(r["rank"] or "-"), f"{r['hub_iso3']}:{r['hs_code']}", escape(r["hub_name"] or ""),
+                      f"{r['mineral']} ({r['frequency']})", str(r["peak_period"] or "-"),
+                      "-" if r["peak_route_score"] is None else f"{r['peak_route_score']:.3f}",
+                      "-" if r["evidence_kg"] is None else f"{r['evidence_kg'] / 1000:,.1f}", escape(decided))
+    if frame.is_empty():
+        table.caption = "nothing flagged, held back or watched"
+    return table
+
+
+def _history_table(frame):
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="Review decisions, oldest first", title_justify="left")
+    for col in ("id", "decided (UTC)", "analyst", "route", "decision", "run seen", "evidence t", "note"):
+        table.add_column(col, overflow="fold")
+    for r in frame.iter_rows(named=True):
+        table.add_row(str(r["decision_id"]), f"{r['decided_at']:%Y-%m-%d %H:%M}", escape(r["analyst"]),
+                      f"{r['hub_iso3']}:{r['hs_code']} {r['mineral']}", r["decision"], r["run_id"] or "-",
+                      "-" if r["evidence_kg"] is None else f"{r['evidence_kg'] / 1000:,.1f}", escape(r["note"]))
+    if frame.is_empty():
+        table.caption = "no decisions recorded yet"
+    return table
 
 
 @cli.command()
@@ -352,13 +446,17 @@ def schema(warehouse: Path, relation: str | None) -> None:
                 table.add_row(*row)
         else:
             found = con.execute("""
-                SELECT schema_name || '.' || table_name, estimated_size, coalesce(comment, '') FROM duckdb_tables()
-                WHERE schema_name <> 'information_schema' ORDER BY schema_name = 'main' DESC, schema_name, table_name""").fetchall()
+                SELECT schema_name || '.' || table_name AS name, estimated_size::VARCHAR, coalesce(comment, ''),
+                       schema_name FROM duckdb_tables() WHERE schema_name <> 'information_schema'
+                UNION ALL
+                SELECT schema_name || '.' || view_name, 'view', coalesce(comment, ''), schema_name FROM duckdb_views()
+                WHERE NOT internal AND schema_name NOT IN ('information_schema', 'pg_catalog')
+                ORDER BY schema_name = 'main' DESC, name""").fetchall()
             table = Table(title=f"Tables in {warehouse} (transship schema RELATION for its columns)", title_justify="left")
             for col in ("table", "rows (est.)", "grain, key, units"):
                 table.add_column(col, no_wrap=col != "grain, key, units", justify="right" if col == "rows (est.)" else "left")
-            for name, size, comment in found:
-                table.add_row(name, f"{size:,}", comment)
+            for name, size, comment, _ in found:
+                table.add_row(name, size if size == "view" else f"{int(size):,}", comment)
     finally:
         con.close()
     wide_console().print(table)

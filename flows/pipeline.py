@@ -17,6 +17,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.progress import step
+from flows.html_report import gather
 from flows.report import write_report
 from flows.settings import Settings, code_version
 from flows.steps import route_features_from, score_with_registry
@@ -27,6 +28,7 @@ from warehouse.comments import apply_comments
 from warehouse.connection import connect_read_only, connect_read_write, rows
 from warehouse.ingest import ingest_folder
 from warehouse.outputs import now_utc, record_run, write_features, write_scores
+from warehouse.review import carry_over_decisions, publication_lock
 from warehouse.schema import ensure_schema, write_reference_tables
 
 TASK_OPTS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
@@ -85,7 +87,7 @@ def compute_and_score(build: Path, settings: Settings, run_id: str) -> dict[str,
         features = route_features_from(con, settings.features)
         write_features(con, features)
         scores, explanations, models = score_with_registry(con, features, settings.scoring, run_id)
-        counts = write_scores(con, scores, explanations, run_id)
+        counts = write_scores(con, scores, explanations, run_id, settings.dismissed_regrowth)
         counts["features.route_features"] = features.height
     finally:
         con.close()
@@ -111,24 +113,33 @@ def finish_build(build: Path, run: dict[str, Any]) -> None:
 
 
 @task(**TASK_OPTS)
-def publish_build(build: Path, live: Path) -> None:
-    pub.publish(build, live)
+def publish_build(build: Path, live: Path) -> int:
+    """Carry the live file's review decisions into the build (one recorded during this run is not lost),
+    then rename the build over the live file, under the publication lock. Returns the decisions carried."""
+    with publication_lock(live):
+        con = connect_read_write(build)
+        try:
+            carried = carry_over_decisions(con, live)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        pub.publish(build, live)
+    return carried
 
 
 @task(**TASK_OPTS)
 def render_report(live: Path, reports_dir: Path, run: dict[str, Any], top_n: int) -> str:
     con = connect_read_only(live)
     try:
-        flagged = con.sql("SELECT * FROM main.flagged_routes ORDER BY rank").pl()
-        revisions = con.sql("SELECT * FROM main.revision_impact").pl()
+        data = gather(con, run, top_n)
     finally:
         con.close()
-    return str(write_report(reports_dir, run, flagged, top_n, revisions))
+    return str(write_report(reports_dir, run, data, top_n))
 
 
 @flow(name="report")
 def report_flow(live: Path, reports_dir: Path, run: dict[str, Any], top_n: int) -> str:
-    step("report: writing Markdown and CSV")
+    step("report: writing HTML, Markdown, CSV and Parquet")
     return render_report(live, reports_dir, run, top_n)
 
 

@@ -1,4 +1,5 @@
-"""The per-run report: Markdown and CSV of the top flagged routes, with both legs' numbers and reasons."""
+"""The per-run report folder: the HTML report (flows.html_report), a Markdown digest of the top flagged
+routes for e-mail and terminals, and the flagged rows as CSV and Parquet."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+
+from flows.html_report import ReportData, write_outputs
 
 
 def _t(kg: float | None) -> str:
@@ -91,13 +94,13 @@ def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int,
     return "\n".join(lines + render_revisions(revisions))
 
 
-def write_report(reports_dir: Path, run: dict[str, Any], flagged: pl.DataFrame, top_n: int,
-                 revisions: pl.DataFrame | None = None) -> Path:
-    """reports/<run_id>/{report.md, flagged_routes.csv}; reports/latest is a copy of the newest."""
+def write_report(reports_dir: Path, run: dict[str, Any], data: ReportData, top_n: int) -> Path:
+    """reports/<run_id>/{report.html, report.md, flagged_routes.csv, flagged_routes.parquet}; reports/latest
+    is a copy of the newest, replaced in one rename."""
     out = Path(reports_dir) / run["run_id"]
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.md").write_text(render_markdown(run, flagged, top_n, revisions), encoding="utf-8")
-    flagged.write_csv(out / "flagged_routes.csv")
+    write_outputs(out, data, top_n)
+    (out / "report.md").write_text(render_markdown(run, data.flagged, top_n, data.revisions), encoding="utf-8")
     latest = Path(reports_dir) / "latest"
     tmp = Path(reports_dir) / ".latest.tmp"
     shutil.rmtree(tmp, ignore_errors=True)

@@ -24,6 +24,9 @@ class Settings:
     scoring: ScoreParams = field(default_factory=ScoreParams)
     sources: SourceParams = field(default_factory=SourceParams)
     report_top_n: int = 25
+    # A dismissed route returns to the flagged list when its evidence (largest excess over its prior run rate
+    # in a flagged period) exceeds what the analyst saw by this share (0.5 = 50 % more).
+    dismissed_regrowth: float = 0.5
 
 
 def code_version() -> str:

@@ -33,13 +33,14 @@ def completion_words(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 def frame_table(frame: pl.DataFrame, max_rows: int):
     """A rich Table of the first max_rows rows (numbers right-aligned, floats to 4 significant digits)."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(show_lines=False)
     for name in frame.columns:
         table.add_column(name, justify="right" if frame[name].dtype.is_numeric() else "left")
     for row in frame.head(max_rows).iter_rows():
-        table.add_row(*["" if v is None else (f"{v:,.4g}" if isinstance(v, float) else str(v)) for v in row])
+        table.add_row(*["" if v is None else (f"{v:,.4g}" if isinstance(v, float) else escape(str(v))) for v in row])
     return table
 
 

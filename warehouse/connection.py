@@ -49,6 +49,14 @@ def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = No
     return con.execute(sql, params or []).fetchall()
 
 
+def execute_script(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> None:
+    """Run several statements, giving each the named parameters ($name) it uses (DuckDB binds parameters
+    to the last statement of a multi-statement string only)."""
+    for statement in duckdb.extract_statements(sql):
+        used = {k: v for k, v in (params or {}).items() if f"${k}" in statement.query}
+        con.execute(statement.query, used) if used else con.execute(statement.query)
+
+
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
     result = rows(con, sql, params)
     return result[0][0] if result else None

@@ -16,6 +16,7 @@ import polars as pl
 from warehouse.catalogue import Catalogue
 from warehouse.countries import country_table
 from warehouse.national import NATIONAL_DDL, QTY_UNITS
+from warehouse.review import ensure_review_schema
 
 CONCORDANCE = Path(__file__).parent / "catalogue" / "hs_concordance.toml"
 CENSUS_MEASURES = ("general imports", "imports for consumption")
@@ -122,6 +123,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the raw layer and run log if they are missing (idempotent; never drops anything)."""
     con.execute(RAW_DDL)
     con.execute(NATIONAL_DDL)
+    ensure_review_schema(con)
 
 
 def concordance_table(path: Path = CONCORDANCE) -> pl.DataFrame:

@@ -1,0 +1,244 @@
+"""The per-run HTML report: one self-contained file (Plotly's JavaScript inline, no network), built from the
+published warehouse.
+
+What an analyst reads, in order: what was scored; what changed since the last run (new, escalated,
+dropped); the model's precision on the routes analysts have decided; a sortable, filterable table of the
+flagged routes; then per route a chart of both legs with the scoring window against the prior three years,
+the explanation (features, values and normal ranges, as bars) and the analyst's last decision; routes held
+back by a dismissal, with the reason; the watch list; revisions.
+
+Every piece of text from data (country, product, analyst, note) is escaped by Jinja's autoescape in the
+page and by html.escape inside Plotly's titles and hover text (Plotly renders a subset of HTML there).
+"""
+
+from __future__ import annotations
+
+import html
+import textwrap
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import plotly.graph_objects as go
+import plotly.io as pio
+import polars as pl
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+LEG_COLOURS = {"cn_to_hub_kg": "#c0392b", "hub_to_us_kg": "#1f5fa8", "us_from_cn_kg": "#7f7f7f"}
+LEG_NAMES = {"cn_to_hub_kg": "China -> hub (China's exports)", "hub_to_us_kg": "hub -> US (US imports)",
+             "us_from_cn_kg": "China -> US direct (US imports)"}
+
+
+@dataclass
+class ReportData:
+    run: dict[str, Any]
+    scope: dict[str, Any]
+    flagged: pl.DataFrame
+    changes: pl.DataFrame
+    held_back: pl.DataFrame
+    watch: pl.DataFrame
+    labels: pl.DataFrame
+    revisions: pl.DataFrame
+    legs: pl.DataFrame
+    explanations: pl.DataFrame
+
+
+def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
+    return con.sql(sql).pl()
+
+
+def gather(con: duckdb.DuckDBPyConnection, run: dict[str, Any], top_n: int) -> ReportData:
+    """Everything the report shows, read from the published warehouse (relations from before the review
+    loop are taken as empty)."""
+    flagged = _frame(con, "SELECT * FROM main.flagged_routes ORDER BY rank")
+    shown = flagged.head(top_n).select("frequency", "mineral", "hs_code", "hub_iso3")
+    con.register("_shown", shown)
+    try:
+        legs = _frame(con, """
+            SELECT l.frequency, l.mineral, l.hs_code, l.hub_iso3, l.period, l.cn_to_hub_kg, l.hub_to_us_kg, l.us_from_cn_kg
+            FROM marts.fct_route_legs AS l SEMI JOIN _shown USING (frequency, mineral, hs_code, hub_iso3)
+            ORDER BY ALL""")
+        explanations = _frame(con, """
+            SELECT e.* FROM main.route_explanations AS e
+            JOIN main.flagged_routes AS f
+              ON f.frequency = e.frequency AND f.mineral = e.mineral AND f.hs_code = e.hs_code
+             AND f.hub_iso3 = e.hub_iso3 AND f.peak_period = e.period
+            SEMI JOIN _shown AS s
+              ON s.frequency = e.frequency AND s.mineral = e.mineral AND s.hs_code = e.hs_code AND s.hub_iso3 = e.hub_iso3
+            ORDER BY e.frequency, e.mineral, e.hs_code, e.hub_iso3, e.position""")
+    finally:
+        con.unregister("_shown")
+    scope = {
+        "files": _frame(con, """SELECT file_format, count(*) AS files, sum(rows_read) AS rows_read,
+                                       sum(rows_loaded) AS rows_loaded, sum(rows_rejected) AS rows_rejected
+                                FROM raw.loads GROUP BY ALL ORDER BY ALL""").to_dicts(),
+        "periods": _frame(con, """SELECT frequency, min(period) AS first, max(period) AS last,
+                                         count(DISTINCT mineral || hs_code || hub_iso3) AS routes, count(*) AS route_periods
+                                  FROM main.route_scores GROUP BY ALL ORDER BY ALL""").to_dicts(),
+        "minerals": _frame(con, "SELECT DISTINCT mineral FROM main.route_scores ORDER BY ALL")["mineral"].to_list(),
+    }
+    return ReportData(
+        run=run, scope=scope, flagged=flagged,
+        changes=_frame(con, "SELECT * FROM main.flag_changes"),
+        held_back=_frame(con, "SELECT * FROM main.held_back_routes"),
+        watch=_frame(con, "SELECT * FROM main.watch_list"),
+        labels=_frame(con, "SELECT * FROM main.review_labels"),
+        revisions=_frame(con, "SELECT * FROM main.revision_impact"),
+        legs=legs, explanations=explanations,
+    )
+
+
+# ---------------------------------------------------------------- charts
+def _months_before(period: date, n: int, frequency: str) -> date:
+    if frequency == "A":
+        return date(period.year - n, 1, 1)
+    total = period.year * 12 + period.month - 1 - n
+    return date(total // 12, total % 12 + 1, 1)
+
+
+def windows_for(frequency: str, features: dict[str, Any]) -> tuple[int, int]:
+    """(window, prior) in periods, as the run's features used them."""
+    if frequency == "A":
+        return 1, 3
+    return int(features.get("window", 5)), int(features.get("prior", 36))
+
+
+def legs_chart(route: dict[str, Any], legs: pl.DataFrame, window: int, prior: int) -> go.Figure:
+    """Both legs and the direct route over time, in tonnes; the scoring window (ending at the peak period)
+    shaded against the prior periods, with each leg's prior run rate drawn across the prior span."""
+    freq = route["frequency"]
+    peak: date = route["peak_period"]
+    win_start = _months_before(peak, window - 1, freq)
+    prior_start = _months_before(win_start, prior, freq)
+    fig = go.Figure()
+    step = 12 if freq == "M" else 1
+    for leg, colour in LEG_COLOURS.items():
+        fig.add_trace(go.Scatter(
+            x=legs["period"].to_list(), y=(legs[leg] / 1000).to_list(), name=LEG_NAMES[leg], mode="lines",
+            line={"color": colour, "width": 2, "dash": "dot" if leg == "us_from_cn_kg" else "solid"},
+            hovertemplate="%{x|%Y-%m}: %{y:,.1f} t<extra>" + html.escape(LEG_NAMES[leg]) + "</extra>"))
+        in_prior = legs.filter((pl.col("period") >= prior_start) & (pl.col("period") < win_start))
+        if leg != "us_from_cn_kg" and in_prior.height:
+            rate = float(in_prior[leg].sum()) / prior / 1000
+            fig.add_trace(go.Scatter(
+                x=[prior_start, win_start], y=[rate, rate], mode="lines", showlegend=False,
+                line={"color": colour, "width": 1, "dash": "dash"},
+                hovertemplate=f"prior run rate: {rate:,.1f} t per period<extra></extra>"))
+    fig.add_vrect(x0=prior_start, x1=win_start, fillcolor="#888", opacity=0.10, line_width=0,
+                  annotation_text=f"prior {prior} {'months' if freq == 'M' else 'years'}",
+                  annotation_position="top left")
+    fig.add_vrect(x0=win_start, x1=_months_before(peak, -1, freq), fillcolor="#f39c12", opacity=0.25, line_width=0,
+                  annotation_text="window", annotation_position="top left")
+    fig.update_layout(
+        template="none", height=300, margin={"l": 55, "r": 10, "t": 30, "b": 40},
+        yaxis={"title": {"text": "tonnes per " + ("month" if freq == "M" else "year")}, "rangemode": "tozero",
+               "gridcolor": "#eee"},
+        xaxis={"dtick": f"M{step}" if freq == "M" else None, "tickformat": "%Y", "gridcolor": "#eee"},
+        legend={"orientation": "h", "y": -0.18}, font={"family": "system-ui, sans-serif", "size": 12})
+    return fig
+
+
+def explanation_chart(expl: pl.DataFrame) -> go.Figure:
+    """How much resetting each top feature to the route's typical value lowers the anomaly score."""
+    expl = expl.sort("position", descending=True)
+    hover = [html.escape(f"{w}: value {_num(v)}; typical {_num(t)}; normal range {_num(lo)} .. {_num(hi)}")
+             for w, v, t, lo, hi in expl.select("words", "value", "typical", "normal_low", "normal_high").iter_rows()]
+    labels = ["<br>".join(textwrap.wrap(html.escape(w), 34)) for w in expl["words"].to_list()]
+    fig = go.Figure(go.Bar(
+        x=expl["score_drop"].to_list(), y=labels, orientation="h",
+        marker={"color": "#1f5fa8"}, customdata=hover, hovertemplate="%{customdata}<br>score drop %{x:.3f}<extra></extra>"))
+    fig.update_layout(template="none", height=70 + 48 * max(expl.height, 1),
+                      margin={"l": 10, "r": 10, "t": 10, "b": 35},
+                      xaxis={"title": {"text": "anomaly score drop when reset to typical"}, "gridcolor": "#eee"},
+                      yaxis={"automargin": True}, font={"family": "system-ui, sans-serif", "size": 12})
+    return fig
+
+
+def _chart_html(fig: go.Figure, div_id: str, toolbar: bool = True) -> str:
+    return pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id,
+                       config={"displaylogo": False, "responsive": True, "displayModeBar": "hover" if toolbar else False})
+
+
+# ---------------------------------------------------------------- formatting (used by the template)
+def _num(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.3g}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def _t(kg: Any) -> str:
+    return "-" if kg is None else f"{kg / 1000:,.1f}"
+
+
+def _ratio(x: Any) -> str:
+    return "-" if x is None else f"{x:,.2f}x"
+
+
+def _period(d: Any, frequency: str = "M") -> str:
+    if d is None:
+        return "-"
+    return f"{d:%Y}" if frequency == "A" else f"{d:%Y-%m}"
+
+
+def label_summary(labels: pl.DataFrame) -> dict[str, Any]:
+    """The model's precision and recall on the routes analysts decided (confirmed = true, dismissed = false)."""
+    decided = labels.height
+    flagged = labels.filter(pl.col("model_flags"))
+    tp = flagged.filter(pl.col("label")).height
+    confirmed = labels.filter(pl.col("label")).height
+    return {"decided": decided, "confirmed": confirmed, "dismissed": decided - confirmed,
+            "flagged": flagged.height, "true_positives": tp,
+            "precision": tp / flagged.height if flagged.height else None,
+            "recall": tp / confirmed if confirmed else None}
+
+
+def change_counts(changes: pl.DataFrame) -> dict[str, int]:
+    counts = dict(changes.group_by("change").len().iter_rows()) if changes.height else {}
+    return {k: int(counts.get(k, 0)) for k in ("new", "escalated", "steady", "eased", "dropped", "first run")}
+
+
+# ---------------------------------------------------------------- page
+def _env() -> Environment:
+    env = Environment(loader=PackageLoader("flows", "templates"), autoescape=select_autoescape(["html", "j2"]),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(num=_num, t=_t, ratio=_ratio, period=_period)
+    return env
+
+
+def render_html(data: ReportData, top_n: int) -> str:
+    from plotly.offline import get_plotlyjs
+
+    features = (data.run.get("parameters") or {}).get("features", {})
+    routes = []
+    for i, r in enumerate(data.flagged.head(top_n).iter_rows(named=True)):
+        key = (pl.col("frequency") == r["frequency"]) & (pl.col("mineral") == r["mineral"]) & \
+              (pl.col("hs_code") == r["hs_code"]) & (pl.col("hub_iso3") == r["hub_iso3"])
+        window, prior = windows_for(r["frequency"], features)
+        expl = data.explanations.filter(key)
+        routes.append({
+            "row": r, "anchor": f"route-{i + 1}", "window": window, "prior": prior,
+            "legs_chart": _chart_html(legs_chart(r, data.legs.filter(key), window, prior), f"legs-{i + 1}"),
+            "explanation_chart": _chart_html(explanation_chart(expl), f"why-{i + 1}", toolbar=False) if expl.height else None,
+            "explanation": expl.to_dicts(),
+        })
+    watch = [{"route": k, "rows": g.sort("period").to_dicts()}
+             for k, g in data.watch.group_by(["hub_iso3", "hs_code", "mineral", "frequency"], maintain_order=True)]
+    return _env().get_template("report.html.j2").render(
+        run=data.run, scope=data.scope, flagged=data.flagged.to_dicts(), routes=routes, top_n=top_n,
+        changes=data.changes.to_dicts(), counts=change_counts(data.changes),
+        held_back=data.held_back.to_dicts(), watch=watch, labels=label_summary(data.labels),
+        label_rows=data.labels.to_dicts(), revisions=data.revisions.to_dicts(), models=data.run.get("models", []),
+        plotly_js=get_plotlyjs())
+
+
+def write_outputs(out: Path, data: ReportData, top_n: int) -> dict[str, Path]:
+    """report.html, flagged_routes.csv and flagged_routes.parquet (the same rows) into out/."""
+    paths = {"html": out / "report.html", "csv": out / "flagged_routes.csv", "parquet": out / "flagged_routes.parquet"}
+    paths["html"].write_text(render_html(data, top_n), encoding="utf-8")
+    data.flagged.write_csv(paths["csv"])
+    data.flagged.write_parquet(paths["parquet"])
+    return paths
