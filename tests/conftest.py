@@ -63,3 +63,42 @@ def sample_features(tmp_path_factory) -> "pl.DataFrame":
         return route_features_from(c, FeatureParams())
     finally:
         c.close()
+
+
+@pytest.fixture(scope="session")
+def scored_warehouse(tmp_path_factory) -> tuple[Path, dict]:
+    """The sample world (seed 7) loaded, built and scored into a real DuckDB file with the pipeline's own
+    steps, without Prefect. Returns the file and the run's row."""
+    from dataclasses import asdict
+
+    from flows.settings import Settings, code_version
+    from flows.steps import route_features_from, score_with_registry
+    from warehouse.build import build_models
+    from warehouse.ingest import ingest_folder
+    from warehouse.outputs import now_utc, record_run, write_features, write_scores
+    from warehouse.sample_world import write_sample_world
+
+    root = tmp_path_factory.mktemp("scored")
+    paths = write_sample_world(root, seed=7)
+    settings = Settings()
+    run = {"run_id": "20250701T000000Z-test00", "started_at": now_utc(), "status": "succeeded",
+           "data_dir": str(paths["data_dir"]), "code_version": code_version(),
+           "parameters": {"features": asdict(settings.features)}}
+    path = root / "w.duckdb"
+    c = duckdb.connect(str(path))
+    try:
+        ensure_schema(c)
+        write_reference_tables(c, load_catalogue())
+        run["input_files"] = [asdict(o) for o in ingest_folder(c, paths["data_dir"], batch_id=run["run_id"],
+                                                                progress=lambda _: None)]
+        build_models(c)
+        features = route_features_from(c, settings.features)
+        write_features(c, features)
+        scores, explanations, run["models"] = score_with_registry(c, features, settings.scoring, run["run_id"])
+        write_scores(c, scores, explanations, run["run_id"])
+        run["finished_at"] = now_utc()
+        record_run(c, run)
+        c.execute("CHECKPOINT")
+    finally:
+        c.close()
+    return path, run

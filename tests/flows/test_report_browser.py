@@ -1,0 +1,132 @@
+"""The HTML report: the same rows as the CSV and Parquet, hostile names shown as text, and the page opened
+from disk in a real headless Chromium (Debian's chromium + chromium-driver) with no console errors and
+every chart drawn. The browser test saves a screenshot (to $TRANSSHIP_TEST_ARTIFACTS when set)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from flows.html_report import gather, write_outputs
+
+HOSTILE_HUB = 'Thai<img src=x onerror="window.__pwned=1">land<script>window.__pwned=2</script>'
+HOSTILE_NOTE = "checked </script><script>window.__pwned=3</script> & closed"
+
+
+@pytest.fixture(scope="module")
+def report(scored_warehouse, tmp_path_factory) -> dict:
+    path, run = scored_warehouse
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        data = gather(con, run, top_n=25)
+    finally:
+        con.close()
+    # Names come from files we do not control: make the top route's hub name and a decision note hostile.
+    data.flagged = data.flagged.with_columns(
+        hub_name=pl.when(pl.col("rank") == 1).then(pl.lit(HOSTILE_HUB)).otherwise(pl.col("hub_name")),
+        decision=pl.when(pl.col("rank") == 2).then(pl.lit("watching")).otherwise(pl.col("decision")),
+        decided_by=pl.when(pl.col("rank") == 2).then(pl.lit("<b>Ann</b>")).otherwise(pl.col("decided_by")),
+        decision_note=pl.when(pl.col("rank") == 2).then(pl.lit(HOSTILE_NOTE)).otherwise(pl.col("decision_note")),
+        decided_at=pl.when(pl.col("rank") == 2).then(pl.lit(run["finished_at"])).otherwise(pl.col("decided_at")))
+    out = tmp_path_factory.mktemp("report")
+    paths = write_outputs(out, data, top_n=25)
+    return {"paths": paths, "data": data, "run": run}
+
+
+def test_csv_and_parquet_hold_the_same_rows_as_the_report_table(report):
+    paths, flagged = report["paths"], report["data"].flagged
+    csv = pl.read_csv(paths["csv"], try_parse_dates=True)
+    parquet = pl.read_parquet(paths["parquet"])
+    assert csv.height == parquet.height == flagged.height == 5
+    assert parquet.equals(flagged)
+    assert csv["hub_iso3"].to_list() == parquet["hub_iso3"].to_list() == ["THA", "MEX", "VNM", "MYS", "RUS"]
+    html = paths["html"].read_text()
+    assert html.count('<tr>\n        <td class="num" data-value=') == flagged.height  # one table row per route
+
+
+def test_the_report_is_self_contained_and_escapes_names(report):
+    from plotly.offline import get_plotlyjs
+
+    html = report["paths"]["html"].read_text()
+    assert get_plotlyjs() in html  # the charting library is inline...
+    page = html.replace(get_plotlyjs(), "")  # ...and nothing else is fetched
+    assert not re.search(r"<script[^>]+src=|<link|<img|@import|https?://", page)
+    assert "Thai&lt;img src=x onerror=&#34;window.__pwned=1&#34;&gt;land&lt;script&gt;" in html
+    assert "checked &lt;/script&gt;&lt;script&gt;window.__pwned=3&lt;/script&gt; &amp; closed" in html
+    assert "&lt;b&gt;Ann&lt;/b&gt;" in html
+    assert "window.__pwned=1\">" not in html and "<script>window.__pwned" not in html
+    for section in ("Summary", "What changed since the last run", "Flagged routes", "Watch list",
+                    "Held back by analysts' dismissals", "Why the model flags it"):
+        assert section in html
+    assert "This is the first run on this warehouse" in html
+
+
+def _chromium() -> tuple[str, str]:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not browser or not driver:
+        pytest.skip("headless Chromium is not installed here (Debian: apt-get install chromium chromium-driver; "
+                    ".ci/run installs them)")
+    return browser, driver
+
+
+def test_the_report_renders_in_headless_chromium_with_its_charts_and_no_console_errors(report, tmp_path):
+    browser, driver_path = _chromium()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,2600"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        driver.get(report["paths"]["html"].resolve().as_uri())
+        n_routes = report["data"].flagged.height
+        drawn = ("return [document.querySelectorAll('.legs-chart .main-svg .scatterlayer .trace').length,"
+                 " document.querySelectorAll('.why-chart .main-svg .barlayer .point').length];")
+        WebDriverWait(driver, 30).until(lambda d: d.execute_script(drawn)[0] > 0 and d.execute_script(drawn)[1] > 0)
+        traces, bars = driver.execute_script(drawn)
+        assert traces >= 3 * n_routes  # three legs per route, plus the prior run-rate segments
+        assert bars >= n_routes
+        assert driver.execute_script("return document.querySelectorAll('.legs-chart .js-plotly-plot').length") == n_routes
+        assert driver.execute_script("return typeof window.__pwned") == "undefined"
+        first_hub = driver.find_element(By.CSS_SELECTOR, "#flagged-table tbody tr td:nth-child(2)").text
+        assert '<img src=x onerror="window.__pwned=1">' in first_hub  # shown as text
+
+        # Sorting: score ascending puts the lowest-scored route first.
+        driver.find_element(By.XPATH, "//table[@id='flagged-table']//th[normalize-space()='score']").click()
+        scores = [float(e.get_attribute("data-value")) for e in
+                  driver.find_elements(By.CSS_SELECTOR, "#flagged-table tbody tr td:nth-child(6)")]
+        assert scores == sorted(scores) and len(scores) == n_routes
+        # Filtering by a hub's name.
+        driver.find_element(By.ID, "filter").send_keys("Mexico")
+        visible = driver.execute_script("return [...document.querySelectorAll('#flagged-table tbody tr')]"
+                                        ".filter(r => !r.hidden).map(r => r.cells[1].textContent.trim())")
+        assert visible == ["MEX Mexico"]
+        assert driver.find_element(By.ID, "shown-count").text == f"1 of {n_routes} routes shown"
+        driver.find_element(By.ID, "filter").clear()
+        driver.execute_script("document.getElementById('filter').dispatchEvent(new Event('input'))")
+
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert errors == []
+        shots = Path(os.environ.get("TRANSSHIP_TEST_ARTIFACTS", tmp_path))
+        shots.mkdir(parents=True, exist_ok=True)
+        shot = shots / "report-chromium.png"
+        driver.execute_script("window.scrollTo(0, 0)")
+        assert driver.save_screenshot(str(shot))
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+        print(f"screenshot: {shot}")
+    finally:
+        driver.quit()
