@@ -74,6 +74,8 @@ def scored_warehouse(tmp_path_factory) -> tuple[Path, dict]:
     from flows.settings import Settings, code_version
     from flows.steps import route_features_from, score_with_registry
     from warehouse.build import build_models
+    from warehouse.comments import apply_comments
+    from warehouse.connection import connect_read_write
     from warehouse.ingest import ingest_folder
     from warehouse.outputs import now_utc, record_run, write_features, write_scores
     from warehouse.sample_world import write_sample_world
@@ -85,7 +87,7 @@ def scored_warehouse(tmp_path_factory) -> tuple[Path, dict]:
            "data_dir": str(paths["data_dir"]), "code_version": code_version(),
            "parameters": {"features": asdict(settings.features)}}
     path = root / "w.duckdb"
-    c = duckdb.connect(str(path))
+    c = connect_read_write(path)  # the pipeline's own opener: v1.5.0 storage, readable by the 1.5 CLI
     try:
         ensure_schema(c)
         write_reference_tables(c, load_catalogue())
@@ -98,6 +100,7 @@ def scored_warehouse(tmp_path_factory) -> tuple[Path, dict]:
         write_scores(c, scores, explanations, run["run_id"])
         run["finished_at"] = now_utc()
         record_run(c, run)
+        apply_comments(c)
         c.execute("CHECKPOINT")
     finally:
         c.close()

@@ -113,11 +113,19 @@ def test_a_confirmed_route_is_on_the_watch_list_and_labels_give_precision(loop):
     assert "Russian smelter&#39;s own exports &lt;b&gt;not&lt;/b&gt; Chinese origin" in html
 
 
-def test_decisions_survive_rebuilds_and_regrowth_is_a_setting(loop):
+def test_decisions_survive_rebuilds_and_regrowth_is_a_setting_while_a_reader_stays_open(loop):
     settings = replace(loop["settings"], dismissed_regrowth=0.0)
-    third = transship_pipeline(loop["world"]["data_dir"], settings)
     w = settings.warehouse
+    reader = duckdb.connect(str(w), read_only=True)  # an analyst's session open for the whole run
+    try:
+        runs_before = reader.sql("SELECT count(*) FROM runs").fetchall()[0][0]
+        third = transship_pipeline(loop["world"]["data_dir"], settings)
+        assert reader.sql("SELECT count(*) FROM runs").fetchall()[0][0] == runs_before  # the last complete one
+        assert reader.sql("SELECT count(*) FROM held_back_routes").fetchall()[0][0] == 1
+    finally:
+        reader.close()
     assert third["status"] == "succeeded"
+    assert query(w, "SELECT count(*) AS n FROM runs")["n"][0] == runs_before + 1
     assert query(w, "SELECT count(*) AS n FROM review.decisions")["n"][0] == 2
     # With no regrowth asked for, evidence equal to what the analyst saw brings the route back, decision shown.
     back = query(w, "SELECT decision FROM flagged_routes WHERE hub_iso3 = 'RUS'")

@@ -1,0 +1,76 @@
+"""The README's analyst queries run as written, read-only, in DuckDB 2.0 (what transship uses) and in the
+DuckDB 1.5 command-line tool analysts have (the warehouse is written in the v1.5.0 storage format)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from warehouse.connection import check_read_only_sql
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_queries() -> list[str]:
+    blocks = re.findall(r"```sql\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.DOTALL)
+    # Each query with the comment line that asks its question (statements end with ';' at a line's end).
+    return [q.strip() + ";" for block in blocks for q in re.split(r";\s*$", block, flags=re.MULTILINE) if q.strip()]
+
+
+def test_the_readme_has_the_analysts_questions():
+    queries = readme_queries()
+    assert len(queries) >= 5
+    assert any("Which hubs are new this month?" in q for q in queries)
+
+
+@pytest.mark.parametrize("query", readme_queries(), ids=lambda q: q.splitlines()[0][3:60])
+def test_each_readme_query_runs_read_only_on_a_scored_warehouse(scored_warehouse, query):
+    check_read_only_sql(query)
+    con = duckdb.connect(str(scored_warehouse[0]), read_only=True)
+    try:
+        con.sql(query).pl()
+    finally:
+        con.close()
+
+
+def test_new_hubs_this_month_are_every_hub_of_a_first_run(scored_warehouse):
+    query = next(q for q in readme_queries() if "Which hubs are new this month?" in q)
+    con = duckdb.connect(str(scored_warehouse[0]), read_only=True)
+    try:
+        hubs = con.sql(query).pl()
+    finally:
+        con.close()
+    assert hubs["hub_iso3"].to_list() == ["THA", "MEX", "VNM", "MYS", "RUS"]
+    assert hubs["hub"][0] == "Thailand" and hubs["products"][0] == "antimony 282580"
+
+
+def _duckdb_cli() -> str:
+    found = shutil.which("duckdb", path=str(Path(sys.executable).parent)) or shutil.which("duckdb")
+    if not found:
+        pytest.skip("the DuckDB command-line tool is not installed (pip install 'duckdb-cli>=1.5,<1.6'; "
+                    "`make test` installs it)")
+    return found
+
+
+def test_the_duckdb_15_command_line_tool_opens_the_warehouse_and_answers_the_same(scored_warehouse):
+    cli = _duckdb_cli()
+    version = subprocess.run([cli, "--version"], capture_output=True, text=True, timeout=30).stdout
+    query = next(q for q in readme_queries() if "Which hubs are new this month?" in q)
+    done = subprocess.run([cli, "-readonly", "-csv", str(scored_warehouse[0]), "-c", query],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"{version}: {done.stderr}"
+    from io import StringIO
+
+    via_cli = pl.read_csv(StringIO(done.stdout))
+    assert via_cli["hub_iso3"].to_list() == ["THA", "MEX", "VNM", "MYS", "RUS"], version
+    comment = subprocess.run([cli, "-readonly", "-csv", "-noheader", str(scored_warehouse[0]), "-c",
+                              "SELECT comment FROM duckdb_tables() WHERE table_name = 'flagged_routes'"],
+                             capture_output=True, text=True, timeout=60)
+    assert comment.returncode == 0 and "rank 1 = most suspicious" in comment.stdout
