@@ -157,8 +157,12 @@ def demo(seed: int, out: Path, warehouse: Path, reports: Path, formats: str) -> 
     result = _run(paths["data_dir"], warehouse, reports, None, 5, 0.98)
     _summarise(result, warehouse)
     demo_verdict(warehouse, paths["truth"])
-    click.echo(f'\nTry: transship sql --warehouse {warehouse} "select rank, mineral, hs_code, hub_iso3, '
+    click.echo(f"\nOpen {result['report_dir']}/report.html (also {reports}/latest/report.html) in a browser.")
+    click.echo(f'Try: transship sql --warehouse {warehouse} "select rank, mineral, hs_code, hub_iso3, '
                'peak_period, round(peak_route_score, 3) as score from flagged_routes"')
+    click.echo(f'     transship review --list --warehouse {warehouse}')
+    click.echo(f'     transship review 2 dismissed --warehouse {warehouse} --by "Your Name" --note "why", then run '
+               'the demo again')
 
 
 @cli.group()
@@ -277,13 +281,21 @@ def sql(query: str | None, warehouse: Path, as_csv: bool, max_rows: int) -> None
               show_default=True, help="Where the metrics are written as JSON.")
 @click.option("--features/--no-features", "show_features", default=True, show_default=True,
               help="Show each single feature's row in the table.")
-def evaluate(worlds: int, first_seed: int, jobs: int, out: Path, show_features: bool) -> None:
+@click.option("--labels", "on_labels", is_flag=True,
+              help="Instead of seeded worlds: measure the latest run's scores in --warehouse against the routes "
+                   "analysts confirmed (true) and dismissed (false) with transship review.")
+@warehouse_option
+def evaluate(worlds: int, first_seed: int, jobs: int, out: Path, show_features: bool, on_labels: bool,
+             warehouse: Path) -> None:
     """Measure detection on many seeded worlds: the model against the plain rule and each single feature.
 
     Each world plants 3 to 5 rerouting routes (hubs, minerals, start months, sizes from large to barely above
     the floor, lags of 0 to 3 months, partial pass-through, brand-new or grown on existing trade) among one
     look-alike of each kind. Routes are scored by their highest score over 2023-01..2025-06. Prints a table
     and writes JSON (per world and averaged). No Prefect, no warehouse: each world runs in a temporary folder."""
+    if on_labels:
+        _evaluate_on_labels(warehouse, show_features)
+        return
     from features.route_features import FeatureParams
     from flows.evaluate import print_evaluation, run_evaluation
     from flows.progress import step
@@ -293,6 +305,41 @@ def evaluate(worlds: int, first_seed: int, jobs: int, out: Path, show_features: 
     report = run_evaluation(worlds, first_seed, jobs, out, FeatureParams(), ScoreParams(), progress=step)
     print_evaluation(report, features=show_features)
     click.echo(f"{report['seconds']} s; metrics written to {out}")
+
+
+def _evaluate_on_labels(warehouse: Path, show_features: bool) -> None:
+    """The scorers of the evaluation harness measured on analysts' labels in the warehouse."""
+    from rich.table import Table
+
+    from flows.progress import wide_console
+    from models.evaluation import evaluate_on_labels, scorers
+
+    con = _open_read_only(warehouse)
+    try:
+        labels = con.sql("SELECT frequency, mineral, hs_code, hub_iso3, decision = 'confirmed' AS label "
+                         "FROM review.current_decisions WHERE decision IN ('confirmed', 'dismissed')").pl()
+        scores = con.sql("SELECT * FROM main.route_scores").pl() if labels.height else None
+    finally:
+        con.close()
+    if not labels.height:
+        raise click.ClickException(f"{warehouse}: no route is confirmed or dismissed yet; record decisions with "
+                                   "`transship review ROUTE confirmed|dismissed --by NAME --note ...`")
+    table = Table(title=f"Scorers on analysts' labels in {warehouse}", title_justify="left")
+    for col in ("scorer", "kind", "labelled", "confirmed", "average precision", "precision of its flags"):
+        table.add_column(col, justify="left" if col in ("scorer", "kind") else "right")
+    for scorer in scorers():
+        if scorer.kind == "feature" and not show_features:
+            continue
+        missing = [c for c in scorer.expr.meta.root_names() if c not in scores.columns]
+        if missing:
+            continue
+        m = evaluate_on_labels(scores, labels, scorer)
+        ap = "-" if m["average_precision"] is None else f"{m['average_precision']:.2f}"
+        fp = "-" if scorer.kind != "model" or m["flagged_precision"] is None else f"{m['flagged_precision']:.2f}"
+        table.add_row(scorer.name, scorer.kind, str(m["labelled"]), str(m["confirmed"]), ap, fp)
+    table.caption = ("Average precision needs both confirmed and dismissed routes; a route's score is its highest "
+                     "over its scored periods. Few labels make rough numbers.")
+    wide_console().print(table)
 
 
 @cli.command()

@@ -108,3 +108,25 @@ def evaluate_scorer(scores: pl.DataFrame, stories: pl.DataFrame, scorer: Scorer,
         "planted_ranks": planted.select("hub_iso3", "hs_code", "rank", "score", "peak_period")
         .with_columns(pl.col("peak_period").cast(pl.String)).to_dicts(),
     }
+
+
+LABEL_KEYS = ["frequency", "mineral", "hs_code", "hub_iso3"]
+
+
+def evaluate_on_labels(scores: pl.DataFrame, labels: pl.DataFrame, scorer: Scorer) -> dict:
+    """A scorer against analysts' labels (`labels`: the route keys and `label`, true = confirmed, false =
+    dismissed). A labelled route's score is its highest over its scored periods. Average precision needs
+    both kinds of label; `flagged_precision` applies to the model's own flags (`flagged` column)."""
+    per_route = (scores.join(labels.select(*LABEL_KEYS, "label"), on=LABEL_KEYS, how="inner")
+                 .with_columns(scorer.expr.fill_null(-np.inf).alias("_s"))
+                 .group_by(LABEL_KEYS).agg(pl.col("_s").max().alias("score"), pl.col("label").first(),
+                                           pl.col("flagged").any().alias("flagged")))
+    y = per_route["label"].to_numpy().astype(bool)
+    both = 0 < y.sum() < len(y)
+    flagged = per_route.filter(pl.col("flagged"))
+    return {
+        "labelled": per_route.height, "confirmed": int(y.sum()),
+        "average_precision": float(average_precision_score(
+            y, per_route["score"].replace([np.inf, -np.inf], None).fill_null(-1e300).to_numpy())) if both else None,
+        "flagged_precision": flagged["label"].mean() if flagged.height else None,
+    }

@@ -111,6 +111,11 @@ def test_a_confirmed_route_is_on_the_watch_list_and_labels_give_precision(loop):
     assert "precision 0.50" in html
     assert "Held back by analysts' dismissals" in html
     assert "Russian smelter&#39;s own exports &lt;b&gt;not&lt;/b&gt; Chinese origin" in html
+    # The evaluation harness's scorers on the same labels: Thailand outranks Russia, 1 of 2 flags confirmed.
+    measured = cli("evaluate", "--labels", "--no-features", "--warehouse", str(w))
+    assert measured.returncode == 0, measured.stderr
+    model_row = next(line for line in measured.stdout.splitlines() if line.startswith("│ model "))
+    assert [c.strip() for c in model_row.strip("│ ").split("│")] == ["model", "model", "2", "1", "1.00", "0.50"]
 
 
 def test_decisions_survive_rebuilds_and_regrowth_is_a_setting_while_a_reader_stays_open(loop):
