@@ -161,7 +161,7 @@ def demo(seed: int, out: Path, warehouse: Path, reports: Path, formats: str) -> 
     click.echo(f'Try: transship sql --warehouse {warehouse} "select rank, mineral, hs_code, hub_iso3, '
                'peak_period, round(peak_route_score, 3) as score from flagged_routes"')
     click.echo(f'     transship review --list --warehouse {warehouse}')
-    click.echo(f'     transship review 2 dismissed --warehouse {warehouse} --by "Your Name" --note "why", then run '
+    click.echo(f'     transship review RANK dismissed --warehouse {warehouse} --by "Your Name" --note "why", then run '
                'the demo again')
 
 

@@ -43,6 +43,8 @@ class ReportData:
     revisions: pl.DataFrame
     legs: pl.DataFrame
     explanations: pl.DataFrame
+    close_calls: pl.DataFrame
+    previous_run_id: str | None
 
 
 def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
@@ -79,7 +81,11 @@ def gather(con: duckdb.DuckDBPyConnection, run: dict[str, Any], top_n: int) -> R
                                   FROM main.route_scores GROUP BY ALL ORDER BY ALL""").to_dicts(),
         "minerals": _frame(con, "SELECT DISTINCT mineral FROM main.route_scores ORDER BY ALL")["mineral"].to_list(),
     }
+    scoring = (run.get("parameters") or {}).get("scoring", {})
     return ReportData(
+        close_calls=close_calls(con, scoring),
+        previous_run_id=con.execute("SELECT max(run_id) FROM main.runs WHERE status = 'succeeded' AND run_id < ?",
+                                    [run["run_id"]]).fetchall()[0][0],
         run=run, scope=scope, flagged=flagged,
         changes=_frame(con, "SELECT * FROM main.flag_changes"),
         held_back=_frame(con, "SELECT * FROM main.held_back_routes"),
@@ -88,6 +94,41 @@ def gather(con: duckdb.DuckDBPyConnection, run: dict[str, Any], top_n: int) -> R
         revisions=_frame(con, "SELECT * FROM main.revision_impact"),
         legs=legs, explanations=explanations,
     )
+
+
+def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: int = 10) -> pl.DataFrame:
+    """Routes the isolation forest finds as anomalous as a flagged one (anomaly score at or above the
+    threshold) but that are not flagged, each at its most anomalous period, with the gate that held it back
+    in words: what an analyst asks first when the list is short or empty."""
+    calls = con.sql(f"""
+        SELECT s.frequency, s.mineral, s.hs_code, s.hub_iso3, s.period, s.anomaly_score, s.score_threshold,
+               s.route_excess_kg, s.co_robust_z, s.kg_coverage, s.hub_to_us_peak_share, s.direction_ok, s.sustained,
+               m.volume_floor_kg
+        FROM main.route_scores AS s LEFT JOIN ref.minerals AS m USING (mineral)
+        WHERE NOT s.flagged AND s.anomaly_score >= s.score_threshold
+          AND NOT EXISTS (SELECT 1 FROM main.route_scores AS f WHERE f.flagged AND f.frequency = s.frequency
+                          AND f.mineral = s.mineral AND f.hs_code = s.hs_code AND f.hub_iso3 = s.hub_iso3)
+        QUALIFY row_number() OVER (PARTITION BY s.frequency, s.mineral, s.hs_code, s.hub_iso3
+                                   ORDER BY s.anomaly_score DESC, s.period DESC) = 1
+        ORDER BY s.anomaly_score DESC, s.hub_iso3, s.hs_code LIMIT {int(limit)}""").pl()
+    min_z = float(scoring.get("min_co_robust_z", 1.0))
+    min_cov = float(scoring.get("min_kg_coverage", 0.9))
+    max_peak = float(scoring.get("max_peak_share", 0.6))
+    reasons = [
+        pl.when(pl.col("route_excess_kg").fill_null(0) < pl.col("volume_floor_kg"))
+        .then(pl.format("excess {} t is below the mineral's floor of {} t",
+                        (pl.col("route_excess_kg").fill_null(0) / 1000).round(1), (pl.col("volume_floor_kg") / 1000).round(1))),
+        pl.when(pl.col("co_robust_z").fill_null(-1e9) < min_z)
+        .then(pl.format("the legs do not both rise beyond their own history (robust z {} < {})",
+                        pl.col("co_robust_z").round(2), pl.lit(min_z))),
+        pl.when(pl.col("kg_coverage").fill_null(0) < min_cov)
+        .then(pl.format("only {}% of the trade has a known or estimated weight (needs {}%)",
+                        (pl.col("kg_coverage").fill_null(0) * 100).round(0).cast(pl.Int64), pl.lit(round(min_cov * 100)))),
+        pl.when(~pl.col("sustained").fill_null(False))
+        .then(pl.format("one lump: a single period carries {}% of the hub's exports to the US (at most {}%)",
+                        (pl.col("hub_to_us_peak_share") * 100).round(0).cast(pl.Int64), pl.lit(round(max_peak * 100)))),
+    ]
+    return calls.with_columns(why_not=pl.concat_list(reasons).list.drop_nulls().list.join("; "))
 
 
 # ---------------------------------------------------------------- charts
@@ -232,6 +273,7 @@ def render_html(data: ReportData, top_n: int) -> str:
         changes=data.changes.to_dicts(), counts=change_counts(data.changes),
         held_back=data.held_back.to_dicts(), watch=watch, labels=label_summary(data.labels),
         label_rows=data.labels.to_dicts(), revisions=data.revisions.to_dicts(), models=data.run.get("models", []),
+        close_calls=data.close_calls.to_dicts(), previous_run_id=data.previous_run_id,
         plotly_js=get_plotlyjs())
 
 

@@ -130,3 +130,14 @@ def test_the_report_renders_in_headless_chromium_with_its_charts_and_no_console_
         print(f"screenshot: {shot}")
     finally:
         driver.quit()
+
+
+def test_close_calls_name_the_check_that_held_each_look_alike_back(report):
+    calls = report["data"].close_calls
+    why = {(r["hub_iso3"], r["hs_code"]): r["why_not"] for r in calls.iter_rows(named=True)}
+    assert why[("JPN", "282580")].startswith("one lump: a single period carries 100% of the hub's exports")
+    assert "below the mineral's floor of 20.0 t" in why[("BEL", "811010")]  # the price surge: no extra tonnes
+    assert not set(why) & set(zip(report["data"].flagged["hub_iso3"], report["data"].flagged["hs_code"]))
+    assert (calls["anomaly_score"] >= calls["score_threshold"]).all() and calls.height <= 10
+    html = report["paths"]["html"].read_text()
+    assert "Close calls: anomalous but not flagged" in html and "one lump: a single period carries 100%" in html
