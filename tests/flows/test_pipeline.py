@@ -162,6 +162,11 @@ def test_analyst_tables_carry_comments_and_schema_prints_them(first_run):
                      "models.registry", "raw.rejects", "main.runs"):
         assert comments[relation] == RELATIONS[relation]
     assert all(comments[r] for r in RELATIONS if r in comments)
+    uncommented = query(settings.warehouse, """
+        SELECT schema_name || '.' || table_name AS name FROM duckdb_tables() WHERE comment IS NULL
+        UNION ALL SELECT schema_name || '.' || view_name FROM duckdb_views()
+        WHERE NOT internal AND comment IS NULL AND schema_name NOT IN ('information_schema', 'pg_catalog')""")
+    assert uncommented["name"].to_list() == []  # every table and view says its grain, key and units
     column = query(settings.warehouse, """SELECT comment FROM duckdb_columns()
         WHERE schema_name = 'main' AND table_name = 'route_scores' AND column_name = 'route_score'""")["comment"][0]
     assert "Higher = more suspicious" in column
@@ -177,7 +182,7 @@ def test_analyst_tables_carry_comments_and_schema_prints_them(first_run):
 def test_every_command_has_help():
     root = Path(__file__).resolve().parents[2]
     for args in (["--help"], ["run", "--help"], ["demo", "--help"], ["sql", "--help"], ["evaluate", "--help"],
-                 ["models", "--help"], ["schema", "--help"]):
+                 ["models", "--help"], ["schema", "--help"], ["review", "--help"]):
         result = cli(*args, cwd=root)
         assert result.returncode == 0 and "Usage:" in result.stdout
 
