@@ -245,7 +245,6 @@ def _comtrade_records(frame: pl.DataFrame, reporter_iso3: str, flow: str, rng: n
     """Comtrade+ columns, with the quirks real downloads have: World rows, exact duplicates, weights
     reported in tonnes instead of kg, missing net weights, an aggregate row."""
     codes = {iso: _m49(iso) for iso in frame["partner_iso3"].unique().to_list()}
-    value_col = "fobvalue" if flow == "X" else "cifvalue"
     base = frame.with_columns(
         kg=(pl.col("tonnes") * 1000).round(1),
         usd=pl.col("usd").round(0),

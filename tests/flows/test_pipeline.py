@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
 
 from flows.evaluate import demo_scorecard
 from flows.pipeline import transship_pipeline
 from flows.settings import Settings
+from tests.helpers import cli, query
 from warehouse.files import IngestError
 from warehouse.sample_world import write_sample_world
 
@@ -33,13 +30,6 @@ def first_run(prefect_harness, sample, tmp_path_factory):
     run = transship_pipeline(sample["data_dir"], settings)
     return run, settings
 
-
-def query(path: Path, sql: str) -> pl.DataFrame:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.sql(sql).pl()
-    finally:
-        con.close()
 
 
 def test_planted_routes_rank_above_the_look_alikes(first_run, sample):
@@ -116,11 +106,6 @@ def test_a_bad_file_fails_the_run_and_leaves_the_warehouse_untouched(first_run, 
     assert statuses[-1] == "failed"
     assert not list(Path(settings.warehouse).parent.glob("*.building-*"))
 
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TRANSSHIP_QUIET": "1"}
-    return subprocess.run([sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=120)
 
 
 def test_sql_command_reads_and_refuses_to_write(first_run, tmp_path):

@@ -4,10 +4,7 @@ regrowth setting, and decisions that survive rebuilds and a decision recorded wh
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,25 +17,12 @@ from flows.settings import Settings
 from warehouse import publish as pub
 from warehouse.connection import WarehouseError
 from warehouse.review import RouteRef, carry_over_decisions, publication_lock, record_decision
+from tests.helpers import cli, query
 from warehouse.sample_world import write_sample_world
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def query(path: Path, sql: str) -> pl.DataFrame:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.sql(sql).pl()
-    finally:
-        con.close()
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TRANSSHIP_QUIET": "1"}
-    env.pop("TRANSSHIP_ANALYST", None)
-    return subprocess.run([sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=120)
 
 
 @pytest.fixture(scope="module")
