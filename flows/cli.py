@@ -509,6 +509,59 @@ def schema(warehouse: Path, relation: str | None) -> None:
     wide_console().print(table)
 
 
+@cli.command()
+@click.argument("route")
+@click.argument("period")
+@warehouse_option
+@reports_option
+@click.option("--mineral", default=None, help="Only needed when HUB:HS names routes of two minerals.")
+def lineage(route: str, period: str, warehouse: Path, reports: Path, mineral: str | None) -> None:
+    """Trace one score back: the run, the input files with their SHA-256, the model and the code version.
+
+    \b
+    transship lineage THA:282580 2025-04
+    transship lineage 1 2025-04          (rank 1 of the latest flagged list)
+
+    ROUTE is HUB:HS or a rank; PERIOD is YYYY-MM (monthly) or YYYY (annual)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from flows.progress import wide_console
+    from warehouse.connection import WarehouseError
+    from warehouse.lineage import route_lineage
+    from warehouse.review import RouteRef
+
+    con = _open_read_only(warehouse)
+    try:
+        found = route_lineage(con, RouteRef.parse(route), period, mineral, reports)
+    except WarehouseError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        con.close()
+    s, r, m = found.score, found.run, found.model
+    console = wide_console()
+    console.print(f"[bold]{s['hub_iso3']}:{s['hs_code']}[/bold] {s['mineral']} ({s['frequency']}), period "
+                  f"{s['period']}: route_score {s['route_score'] or 0:.3f}, anomaly_score {s['anomaly_score'] or 0:.3f}, "
+                  f"flagged {'yes' if s['flagged'] else 'no'}")
+    console.print(f"  run      {r['run_id']}  {r['status']}, {r['started_at']:%Y-%m-%d %H:%M:%S} -> "
+                  f"{r['finished_at']:%Y-%m-%d %H:%M:%S} UTC, code {r['code_version']}, data {escape(r['data_dir'] or '-')}")
+    if m:
+        console.print(f"  model    {m['model_id']}  fitted by run {m['run_id']} at {m['created_at']:%Y-%m-%d %H:%M:%S}, "
+                      f"code {m['code_version']}; trained on {m['training_first_period']}..{m['training_last_period']}, "
+                      f"{m['n_train']:,} rows of {m['n_routes']:,} routes, training data sha256 {m['training_sha256'][:16]}")
+    else:
+        console.print("  model    none (this row was not scored by a model)")
+    console.print(f"  report   {found.report_dir / 'report.html' if found.report_dir else '(not on disk under ' + str(reports) + ')'}")
+    table = Table(title=f"Input files behind it: flows of {s['hs_code']} reported by CHN, USA or {s['hub_iso3']}, "
+                        f"{found.first_period} .. {s['period']}", title_justify="left")
+    for col in ("file", "sha256", "format", "loaded by run", "flows", "periods", "reported"):
+        table.add_column(col, overflow="fold", justify="right" if col == "flows" else "left")
+    for f in found.files.iter_rows(named=True):
+        table.add_row(escape(f["source_file"]), f["file_sha256"] or "-", f["file_format"] or "-", f["loaded_by_run"] or "-",
+                      f"{f['flows']:,}", f"{f['first_period']}..{f['last_period']}", f["reported"])
+    console.print(table)
+
+
 def main() -> None:
     from warehouse.catalogue import CatalogueError
     from warehouse.connection import WarehouseError

@@ -1,0 +1,59 @@
+"""A score traced back to its run, model, code version and input files (with hashes that match the files)."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.helpers import cli
+from warehouse.connection import WarehouseError
+from warehouse.lineage import parse_period, route_lineage
+from warehouse.review import RouteRef
+
+
+@pytest.fixture
+def ro(scored_warehouse):
+    con = duckdb.connect(str(scored_warehouse[0]), read_only=True)
+    yield con
+    con.close()
+
+
+def test_a_flagged_score_leads_to_its_run_model_and_the_files_with_their_hashes(ro, scored_warehouse):
+    _, run = scored_warehouse
+    found = route_lineage(ro, RouteRef.parse("THA:282580"), "2025-04")
+    assert found.score["flagged"] and found.run["run_id"] == run["run_id"]
+    assert found.run["code_version"] == run["code_version"]
+    assert found.model["model_id"] == found.score["model_id"] and found.model["run_id"] == run["run_id"]
+    assert len(found.model["training_sha256"]) == 64
+    # 5-month window + 36 prior + 3 months of transit lag = 44 months back from 2025-04.
+    assert found.first_period == date(2021, 9, 1)
+    files = {Path(f).name: (sha, reported) for f, sha, reported in
+             found.files.select("source_file", "file_sha256", "reported").iter_rows()}
+    data_dir = Path(run["data_dir"])
+    assert set(files) == {p.name for p in data_dir.iterdir()}
+    for name, (sha, _) in files.items():
+        assert sha == hashlib.sha256((data_dir / name).read_bytes()).hexdigest()
+    assert sorted(r for _, r in files.values()) == ["CHN X", "USA M"]
+    assert (found.files["loaded_by_run"] == run["run_id"]).all()
+
+
+def test_lineage_refuses_periods_and_routes_it_cannot_trace(ro):
+    with pytest.raises(WarehouseError, match="it is scored from 2022-05 to 2025-06"):
+        route_lineage(ro, RouteRef.parse("THA:282580"), "2019-04")
+    with pytest.raises(WarehouseError, match="not scored at all"):
+        route_lineage(ro, RouteRef.parse("ZZZ:282580"), "2025-04")
+    with pytest.raises(WarehouseError, match="YYYY-MM"):
+        parse_period("April 2025")
+    assert parse_period("2024") == (date(2024, 1, 1), "A") and parse_period("2025-04-01") == (date(2025, 4, 1), "M")
+
+
+def test_the_lineage_command_prints_the_chain(scored_warehouse):
+    path, run = scored_warehouse
+    done = cli("lineage", "1", "2025-04", "--warehouse", str(path))
+    assert done.returncode == 0, done.stderr
+    assert run["run_id"] in done.stdout and "model    M-antimony-" in done.stdout
+    assert "comtrade_CHN_X_monthly" in done.stdout and "sha256" in done.stdout
