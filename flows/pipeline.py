@@ -21,6 +21,7 @@ from flows.html_report import gather
 from flows.report import write_report
 from flows.settings import Settings, code_version
 from flows.steps import route_features_from, score_with_registry
+from warehouse import faults
 from warehouse import publish as pub
 from warehouse.build import build_models
 from warehouse.catalogue import load_catalogue
@@ -86,6 +87,7 @@ def compute_and_score(build: Path, settings: Settings, run_id: str) -> dict[str,
     try:
         features = route_features_from(con, settings.features)
         write_features(con, features)
+        faults.at("score")
         scores, explanations, models = score_with_registry(con, features, settings.scoring, run_id)
         counts = write_scores(con, scores, explanations, run_id, settings.dismissed_regrowth)
         counts["features.route_features"] = features.height
@@ -123,6 +125,7 @@ def publish_build(build: Path, live: Path) -> int:
             con.execute("CHECKPOINT")
         finally:
             con.close()
+        faults.at("publish")
         pub.publish(build, live)
     return carried
 
@@ -141,6 +144,24 @@ def render_report(live: Path, reports_dir: Path, run: dict[str, Any], top_n: int
 def report_flow(live: Path, reports_dir: Path, run: dict[str, Any], top_n: int) -> str:
     step("report: writing HTML, Markdown, CSV and Parquet")
     return render_report(live, reports_dir, run, top_n)
+
+
+def record_abandoned(build: Path, abandoned: list[dict[str, Any]], run_id: str) -> None:
+    """Note in `runs` the runs whose process died before publishing (their build files were found and
+    removed): nothing of theirs reached the warehouse."""
+    con = connect_read_write(build)
+    try:
+        ensure_schema(con)
+        for a in abandoned:
+            if rows(con, "SELECT count(*) FROM main.runs WHERE run_id = ?", [a["run_id"]])[0][0]:
+                continue
+            step(f"run {a['run_id']} ended without publishing (killed or crashed); its build file was removed")
+            record_run(con, {"run_id": a["run_id"], "started_at": a["started_at"], "finished_at": now_utc(),
+                             "status": "abandoned", "error": f"the process ended before publishing (killed or crashed); "
+                             f"nothing of it reached the warehouse; its build file was removed by run {run_id}"})
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
 
 
 def _record_failure(live: Path, run: dict[str, Any]) -> None:
@@ -169,8 +190,11 @@ def transship_pipeline(data_dir: Path, settings: Settings) -> dict[str, Any]:
                        "catalogue": str(settings.catalogue or "bundled")},
     }
     with pub.exclusive_run(live):
+        abandoned = pub.abandoned_builds(live)
         build = pub.start_build(live, run_id)
         try:
+            if abandoned:
+                record_abandoned(build, abandoned, run_id)
             run["input_files"] = ingest_flow(build, Path(data_dir), run_id, settings)
             run["layer_counts"] = build_flow(build)
             scored = score_flow(build, settings, run_id)
@@ -186,6 +210,7 @@ def transship_pipeline(data_dir: Path, settings: Settings) -> dict[str, Any]:
             run.update(status="failed", finished_at=now_utc(), error=f"{type(exc).__name__}: {exc}")
             _record_failure(live, run)
             raise
+    faults.at("report")
     run["report_dir"] = report_flow(live, Path(settings.reports_dir), run, settings.report_top_n)
     return run
 

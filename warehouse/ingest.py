@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse import baci, census, comtrade, fx, gacc, user_table
+from warehouse import baci, census, comtrade, faults, fx, gacc, user_table
 from warehouse.connection import rows
 from warehouse.files import IngestError, file_sha256, head_text
 
@@ -136,4 +136,5 @@ def ingest_folder(
              result.rows_loaded, result.rows_rejected, result.notes, loaded_at],
         )
         outcomes.append(FileOutcome(status="loaded", **asdict(result)))
+        faults.at("ingest")
     return outcomes

@@ -12,6 +12,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 from warehouse.connection import WarehouseError
@@ -34,6 +35,24 @@ def exclusive_run(live: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def abandoned_builds(live: Path) -> list[dict]:
+    """Build files left by runs whose process died (call with the run lock held, so none is in use): their
+    run ids and start times. The files are removed."""
+    found = []
+    for path in sorted(live.parent.glob(f"{live.name}.building-*")):
+        if path.name.endswith(".wal"):
+            continue
+        run_id = path.name.split(".building-", 1)[1]
+        try:  # run ids start with their UTC start time (see flows.pipeline.new_run_id)
+            started = datetime.strptime(run_id[:16], "%Y%m%dT%H%M%SZ")
+        except ValueError:
+            started = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).replace(tzinfo=None)
+        found.append({"run_id": run_id, "started_at": started})
+    for path in live.parent.glob(f"{live.name}.building-*"):
+        path.unlink(missing_ok=True)
+    return found
 
 
 def start_build(live: Path, run_id: str) -> Path:

@@ -198,7 +198,7 @@ def record_decision(live: Path, ref: RouteRef, decision: str, analyst: str, note
         finally:
             con.close()
         tmp = live.with_name(f"{live.name}.review-{os.getpid()}")
-        for stale in (tmp, tmp.with_name(tmp.name + ".wal")):
+        for stale in live.parent.glob(f"{live.name}.review-*"):  # left by a writer that died; we hold the lock
             stale.unlink(missing_ok=True)
         shutil.copy2(live, tmp)
         try:
