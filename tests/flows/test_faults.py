@@ -16,9 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-import polars as pl
 import pytest
 
+from flows.pipeline import transship_pipeline
+from flows.settings import Settings
 from tests.helpers import ROOT, query
 from warehouse.sample_world import write_sample_world
 
@@ -65,15 +66,13 @@ def drill(prefect_harness, tmp_path_factory):
     shutil.copytree(world["data_dir"], both)
     for f in world["data_dir"].glob("comtrade_CHN_*"):
         shutil.copy2(f, first / f.name)  # the first run has China's file only; the second adds the US's
+    # The base warehouse and the uninterrupted reference run in this process (same pipeline, no interpreter start).
     base = root / "base" / "w.duckdb"
-    base.parent.mkdir()
-    done = run(first, base, api_url)
-    assert done.returncode == 0, done.stderr
+    transship_pipeline(first, Settings(warehouse=base, reports_dir=base.parent / "reports"))
     reference = root / "reference" / "w.duckdb"
     reference.parent.mkdir()
     shutil.copy2(base, reference)
-    done = run(both, reference, api_url)
-    assert done.returncode == 0, done.stderr
+    transship_pipeline(both, Settings(warehouse=reference, reports_dir=reference.parent / "reports"))
     return {"api_url": api_url, "root": root, "both": both, "base": base, "before": contents(base),
             "after": contents(reference)}
 

@@ -11,7 +11,7 @@ import pytest
 from flows.evaluate import demo_scorecard
 from flows.pipeline import transship_pipeline
 from flows.settings import Settings
-from tests.helpers import cli, query
+from tests.helpers import cli, cli_process, query
 from warehouse.files import IngestError
 from warehouse.sample_world import write_sample_world
 
@@ -170,6 +170,9 @@ def test_every_command_has_help():
                  ["models", "--help"], ["schema", "--help"], ["review", "--help"]):
         result = cli(*args, cwd=root)
         assert result.returncode == 0 and "Usage:" in result.stdout
+    # The same entry point as its own process, as an operator's shell runs it.
+    alone = cli_process("review", "--help", cwd=root)
+    assert alone.returncode == 0 and "transship review --list" in alone.stdout
 
 
 def test_national_world_flags_the_same_routes_and_reports_a_revision(prefect_harness, tmp_path):
