@@ -26,7 +26,7 @@ from warehouse import publish as pub
 from warehouse.build import build_models
 from warehouse.catalogue import load_catalogue
 from warehouse.comments import apply_comments
-from warehouse.connection import connect_read_only, connect_read_write, rows
+from warehouse.connection import WarehouseError, connect_read_only, connect_read_write, rows
 from warehouse.ingest import ingest_folder
 from warehouse.outputs import now_utc, record_run, write_features, write_scores
 from warehouse.review import carry_over_decisions, publication_lock
@@ -191,24 +191,35 @@ def transship_pipeline(data_dir: Path, settings: Settings) -> dict[str, Any]:
     }
     with pub.exclusive_run(live):
         abandoned = pub.abandoned_builds(live)
-        build = pub.start_build(live, run_id)
+        build, stage = pub.build_path(live, run_id), "copying the warehouse"
         try:
+            pub.start_build(live, run_id)
             if abandoned:
                 record_abandoned(build, abandoned, run_id)
+            stage = "ingest"
             run["input_files"] = ingest_flow(build, Path(data_dir), run_id, settings)
+            stage = "build"
             run["layer_counts"] = build_flow(build)
+            stage = "score"
             scored = score_flow(build, settings, run_id)
             run["layer_counts"].update(scored["counts"])
             run["models"] = scored["models"]
             con_counts = _raw_counts(build)
             run["layer_counts"].update(con_counts)
             run.update(status="succeeded", finished_at=now_utc())
+            stage = "publish"
             finish_build(build, run)
             publish_build(build, live)
         except BaseException as exc:
             pub.discard_build(build)
-            run.update(status="failed", finished_at=now_utc(), error=f"{type(exc).__name__}: {exc}")
-            _record_failure(live, run)
+            run.update(status="failed", finished_at=now_utc(), error=f"{stage}: {type(exc).__name__}: {exc}")
+            if not pub.out_of_space(exc):
+                _record_failure(live, run)
+            else:  # do not write to a full disk: the run is recorded nowhere but this message and Prefect's
+                raise WarehouseError(
+                    f"{live.parent}: the disk is full ({stage} could not write). A run needs room for a copy of "
+                    f"the warehouse plus what it adds; free space there or point --warehouse elsewhere. The "
+                    f"last complete warehouse is untouched and the partial build was removed.") from exc
             raise
     faults.at("report")
     run["report_dir"] = report_flow(live, Path(settings.reports_dir), run, settings.report_top_n)

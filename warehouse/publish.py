@@ -7,6 +7,7 @@ have the old file open keep their snapshot. A run that fails leaves the live fil
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import shutil
@@ -21,9 +22,15 @@ from warehouse.connection import WarehouseError
 @contextmanager
 def exclusive_run(live: Path) -> Iterator[None]:
     """Hold the warehouse's run lock; a second run fails at once with a clear message."""
-    live.parent.mkdir(parents=True, exist_ok=True)
     lock_path = live.with_name(live.name + ".lock")
-    with open(lock_path, "w") as fh:
+    try:
+        live.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(lock_path, "w")
+    except OSError as exc:
+        raise WarehouseError(
+            f"{live.parent}: cannot write in this folder ({exc.strerror}). Point --warehouse (or "
+            "TRANSSHIP_WAREHOUSE) at a folder this user can write to; nothing was changed.") from None
+    with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -55,9 +62,13 @@ def abandoned_builds(live: Path) -> list[dict]:
     return found
 
 
+def build_path(live: Path, run_id: str) -> Path:
+    return live.with_name(f"{live.name}.building-{run_id}")
+
+
 def start_build(live: Path, run_id: str) -> Path:
     """A private copy of the live warehouse (or no file, for a first run) to build into."""
-    build = live.with_name(f"{live.name}.building-{run_id}")
+    build = build_path(live, run_id)
     for stale in (build, build.with_name(build.name + ".wal")):
         stale.unlink(missing_ok=True)
     if live.exists():
@@ -75,3 +86,15 @@ def publish(build: Path, live: Path) -> None:
 def discard_build(build: Path) -> None:
     for path in (build, build.with_name(build.name + ".wal")):
         path.unlink(missing_ok=True)
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """Whether exc (or what caused it) is a full disk or quota, from the OS or from DuckDB."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return True
+        if "No space left on device" in str(seen) or "File too large" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

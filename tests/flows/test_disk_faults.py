@@ -1,0 +1,67 @@
+"""A full disk and a folder the run cannot write in: a clear error, nothing half-written, the last complete
+warehouse untouched. Uses small tmpfs mounts (skipped, saying so, where this user cannot mount)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from flows.pipeline import transship_pipeline
+from flows.settings import Settings
+from warehouse.connection import WarehouseError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def mount(tmp_path):
+    mounted: list[Path] = []
+
+    def make(name: str, size_bytes: int, read_only: bool = False) -> Path:
+        where = tmp_path / name
+        where.mkdir()
+        opts = f"size={size_bytes}" + (",ro" if read_only else "")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs here to fill a disk ({done.stderr.strip() or 'mount failed'}); "
+                        "run the suite as root in a container that allows mounts")
+        mounted.append(where)
+        return where
+
+    yield make
+    for where in mounted:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_folder_the_run_cannot_write_in_is_refused_with_advice(prefect_harness, scored_warehouse, mount, tmp_path):
+    read_only = mount("ro", 1 << 20, read_only=True)
+    settings = Settings(warehouse=read_only / "w.duckdb", reports_dir=tmp_path / "reports")
+    with pytest.raises(WarehouseError, match=r"cannot write in this folder \(Read-only file system\)"):
+        transship_pipeline(Path(scored_warehouse[1]["data_dir"]), settings)
+
+
+@pytest.mark.parametrize("room", ["none for the copy", "the copy but not the build"])
+def test_a_full_disk_stops_the_run_cleanly_and_keeps_the_last_warehouse(prefect_harness, scored_warehouse, mount,
+                                                                        tmp_path, room):
+    path, run = scored_warehouse
+    size = path.stat().st_size
+    disk = mount("disk", int(size * 1.5) if room == "none for the copy" else 2 * size + (512 << 10))
+    live = disk / "w.duckdb"
+    shutil.copy2(path, live)
+    before = sha(live)
+    settings = Settings(warehouse=live, reports_dir=tmp_path / "reports")
+    with pytest.raises(WarehouseError, match="the disk is full") as caught:
+        transship_pipeline(Path(run["data_dir"]), settings)
+    assert "free space there or point --warehouse elsewhere" in str(caught.value)
+    stage = "copying the warehouse" if room == "none for the copy" else "ingest"
+    assert f"the disk is full ({stage} could not write)" in str(caught.value)
+    assert sha(live) == before  # the last complete warehouse, byte for byte
+    assert not list(disk.glob("w.duckdb.building-*"))  # the partial build was removed
