@@ -60,7 +60,8 @@ def cli() -> None:
 
 def _run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, window: int,
          flag_quantile: float, census_measure: str = "general imports", cif_fob_rate: float = 0.10,
-         queue_size: int | None = None, model_policy: str = "auto", dismissed_regrowth: float = 0.5) -> dict:
+         queue_size: int | None = None, model_policy: str = "auto", dismissed_regrowth: float = 0.5,
+         notify_url: str | None = None, notify_command: str | None = None) -> dict:
     _quiet_prefect()
     from features.route_features import FeatureParams
     from flows.pipeline import transship_pipeline
@@ -74,7 +75,7 @@ def _run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None,
                         features=FeatureParams(window=window),
                         scoring=ScoreParams(flag_quantile=flag_quantile, queue_size=queue_size, model_policy=model_policy),
                         sources=SourceParams(census_import_measure=census_measure, cif_fob_rate=cif_fob_rate),
-                        dismissed_regrowth=dismissed_regrowth)
+                        dismissed_regrowth=dismissed_regrowth, notify_url=notify_url, notify_command=notify_command)
     step("starting Prefect (a temporary local server on 127.0.0.1; the first start takes ~15 s)")
     return transship_pipeline(data_dir, settings)
 
@@ -123,16 +124,21 @@ def _summarise(run: dict, warehouse: Path) -> None:
 @click.option("--dismissed-regrowth", type=click.FloatRange(0, 100), default=0.5, show_default=True,
               help="A dismissed route returns to the flagged list when its evidence (excess tonnes beyond its prior "
                    "run rate) exceeds what the analyst saw by this share (0.5 = 50 %% more).")
+@click.option("--notify-url", envvar="TRANSSHIP_NOTIFY_URL", default=None,
+              help="When the run ends, POST its summary as JSON to this URL (env TRANSSHIP_NOTIFY_URL).")
+@click.option("--notify-command", envvar="TRANSSHIP_NOTIFY_COMMAND", default=None,
+              help="When the run ends, pipe its Markdown summary to this shell command, with TRANSSHIP_RUN_ID and "
+                   "TRANSSHIP_RUN_STATUS set (env TRANSSHIP_NOTIFY_COMMAND).")
 def run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, window: int,
         flag_quantile: float, queue_size: int | None, model_policy: str, census_measure: str,
-        cif_fob_rate: float, dismissed_regrowth: float) -> None:
+        cif_fob_rate: float, dismissed_regrowth: float, notify_url: str | None, notify_command: str | None) -> None:
     """Run the pipeline over every supported file under --data.
 
     Recognised by their header: UN Comtrade (API JSON, bulk CSV), US Census API JSON and USA Trade Online
     CSV, China customs (GACC) CSV/XLSX, CEPII BACI, rate tables (period,currency,units_per_usd,source), and
     your own tables with a NAME.mapping.toml beside them."""
     result = _run(data_dir, warehouse, reports, catalogue, window, flag_quantile, census_measure, cif_fob_rate,
-                  queue_size, model_policy, dismissed_regrowth)
+                  queue_size, model_policy, dismissed_regrowth, notify_url, notify_command)
     _summarise(result, warehouse)
 
 

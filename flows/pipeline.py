@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.progress import step
 from flows.html_report import gather
+from flows.notify import ARTIFACT_KEY, notify, summary_markdown
 from flows.report import write_report
 from flows.settings import Settings, code_version
 from flows.steps import route_features_from, score_with_registry
@@ -178,17 +180,47 @@ def _record_failure(live: Path, run: dict[str, Any]) -> None:
         step(f"could not record the failed run in {live}: {exc}")
 
 
+def announce(run: dict[str, Any], settings: Settings, flagged: Any = None) -> None:
+    """The run's summary as a Prefect artifact, and to the configured webhook / command. Never raises."""
+    summary = summary_markdown(run, flagged)
+    try:
+        create_markdown_artifact(markdown=summary, key=ARTIFACT_KEY, description=f"transship run {run['run_id']}")
+    except Exception as exc:  # the summary is a courtesy; the run's outcome stands
+        step(f"warning: could not store the run summary in Prefect: {exc}")
+    for problem in notify(run, summary, settings.notify_url, settings.notify_command):
+        step(f"warning: notification failed: {problem}")
+        get_run_logger().warning("notification failed: %s", problem)
+
+
 @flow(name="transship")
 def transship_pipeline(data_dir: Path, settings: Settings) -> dict[str, Any]:
     """The whole job over every recognised file under data_dir. Returns the run's row of `runs`."""
+    run: dict[str, Any] = {}
+    try:
+        run = _pipeline(data_dir, settings, run)
+    except BaseException:
+        if run.get("status") == "failed":
+            announce(run, settings)
+        raise
+    con = connect_read_only(Path(settings.warehouse))
+    try:
+        flagged = con.sql("SELECT * FROM main.flagged_routes ORDER BY rank").pl()
+    finally:
+        con.close()
+    announce(run, settings, flagged)
+    return run
+
+
+def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[str, Any]:
+    """The run's steps; fills `run` in place so that a failure's details reach the caller."""
     live = Path(settings.warehouse)
     run_id = new_run_id()
-    run: dict[str, Any] = {
+    run.update({
         "run_id": run_id, "started_at": now_utc(), "status": "running", "data_dir": str(data_dir),
         "code_version": code_version(),
         "parameters": {"features": asdict(settings.features), "scoring": asdict(settings.scoring),
                        "catalogue": str(settings.catalogue or "bundled")},
-    }
+    })
     with pub.exclusive_run(live):
         abandoned = pub.abandoned_builds(live)
         build, stage = pub.build_path(live, run_id), "copying the warehouse"

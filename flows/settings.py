@@ -27,6 +27,9 @@ class Settings:
     # A dismissed route returns to the flagged list when its evidence (largest excess over its prior run rate
     # in a flagged period) exceeds what the analyst saw by this share (0.5 = 50 % more).
     dismissed_regrowth: float = 0.5
+    # When a run ends (succeeded or failed): POST its summary as JSON here, and/or pipe it to this shell command.
+    notify_url: str | None = None
+    notify_command: str | None = None
 
 
 def code_version() -> str:
