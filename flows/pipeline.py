@@ -265,3 +265,13 @@ def _raw_counts(build: Path) -> dict[str, int]:
                 for name in ("raw.loads", "raw.comtrade_records", "raw.national_records", "raw.rejects")}
     finally:
         con.close()
+
+
+@flow(name="transship-scheduled")
+def scheduled_run(data_dir: str, warehouse: str = "warehouse/transship.duckdb", reports_dir: str = "reports",
+                  notify_url: str | None = None, notify_command: str | None = None) -> dict[str, Any]:
+    """The job as a deployment runs it: plain parameters (paths as text) in, the run's row out. Every other
+    setting keeps its default (see flows.settings.Settings)."""
+    settings = Settings(warehouse=Path(warehouse), reports_dir=Path(reports_dir), notify_url=notify_url,
+                        notify_command=notify_command)
+    return transship_pipeline(Path(data_dir), settings)

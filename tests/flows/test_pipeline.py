@@ -167,7 +167,8 @@ def test_analyst_tables_carry_comments_and_schema_prints_them(first_run):
 def test_every_command_has_help():
     root = Path(__file__).resolve().parents[2]
     for args in (["--help"], ["run", "--help"], ["demo", "--help"], ["sql", "--help"], ["evaluate", "--help"],
-                 ["models", "--help"], ["schema", "--help"], ["review", "--help"]):
+                 ["models", "--help"], ["schema", "--help"], ["review", "--help"], ["lineage", "--help"],
+                 ["serve", "--help"]):
         result = cli(*args, cwd=root)
         assert result.returncode == 0 and "Usage:" in result.stdout
     # The same entry point as its own process, as an operator's shell runs it.
