@@ -242,6 +242,7 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
             stage = "publish"
             finish_build(build, run)
             publish_build(build, live)
+            pub.remove_abandoned(abandoned)
         except BaseException as exc:
             pub.discard_build(build)
             run.update(status="failed", finished_at=now_utc(), error=f"{stage}: {type(exc).__name__}: {exc}")

@@ -46,7 +46,8 @@ def exclusive_run(live: Path) -> Iterator[None]:
 
 def abandoned_builds(live: Path) -> list[dict]:
     """Build files left by runs whose process died (call with the run lock held, so none is in use): their
-    run ids and start times. The files are removed."""
+    run ids, start times and files. `remove_abandoned` deletes them once the run noting them has published,
+    so that the note is not lost with a run that fails too."""
     found = []
     for path in sorted(live.parent.glob(f"{live.name}.building-*")):
         if path.name.endswith(".wal"):
@@ -56,10 +57,13 @@ def abandoned_builds(live: Path) -> list[dict]:
             started = datetime.strptime(run_id[:16], "%Y%m%dT%H%M%SZ")
         except ValueError:
             started = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).replace(tzinfo=None)
-        found.append({"run_id": run_id, "started_at": started})
-    for path in live.parent.glob(f"{live.name}.building-*"):
-        path.unlink(missing_ok=True)
+        found.append({"run_id": run_id, "started_at": started, "path": path})
     return found
+
+
+def remove_abandoned(abandoned: list[dict]) -> None:
+    for a in abandoned:
+        discard_build(a["path"])
 
 
 def build_path(live: Path, run_id: str) -> Path:

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,24 @@ def test_a_second_run_started_meanwhile_refuses_and_does_not_disturb_the_first(d
     after = contents(live)
     assert after["loads"] == drill["after"]["loads"] and after["scores"].equals(drill["after"]["scores"])
     assert query(live, "SELECT count(*) AS n FROM runs")["n"][0] == drill["before"]["succeeded"] + 1
+
+
+def test_a_dead_runs_note_survives_a_failing_run_and_lands_with_the_next_good_one(drill):
+    from warehouse.files import IngestError
+
+    live = drill["root"] / "dead-then-failing" / "w.duckdb"
+    live.parent.mkdir()
+    shutil.copy2(drill["base"], live)
+    dead = live.with_name("w.duckdb.building-20250101T000000Z-dead00")
+    shutil.copy2(drill["base"], dead)  # what a killed run leaves
+    broken = drill["root"] / "broken"
+    broken.mkdir()
+    (broken / "broken.csv").write_text("year,reporter,cmd,flow,value\n2024,156,282580,X,1\n")
+    settings = Settings(warehouse=live, reports_dir=live.parent / "reports")
+    with pytest.raises(IngestError):
+        transship_pipeline(broken, settings)
+    assert dead.exists()  # kept: the failed run could not publish its note about it
+    transship_pipeline(drill["both"], settings)
+    assert not dead.exists()
+    noted = query(live, "SELECT run_id, started_at, status FROM runs WHERE status = 'abandoned'")
+    assert noted.rows() == [("20250101T000000Z-dead00", datetime(2025, 1, 1), "abandoned")]
