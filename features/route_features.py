@@ -11,7 +11,9 @@ Each function returns one Polars expression named after the column it produces.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from datetime import date
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -39,12 +41,27 @@ class FeatureParams:
     full_weight_share: float = 0.10
 
     @classmethod
+    def from_stored(cls, stored: dict[str, Any] | None) -> FeatureParams:
+        """The monthly parameters as a run stored them (main.runs.parameters -> features); defaults for
+        anything missing."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (stored or {}).items() if k in names})
+
+    @classmethod
     def for_frequency(cls, frequency: str, monthly: FeatureParams) -> FeatureParams:
         """Annual data: one-year window against the prior three years, no lag, co-movement over 5 years."""
         if frequency == "M":
             return monthly
         return FeatureParams(window=1, prior=3, lag=0, max_lag=0, comove_window=5, z_signal=monthly.z_signal,
                              full_weight_share=monthly.full_weight_share)
+
+
+def periods_before(period: date, n: int, frequency: str) -> date:
+    """The first day of the period n periods before `period`: months for "M", years for "A" (n < 0: after)."""
+    if frequency == "A":
+        return date(period.year - n, 1, 1)
+    total = period.year * 12 + period.month - 1 - n
+    return date(total // 12, total % 12 + 1, 1)
 
 
 def _window_sum(col: str, n: int, offset: int = 0) -> pl.Expr:

@@ -26,6 +26,8 @@ import plotly.io as pio
 import polars as pl
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from features.route_features import FeatureParams, periods_before
+
 LEG_COLOURS = {"cn_to_hub_kg": "#c0392b", "hub_to_us_kg": "#1f5fa8", "us_from_cn_kg": "#7f7f7f"}
 LEG_NAMES = {"cn_to_hub_kg": "China -> hub (China's exports)", "hub_to_us_kg": "hub -> US (US imports)",
              "us_from_cn_kg": "China -> US direct (US imports)"}
@@ -132,27 +134,13 @@ def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: 
 
 
 # ---------------------------------------------------------------- charts
-def _months_before(period: date, n: int, frequency: str) -> date:
-    if frequency == "A":
-        return date(period.year - n, 1, 1)
-    total = period.year * 12 + period.month - 1 - n
-    return date(total // 12, total % 12 + 1, 1)
-
-
-def windows_for(frequency: str, features: dict[str, Any]) -> tuple[int, int]:
-    """(window, prior) in periods, as the run's features used them."""
-    if frequency == "A":
-        return 1, 3
-    return int(features.get("window", 5)), int(features.get("prior", 36))
-
-
 def legs_chart(route: dict[str, Any], legs: pl.DataFrame, window: int, prior: int) -> go.Figure:
     """Both legs and the direct route over time, in tonnes; the scoring window (ending at the peak period)
     shaded against the prior periods, with each leg's prior run rate drawn across the prior span."""
     freq = route["frequency"]
     peak: date = route["peak_period"]
-    win_start = _months_before(peak, window - 1, freq)
-    prior_start = _months_before(win_start, prior, freq)
+    win_start = periods_before(peak, window - 1, freq)
+    prior_start = periods_before(win_start, prior, freq)
     fig = go.Figure()
     step = 12 if freq == "M" else 1
     for leg, colour in LEG_COLOURS.items():
@@ -170,7 +158,7 @@ def legs_chart(route: dict[str, Any], legs: pl.DataFrame, window: int, prior: in
     fig.add_vrect(x0=prior_start, x1=win_start, fillcolor="#888", opacity=0.10, line_width=0,
                   annotation_text=f"prior {prior} {'months' if freq == 'M' else 'years'}",
                   annotation_position="top left")
-    fig.add_vrect(x0=win_start, x1=_months_before(peak, -1, freq), fillcolor="#f39c12", opacity=0.25, line_width=0,
+    fig.add_vrect(x0=win_start, x1=periods_before(peak, -1, freq), fillcolor="#f39c12", opacity=0.25, line_width=0,
                   annotation_text="window", annotation_position="top left")
     fig.update_layout(
         template="none", height=300, margin={"l": 55, "r": 10, "t": 30, "b": 40},
@@ -211,11 +199,12 @@ def _num(v: Any) -> str:
     return f"{v:,}" if isinstance(v, int) else str(v)
 
 
-def _t(kg: Any) -> str:
+def tonnes(kg: Any) -> str:
+    """kg as metric tonnes with one decimal, '-' when unknown."""
     return "-" if kg is None else f"{kg / 1000:,.1f}"
 
 
-def _ratio(x: Any) -> str:
+def ratio(x: Any) -> str:
     return "-" if x is None else f"{x:,.2f}x"
 
 
@@ -246,19 +235,20 @@ def change_counts(changes: pl.DataFrame) -> dict[str, int]:
 def _env() -> Environment:
     env = Environment(loader=PackageLoader("flows", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(num=_num, t=_t, ratio=_ratio, period=_period)
+    env.filters.update(num=_num, t=tonnes, ratio=ratio, period=_period)
     return env
 
 
 def render_html(data: ReportData, top_n: int) -> str:
     from plotly.offline import get_plotlyjs
 
-    features = (data.run.get("parameters") or {}).get("features", {})
+    monthly = FeatureParams.from_stored((data.run.get("parameters") or {}).get("features"))
     routes = []
     for i, r in enumerate(data.flagged.head(top_n).iter_rows(named=True)):
         key = (pl.col("frequency") == r["frequency"]) & (pl.col("mineral") == r["mineral"]) & \
               (pl.col("hs_code") == r["hs_code"]) & (pl.col("hub_iso3") == r["hub_iso3"])
-        window, prior = windows_for(r["frequency"], features)
+        params = FeatureParams.for_frequency(r["frequency"], monthly)
+        window, prior = params.window, params.prior
         expl = data.explanations.filter(key)
         routes.append({
             "row": r, "anchor": f"route-{i + 1}", "window": window, "prior": prior,

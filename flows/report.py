@@ -9,15 +9,7 @@ from typing import Any
 
 import polars as pl
 
-from flows.html_report import ReportData, write_outputs
-
-
-def _t(kg: float | None) -> str:
-    return "-" if kg is None else f"{kg / 1000:,.1f}"
-
-
-def _x(ratio: float | None) -> str:
-    return "-" if ratio is None else f"{ratio:,.2f}x"
+from flows.html_report import ReportData, ratio, tonnes, write_outputs
 
 
 def _md_escape(text: Any) -> str:
@@ -37,7 +29,7 @@ def render_revisions(revisions: pl.DataFrame | None) -> list[str]:
     for r in revisions.iter_rows(named=True):
         lines.append(
             f"| {r['hs_code']} | {r['reporter_iso3']} | {r['counterpart_iso3']} | {r['first_period']}..{r['last_period']} "
-            f"| {r['revised_flows']} | {r['value_change_usd'] or 0:+,.0f} | {_t(r['qty_change_kg'])} | {r['sources']} "
+            f"| {r['revised_flows']} | {r['value_change_usd'] or 0:+,.0f} | {tonnes(r['qty_change_kg'])} | {r['sources']} "
             f"| {r['flag_change']} |")
     return lines + [""]
 
@@ -83,9 +75,9 @@ def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int,
         lines.append(
             f"| {r['rank']} | {_md_escape(r['mineral'])} | {r['hs_code']} | {r['hub_iso3']} ({_md_escape(r['hub_name'])}) "
             f"| {r['peak_period']} | {r['peak_route_score']:.3f} "
-            f"| {_t(r['cn_to_hub_kg_window'])} / {_t(r['cn_to_hub_kg_prior'])} "
-            f"| {_t(r['hub_to_us_kg_window'])} / {_t(r['hub_to_us_kg_prior'])} "
-            f"| {_x(r['cn_to_hub_kg_spike_ratio'])} | {_x(r['hub_to_us_kg_spike_ratio'])} "
+            f"| {tonnes(r['cn_to_hub_kg_window'])} / {tonnes(r['cn_to_hub_kg_prior'])} "
+            f"| {tonnes(r['hub_to_us_kg_window'])} / {tonnes(r['hub_to_us_kg_prior'])} "
+            f"| {ratio(r['cn_to_hub_kg_spike_ratio'])} | {ratio(r['hub_to_us_kg_spike_ratio'])} "
             f"| {r['pass_through_kg']:.2f} | {'yes' if r['rule_flag'] else 'no'} | {_md_escape(r['top_features'])} |"
         )
     if flagged.height > top_n:

@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from features.route_features import FeatureParams, periods_before
 from warehouse.connection import WarehouseError, rows
 from warehouse.review import RouteRef
 
@@ -39,13 +40,6 @@ def parse_period(text: str) -> tuple[date, str | None]:
     except ValueError:
         pass
     raise WarehouseError(f"period {text!r}: write a month as YYYY-MM (e.g. 2025-04) or a year as YYYY")
-
-
-def _months_back(d: date, n: int, frequency: str) -> date:
-    if frequency == "A":
-        return date(d.year - n, 1, 1)
-    total = d.year * 12 + d.month - 1 - n
-    return date(total // 12, total % 12 + 1, 1)
 
 
 @dataclass
@@ -86,12 +80,9 @@ def route_lineage(con: duckdb.DuckDBPyConnection, ref: RouteRef, period_text: st
     if run_rows.is_empty():
         raise WarehouseError(f"run {score['run_id']} wrote this score but is not in main.runs: the warehouse is damaged")
     run = run_rows.row(0, named=True)
-    params = json.loads(run["parameters"] or "{}").get("features", {})
-    if score["frequency"] == "A":
-        reach = 1 + 3
-    else:
-        reach = int(params.get("window", 5)) + int(params.get("prior", 36)) + int(params.get("max_lag", 3))
-    first = _months_back(score["period"], reach - 1, score["frequency"])
+    monthly = FeatureParams.from_stored(json.loads(run["parameters"] or "{}").get("features"))
+    p = FeatureParams.for_frequency(score["frequency"], monthly)
+    first = periods_before(score["period"], p.window + p.prior + p.max_lag - 1, score["frequency"])
     model = None
     if score.get("model_id"):
         found = con.sql(
