@@ -31,7 +31,7 @@ from warehouse.comments import apply_comments
 from warehouse.connection import WarehouseError, connect_read_only, connect_read_write, rows
 from warehouse.ingest import ingest_folder
 from warehouse.outputs import now_utc, record_run, write_features, write_scores
-from warehouse.review import carry_over_decisions, publication_lock
+from warehouse.review import carry_over_decisions
 from warehouse.schema import ensure_schema, write_reference_tables
 
 TASK_OPTS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
@@ -120,7 +120,7 @@ def finish_build(build: Path, run: dict[str, Any]) -> None:
 def publish_build(build: Path, live: Path) -> int:
     """Carry the live file's review decisions into the build (one recorded during this run is not lost),
     then rename the build over the live file, under the publication lock. Returns the decisions carried."""
-    with publication_lock(live):
+    with pub.publication_lock(live):
         con = connect_read_write(build)
         try:
             carried = carry_over_decisions(con, live)

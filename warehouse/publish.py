@@ -11,6 +11,7 @@ import errno
 import fcntl
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -38,6 +39,30 @@ def exclusive_run(live: Path) -> Iterator[None]:
                 f"{live}: another transship run is writing this warehouse (lock {lock_path}). "
                 "Wait for it to finish; the last complete warehouse stays readable meanwhile."
             ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextmanager
+def publication_lock(live: Path, timeout_s: float = 120.0) -> Iterator[None]:
+    """The short lock held while the live file is replaced (a run's publication, a recorded decision).
+    Waits up to timeout_s, then fails with a clear message."""
+    live.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = live.with_name(live.name + ".publish.lock")
+    deadline = time.monotonic() + timeout_s
+    with open(lock_path, "w") as fh:
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise WarehouseError(
+                        f"{live}: another process has been replacing the warehouse for {timeout_s:.0f} s "
+                        f"(lock {lock_path}); try again in a moment.") from None
+                time.sleep(0.1)
         try:
             yield
         finally:

@@ -22,12 +22,8 @@ How decisions act (in `warehouse.outputs`):
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,6 +31,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from warehouse import publish as pub
 from warehouse.connection import WarehouseError, connect_read_only, connect_read_write, rows
 
 DECISIONS = ("confirmed", "dismissed", "watching")
@@ -67,30 +64,6 @@ QUALIFY row_number() OVER (PARTITION BY frequency, mineral, hs_code, hub_iso3 OR
 
 def ensure_review_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(REVIEW_DDL)
-
-
-@contextmanager
-def publication_lock(live: Path, timeout_s: float = 120.0) -> Iterator[None]:
-    """The short lock held while the live file is replaced (a run's publication, a recorded decision).
-    Waits up to timeout_s, then fails with a clear message."""
-    live.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = live.with_name(live.name + ".publish.lock")
-    deadline = time.monotonic() + timeout_s
-    with open(lock_path, "w") as fh:
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise WarehouseError(
-                        f"{live}: another process has been replacing the warehouse for {timeout_s:.0f} s "
-                        f"(lock {lock_path}); try again in a moment.") from None
-                time.sleep(0.1)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def carry_over_decisions(build_con: duckdb.DuckDBPyConnection, live: Path) -> int:
@@ -191,7 +164,7 @@ def record_decision(live: Path, ref: RouteRef, decision: str, analyst: str, note
         raise WarehouseError("a decision needs the analyst's name (--by, or the TRANSSHIP_ANALYST variable)")
     if not note.strip():
         raise WarehouseError("a decision needs a note saying why (--note)")
-    with publication_lock(live, lock_timeout_s):
+    with pub.publication_lock(live, lock_timeout_s):
         con = connect_read_only(live)
         try:
             row = resolve_route(con, ref, frequency, mineral)
@@ -214,10 +187,9 @@ def record_decision(live: Path, ref: RouteRef, decision: str, analyst: str, note
                 con.execute("CHECKPOINT")
             finally:
                 con.close()
-            os.replace(tmp, live)
+            pub.publish(tmp, live)
         except BaseException:
-            for path in (tmp, tmp.with_name(tmp.name + ".wal")):
-                path.unlink(missing_ok=True)
+            pub.discard_build(tmp)
             raise
     return row
 

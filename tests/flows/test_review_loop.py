@@ -16,7 +16,7 @@ from flows.pipeline import transship_pipeline
 from flows.settings import Settings
 from warehouse import publish as pub
 from warehouse.connection import WarehouseError
-from warehouse.review import RouteRef, carry_over_decisions, publication_lock, record_decision
+from warehouse.review import RouteRef, carry_over_decisions, record_decision
 from tests.helpers import cli, query
 from warehouse.sample_world import write_sample_world
 
@@ -127,7 +127,7 @@ def test_a_decision_recorded_while_a_run_builds_is_carried_into_the_published_fi
     shutil.copy2(loop["settings"].warehouse, live)
     build = pub.start_build(live, "test-run")  # a run has copied the live file and is building
     record_decision(live, RouteRef.parse("MEX:282580"), "watching", "Ann", "volumes look odd")
-    with publication_lock(live):
+    with pub.publication_lock(live):
         con = duckdb.connect(str(build))
         try:
             assert carry_over_decisions(con, live) == 3
