@@ -149,15 +149,16 @@ def report_flow(live: Path, reports_dir: Path, run: dict[str, Any], top_n: int) 
 
 
 def record_abandoned(build: Path, abandoned: list[dict[str, Any]], run_id: str) -> None:
-    """Note in `runs` the runs whose process died before publishing (their build files were found and
-    removed): nothing of theirs reached the warehouse."""
+    """Note in `runs` the runs whose process died before publishing (their build files were found; they are
+    removed once this run publishes): nothing of theirs reached the warehouse."""
     con = connect_read_write(build)
     try:
         ensure_schema(con)
         for a in abandoned:
             if rows(con, "SELECT count(*) FROM main.runs WHERE run_id = ?", [a["run_id"]])[0][0]:
                 continue
-            step(f"run {a['run_id']} ended without publishing (killed or crashed); its build file was removed")
+            step(f"run {a['run_id']} ended without publishing (killed or crashed); its build file is removed "
+                 "when this run publishes")
             record_run(con, {"run_id": a["run_id"], "started_at": a["started_at"], "finished_at": now_utc(),
                              "status": "abandoned", "error": f"the process ended before publishing (killed or crashed); "
                              f"nothing of it reached the warehouse; its build file was removed by run {run_id}"})
