@@ -64,10 +64,24 @@ def periods_before(period: date, n: int, frequency: str) -> date:
     return date(total // 12, total % 12 + 1, 1)
 
 
+# Window sums are added as whole thousandths (grams, tenths of a cent): integer sums are exact, so a
+# route's features come out the same whether its history is read from the first period or from a later
+# one (an incremental run reads only what it needs; a floating-point running sum would differ in the
+# last digits depending on where it started).
+EXACT_SCALE = 1000
+CORR_SCALE = 1_000_000  # log-volumes in millionths for the exact co-movement sums
+
+
+def _exact(expr: pl.Expr, scale: int) -> pl.Expr:
+    return (expr * scale).round(0).cast(pl.Int64)
+
+
 def _window_sum(col: str, n: int, offset: int = 0) -> pl.Expr:
-    """Σ col over periods t-offset-n+1 .. t-offset within the route (null until enough periods exist)."""
-    expr = pl.col(col).shift(offset) if offset else pl.col(col)
-    return expr.rolling_sum(window_size=n, min_samples=n).over(ROUTE_KEYS)
+    """Σ col over periods t-offset-n+1 .. t-offset within the route (null until enough periods exist),
+    summed exactly in thousandths of the column's unit."""
+    expr = _exact(pl.col(col), EXACT_SCALE)
+    expr = expr.shift(offset) if offset else expr
+    return expr.rolling_sum(window_size=n, min_samples=n).over(ROUTE_KEYS) / EXACT_SCALE
 
 
 def window_total(leg: str, p: FeatureParams) -> pl.Expr:
@@ -160,9 +174,19 @@ def three_leg_excess_kg() -> pl.Expr:
 def co_movement_at_lag(lag: int, p: FeatureParams) -> pl.Expr:
     """`co_movement_lag<L>` = Pearson correlation of log(1 + China->hub kg) at t-L with log(1 + hub->US kg)
     at t, over the last comove_window periods of the route; 0 when either leg is constant. -1..1."""
-    cn = pl.col("cn_to_hub_kg").log1p().shift(lag)
-    us = pl.col("hub_to_us_kg").log1p()
-    corr = pl.rolling_corr(cn, us, window_size=p.comove_window, min_samples=p.comove_window).over(ROUTE_KEYS)
+    n = p.comove_window
+    x = _exact(pl.col("cn_to_hub_kg").log1p(), CORR_SCALE).shift(lag)
+    y = _exact(pl.col("hub_to_us_kg").log1p(), CORR_SCALE)
+
+    def total(e: pl.Expr) -> pl.Expr:
+        return e.rolling_sum(window_size=n, min_samples=n).over(ROUTE_KEYS)
+
+    # Pearson's r from exact integer sums: n Σxy - Σx Σy over sqrt((n Σx² - (Σx)²)(n Σy² - (Σy)²)).
+    sx, sy = total(x), total(y)
+    cov = n * total(x * y) - sx * sy
+    var_x, var_y = n * total(x * x) - sx * sx, n * total(y * y) - sy * sy
+    corr = pl.when((var_x > 0) & (var_y > 0)).then(
+        cov.cast(pl.Float64) / (var_x.cast(pl.Float64) * var_y.cast(pl.Float64)).sqrt())
     return corr.fill_nan(0.0).fill_null(0.0).alias(f"co_movement_lag{lag}")
 
 
@@ -294,8 +318,10 @@ def hub_to_us_peak_share(p: FeatureParams) -> pl.Expr:
 
 
 def has_history(p: FeatureParams) -> pl.Expr:
-    """has_history: the route has W + P periods on the grid up to t, so every window is complete."""
-    return (pl.int_range(pl.len()).over(ROUTE_KEYS) >= p.window + p.prior - 1).alias("has_history")
+    """has_history: the route has W + P periods on the grid up to t, so every window is complete. Counted
+    by `grid_index` (the period's position on the frequency's grid) when the frame has it, so that a frame
+    holding only a route's later periods counts right; else from the frame's first period."""
+    return (pl.col("grid_index") >= p.window + p.prior - 1).alias("has_history")
 
 
 def mirror_gap(importer_side: str, exporter_side: str, floor: pl.Expr, name: str) -> pl.Expr:
@@ -357,6 +383,8 @@ def build_route_features(legs: pl.DataFrame | pl.LazyFrame, params: FeatureParam
     p = params
     # Sort after the join: a join does not promise to keep row order, and every window below needs it.
     lf = legs.lazy().join(floors.lazy(), on="mineral", how="left").sort([*ROUTE_KEYS, "period"])
+    if "grid_index" not in lf.collect_schema().names():
+        lf = lf.with_columns(grid_index=pl.int_range(pl.len()).over(ROUTE_KEYS))
     totals = [*LEGS_KG, *LEGS_USD, *CONTEXT]
     lf = lf.with_columns(
         *[window_total(c, p) for c in totals],
@@ -420,4 +448,11 @@ def build_route_features(legs: pl.DataFrame | pl.LazyFrame, params: FeatureParam
         lf = lf.with_columns(kg_coverage=pl.lit(1.0))
     if all(c in lf.collect_schema().names() for c in MIRROR_COLUMNS):
         lf = mirror_features(lf, p)
-    return lf
+    return lf.drop("grid_index")
+
+
+def lookback(p: FeatureParams) -> int:
+    """How many periods before t the features of period t read (windows, prior, lags, co-movement): a
+    frame that starts this many periods before a route's first changed period gives every later period's
+    features exactly (signal_persistence also needs its running spell: flows/steps.py adds it)."""
+    return p.window + p.prior + max(p.max_lag, p.lag) + p.comove_window

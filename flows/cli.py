@@ -61,7 +61,7 @@ def cli() -> None:
 def _run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, window: int,
          flag_quantile: float, census_measure: str = "general imports", cif_fob_rate: float = 0.10,
          queue_size: int | None = None, model_policy: str = "auto", dismissed_regrowth: float = 0.5,
-         notify_url: str | None = None, notify_command: str | None = None) -> dict:
+         notify_url: str | None = None, notify_command: str | None = None, full: bool = False) -> dict:
     _quiet_prefect()
     from features.route_features import FeatureParams
     from flows.pipeline import transship_pipeline
@@ -75,9 +75,27 @@ def _run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None,
                         features=FeatureParams(window=window),
                         scoring=ScoreParams(flag_quantile=flag_quantile, queue_size=queue_size, model_policy=model_policy),
                         sources=SourceParams(census_import_measure=census_measure, cif_fob_rate=cif_fob_rate),
-                        dismissed_regrowth=dismissed_regrowth, notify_url=notify_url, notify_command=notify_command)
+                        dismissed_regrowth=dismissed_regrowth, notify_url=notify_url, notify_command=notify_command,
+                        full=full)
     step("starting Prefect (a temporary local server on 127.0.0.1; the first start takes ~15 s)")
     return transship_pipeline(data_dir, settings)
+
+
+def build_line(build: dict | None) -> str:
+    """One line on how the run built: full (why) or incremental (what it rebuilt)."""
+    if not build:
+        return ""
+    if build["mode"] == "full":
+        return f"[bold]full build[/bold] ({build['reason']})"
+    periods = build.get("periods_rebuilt", {})
+    spans = [f"{k.split()[1]} {v['first'][:7]}..{v['last'][:7]}" if v["periods"] > 1 else f"{k.split()[1]} {v['first'][:7]}"
+             for k, v in periods.items() if k.startswith("marts")]
+    routes = sum(build.get("routes_changed", {}).values())
+    if not periods:
+        return "[bold]incremental build[/bold]: no new input, nothing rebuilt"
+    return (f"[bold]incremental build[/bold]: periods rebuilt {', '.join(spans) or 'none on the grid'}; "
+            f"{routes:,} routes changed; {build.get('route_periods_refeatured') or 0:,} route-periods' features "
+            f"and {build.get('route_periods_rescored') or 0:,} scores rewritten")
 
 
 def _summarise(run: dict, warehouse: Path) -> None:
@@ -94,6 +112,7 @@ def _summarise(run: dict, warehouse: Path) -> None:
                       f"{f['rows_loaded']:,}", f"{f['rows_rejected']:,}", f["notes"])
     console.print(files)
     counts = run["layer_counts"]
+    console.print(build_line(run.get("build")))
     console.print(
         f"raw records {counts.get('raw.comtrade_records', 0) + counts.get('raw.national_records', 0):,} "
         f"(rejects {counts.get('raw.rejects', 0):,}); "
@@ -103,6 +122,9 @@ def _summarise(run: dict, warehouse: Path) -> None:
     for m in run.get("models", []):
         colour = "yellow" if m["note"].startswith("not scored") or m.get("drift") else "dim"
         console.print(f"[{colour}]{m['frequency']} {m['mineral']}: {m.get('model_id') or 'no model'}: {m['note']}[/{colour}]")
+    if run.get("seconds"):
+        console.print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in run["seconds"].items())
+                      + f" (stages: {sum(run['seconds'].values()):.1f})")
     console.print(f"warehouse: {warehouse}   report: {run['report_dir']}/report.html")
 
 
@@ -129,16 +151,21 @@ def _summarise(run: dict, warehouse: Path) -> None:
 @click.option("--notify-command", envvar="TRANSSHIP_NOTIFY_COMMAND", default=None,
               help="When the run ends, pipe its Markdown summary to this shell command, with TRANSSHIP_RUN_ID and "
                    "TRANSSHIP_RUN_STATUS set (env TRANSSHIP_NOTIFY_COMMAND).")
+@click.option("--full", is_flag=True, default=False,
+              help="Rebuild every period and route. By default a run rebuilds only what files it has not seen "
+                   "touch (and everything when the catalogue, a setting or the code changed); both give the "
+                   "same warehouse.")
 def run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, window: int,
         flag_quantile: float, queue_size: int | None, model_policy: str, census_measure: str,
-        cif_fob_rate: float, dismissed_regrowth: float, notify_url: str | None, notify_command: str | None) -> None:
+        cif_fob_rate: float, dismissed_regrowth: float, notify_url: str | None, notify_command: str | None,
+        full: bool) -> None:
     """Run the pipeline over every supported file under --data.
 
     Recognised by their header: UN Comtrade (API JSON, bulk CSV), US Census API JSON and USA Trade Online
     CSV, China customs (GACC) CSV/XLSX, CEPII BACI, rate tables (period,currency,units_per_usd,source), and
     your own tables with a NAME.mapping.toml beside them."""
     result = _run(data_dir, warehouse, reports, catalogue, window, flag_quantile, census_measure, cif_fob_rate,
-                  queue_size, model_policy, dismissed_regrowth, notify_url, notify_command)
+                  queue_size, model_policy, dismissed_regrowth, notify_url, notify_command, full)
     _summarise(result, warehouse)
 
 
@@ -152,14 +179,21 @@ def run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, 
 @click.option("--formats", type=click.Choice(["comtrade", "national"]), default="comtrade", show_default=True,
               help="Write the world as UN Comtrade files, or as the national releases (US Census API, China "
                    "customs CSV in yuan with a rate table).")
-def demo(seed: int, out: Path, warehouse: Path, reports: Path, formats: str) -> None:
+@click.option("--hold-back", type=click.IntRange(0, 24), default=0, show_default=True,
+              help="Keep the last N months out of OUT/data, each written as a monthly release under "
+                   "OUT/releases/YYYY-MM: copy one into OUT/data and `transship run` again to see an incremental "
+                   "run (Comtrade format only; use a fresh --out and --warehouse).")
+def demo(seed: int, out: Path, warehouse: Path, reports: Path, formats: str, hold_back: int) -> None:
     """Write the bundled sample world and run the whole pipeline on it, then say how well it did."""
     from flows.evaluate import demo_verdict
     from flows.progress import step
     from warehouse.sample_world import write_national_world, write_sample_world
 
     step(f"writing the sample world (seed {seed}, {formats} formats) to {out}/data")
-    paths = (write_sample_world if formats == "comtrade" else write_national_world)(out, seed=seed)
+    if hold_back and formats != "comtrade":
+        raise click.UsageError("--hold-back writes monthly releases in the Comtrade format only: drop --formats national")
+    paths = (write_sample_world(out, seed=seed, hold_back=hold_back) if formats == "comtrade"
+             else write_national_world(out, seed=seed))
     result = _run(paths["data_dir"], warehouse, reports, None, 5, 0.98)
     _summarise(result, warehouse)
     demo_verdict(warehouse, paths["truth"])
@@ -169,6 +203,11 @@ def demo(seed: int, out: Path, warehouse: Path, reports: Path, formats: str) -> 
     click.echo(f'     transship review --list --warehouse {warehouse}')
     click.echo(f'     transship review RANK dismissed --warehouse {warehouse} --by "Your Name" --note "why", then run '
                'the demo again')
+    releases = sorted(k.removeprefix("release_") for k in paths if k.startswith("release_"))
+    if releases:
+        click.echo(f"\nHeld back as monthly releases: {', '.join(releases)} (under {out / 'releases'}). Next month's run:")
+        click.echo(f"  cp {out / 'releases' / releases[0]}/* {paths['data_dir']}/ && "
+                   f"transship run --data {paths['data_dir']} --warehouse {warehouse} --reports {reports}")
 
 
 @cli.group()

@@ -7,6 +7,7 @@ Tasks pass file paths and small summaries, never connections or big frames.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -22,15 +23,15 @@ from flows.html_report import gather
 from flows.notify import ARTIFACT_KEY, notify, summary_markdown
 from flows.report import write_report
 from flows.settings import Settings, code_version
-from flows.steps import route_features_from, score_with_registry
+from flows.steps import features_and_scores
 from warehouse import faults
 from warehouse import publish as pub
-from warehouse.build import build_models
+from warehouse.build import build_models, build_scope, plan_build
 from warehouse.catalogue import load_catalogue
 from warehouse.comments import apply_comments
 from warehouse.connection import WarehouseError, connect_read_only, connect_read_write, rows
 from warehouse.ingest import ingest_folder
-from warehouse.outputs import now_utc, record_run, write_features, write_scores
+from warehouse.outputs import now_utc, record_run
 from warehouse.review import carry_over_decisions
 from warehouse.schema import ensure_schema, write_reference_tables
 
@@ -68,40 +69,41 @@ def ingest_flow(build: Path, data_dir: Path, run_id: str, settings: Settings) ->
 
 # ---------------------------------------------------------------- build
 @task(**TASK_OPTS)
-def build_layers(build: Path) -> dict[str, int]:
+def build_layers(build: Path, run_id: str, settings: Settings) -> dict[str, Any]:
+    """Plan (full or incremental) and build staging and marts. Returns the row counts and the plan."""
     con = connect_read_write(build)
     try:
-        return build_models(con)
+        plan = plan_build(con, run_id, settings.build_parameters(), full=settings.full)
+        step(f"build: {plan.mode} ({plan.reason})")
+        counts = build_models(con, plan)
+        scope = build_scope(con)
+        con.execute("CHECKPOINT")
     finally:
         con.close()
+    return {"counts": counts, "build": {"mode": plan.mode, "reason": plan.reason, **scope}}
 
 
 @flow(name="build")
-def build_flow(build: Path) -> dict[str, int]:
+def build_flow(build: Path, run_id: str, settings: Settings) -> dict[str, Any]:
     step("build: staging and marts")
-    return build_layers(build)
+    return build_layers(build, run_id, settings)
 
 
 # ---------------------------------------------------------------- score
 @task(**TASK_OPTS)
-def compute_and_score(build: Path, settings: Settings, run_id: str) -> dict[str, Any]:
+def compute_and_score(build: Path, settings: Settings, run_id: str, incremental: bool) -> dict[str, Any]:
     con = connect_read_write(build)
     try:
-        features = route_features_from(con, settings.features)
-        write_features(con, features)
-        faults.at("score")
-        scores, explanations, models = score_with_registry(con, features, settings.scoring, run_id)
-        counts = write_scores(con, scores, explanations, run_id, settings.dismissed_regrowth)
-        counts["features.route_features"] = features.height
+        return features_and_scores(con, settings.features, settings.scoring, run_id, settings.dismissed_regrowth,
+                                   incremental)
     finally:
         con.close()
-    return {"counts": counts, "models": models}
 
 
 @flow(name="score")
-def score_flow(build: Path, settings: Settings, run_id: str) -> dict[str, Any]:
-    step("score: features and isolation forests")
-    return compute_and_score(build, settings, run_id)
+def score_flow(build: Path, settings: Settings, run_id: str, incremental: bool) -> dict[str, Any]:
+    step("score: features and isolation forests" + (" (what changed)" if incremental else ""))
+    return compute_and_score(build, settings, run_id, incremental)
 
 
 # ---------------------------------------------------------------- finish, publish, report
@@ -222,6 +224,16 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
         "parameters": {"features": asdict(settings.features), "scoring": asdict(settings.scoring),
                        "catalogue": str(settings.catalogue or "bundled")},
     })
+    seconds: dict[str, float] = {}
+    run["seconds"] = seconds
+    clock = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        """Wall time of the stage that just ended (seconds), for the run's summary and `runs.build`."""
+        now = time.perf_counter()
+        seconds[name] = round(now - clock[0], 2)
+        clock[0] = now
+
     with pub.exclusive_run(live):
         abandoned = pub.abandoned_builds(live)
         build, stage = pub.build_path(live, run_id), "copying the warehouse"
@@ -229,21 +241,30 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
             pub.start_build(live, run_id)
             if abandoned:
                 record_abandoned(build, abandoned, run_id)
+            lap("copy")
             stage = "ingest"
             run["input_files"] = ingest_flow(build, Path(data_dir), run_id, settings)
+            lap("ingest")
             stage = "build"
-            run["layer_counts"] = build_flow(build)
+            built = build_flow(build, run_id, settings)
+            run["layer_counts"], run["build"] = built["counts"], built["build"]
+            lap("build")
             stage = "score"
-            scored = score_flow(build, settings, run_id)
+            scored = score_flow(build, settings, run_id, run["build"]["mode"] == "incremental")
+            run["build"]["route_periods_rescored"] = scored["counts"].pop("main.route_scores rescored", None)
+            run["build"]["route_periods_refeatured"] = scored["counts"].pop("features.route_features rebuilt", None)
             run["layer_counts"].update(scored["counts"])
             run["models"] = scored["models"]
             con_counts = _raw_counts(build)
             run["layer_counts"].update(con_counts)
+            lap("score")
+            run["build"]["seconds"] = seconds
             run.update(status="succeeded", finished_at=now_utc())
             stage = "publish"
             finish_build(build, run)
             publish_build(build, live)
             pub.remove_abandoned(abandoned)
+            lap("publish")
         except BaseException as exc:
             pub.discard_build(build)
             run.update(status="failed", finished_at=now_utc(), error=f"{stage}: {type(exc).__name__}: {exc}")
@@ -257,6 +278,7 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
             raise
     faults.at("report")
     run["report_dir"] = report_flow(live, Path(settings.reports_dir), run, settings.report_top_n)
+    lap("report")
     return run
 
 

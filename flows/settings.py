@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from features.route_features import FeatureParams
 from models.scoring import ScoreParams
@@ -30,6 +31,14 @@ class Settings:
     # When a run ends (succeeded or failed): POST its summary as JSON here, and/or pipe it to this shell command.
     notify_url: str | None = None
     notify_command: str | None = None
+    # Rebuild every period and route even when the warehouse could be updated incrementally (--full).
+    full: bool = False
+
+    def build_parameters(self) -> dict[str, Any]:
+        """The settings the built tables depend on (a change makes the next build a full one). The model
+        policy is not among them: it decides only which model scores, and a refit rescores everything."""
+        scoring = {k: v for k, v in asdict(self.scoring).items() if k != "model_policy"}
+        return {"features": asdict(self.features), "scoring": scoring, "sources": asdict(self.sources)}
 
 
 def code_version() -> str:

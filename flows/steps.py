@@ -1,5 +1,12 @@
 """The score step's work as plain functions (no Prefect): the pipeline's task calls them, and so does the
-evaluation harness, whose worker processes then do not import Prefect."""
+evaluation harness, whose worker processes then do not import Prefect.
+
+A full build computes every route's features and scores every route-period. An incremental build
+(warehouse/build.py) leaves `build.dirty_routes`: per route, the first period whose legs changed. Then
+only those routes' features are recomputed, from that period on, reading back just the history they need;
+and only the changed route-periods are scored, with the registered model when it is reused (a refit
+rescores its whole group). Both give the same tables: the features are summed exactly, and a group's
+flags and explanations are recomputed over all its rows."""
 
 from __future__ import annotations
 
@@ -8,47 +15,200 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from features.route_features import FeatureParams, build_route_features
+from features.route_features import ROUTE_KEYS, FeatureParams, build_route_features, lookback
 from flows.settings import code_version
 from models.registry import choose_models, ensure_registry, latest, register, write_drift
-from models.scoring import ScoreParams, score_routes, scoreable
+from models.scoring import FittedGroup, ScoreParams, rescore_group, score_routes, scoreable
+
+KEYS = [*ROUTE_KEYS, "period"]
+LEGS_WITH_GRID_INDEX = """
+SELECT m.*, CASE m.frequency WHEN 'M' THEN datediff('month', g.first_period, m.period)
+                             ELSE datediff('year', g.first_period, m.period) END AS grid_index
+FROM marts.fct_route_legs AS m
+JOIN (SELECT frequency, min(period) AS first_period FROM marts.fct_route_legs GROUP BY frequency) AS g USING (frequency)
+"""
 
 
-def route_features_from(con: duckdb.DuckDBPyConnection, monthly: FeatureParams) -> pl.DataFrame:
-    """features.route_features as a frame: the mart's legs with every feature, per frequency."""
+def _features_of(legs: pl.DataFrame, con: duckdb.DuckDBPyConnection, monthly: FeatureParams) -> pl.DataFrame:
     floors = con.sql("SELECT mineral, volume_floor_kg, volume_floor_usd FROM ref.minerals").pl()
-    legs = con.sql("SELECT * FROM marts.fct_route_legs").pl()
     frames = [
         build_route_features(group, FeatureParams.for_frequency(freq, monthly), floors)
         for (freq,), group in legs.group_by(["frequency"], maintain_order=True)
     ]
-    return pl.concat([f.collect() for f in frames], how="diagonal_relaxed") if frames else legs
+    return pl.concat([f.collect() for f in frames], how="diagonal_relaxed") if frames else legs.drop("grid_index")
 
 
-def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, params: ScoreParams, run_id: str) -> tuple[pl.DataFrame, pl.DataFrame, list[dict[str, Any]]]:
+def route_features_from(con: duckdb.DuckDBPyConnection, monthly: FeatureParams) -> pl.DataFrame:
+    """features.route_features as a frame: the mart's legs with every feature, per frequency."""
+    return _features_of(con.sql(LEGS_WITH_GRID_INDEX).pl(), con, monthly)
+
+
+def changed_route_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams) -> pl.DataFrame:
+    """The features of the route-periods build.dirty_routes names (each route from its first changed period
+    on), computed from the mart rows they need: the lookback, plus the running spell of signal_persistence
+    just before the change (so that a long spell counts on from where it was)."""
+    annual = FeatureParams.for_frequency("A", monthly)
+    legs = con.sql(f"""
+        WITH seeds AS (
+            SELECT d.frequency, d.mineral, d.hs_code, d.hub_iso3, d.first_period,
+                   coalesce(f.signal_persistence, 0) AS spell
+            FROM build.dirty_routes AS d
+            LEFT JOIN features.route_features AS f
+              ON f.frequency = d.frequency AND f.mineral = d.mineral AND f.hs_code = d.hs_code
+             AND f.hub_iso3 = d.hub_iso3
+             AND f.period = CASE d.frequency WHEN 'M' THEN d.first_period - INTERVAL 1 MONTH
+                                             ELSE d.first_period - INTERVAL 1 YEAR END
+        ), starts AS (
+            SELECT *, CASE frequency WHEN 'M' THEN first_period - to_months(({lookback(monthly)} + spell + 1)::INTEGER)
+                                     ELSE first_period - to_years(({lookback(annual)} + spell + 1)::INTEGER) END AS read_from
+            FROM seeds
+        )
+        SELECT l.*, s.first_period AS _first_changed
+        FROM ({LEGS_WITH_GRID_INDEX}) AS l
+        JOIN starts AS s USING (frequency, mineral, hs_code, hub_iso3)
+        WHERE l.period >= s.read_from
+    """).pl()
+    first = legs.select(*ROUTE_KEYS, "_first_changed").unique()
+    features = _features_of(legs.drop("_first_changed"), con, monthly)
+    if features.is_empty():
+        return features
+    return (features.join(first, on=list(ROUTE_KEYS), how="inner")
+            .filter(pl.col("period") >= pl.col("_first_changed")).drop("_first_changed"))
+
+
+def update_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, incremental: bool) -> pl.DataFrame:
+    """Write features.route_features (all of it, or the changed route-periods) and return what was written."""
+    if not incremental:
+        features = route_features_from(con, monthly)
+        con.register("_features", features)
+        con.execute("CREATE OR REPLACE TABLE features.route_features AS SELECT * FROM _features ORDER BY ALL")
+        con.unregister("_features")
+        return features
+    changed = changed_route_features(con, monthly)
+    con.execute("""DELETE FROM features.route_features AS f USING build.dirty_routes AS d
+                   WHERE f.frequency = d.frequency AND f.mineral = d.mineral AND f.hs_code = d.hs_code
+                     AND f.hub_iso3 = d.hub_iso3 AND f.period >= d.first_period""")
+    if changed.height:
+        con.register("_features", changed)
+        con.execute("INSERT INTO features.route_features BY NAME SELECT * FROM _features ORDER BY ALL")
+        con.unregister("_features")
+    return changed
+
+
+def _group_rows(con: duckdb.DuckDBPyConnection, frequency: str, mineral: str, after: Any = None) -> pl.DataFrame:
+    """A group's scoreable feature rows from the warehouse (those after a period, when given), in key order."""
+    rows = con.sql("SELECT * FROM features.route_features WHERE frequency = ? AND mineral = ?"
+                   + (" AND period > ?::DATE" if after is not None else "") + " ORDER BY ALL",
+                   params=[frequency, mineral] + ([after] if after is not None else [])).pl()
+    return rows.filter(scoreable(rows)).sort(KEYS)
+
+
+def _summary(g: FittedGroup, params: ScoreParams, drift: dict[tuple[str, str], pl.DataFrame]) -> dict[str, Any]:
+    key = (g.frequency, g.mineral)
+    return {"frequency": g.frequency, "mineral": g.mineral, "model_id": g.model_id, "n_train": g.n_train,
+            "periods": g.periods, "note": g.note, "reused": g.reused,
+            "threshold": g.scorer.threshold_for(params.flag_quantile) if g.scorer is not None else None,
+            "drift": drift[key].filter("drifted")["feature"].to_list() if key in drift else []}
+
+
+def _with_model_ids(frame: pl.DataFrame, fitted: list[FittedGroup]) -> pl.DataFrame:
+    ids = pl.DataFrame({"frequency": [g.frequency for g in fitted], "mineral": [g.mineral for g in fitted],
+                        "model_id": [g.model_id for g in fitted]},
+                       schema={"frequency": pl.String, "mineral": pl.String, "model_id": pl.String})
+    return frame.drop("model_id", strict=False).join(ids, on=["frequency", "mineral"], how="left")
+
+
+def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, params: ScoreParams, run_id: str,
+                        incremental: bool = False,
+                        ) -> tuple[pl.DataFrame, pl.DataFrame, list[dict[str, Any]], list[tuple[str, str]] | None]:
     """Choose (reuse or fit) a model per (frequency, mineral), score, register new models, record drift.
-    Returns the scores (with model_id), the explanations and a summary per model."""
+
+    Full (`features` = every route-period): returns the scores and explanations of every group, and None.
+    Incremental (`features` = the changed route-periods): only the groups with a changed route-period are
+    rescored; returns their complete rows, and the list of those groups (whose rows replace theirs)."""
     ensure_registry(con)
     registered = latest(con)
-    candidates = features.filter(scoreable(features))
-    reuse, reasons, drift = choose_models(candidates, registered, params.model_policy, params.drift_psi)
-    scores, explanations, fitted = score_routes(features, params, reuse)
+    if not incremental:
+        candidates = features.filter(scoreable(features))
+        reuse, reasons, drift = choose_models(candidates, registered, params.model_policy, params.drift_psi)
+        scores, explanations, fitted = score_routes(features, params, reuse)
+        _register(con, fitted, reasons, params, run_id)
+        write_drift(con, run_id, drift, registered)
+        return (_with_model_ids(scores, fitted), _with_model_ids(explanations, fitted),
+                [_summary(g, params, drift) for g in fitted], None)
+
+    changed = features.filter(scoreable(features)).sort(KEYS) if features.height else features
+    groups = [tuple(k) for k in features.select("frequency", "mineral").unique().sort("frequency", "mineral").rows()]
+    scored, explained, fitted_all = [], [], []
+    drift_all: dict[tuple[str, str], pl.DataFrame] = {}
+    reasons_all: dict[tuple[str, str], str] = {}
+    for frequency, mineral in groups:
+        key = (frequency, mineral)
+        model = registered.get(key)
+        in_group = (pl.col("frequency") == frequency) & (pl.col("mineral") == mineral)
+        new_rows = changed.filter(in_group)
+        touches_training = (model is not None and model.periods is not None and new_rows.height > 0
+                            and str(new_rows["period"].min()) <= model.periods[1])
+        whole_group = params.model_policy == "refit" or model is None or touches_training
+        if whole_group:  # the choice hashes the model's training rows: it needs the whole group
+            rows = _group_rows(con, frequency, mineral)
+            reuse, reasons, drift = choose_models(rows, registered, params.model_policy, params.drift_psi)
+        else:  # training rows untouched: the choice needs only the rows after them (for the drift check)
+            rows = _group_rows(con, frequency, mineral, after=model.periods[1])
+            reuse, reasons, drift = choose_models(rows, registered, params.model_policy, params.drift_psi,
+                                                  training_unchanged=True)
+        drift_all.update(drift)
+        reasons_all.update(reasons)
+        if key in reuse:  # score the changed route-periods; the group's other rows keep their scores
+            previous = con.sql("SELECT * FROM main.route_scores WHERE frequency = ? AND mineral = ?",
+                               params=[frequency, mineral]).pl()
+            previous = previous.join(features.filter(in_group).select(KEYS), on=KEYS, how="anti")
+            out, long = rescore_group(previous, new_rows, reuse[key].scorer, params)
+            scored.append(out)
+            explained.append(long)
+            fitted_all.append(reuse[key])
+        else:  # a new model: fit on, and score, the whole group
+            out, long, fitted = score_routes(rows if whole_group else _group_rows(con, frequency, mineral), params, {})
+            scored.append(out)
+            explained.append(long)
+            fitted_all.extend(fitted)
+    _register(con, fitted_all, reasons_all, params, run_id)
+    write_drift(con, run_id, drift_all, registered)
+    summaries = [_summary(g, params, drift_all) for g in fitted_all]
+    for key, model in registered.items():  # groups with nothing new keep their model and their rows
+        if key not in groups:
+            model.note = f"reused {model.model_id}: no new or changed route-periods"
+            summaries.append(_summary(model, params, {}))
+    scores = pl.concat(scored, how="diagonal_relaxed") if scored else None
+    explanations = pl.concat(explained, how="diagonal_relaxed") if explained else None
+    return (_with_model_ids(scores, fitted_all) if scores is not None else pl.DataFrame(),
+            _with_model_ids(explanations, fitted_all) if explanations is not None else pl.DataFrame(),
+            summaries, groups)
+
+
+def _register(con: duckdb.DuckDBPyConnection, fitted: list[FittedGroup], reasons: dict[tuple[str, str], str],
+              params: ScoreParams, run_id: str) -> None:
     for g in fitted:
         if g.scorer is not None and not g.reused:
             g.model_id = register(con, g, params, run_id, code_version())
         g.note = reasons.get((g.frequency, g.mineral), g.note) if g.scorer is not None else g.note
-    write_drift(con, run_id, drift, registered)
-    ids = pl.DataFrame({"frequency": [g.frequency for g in fitted], "mineral": [g.mineral for g in fitted],
-                        "model_id": [g.model_id for g in fitted]}, schema={"frequency": pl.String, "mineral": pl.String,
-                                                                          "model_id": pl.String})
-    scores = scores.join(ids, on=["frequency", "mineral"], how="left")
-    explanations = explanations.join(ids, on=["frequency", "mineral"], how="left")
-    models = [
-        {"frequency": g.frequency, "mineral": g.mineral, "model_id": g.model_id, "n_train": g.n_train,
-         "periods": g.periods, "note": g.note, "reused": g.reused,
-         "threshold": g.scorer.threshold_for(params.flag_quantile) if g.scorer is not None else None,
-         "drift": drift[(g.frequency, g.mineral)].filter("drifted")["feature"].to_list()
-         if (g.frequency, g.mineral) in drift else []}
-        for g in fitted
-    ]
-    return scores, explanations, models
+
+
+def features_and_scores(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, params: ScoreParams, run_id: str,
+                        dismissed_regrowth: float, incremental: bool) -> dict[str, Any]:
+    """The score step: features, models, scores and the flagged lists, in full or for what changed. Returns
+    the tables' row counts (with what was rebuilt, when incremental) and a summary per model."""
+    from warehouse import faults
+    from warehouse.outputs import write_scores
+
+    features = update_features(con, monthly, incremental)
+    faults.at("score")
+    scores, explanations, models, groups = score_with_registry(con, features, params, run_id, incremental)
+    counts = write_scores(con, scores, explanations, run_id, dismissed_regrowth, replace_groups=groups)
+    counts["features.route_features"] = con.sql("SELECT count(*) FROM features.route_features").fetchall()[0][0]
+    if incremental:
+        counts["features.route_features rebuilt"] = features.height
+        # Rows kept from before carry their run_id; the ones scored now do not have one yet.
+        counts["main.route_scores rescored"] = (
+            0 if scores.is_empty() else scores["run_id"].null_count() if "run_id" in scores.columns else scores.height)
+    return {"counts": counts, "models": models}

@@ -151,9 +151,14 @@ def drift_report(model: FittedGroup, rows: pl.DataFrame, psi_limit: float) -> pl
 
 
 def choose_models(candidates: pl.DataFrame, registered: dict[tuple[str, str], FittedGroup], policy: str,
-                  psi_limit: float) -> tuple[dict[tuple[str, str], FittedGroup], dict[tuple[str, str], str],
-                                             dict[tuple[str, str], pl.DataFrame]]:
-    """Which registered models to reuse, the reason for each group's choice, and the drift reports."""
+                  psi_limit: float, training_unchanged: bool = False,
+                  ) -> tuple[dict[tuple[str, str], FittedGroup], dict[tuple[str, str], str],
+                             dict[tuple[str, str], pl.DataFrame]]:
+    """Which registered models to reuse, the reason for each group's choice, and the drift reports.
+
+    training_unchanged: the caller knows that no row of the models' training periods changed (an
+    incremental run that touched only later periods), so `candidates` may hold only the later rows and the
+    training rows are not hashed again."""
     reuse: dict[tuple[str, str], FittedGroup] = {}
     reasons: dict[tuple[str, str], str] = {}
     drift: dict[tuple[str, str], pl.DataFrame] = {}
@@ -178,7 +183,7 @@ def choose_models(candidates: pl.DataFrame, registered: dict[tuple[str, str], Fi
             continue
         first, last = model.periods or ("", "")
         trained_rows = group.filter(pl.col("period").is_between(pl.lit(first).str.to_date(), pl.lit(last).str.to_date()))
-        if training_sha256(trained_rows) != model.training_sha256:
+        if not training_unchanged and training_sha256(trained_rows) != model.training_sha256:
             reasons[key] = f"refit: the rows {model.model_id} was trained on have changed (revised or new inputs)"
         elif drifted:
             reasons[key] = f"refit: drift since {model.model_id} on {', '.join(drifted)} (PSI > {psi_limit})"

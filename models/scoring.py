@@ -207,6 +207,18 @@ def score_routes(features: pl.DataFrame, params: ScoreParams,
     return (pl.concat(scored, how="vertical_relaxed"), pl.concat(explained, how="vertical_relaxed"), fitted)
 
 
+def rescore_group(previous: pl.DataFrame, new_rows: pl.DataFrame, scorer: RouteScorer, params: ScoreParams,
+                  ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One group with the model it already has: score the new or changed route-periods, keep the scores of
+    the others (`previous`, as main.route_scores holds them), then flag and explain over the whole group
+    exactly as score_routes does (the explained rows and each route's typical values depend on all of it)."""
+    parts = [previous.drop("flagged", "top_features", strict=False)]
+    if new_rows.height:
+        parts.append(score_group(new_rows, scorer, params))
+    group = pl.concat(parts, how="diagonal_relaxed").sort([*ROUTE_KEYS, "period"])
+    return explain_group(apply_threshold(group, params), scorer, params)
+
+
 def explanation_schema() -> pl.DataFrame:
     return pl.DataFrame(schema={
         "position": pl.Int32, "feature": pl.String, "words": pl.String, "value": pl.Float64, "typical": pl.Float64,

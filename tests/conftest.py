@@ -72,12 +72,12 @@ def scored_warehouse(tmp_path_factory) -> tuple[Path, dict]:
     from dataclasses import asdict
 
     from flows.settings import Settings, code_version
-    from flows.steps import route_features_from, score_with_registry
+    from flows.steps import features_and_scores
     from warehouse.build import build_models
     from warehouse.comments import apply_comments
     from warehouse.connection import connect_read_write
     from warehouse.ingest import ingest_folder
-    from warehouse.outputs import now_utc, record_run, write_features, write_scores
+    from warehouse.outputs import now_utc, record_run
     from warehouse.sample_world import write_sample_world
 
     root = tmp_path_factory.mktemp("scored")
@@ -94,10 +94,8 @@ def scored_warehouse(tmp_path_factory) -> tuple[Path, dict]:
         run["input_files"] = [asdict(o) for o in ingest_folder(c, paths["data_dir"], batch_id=run["run_id"],
                                                                 progress=lambda _: None)]
         build_models(c)
-        features = route_features_from(c, settings.features)
-        write_features(c, features)
-        scores, explanations, run["models"] = score_with_registry(c, features, settings.scoring, run["run_id"])
-        write_scores(c, scores, explanations, run["run_id"])
+        run["models"] = features_and_scores(c, settings.features, settings.scoring, run["run_id"],
+                                            settings.dismissed_regrowth, incremental=False)["models"]
         run["finished_at"] = now_utc()
         record_run(c, run)
         apply_comments(c)

@@ -60,3 +60,41 @@ def cli_process(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env.pop("TRANSSHIP_ANALYST", None)
     return subprocess.run([sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True, env=env,
                           cwd=cwd, timeout=120)
+
+
+# Columns that say when something happened or which run did it: two runs over the same inputs differ there.
+RUN_STAMPS = frozenset({"loaded_at", "created_at", "last_fitted_at", "rejected_at", "run_id", "started_at",
+                        "finished_at"})
+
+
+def table_differences(a: Path, b: Path, skip_schemas: tuple[str, ...] = ("raw", "build"),
+                      skip_tables: frozenset[str] = frozenset({"main.runs"}),
+                      same_run: dict[str, str] | None = None) -> dict[str, str]:
+    """Every base table of two warehouses compared as sets of rows, without the run stamps: {table: what
+    differs} (empty when the warehouses hold the same data). Floats must be equal, not close.
+    same_run: {run id in b: run id in a}, replaced in b's text (batch ids and reasons that name them)."""
+    ca, cb = duckdb.connect(str(a), read_only=True), duckdb.connect(str(b), read_only=True)
+    try:
+        listing = ("SELECT table_schema || '.' || table_name FROM information_schema.tables "
+                   "WHERE table_type = 'BASE TABLE' ORDER BY 1")
+        names_a, names_b = ({r[0] for r in c.sql(listing).fetchall()} for c in (ca, cb))
+        out = {t: "only in one warehouse" for t in names_a ^ names_b}
+        for table in sorted(names_a & names_b):
+            if table.split(".")[0] in skip_schemas or table in skip_tables:
+                continue
+            fa, fb = ca.sql(f"SELECT * FROM {table}").pl(), cb.sql(f"SELECT * FROM {table}").pl()
+            if fa.columns != fb.columns:
+                out[table] = f"columns differ: {fa.columns} vs {fb.columns}"
+                continue
+            cols = [c for c in fa.columns if c not in RUN_STAMPS]
+            for old, new in (same_run or {}).items():
+                fb = fb.with_columns(pl.col(pl.String).str.replace_all(old, new, literal=True))
+            fa, fb = (f.select(cols).sort(cols, nulls_last=True) for f in (fa, fb))
+            if fa.shape != fb.shape:
+                out[table] = f"{fa.height} rows vs {fb.height}"
+            elif not fa.equals(fb):
+                out[table] = "values differ in " + ", ".join(c for c in cols if not fa[c].equals(fb[c]))
+        return out
+    finally:
+        ca.close()
+        cb.close()

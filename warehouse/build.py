@@ -1,12 +1,28 @@
-"""Run the SQL models, layer by layer, and check each relation's key.
+"""Run the SQL models, layer by layer, and check each relation's key: in full, or only the periods and
+routes that new input touched.
 
-Each `.sql` file under `sql/<layer>/` builds the relation it is named after. Layers run in LAYERS order;
-within a layer, in the order listed in MODELS (dependencies first).
+Each `.sql` file under `sql/<layer>/` is the query of the relation it is named after. Layers run in MODELS
+order (dependencies first). A full build replaces each relation with its query. An incremental build
+(`BuildPlan.mode == "incremental"`) runs the same queries over a scope and replaces only the rows in it:
+
+- staging: the (frequency, period) pairs that this run's new raw rows carry (new exchange rates add their
+  months, and for annual data their years). Every window in staging partitions by period (year-to-date
+  months by the file's year, read whole), so a period rebuilds alone.
+- marts.fct_route_legs: those periods, the periods the grid gained, and every period of a product that
+  gained or lost a route (a new route needs its whole history of zeros and totals).
+
+Then `build.dirty_routes` says, per route, from which period its legs changed: the features and scores are
+rebuilt from there on (flows/steps.py). Both modes give the same tables for the same raw rows; the
+queries' sums are exact (decimal) so that the order rows are added in cannot change a figure.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -14,6 +30,7 @@ from warehouse import faults
 from warehouse.connection import rows, scalar
 
 SQL_DIR = Path(__file__).parent / "sql"
+ROUTE = ("frequency", "mineral", "hs_code", "hub_iso3")
 MODELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     # (layer, relation, key columns)
     ("staging", "stg_comtrade__records", ("file_sha256", "source_row")),
@@ -25,9 +42,92 @@ MODELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("marts", "fct_route_legs", ("frequency", "mineral", "hs_code", "hub_iso3", "period")),
 )
 
+STATE_DDL = """
+CREATE SCHEMA IF NOT EXISTS build;
+CREATE TABLE IF NOT EXISTS build.state (key VARCHAR PRIMARY KEY, value JSON);
+CREATE TABLE IF NOT EXISTS build.rebuilt_periods (layer VARCHAR NOT NULL, frequency VARCHAR NOT NULL, period DATE NOT NULL);
+CREATE TABLE IF NOT EXISTS build.dirty_routes (
+    frequency VARCHAR NOT NULL, mineral VARCHAR NOT NULL, hs_code VARCHAR NOT NULL, hub_iso3 VARCHAR NOT NULL,
+    first_period DATE NOT NULL, change VARCHAR NOT NULL
+);
+"""
+
+# The scope as the SQL models see it (temporary macros over temporary tables of this connection). The scope
+# tables' columns have names of their own (scope_*): a macro's argument `frequency` would otherwise bind to
+# the scope table's column inside the subquery.
+STAGING_MACROS = """
+CREATE OR REPLACE TEMP MACRO in_scope(f, p) AS
+    EXISTS (SELECT 1 FROM _scope_periods WHERE scope_frequency = f AND scope_period = p);
+CREATE OR REPLACE TEMP MACRO in_scope_year(f, p) AS
+    EXISTS (SELECT 1 FROM _scope_periods WHERE scope_frequency = f AND year(scope_period) = year(p));
+"""
+MART_MACRO = """
+CREATE OR REPLACE TEMP MACRO in_mart_scope(f, h, p) AS
+    EXISTS (SELECT 1 FROM _mart_periods WHERE scope_frequency = f AND scope_period = p)
+    OR EXISTS (SELECT 1 FROM _mart_hs6 WHERE scope_frequency = f AND scope_hs6 = h);
+"""
+
 
 class KeyViolation(RuntimeError):
     """A relation's declared key is not unique or has nulls: a bug or a source the rules do not cover."""
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """How this run builds: "full" (every row) or "incremental" (the rows new input touches), and why."""
+
+    mode: str
+    reason: str
+    run_id: str | None = None
+    fingerprint: dict[str, str] | None = None
+
+
+def ensure_build_state(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(STATE_DDL)
+
+
+def source_fingerprint(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def fingerprint(con: duckdb.DuckDBPyConnection, parameters: dict[str, Any]) -> dict[str, str]:
+    """What the built tables depend on besides the raw rows, one hash per part: the reference tables
+    (catalogue, countries, concordance, units, settings), the SQL models, the feature and scoring code, and
+    the feature and scoring parameters. A change in any part makes the next build a full one."""
+    root = Path(__file__).resolve().parent.parent
+    ref = hashlib.sha256()
+    for table in ("ref.catalogue_codes", "ref.minerals", "ref.countries", "ref.hs_concordance", "ref.qty_units",
+                  "ref.source_settings"):
+        ref.update(table.encode() + con.sql(f"SELECT * FROM {table} ORDER BY ALL").pl().write_csv().encode())
+    return {
+        "reference tables": ref.hexdigest()[:16],
+        "SQL models": source_fingerprint(list(SQL_DIR.glob("*/*.sql"))),
+        "feature and scoring code": source_fingerprint(
+            [root / "features" / "route_features.py", root / "models" / "scoring.py", root / "models" / "iforest.py"]),
+        "parameters": hashlib.sha256(json.dumps(parameters, sort_keys=True, default=str).encode()).hexdigest()[:16],
+    }
+
+
+def plan_build(con: duckdb.DuckDBPyConnection, run_id: str, parameters: dict[str, Any], full: bool = False) -> BuildPlan:
+    """Full when asked, on the first build, or when the reference tables, the models' code or the
+    parameters changed since the last published build; incremental otherwise."""
+    ensure_build_state(con)
+    now = fingerprint(con, parameters)
+    if full:
+        return BuildPlan("full", "asked for (--full)", run_id, now)
+    built = scalar(con, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'features' "
+                        "AND table_name = 'route_features'")
+    stored = rows(con, "SELECT value FROM build.state WHERE key = 'fingerprint'")
+    if not built or not stored:
+        return BuildPlan("full", "first build of this warehouse", run_id, now)
+    before = json.loads(stored[0][0])
+    changed = [part for part in now if before.get(part) != now[part]]
+    if changed:
+        return BuildPlan("full", f"{', '.join(changed)} changed since the last build", run_id, now)
+    return BuildPlan("incremental", "only the periods and routes new input touches", run_id, now)
 
 
 def check_key(con: duckdb.DuckDBPyConnection, relation: str, key: tuple[str, ...]) -> None:
@@ -40,17 +140,114 @@ def check_key(con: duckdb.DuckDBPyConnection, relation: str, key: tuple[str, ...
         raise KeyViolation(f"{relation}: a key column ({cols}) has NULLs")
 
 
-def build_models(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """Rebuild staging and marts from raw; return the row count of each relation."""
+def _query(layer: str, name: str) -> str:
+    return (SQL_DIR / layer / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def _scope_staging(con: duckdb.DuckDBPyConnection, plan: BuildPlan) -> None:
+    """_scope_periods: every period in raw (full), or those of this run's new rows (incremental)."""
+    new = "" if plan.mode == "full" else "WHERE batch_id = $run_id"
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _scope_periods AS
+        SELECT DISTINCT freq_code AS scope_frequency, period AS scope_period FROM raw.comtrade_records {new}
+        UNION SELECT DISTINCT frequency, period FROM raw.national_records {new}
+        UNION SELECT DISTINCT 'M', period FROM raw.fx_rates {new}
+        UNION SELECT DISTINCT 'A', date_trunc('year', period)::DATE FROM raw.fx_rates {new}
+    """, {"run_id": plan.run_id} if new else None)
+    con.execute(STAGING_MACROS)
+
+
+def _replace(con: duckdb.DuckDBPyConnection, relation: str, query: str, key: tuple[str, ...], delete_where: str | None) -> int:
+    """Full (delete_where None): replace the relation with the query. Else delete the rows in scope and
+    insert the query's rows (the same scope); the key is checked on the new rows. Returns rows written."""
+    if delete_where is None:
+        con.execute(f"CREATE OR REPLACE TABLE {relation} AS {query}")
+        check_key(con, relation, key)
+        return scalar(con, f"SELECT count(*) FROM {relation}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _delta AS {query}")
+    check_key(con, "_delta", key)
+    con.execute(f"DELETE FROM {relation} WHERE {delete_where}")
+    con.execute(f"INSERT INTO {relation} BY NAME SELECT * FROM _delta")
+    return scalar(con, "SELECT count(*) FROM _delta")
+
+
+def _build_mart(con: duckdb.DuckDBPyConnection, plan: BuildPlan) -> int:
+    """marts.fct_route_legs over its scope; fills build.dirty_routes. Returns the rows written."""
+    con.execute(_query("marts", "fct_route_legs__inputs"))
+    key = ("frequency", "mineral", "hs_code", "hub_iso3", "period")
+    relation = "marts.fct_route_legs"
+    if plan.mode == "full":
+        con.execute("CREATE OR REPLACE TEMP TABLE _mart_periods AS "
+                    "SELECT frequency AS scope_frequency, period AS scope_period FROM _mart_grid")
+        con.execute("CREATE OR REPLACE TEMP TABLE _mart_hs6 AS "
+                    "SELECT ''::VARCHAR AS scope_frequency, ''::VARCHAR AS scope_hs6 LIMIT 0")
+        con.execute(MART_MACRO)
+        written = _replace(con, relation, _query("marts", "fct_route_legs"), key, None)
+        con.execute("""INSERT INTO build.dirty_routes
+                       SELECT frequency, mineral, hs_code, hub_iso3, min(period), 'full build' FROM marts.fct_route_legs
+                       GROUP BY ALL""")
+        return written
+    # The periods in scope that are on the grid, the periods the grid gained, and every period of a product
+    # that gained or lost a route.
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _mart_periods AS
+        SELECT frequency AS scope_frequency, period AS scope_period FROM _mart_grid WHERE in_scope(frequency, period)
+        UNION SELECT * FROM (SELECT frequency, period FROM _mart_grid EXCEPT SELECT DISTINCT frequency, period FROM marts.fct_route_legs);
+        CREATE OR REPLACE TEMP TABLE _old_routes AS SELECT DISTINCT frequency, mineral, hs_code AS hs6, hub_iso3 FROM marts.fct_route_legs;
+        CREATE OR REPLACE TEMP TABLE _mart_hs6 AS
+        SELECT DISTINCT frequency AS scope_frequency, hs6 AS scope_hs6
+        FROM ((SELECT * FROM _mart_routes EXCEPT SELECT * FROM _old_routes)
+                                             UNION ALL (SELECT * FROM _old_routes EXCEPT SELECT * FROM _mart_routes));
+    """)
+    con.execute(MART_MACRO)
+    stale = """in_mart_scope(frequency, hs_code, period)
+        OR NOT EXISTS (SELECT 1 FROM _mart_grid AS g WHERE g.frequency = m.frequency AND g.period = m.period)"""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _mart_old AS SELECT * FROM {relation} AS m WHERE {stale}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _delta AS {_query('marts', 'fct_route_legs')}")
+    check_key(con, "_delta", key)
+    con.execute(f"DELETE FROM {relation} AS m WHERE {stale}")
+    con.execute(f"INSERT INTO {relation} BY NAME SELECT * FROM _delta")
+    # Route-periods whose legs changed (new, gone or different figures): the features rebuild from the first.
+    con.execute("""
+        INSERT INTO build.dirty_routes
+        SELECT frequency, mineral, hs_code, hub_iso3, min(period),
+               CASE WHEN bool_and(change = 'gone') THEN 'route gone' WHEN bool_and(change = 'new') THEN 'periods added'
+                    ELSE 'figures changed' END
+        FROM ((SELECT *, 'new' AS change FROM (SELECT * FROM _delta EXCEPT SELECT * FROM _mart_old))
+              UNION ALL BY NAME
+              (SELECT *, 'gone' AS change FROM (SELECT * FROM _mart_old EXCEPT SELECT * FROM _delta)))
+        GROUP BY frequency, mineral, hs_code, hub_iso3
+    """)
+    return scalar(con, "SELECT count(*) FROM _delta")
+
+
+def build_models(con: duckdb.DuckDBPyConnection, plan: BuildPlan | None = None) -> dict[str, int]:
+    """Build staging and marts from raw (full unless the plan says incremental); return the rows each
+    relation now holds, and for an incremental build the rows rebuilt (`<relation> rebuilt`)."""
+    plan = plan or BuildPlan("full", "asked for")
+    ensure_build_state(con)
+    con.execute("DELETE FROM build.rebuilt_periods; DELETE FROM build.dirty_routes")
+    _scope_staging(con, plan)
     counts: dict[str, int] = {}
     for layer, name, key in MODELS:
+        relation = f"{layer}.{name}"
         if layer == "marts":
             faults.at("build")
-        con.execute((SQL_DIR / layer / f"{name}.sql").read_text(encoding="utf-8"))
-        relation = f"{layer}.{name}"
-        check_key(con, relation, key)
+            written = _build_mart(con, plan)
+        else:
+            delete = None if plan.mode == "full" else "in_scope(frequency, period)"
+            written = _replace(con, relation, _query(layer, name), key, delete)
         counts[relation] = scalar(con, f"SELECT count(*) FROM {relation}")
+        if plan.mode == "incremental":
+            counts[f"{relation} rebuilt"] = written
+    con.execute("""INSERT INTO build.rebuilt_periods
+                   SELECT 'staging', scope_frequency, scope_period FROM _scope_periods
+                   UNION ALL SELECT 'marts', scope_frequency, scope_period FROM _mart_periods""")
     check_reconciled(con)
+    if plan.fingerprint is not None:
+        con.execute("INSERT OR REPLACE INTO build.state VALUES ('fingerprint', ?::JSON)", [json.dumps(plan.fingerprint)])
+    con.execute("INSERT OR REPLACE INTO build.state VALUES ('plan', ?::JSON)",
+                [json.dumps({"mode": plan.mode, "reason": plan.reason, "run_id": plan.run_id})])
     return counts
 
 
@@ -61,3 +258,16 @@ def check_reconciled(con: duckdb.DuckDBPyConnection) -> None:
     aside = scalar(con, "SELECT count(*) FROM staging.stg_flows_excluded")
     if loaded != used + aside:
         raise KeyViolation(f"staging lost records: {loaded:,} loaded but {used:,} in flows + {aside:,} set aside")
+
+
+def build_scope(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """What the last build rebuilt, in numbers a person reads: periods per layer and frequency (first to
+    last), and routes whose legs changed, by kind of change."""
+    periods = {
+        f"{layer} {frequency}": {"periods": n, "first": str(first), "last": str(last)}
+        for layer, frequency, n, first, last in rows(con, """
+            SELECT layer, frequency, count(*), min(period), max(period) FROM build.rebuilt_periods
+            GROUP BY ALL ORDER BY ALL""")
+    }
+    routes = dict(rows(con, "SELECT change, count(*) FROM build.dirty_routes GROUP BY ALL ORDER BY ALL"))
+    return {"periods_rebuilt": periods, "routes_changed": routes}

@@ -31,7 +31,10 @@ RELATIONS: dict[str, str] = {
     "staging.stg_revisions": "One row per flow published again with different figures: old and new value (USD) and quantity (kg).",
     "marts.fct_route_legs": "Both legs of every route on a complete period grid. Key: (frequency, mineral, hs_code, hub_iso3, period). kg and USD; no trade = 0; hs_code is the HS6 heading.",
     "features.route_features": "Every feature of every route-period. Key: (frequency, mineral, hs_code, hub_iso3, period). Windows: *_window = the scoring window, *_prior = the periods before it (36 months by default). kg, USD, shares 0..1.",
-    "main.route_scores": "Scores of every route-period with a full history and some trade. Key: (frequency, mineral, hs_code, hub_iso3, period). route_score and anomaly_score: higher = more suspicious. model_id names the model in models.registry.",
+    "main.route_scores": "Scores of every route-period with a full history and some trade. Key: (frequency, mineral, hs_code, hub_iso3, period). route_score and anomaly_score: higher = more suspicious. model_id names the model in models.registry; run_id the run that scored the row (an incremental run scores only new or changed route-periods).",
+    "build.state": "How the warehouse was last built. Key: key. fingerprint: hashes of the reference tables, SQL models, feature and scoring code and parameters (a change makes the next build full); plan: mode (full or incremental), reason, run_id.",
+    "build.rebuilt_periods": "The periods the last build rebuilt, per layer (staging, marts). Key: (layer, frequency, period). A full build lists every period.",
+    "build.dirty_routes": "Routes whose legs the last build changed, and the first period changed (features and scores were rebuilt from it on). Key: (frequency, mineral, hs_code, hub_iso3). change: periods added, figures changed, route gone, full build.",
     "main.route_explanations": "Top features of each explained route-period. Key: (frequency, mineral, hs_code, hub_iso3, period, position). value, typical (route's median) and normal range (model's 10th-90th percentile) in the feature's unit; score_drop: how much resetting it lowers the anomaly score.",
     "main.flagged_routes": "The latest run's flagged routes, one row per route, rank 1 = most suspicious. Key: (frequency, mineral, hs_code, hub_iso3). Numbers of the route's peak period; kg and USD.",
     "main.held_back_routes": "Routes the model flags but an analyst dismissed, held back until their evidence grows by the regrowth setting. Key: (frequency, mineral, hs_code, hub_iso3). evidence_kg now and at the decision, kg; reason in words.",
@@ -49,6 +52,7 @@ RELATIONS: dict[str, str] = {
 
 # (relation, column) -> meaning and unit
 COLUMNS: dict[tuple[str, str], str] = {
+    ("main.runs", "build"): "How the run built: mode (full or incremental), reason, periods rebuilt per layer and frequency, routes changed by kind, route-periods whose features and scores were rewritten.",
     ("main.route_scores", "route_score"): "anomaly_score x volume_weight, 0 unless direction_ok and sustained; ranks flagged lists. Higher = more suspicious.",
     ("main.route_scores", "anomaly_score"): "Isolation forest score in (0, 1]. Higher = more suspicious.",
     ("main.route_scores", "score_percentile"): "Share of the model's training route-periods scoring at or below this one (0..1).",

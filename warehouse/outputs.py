@@ -29,7 +29,7 @@ peak AS (
     FROM flagged GROUP BY ALL
 )
 SELECT
-    p.run_id, p.model_id, p.frequency, p.mineral, p.hs_code, c.label AS hs_label, p.hub_iso3, h.name AS hub_name,
+    $run_id::VARCHAR AS run_id, p.model_id, p.frequency, p.mineral, p.hs_code, c.label AS hs_label, p.hub_iso3, h.name AS hub_name,
     s.first_flagged_period, s.last_flagged_period, s.periods_flagged,
     p.period AS peak_period, p.route_score AS peak_route_score, p.anomaly_score AS peak_score, p.score_percentile,
     p.score_threshold, p.volume_weight, s.evidence_kg,
@@ -184,40 +184,55 @@ ORDER BY t.hs_code, t.counterpart_iso3, t.reporter_iso3;
 """
 
 
-def write_features(con: duckdb.DuckDBPyConnection, features: pl.DataFrame) -> None:
-    """features.route_features: every route-period with its features. Key: (frequency, mineral, hs_code, hub_iso3, period)."""
-    con.register("_features", features)
-    con.execute("CREATE OR REPLACE TABLE features.route_features AS SELECT * FROM _features ORDER BY ALL")
-    con.unregister("_features")
-
-
 def write_scores(con: duckdb.DuckDBPyConnection, scores: pl.DataFrame, explanations: pl.DataFrame,
-                 run_id: str, dismissed_regrowth: float = 0.5) -> dict[str, int]:
-    """main.route_scores and main.route_explanations (replaced each run) and main.flagged_routes. Returns
-    their row counts.
+                 run_id: str, dismissed_regrowth: float = 0.5,
+                 replace_groups: list[tuple[str, str]] | None = None) -> dict[str, int]:
+    """main.route_scores and main.route_explanations, then the flagged lists (main.flagged_routes and the
+    tables that follow from it). Returns their row counts.
+
+    replace_groups None: both tables are replaced. Else (an incremental run) only the rows of those
+    (frequency, mineral) groups are: `scores` and `explanations` then hold those groups' complete rows.
 
     route_scores grain: one row per scored route-period. Key: (frequency, mineral, hs_code, hub_iso3, period).
-    anomaly_score and route_score: higher = more suspicious. model_id names the model in models.registry.
+    anomaly_score and route_score: higher = more suspicious. model_id names the model in models.registry;
+    run_id the run that scored the row (an incremental run scores only new or changed route-periods).
     route_explanations grain: one row per explained route-period and position (1 = strongest). Key:
     (frequency, mineral, hs_code, hub_iso3, period, position)."""
     lead = ["run_id", "model_id", "frequency", "mineral", "hs_code", "hub_iso3", "period", "route_score",
             "anomaly_score", "score_percentile", "score_threshold", "volume_weight", "direction_ok", "sustained",
             "flagged", "rule_flag", "top_features"]
-    ordered = scores.with_columns(run_id=pl.lit(run_id, dtype=pl.String)).select(
-        *lead, pl.exclude(*lead, "has_history", "volume_floor_kg", "volume_floor_usd"))
-    con.register("_scores", ordered)
-    con.execute("CREATE OR REPLACE TABLE main.route_scores AS SELECT * FROM _scores "
-                "ORDER BY frequency, mineral, hs_code, hub_iso3, period")
-    con.unregister("_scores")
-    expl = explanations.with_columns(run_id=pl.lit(run_id, dtype=pl.String)).select(
-        "run_id", "model_id", "frequency", "mineral", "hs_code", "hub_iso3", "period", "position", "feature", "words",
-        "value", "typical", "normal_low", "normal_high", "score_drop", "set_score_drop")
-    con.register("_expl", expl)
-    con.execute("CREATE OR REPLACE TABLE main.route_explanations AS SELECT * FROM _expl "
-                "ORDER BY frequency, mineral, hs_code, hub_iso3, period, position")
-    con.unregister("_expl")
+    expl_cols = ["run_id", "model_id", "frequency", "mineral", "hs_code", "hub_iso3", "period", "position", "feature",
+                 "words", "value", "typical", "normal_low", "normal_high", "score_drop", "set_score_drop"]
+
+    def stamped(frame: pl.DataFrame) -> pl.DataFrame:
+        this_run = pl.lit(run_id, dtype=pl.String)
+        return frame.with_columns(pl.col("run_id").fill_null(this_run) if "run_id" in frame.columns else this_run.alias("run_id"))
+
+    if replace_groups is not None:
+        groups = pl.DataFrame(replace_groups, schema={"frequency": pl.String, "mineral": pl.String}, orient="row")
+        con.register("_groups", groups)
+        for table in ("main.route_scores", "main.route_explanations"):
+            con.execute(f"DELETE FROM {table} AS t USING _groups AS g WHERE t.frequency = g.frequency AND t.mineral = g.mineral")
+        con.unregister("_groups")
+    if replace_groups is None or scores.height:
+        ordered = stamped(scores).select(*lead, pl.exclude(*lead, "has_history", "volume_floor_kg", "volume_floor_usd"))
+        con.register("_scores", ordered)
+        if replace_groups is None:
+            con.execute("CREATE OR REPLACE TABLE main.route_scores AS SELECT * FROM _scores "
+                        "ORDER BY frequency, mineral, hs_code, hub_iso3, period")
+        else:
+            con.execute("INSERT INTO main.route_scores BY NAME SELECT * FROM _scores "
+                        "ORDER BY frequency, mineral, hs_code, hub_iso3, period")
+        con.unregister("_scores")
+    if replace_groups is None or explanations.height:
+        expl = explanations.with_columns(run_id=pl.lit(run_id, dtype=pl.String)).select(expl_cols)
+        con.register("_expl", expl)
+        verb = ("CREATE OR REPLACE TABLE main.route_explanations AS" if replace_groups is None
+                else "INSERT INTO main.route_explanations BY NAME")
+        con.execute(f"{verb} SELECT * FROM _expl ORDER BY frequency, mineral, hs_code, hub_iso3, period, position")
+        con.unregister("_expl")
     ensure_review_schema(con)
-    execute_script(con, FLAG_CANDIDATES_SQL, {"regrowth": dismissed_regrowth})
+    execute_script(con, FLAG_CANDIDATES_SQL, {"regrowth": dismissed_regrowth, "run_id": run_id})
     con.execute("DROP TABLE _flag_candidates")
     con.execute(FLAG_HISTORY_DDL)
     con.execute("DELETE FROM main.flag_history WHERE run_id = ?", [run_id])
@@ -240,11 +255,13 @@ def record_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:
     """Insert or update the run's row in main.runs."""
     con.execute(
         """
-        INSERT OR REPLACE INTO main.runs
-        VALUES (?, ?, ?, ?, ?, ?, ?::JSON, ?::JSON, ?, ?::JSON)
+        INSERT OR REPLACE INTO main.runs (run_id, started_at, finished_at, status, error, data_dir, input_files,
+                                          parameters, code_version, layer_counts, build)
+        VALUES (?, ?, ?, ?, ?, ?, ?::JSON, ?::JSON, ?, ?::JSON, ?::JSON)
         """,
         [run["run_id"], run["started_at"], run.get("finished_at"), run["status"], run.get("error"),
          run.get("data_dir"), json.dumps(run.get("input_files", []), default=str),
          json.dumps(run.get("parameters", {}), default=str), run.get("code_version"),
-         json.dumps(run.get("layer_counts", {}), default=str)],
+         json.dumps(run.get("layer_counts", {}), default=str),
+         json.dumps(run["build"], default=str) if run.get("build") else None],
     )

@@ -283,21 +283,44 @@ def _comtrade_records(frame: pl.DataFrame, reporter_iso3: str, flow: str, rng: n
     return pl.concat([recs, recs[dup_idx.tolist()], aggregate])
 
 
-def write_sample_world(out_dir: Path, seed: int = 7, stories: tuple[Story, ...] = STORIES) -> dict[str, Path]:
-    """Write the data files into out_dir/data and the truth beside it (out_dir/truth.json)."""
+def write_sample_world(out_dir: Path, seed: int = 7, stories: tuple[Story, ...] = STORIES,
+                       hold_back: int = 0) -> dict[str, Path]:
+    """Write the data files into out_dir/data and the truth beside it (out_dir/truth.json).
+
+    hold_back: keep the last N months out of out_dir/data and write each as its own monthly release,
+    out_dir/releases/YYYY-MM/ (China's bulk CSV and the US API JSON for that month), as an operator gets
+    them one month at a time: copy one into the data folder and run again to see an incremental run."""
     out_dir = Path(out_dir)
     data_dir = out_dir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed + 1)
     cn, us = generate(seed, stories)
-    cn_recs = _comtrade_records(cn, "CHN", "X", rng)
-    us_recs = _comtrade_records(us, "USA", "M", rng)
-    china_csv = data_dir / "comtrade_CHN_X_monthly_2019-2025.csv"
-    us_json = data_dir / "comtrade_USA_M_monthly_2019-2025.json"
-    cn_recs.write_csv(china_csv)
-    us_json.write_text(json.dumps({"elapsedTime": "0.42 secs", "count": us_recs.height,
-                                   "data": us_recs.to_dicts()}, default=str), encoding="utf-8")
-    return {"data_dir": data_dir, "truth": write_truth(out_dir, seed, stories), "china": china_csv, "us": us_json}
+    months = _months()
+    cutoff = months[len(months) - hold_back] if hold_back else None
+    paths: dict[str, Path] = {"data_dir": data_dir, "truth": write_truth(out_dir, seed, stories)}
+    parts = [("2019-2025" if not hold_back else f"2019-{cutoff.year}", data_dir, None, cutoff)]
+    for month in months[len(months) - hold_back:] if hold_back else []:
+        text = f"{month.year}-{month.month:02d}"
+        parts.append((text, out_dir / "releases" / text, month, month))
+    for label, folder, first, until in parts:
+        folder.mkdir(parents=True, exist_ok=True)
+        keep = pl.lit(True)
+        if first is not None:
+            keep = keep & (pl.col("period") >= first)
+        if until is not None:
+            keep = keep & (pl.col("period") <= until) if first is not None else keep & (pl.col("period") < until)
+        cn_recs = _comtrade_records(cn.filter(keep), "CHN", "X", rng)
+        us_recs = _comtrade_records(us.filter(keep), "USA", "M", rng)
+        china_csv = folder / f"comtrade_CHN_X_monthly_{label}.csv"
+        us_json = folder / f"comtrade_USA_M_monthly_{label}.json"
+        cn_recs.write_csv(china_csv)
+        us_json.write_text(json.dumps({"elapsedTime": "0.42 secs", "count": us_recs.height,
+                                       "data": us_recs.to_dicts()}, default=str), encoding="utf-8")
+        if first is None:
+            paths.update(china=china_csv, us=us_json)
+        else:
+            paths[f"release_{label}"] = folder
+    return paths
 
 
 def write_truth(out_dir: Path, seed: int, stories: tuple[Story, ...] = STORIES) -> Path:

@@ -122,6 +122,8 @@ CREATE TABLE IF NOT EXISTS main.runs (
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the raw layer and run log if they are missing (idempotent; never drops anything)."""
     con.execute(RAW_DDL)
+    # How the run built (full or incremental, why, and what it rebuilt); runs recorded before it existed have NULL.
+    con.execute("ALTER TABLE main.runs ADD COLUMN IF NOT EXISTS build JSON")
     con.execute(NATIONAL_DDL)
     ensure_review_schema(con)
 

@@ -69,8 +69,10 @@ def test_rerun_on_the_same_inputs_gives_the_same_result(first_run, sample):
     after = query(settings.warehouse, "SELECT * EXCLUDE (run_id) FROM route_scores ORDER BY ALL")
     assert before.equals(after)
     assert query(settings.warehouse, "SELECT count(*) AS n FROM raw.loads")["n"][0] == 2
-    # The models registered by the first run were reused, not fitted again: same ids, no new rows.
-    assert all(m["reused"] and "training rows unchanged" in m["note"] for m in again["models"] if m["model_id"])
+    # Nothing new: an incremental run that rebuilt nothing; the models registered by the first run were
+    # reused, not fitted again: same ids, no new rows.
+    assert again["build"]["mode"] == "incremental" and again["build"]["periods_rebuilt"] == {}
+    assert all(m["reused"] and "no new or changed route-periods" in m["note"] for m in again["models"] if m["model_id"])
     assert {m["model_id"] for m in again["models"]} == {m["model_id"] for m in run["models"]}
     assert query(settings.warehouse, "SELECT count(*) AS n FROM models.registry")["n"][0] == 2
 

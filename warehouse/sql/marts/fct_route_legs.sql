@@ -23,39 +23,30 @@
 -- the remainder of an HS6 the catalogue splits by metal (e.g. "other" 811292 lines) is left out of the
 -- HS6 series, which then comes from HS6 sources only. Monthly and annual series are never mixed.
 -- The grid covers, per frequency, the periods that both China's side and the US side cover.
-CREATE OR REPLACE TABLE marts.fct_route_legs AS
-WITH split_hs6 AS (
-    -- HS6 headings that the catalogue divides among minerals at the national level.
-    SELECT DISTINCT left(n.code, 6) AS hs6
-    FROM ref.catalogue_codes AS n
-    JOIN ref.catalogue_codes AS h ON h.code = left(n.code, 6) AND h.mineral <> n.mineral
-    WHERE length(n.code) > 6
-), unit_values AS (
+-- Inputs made by fct_route_legs__inputs.sql: _mart_flows (the flows that can feed a leg), _mart_routes and
+-- _mart_grid (every route, every period). Scope: the rows in_mart_scope (warehouse/build.py): the periods
+-- rebuilt, and every period of a product that gained or lost a route; a full build's scope is everything.
+WITH unit_values AS (
     -- The product's median unit value (USD/kg) that period over every flow whose weight is known.
     SELECT frequency, hs6, period, median(value_usd / qty_kg) AS usd_per_kg
-    FROM staging.stg_flows WHERE mineral IS NOT NULL AND qty_kg > 0 AND value_usd > 0 GROUP BY ALL
+    FROM staging.stg_flows
+    WHERE mineral IS NOT NULL AND qty_kg > 0 AND value_usd > 0 AND in_mart_scope(frequency, hs6, period)
+    GROUP BY ALL
 ), flows AS (
     SELECT f.*,
-        CASE WHEN flow = 'X' THEN reporter_iso3 ELSE partner_iso3 END AS exporter_iso3,
-        CASE WHEN flow = 'X' THEN partner_iso3 ELSE reporter_iso3 END AS importer_iso3,
-        CASE WHEN source IN ('census', 'gacc', 'user') THEN 1 WHEN source = 'comtrade' THEN 2 ELSE 3 END AS source_rank,
         -- Unknown weight (e.g. BACI's NA quantities) is estimated from the value at the product's unit value,
         -- never taken as 0 kg: a zero would make a route with years of trade look brand-new in kg.
         coalesce(qty_kg, value_usd / u.usd_per_kg, 0)::DECIMAL(38, 6) AS kg, value_usd::DECIMAL(38, 6) AS usd,
         value_fob_usd::DECIMAL(38, 6) AS fob_usd, qty_kg IS NULL AS qty_unknown,
         qty_kg IS NULL AND u.usd_per_kg IS NULL AND value_usd > 0 AS kg_missing
-    FROM staging.stg_flows AS f
+    FROM _mart_flows AS f
     LEFT JOIN unit_values AS u USING (frequency, hs6, period)
-    WHERE mineral IS NOT NULL
-      AND partner_kind IN ('country', 'area_nes')
-      AND NOT (length(hs_code) > 6 AND mineral_code_length <= 6 AND hs6 IN (SELECT hs6 FROM split_hs6))
+    WHERE in_mart_scope(f.frequency, f.hs6, f.period)
 ), sided AS (
     -- side CHN: China's exports (China-reported or BACI); side USA: US imports (US-reported or BACI).
-    SELECT *, 'CHN' AS side, importer_iso3 AS counterpart FROM flows
-    WHERE exporter_iso3 = 'CHN' AND (reporter_iso3 = 'CHN' AND flow = 'X' OR source = 'baci')
+    SELECT *, 'CHN' AS side, importer_iso3 AS counterpart FROM flows WHERE cn_side
     UNION ALL
-    SELECT *, 'USA' AS side, exporter_iso3 AS counterpart FROM flows
-    WHERE importer_iso3 = 'USA' AND (reporter_iso3 = 'USA' AND flow = 'M' OR source = 'baci')
+    SELECT *, 'USA' AS side, exporter_iso3 AS counterpart FROM flows WHERE us_side
 ), chosen AS (
     SELECT * FROM sided
     QUALIFY source_rank = min(source_rank) OVER (PARTITION BY side, frequency, mineral, hs6, period, counterpart)
@@ -75,18 +66,6 @@ WITH split_hs6 AS (
 ), reporting AS (
     SELECT DISTINCT frequency, period, reporter_iso3 AS hub_iso3
     FROM staging.stg_flows WHERE source <> 'baci' AND mineral IS NOT NULL
-), coverage AS (
-    SELECT frequency,
-           greatest(min(period) FILTER (WHERE side = 'CHN'), min(period) FILTER (WHERE side = 'USA')) AS first_period,
-           least(max(period) FILTER (WHERE side = 'CHN'), max(period) FILTER (WHERE side = 'USA')) AS last_period
-    FROM chosen GROUP BY frequency
-), periods AS (
-    SELECT c.frequency, unnest(generate_series(c.first_period, c.last_period,
-           CASE c.frequency WHEN 'M' THEN INTERVAL 1 MONTH ELSE INTERVAL 1 YEAR END))::DATE AS period
-    FROM coverage AS c WHERE c.first_period <= c.last_period
-), routes AS (
-    SELECT DISTINCT frequency, mineral, hs6, counterpart AS hub_iso3
-    FROM chosen WHERE counterpart NOT IN ('CHN', 'USA')
 ), bilateral AS (
     SELECT frequency, mineral, hs6, period, counterpart AS hub_iso3,
            sum(kg) FILTER (WHERE side = 'CHN') AS cn_to_hub_kg,
@@ -142,12 +121,13 @@ SELECT
     coalesce(m.hub_reported_to_us_fob_usd, 0)::DOUBLE AS hub_reported_to_us_fob_usd,
     rp.hub_iso3 IS NOT NULL AS hub_reports_period,
     b.cn_to_hub_source, b.hub_to_us_source
-FROM routes AS r
-JOIN periods AS p USING (frequency)
+FROM _mart_routes AS r
+JOIN _mart_grid AS p USING (frequency)
 LEFT JOIN bilateral AS b ON b.frequency = r.frequency AND b.mineral = r.mineral AND b.hs6 = r.hs6
                         AND b.hub_iso3 = r.hub_iso3 AND b.period = p.period
 LEFT JOIN totals AS t ON t.frequency = r.frequency AND t.mineral = r.mineral AND t.hs6 = r.hs6 AND t.period = p.period
 LEFT JOIN mirrors AS m ON m.frequency = r.frequency AND m.mineral = r.mineral AND m.hs6 = r.hs6
                       AND m.hub_iso3 = r.hub_iso3 AND m.period = p.period
 LEFT JOIN reporting AS rp ON rp.frequency = r.frequency AND rp.period = p.period AND rp.hub_iso3 = r.hub_iso3
-ORDER BY r.frequency, r.mineral, r.hs6, r.hub_iso3, p.period;
+WHERE in_mart_scope(r.frequency, r.hs6, p.period)
+ORDER BY r.frequency, r.mineral, r.hs6, r.hub_iso3, p.period

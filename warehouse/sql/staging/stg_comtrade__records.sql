@@ -2,7 +2,7 @@
 -- Grain: one row per record of raw.comtrade_records (1:1). Key: (file_sha256, source_row).
 -- Casts and converts units (value_usd, qty_kg, value_basis) and says, for each record, whether it is a
 -- usable bilateral flow or why it is set aside (exclusion_reason). Nothing is dropped here.
-CREATE OR REPLACE TABLE staging.stg_comtrade__records AS
+-- Scope: every window partitions by period, so the periods in scope (warehouse/build.py) rebuild alone.
 WITH converted AS (
     SELECT
         r.*,
@@ -44,6 +44,7 @@ WITH converted AS (
                          cmd_code, customs_code, mot_code, qty_unit_code, qty, net_wgt, cif_value, fob_value,
                          primary_value, is_aggregate) AS first_copy_row
     FROM raw.comtrade_records AS r
+    WHERE in_scope(r.freq_code, r.period)  -- the periods this build rebuilds (every period in a full build)
 ), first_pass AS (
     SELECT *,
         CASE
@@ -83,4 +84,4 @@ SELECT
             THEN 'breakdown of the total at line ' || kept_row || ' (the file has no breakdown columns)'
         ELSE 'same flow also in ' || kept_source_file || ' line ' || kept_row || ', which is kept (larger value)'
     END AS exclusion_reason
-FROM ranked;
+FROM ranked

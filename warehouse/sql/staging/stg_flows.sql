@@ -7,7 +7,6 @@
 -- Units: value_usd in US dollars (value_basis says FOB, CIF or customs value), value_fob_usd the same
 -- with CIF values brought to FOB by ref.source_settings.cif_fob_rate, qty_kg in kilograms (NULL = not
 -- reported or not a weight). mineral: the longest catalogue prefix of hs_code.
-CREATE OR REPLACE TABLE staging.stg_flows AS
 WITH comtrade AS (
     SELECT
         'comtrade' AS source, s.frequency, s.period, rep.iso3 AS reporter_iso3, par.iso3 AS partner_iso3,
@@ -17,19 +16,20 @@ WITH comtrade AS (
     FROM staging.stg_comtrade__records AS s
     JOIN ref.countries AS rep ON rep.m49_code = s.reporter_code
     JOIN ref.countries AS par ON par.m49_code = s.partner_code
-    WHERE s.exclusion_reason IS NULL
+    WHERE s.exclusion_reason IS NULL AND in_scope(s.frequency, s.period)
 ), national AS (
     -- Rows of one flow in one file are parts of it (e.g. by trade mode): summed.
     SELECT
-        source, frequency, period, reporter_iso3, partner_iso3, flow, commodity_code AS hs_code, any_value(hs6) AS hs6,
-        any_value(code_system) AS code_system,
-        sum(value_usd) AS value_usd, any_value(value_basis) AS value_basis,
-        CASE WHEN count(qty_kg) = count(*) THEN sum(qty_kg) END AS qty_kg,
-        CASE WHEN count(qty_kg) = count(*) THEN any_value(qty_kg_source) ELSE 'unknown: quantity missing on some parts' END AS qty_kg_source,
-        count(*) AS records, any_value(batch_id) AS batch_id, any_value(source_file) AS source_file,
+        source, frequency, period, reporter_iso3, partner_iso3, flow, commodity_code AS hs_code, min(hs6) AS hs6,
+        min(code_system) AS code_system,
+        -- Exact sums (decimal): the same parts give the same total whatever order they are added in.
+        sum(value_usd::DECIMAL(38, 6))::DOUBLE AS value_usd, min(value_basis) AS value_basis,
+        CASE WHEN count(qty_kg) = count(*) THEN sum(qty_kg::DECIMAL(38, 6))::DOUBLE END AS qty_kg,
+        CASE WHEN count(qty_kg) = count(*) THEN min(qty_kg_source) ELSE 'unknown: quantity missing on some parts' END AS qty_kg_source,
+        count(*) AS records, min(batch_id) AS batch_id, min(source_file) AS source_file,
         min(source_row) AS source_row
     FROM staging.stg_national__records
-    WHERE exclusion_reason IS NULL
+    WHERE exclusion_reason IS NULL AND in_scope(frequency, period)
     GROUP BY source, frequency, period, reporter_iso3, partner_iso3, flow, commodity_code
 ), unioned AS (
     SELECT * FROM comtrade UNION ALL BY NAME SELECT * FROM national
@@ -47,4 +47,4 @@ LEFT JOIN (SELECT DISTINCT ON (iso3) iso3, kind FROM ref.countries ORDER BY iso3
 LEFT JOIN ref.catalogue_codes AS cat ON starts_with(u.hs_code, cat.code)
 -- The longest catalogue prefix names the mineral (national lines are more specific than HS6).
 QUALIFY row_number() OVER (PARTITION BY u.source, u.frequency, u.period, u.reporter_iso3, u.partner_iso3, u.flow, u.hs_code
-                           ORDER BY length(cat.code) DESC NULLS LAST) = 1;
+                           ORDER BY length(cat.code) DESC NULLS LAST) = 1

@@ -8,18 +8,19 @@
 --              a flow absent from a month the file has had a year-to-date total of 0 then
 --   hs6:       the first six digits, moved to HS 2022 through ref.hs_concordance where the edition is known
 --   revisions: a flow published again (a later load) supersedes the earlier one; both stay in raw
-CREATE OR REPLACE TABLE staging.stg_national__records AS
+-- Scope: rebuilds the periods in scope (warehouse/build.py), reading their whole years (year-to-date
+-- months are differences within a file's year).
 WITH rates AS (
     SELECT period AS rate_period, currency AS rate_currency, units_per_usd AS rate, rate_source
     FROM raw.fx_rates
     QUALIFY row_number() OVER (PARTITION BY period, currency ORDER BY loaded_at DESC, source_file DESC, source_row DESC) = 1
 ), annual_rates AS (
     -- An annual yuan figure needs the year's rate: the mean of its twelve monthly rates, only when all twelve are there.
-    SELECT date_trunc('year', rate_period)::DATE AS rate_period, rate_currency, avg(rate) AS rate,
-           any_value(rate_source) AS rate_source
+    SELECT date_trunc('year', rate_period)::DATE AS rate_period, rate_currency, avg(rate::DECIMAL(38, 12))::DOUBLE AS rate,
+           min(rate_source) AS rate_source
     FROM rates GROUP BY date_trunc('year', rate_period)::DATE, rate_currency HAVING count(*) = 12
 ), file_periods AS (
-    SELECT DISTINCT file_sha256, period FROM raw.national_records WHERE is_ytd
+    SELECT DISTINCT file_sha256, period FROM raw.national_records AS r WHERE is_ytd AND in_scope_year(r.frequency, r.period)
 ), ytd AS (
     SELECT r.*,
         lag(value) OVER w AS prev_value,
@@ -29,6 +30,7 @@ WITH rates AS (
         EXISTS (SELECT 1 FROM file_periods AS f WHERE f.file_sha256 = r.file_sha256
                 AND f.period = r.period - INTERVAL 1 MONTH) AS file_has_prev_month
     FROM raw.national_records AS r
+    WHERE in_scope_year(r.frequency, r.period)
     WINDOW w AS (PARTITION BY file_sha256, part, reporter_iso3, partner_label, flow, commodity_code, year(period)
                  ORDER BY period)
 ), converted AS (
@@ -112,4 +114,5 @@ SELECT
         WHEN vintage_rank > 1
             THEN 'superseded by a later publication of the same flow: ' || kept_source_file || ' (batch ' || kept_batch || ')'
     END AS exclusion_reason
-FROM ranked;
+FROM ranked
+WHERE in_scope(frequency, period)

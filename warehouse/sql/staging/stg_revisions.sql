@@ -2,26 +2,27 @@
 -- Grain: one row per (superseded file, flow). Key: (old_file_sha256, source, frequency, period, reporter_iso3,
 -- partner_iso3, flow, hs_code). Raw keeps every vintage; staging uses the latest (new_*); this table says
 -- what changed, and the run report lists the flags such a change touched.
-CREATE OR REPLACE TABLE staging.stg_revisions AS
 WITH records AS (
     SELECT source, file_sha256, source_file, batch_id, loaded_at, frequency, period, reporter_iso3, partner_iso3,
            flow, commodity_code AS hs_code, hs6, value_usd, qty_kg, exclusion_reason
     FROM staging.stg_national__records
-    WHERE exclusion_reason IS NULL OR starts_with(exclusion_reason, 'superseded by a later publication')
+    WHERE (exclusion_reason IS NULL OR starts_with(exclusion_reason, 'superseded by a later publication'))
+      AND in_scope(frequency, period)
     UNION ALL
     SELECT 'comtrade', s.file_sha256, s.source_file, s.batch_id, s.loaded_at, s.frequency, s.period, rep.iso3,
            par.iso3, s.flow, s.hs_code, s.hs_code, s.value_usd, s.qty_kg, s.exclusion_reason
     FROM staging.stg_comtrade__records AS s
     JOIN ref.countries AS rep ON rep.m49_code = s.reporter_code
     JOIN ref.countries AS par ON par.m49_code = s.partner_code
-    WHERE s.exclusion_reason IS NULL OR starts_with(s.exclusion_reason, 'superseded by a later load')
+    WHERE (s.exclusion_reason IS NULL OR starts_with(s.exclusion_reason, 'superseded by a later load'))
+      AND in_scope(s.frequency, s.period)
 ), by_file AS (
-    SELECT source, file_sha256, any_value(source_file) AS source_file, any_value(batch_id) AS batch_id,
+    SELECT source, file_sha256, min(source_file) AS source_file, min(batch_id) AS batch_id,
            max(loaded_at) AS loaded_at, frequency, period, reporter_iso3, partner_iso3, flow, hs_code,
-           any_value(hs6) AS hs6,
+           min(hs6) AS hs6,
            -- A Comtrade file without breakdown columns holds a total and its parts: the total is the largest.
-           CASE WHEN source = 'comtrade' THEN max(value_usd) ELSE sum(value_usd) END AS value_usd,
-           CASE WHEN source = 'comtrade' THEN max(qty_kg) ELSE sum(qty_kg) END AS qty_kg,
+           CASE WHEN source = 'comtrade' THEN max(value_usd) ELSE sum(value_usd::DECIMAL(38, 6))::DOUBLE END AS value_usd,
+           CASE WHEN source = 'comtrade' THEN max(qty_kg) ELSE sum(qty_kg::DECIMAL(38, 6))::DOUBLE END AS qty_kg,
            bool_and(exclusion_reason IS NULL) AS is_kept
     FROM records GROUP BY source, file_sha256, frequency, period, reporter_iso3, partner_iso3, flow, hs_code
 )
@@ -37,4 +38,4 @@ JOIN by_file AS n
  AND n.reporter_iso3 = o.reporter_iso3 AND n.partner_iso3 = o.partner_iso3 AND n.flow = o.flow AND n.hs_code = o.hs_code
 WHERE NOT o.is_kept
   AND (o.value_usd IS DISTINCT FROM n.value_usd OR o.qty_kg IS DISTINCT FROM n.qty_kg)
-ORDER BY ALL;
+ORDER BY ALL

@@ -1,0 +1,136 @@
+"""Incremental runs: a run rebuilds only the periods and routes its new files touch, and gives the same
+warehouse as a full rebuild of the same inputs (issue 6)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from flows.pipeline import transship_pipeline
+from flows.settings import Settings
+from flows.steps import features_and_scores
+from models.scoring import ScoreParams
+from tests.helpers import query, table_differences
+from warehouse.build import build_models, plan_build
+from warehouse.catalogue import load_catalogue
+from warehouse.connection import connect_read_write
+from warehouse.ingest import ingest_folder
+from warehouse.sample_world import write_sample_world
+from warehouse.schema import ensure_schema, write_reference_tables
+
+
+def add_revision(paths: dict[str, Path]) -> None:
+    """Comtrade republishes a month: US imports of antimony oxides from Thailand in 2025-03, half again larger."""
+    doc = json.loads(paths["us"].read_text(encoding="utf-8"))
+    revised = [dict(r, primaryValue=r["primaryValue"] * 1.5, cifvalue=r["primaryValue"] * 1.5,
+                    netWgt=r["netWgt"] * 1.5 if r["netWgt"] else r["netWgt"])
+               for r in doc["data"] if r["period"] == "202503" and r["partnerISO"] == "THA" and r["cmdCode"] == "282580"]
+    assert revised
+    (paths["data_dir"] / "comtrade_USA_M_2025-03_revised.json").write_text(
+        json.dumps({"elapsedTime": "0.1 secs", "count": len(revised), "data": revised}), encoding="utf-8")
+
+
+def next_month(paths: dict[str, Path]) -> None:
+    """The operator drops the June 2025 release and a revision of March into the data folder."""
+    shutil.copytree(paths["release_2025-06"], paths["data_dir"], dirs_exist_ok=True)
+    add_revision(paths)
+
+
+@pytest.mark.slow
+def test_incremental_run_equals_full_rebuild_through_prefect(prefect_harness, tmp_path):
+    paths = write_sample_world(tmp_path / "world", seed=7, hold_back=1)
+    base = Settings(warehouse=tmp_path / "w1" / "w.duckdb", reports_dir=tmp_path / "w1" / "reports")
+    first = transship_pipeline(paths["data_dir"], base)
+    assert first["build"]["mode"] == "full" and first["build"]["reason"] == "first build of this warehouse"
+    assert str(query(base.warehouse, "SELECT max(period) FROM marts.fct_route_legs").item()) == "2025-05-01"
+
+    next_month(paths)
+    runs = {}
+    for name, full in (("incremental", False), ("full", True)):
+        (tmp_path / name).mkdir()
+        shutil.copy(base.warehouse, tmp_path / name / "w.duckdb")
+        settings = replace(base, warehouse=tmp_path / name / "w.duckdb", reports_dir=tmp_path / name / "reports",
+                           full=full)
+        runs[name] = transship_pipeline(paths["data_dir"], settings)
+
+    inc, full = runs["incremental"], runs["full"]
+    assert full["build"]["mode"] == "full" and full["build"]["reason"] == "asked for (--full)"
+    assert inc["build"]["mode"] == "incremental"
+    # Staging rebuilt the two months the new files carry; the mart those and nothing else.
+    assert inc["build"]["periods_rebuilt"]["staging M"] == {"periods": 2, "first": "2025-03-01", "last": "2025-06-01"}
+    assert inc["build"]["periods_rebuilt"]["marts M"]["periods"] == 2
+    assert inc["layer_counts"]["staging.stg_flows rebuilt"] < inc["layer_counts"]["staging.stg_flows"] / 20
+    # June for every route (250), and March to May for the 50 routes of 282580, whose US totals the revision moved.
+    assert inc["build"]["route_periods_refeatured"] == 250 + 50 * 3
+    assert inc["build"]["routes_changed"] == {"figures changed": 50, "periods added": 200}
+
+    assert table_differences(tmp_path / "incremental" / "w.duckdb", tmp_path / "full" / "w.duckdb",
+                             same_run={full["run_id"]: inc["run_id"]}) == {}
+    for name in runs:  # no file loaded twice, and the month is in
+        w = tmp_path / name / "w.duckdb"
+        assert query(w, "SELECT count(*) = count(DISTINCT file_sha256) FROM raw.loads").item()
+        assert str(query(w, "SELECT max(period) FROM marts.fct_route_legs").item()) == "2025-06-01"
+    stored = query(tmp_path / "incremental" / "w.duckdb",
+                   f"SELECT build FROM runs WHERE run_id = '{inc['run_id']}'").item()
+    assert json.loads(stored)["mode"] == "incremental"
+
+
+def _run(path: Path, data: Path, run_id: str, settings: Settings, full: bool = False) -> dict:
+    """One run's steps without Prefect (the pipeline's tasks call the same functions)."""
+    con = connect_read_write(path)
+    try:
+        ensure_schema(con)
+        write_reference_tables(con, load_catalogue(settings.catalogue), settings.sources)
+        ingest_folder(con, data, batch_id=run_id, progress=lambda _: None)
+        plan = plan_build(con, run_id, settings.build_parameters(), full)
+        counts = build_models(con, plan)
+        out = features_and_scores(con, settings.features, settings.scoring, run_id, settings.dismissed_regrowth,
+                                  plan.mode == "incremental")
+        con.execute("CHECKPOINT")
+        return {"plan": plan, **counts, **out["counts"], "models": out["models"]}
+    finally:
+        con.close()
+
+
+def test_reused_models_rescore_only_what_changed_and_match_a_full_rebuild(tmp_path):
+    """The other branch: the registered models are reused, so the incremental run scores only the new and
+    revised route-periods and keeps the others' scores; the result still equals a full rebuild."""
+    paths = write_sample_world(tmp_path / "world", seed=7, hold_back=1)
+    settings = Settings(scoring=ScoreParams(model_policy="reuse"))
+    first = tmp_path / "first.duckdb"
+    _run(first, paths["data_dir"], "20250601T000000Z-first0", replace(settings, scoring=ScoreParams()))
+    next_month(paths)
+    out = {}
+    for name, full in (("incremental", False), ("full", True)):
+        shutil.copy(first, tmp_path / f"{name}.duckdb")
+        out[name] = _run(tmp_path / f"{name}.duckdb", paths["data_dir"], "20250701T000000Z-second", settings, full)
+    assert out["incremental"]["plan"].mode == "incremental" and out["full"]["plan"].mode == "full"
+    assert all(m["reused"] for m in out["incremental"]["models"])
+    scored = out["incremental"]["main.route_scores"]
+    rescored = out["incremental"]["main.route_scores rescored"]
+    assert 0 < rescored <= 400 < scored  # June and the revised months, out of every scored route-period
+    assert table_differences(tmp_path / "incremental.duckdb", tmp_path / "full.duckdb") == {}
+    # The rows it did not rescore keep the run that scored them.
+    runs = query(tmp_path / "incremental.duckdb", "SELECT run_id, count(*) AS n FROM route_scores GROUP BY 1 ORDER BY 1")
+    assert runs.rows() == [("20250601T000000Z-first0", scored - rescored), ("20250701T000000Z-second", rescored)]
+
+
+def test_nothing_new_rebuilds_nothing_and_a_changed_setting_rebuilds_everything(tmp_path):
+    paths = write_sample_world(tmp_path / "world", seed=7)
+    settings = Settings()
+    w = tmp_path / "w.duckdb"
+    _run(w, paths["data_dir"], "20250601T000000Z-first0", settings)
+    before = tmp_path / "before.duckdb"
+    shutil.copy(w, before)
+    again = _run(w, paths["data_dir"], "20250701T000000Z-again0", settings)
+    assert again["plan"].mode == "incremental"
+    assert again["marts.fct_route_legs rebuilt"] == 0 and again["features.route_features rebuilt"] == 0
+    assert again["main.route_scores rescored"] == 0
+    assert table_differences(before, w, skip_tables=frozenset({"main.runs", "main.flag_history", "main.flag_changes",
+                                                               "models.drift"})) == {}
+    wider = _run(w, paths["data_dir"], "20250801T000000Z-window", replace(settings, features=replace(settings.features, window=6)))
+    assert wider["plan"].mode == "full" and wider["plan"].reason == "parameters changed since the last build"
