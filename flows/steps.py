@@ -147,8 +147,11 @@ def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, 
         model = registered.get(key)
         in_group = (pl.col("frequency") == frequency) & (pl.col("mineral") == mineral)
         new_rows = changed.filter(in_group)
-        touches_training = (model is not None and model.periods is not None and new_rows.height > 0
-                            and str(new_rows["period"].min()) <= model.periods[1])
+        # Any changed row of the training periods, scoreable or not (one that stopped being scoreable
+        # changes the training rows too).
+        touched = features.filter(in_group)
+        touches_training = (model is not None and model.periods is not None and touched.height > 0
+                            and str(touched["period"].min()) <= model.periods[1])
         whole_group = params.model_policy == "refit" or model is None or touches_training
         if whole_group:  # the choice hashes the model's training rows: it needs the whole group
             rows = _group_rows(con, frequency, mineral)
