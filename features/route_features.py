@@ -76,12 +76,44 @@ def _exact(expr: pl.Expr, scale: int) -> pl.Expr:
     return (expr * scale).round(0).cast(pl.Int64)
 
 
+# The frame is sorted by route and period, each route's periods contiguous. Windows run over the whole
+# column and are kept only where they lie inside one route: ROUTE_POS (the row's position within its
+# route) must be at least the window's reach. The same result as `.over(ROUTE_KEYS)`, without hashing four
+# string keys per window (that was most of the time on millions of route-periods).
+ROUTE_ID, ROUTE_POS = "_route_id", "_route_pos"
+
+
+def route_positions(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Add ROUTE_ID (0, 1, ... per route) and ROUTE_POS (0, 1, ... per period within the route) to a frame
+    sorted by route and period."""
+    new = pl.any_horizontal([pl.col(k) != pl.col(k).shift(1) for k in ROUTE_KEYS]).fill_null(True)
+    row = pl.int_range(pl.len(), dtype=pl.Int64)
+    return lf.with_columns(
+        new.cast(pl.Int64).cum_sum().alias(ROUTE_ID),
+        (row - pl.when(new).then(row).forward_fill()).alias(ROUTE_POS),
+    )
+
+
+def within_route(expr: pl.Expr, reach: int) -> pl.Expr:
+    """expr where the `reach` periods before t lie in the same route, else null."""
+    return pl.when(pl.col(ROUTE_POS) >= reach).then(expr)
+
+
+def _divided(expr: pl.Expr, divisor: float) -> pl.Expr:
+    """expr / divisor, correctly rounded every time. Polars divides by a constant sometimes exactly and
+    sometimes by multiplying with its reciprocal, depending on the frame's size and plan: the same sum then
+    came out a last digit apart in a small frame and a large one. NumPy's division is IEEE's."""
+    return expr.cast(pl.Float64).map_batches(
+        lambda s: pl.Series(s.name, s.to_numpy() / divisor, nan_to_null=True), return_dtype=pl.Float64,
+        is_elementwise=True)
+
+
 def _window_sum(col: str, n: int, offset: int = 0) -> pl.Expr:
     """Σ col over periods t-offset-n+1 .. t-offset within the route (null until enough periods exist),
     summed exactly in thousandths of the column's unit."""
     expr = _exact(pl.col(col), EXACT_SCALE)
     expr = expr.shift(offset) if offset else expr
-    return expr.rolling_sum(window_size=n, min_samples=n).over(ROUTE_KEYS) / EXACT_SCALE
+    return _divided(within_route(expr.rolling_sum(window_size=n, min_samples=n), n - 1 + offset), EXACT_SCALE)
 
 
 def window_total(leg: str, p: FeatureParams) -> pl.Expr:
@@ -105,7 +137,7 @@ def spike_ratio(leg: str, floor: pl.Expr) -> pl.Expr:
 
 def excess_over_run_rate(leg: str, p: FeatureParams) -> pl.Expr:
     """`<leg>_excess` = window - prior * W / P: volume above the prior three-year run rate. Unit: the leg's."""
-    return (pl.col(f"{leg}_window") - pl.col(f"{leg}_prior") * p.window / p.prior).alias(f"{leg}_excess")
+    return (pl.col(f"{leg}_window") - _divided(pl.col(f"{leg}_prior") * p.window, p.prior)).alias(f"{leg}_excess")
 
 
 def co_spike_ratio_kg() -> pl.Expr:
@@ -118,9 +150,9 @@ def route_excess_kg(p: FeatureParams) -> pl.Expr:
     excess over the window), each excess being the window's kg minus the prior run rate (prior × W / P).
     The most that can have been rerouted above the usual run rate, lag-aligned. kg; negative when either leg
     is below its run rate."""
-    run_rate = pl.col("cn_to_hub_kg_prior") * p.window / p.prior
+    run_rate = _divided(pl.col("cn_to_hub_kg_prior") * p.window, p.prior)
     return pl.max_horizontal([
-        pl.min_horizontal(_window_sum("cn_to_hub_kg", p.window, lag) - run_rate, pl.col("hub_to_us_kg_excess"))
+        pl.min_horizontal(pl.col(_lagged_window(lag)) - run_rate, pl.col("hub_to_us_kg_excess"))
         for lag in range(p.max_lag + 1)
     ]).alias("route_excess_kg")
 
@@ -130,7 +162,7 @@ def reroute_ceiling_kg(p: FeatureParams) -> pl.Expr:
     over t-W+1..t). The rerouting ceiling: the hub cannot have passed on more Chinese goods than it got, nor
     more than it sent, allowing up to max_lag periods in transit. kg."""
     return pl.max_horizontal([
-        pl.min_horizontal(_window_sum("cn_to_hub_kg", p.window, lag), pl.col("hub_to_us_kg_window"))
+        pl.min_horizontal(pl.col(_lagged_window(lag)), pl.col("hub_to_us_kg_window"))
         for lag in range(p.max_lag + 1)
     ]).alias("reroute_ceiling_kg")
 
@@ -171,20 +203,44 @@ def three_leg_excess_kg() -> pl.Expr:
             .alias("three_leg_excess_kg"))
 
 
-def co_movement_at_lag(lag: int, p: FeatureParams) -> pl.Expr:
-    """`co_movement_lag<L>` = Pearson correlation of log(1 + China->hub kg) at t-L with log(1 + hub->US kg)
-    at t, over the last comove_window periods of the route; 0 when either leg is constant. -1..1."""
+def _lagged_window(lag: int) -> str:
+    return f"_cn_to_hub_kg_window_lag{lag}"
+
+
+def lagged_windows(p: FeatureParams) -> list[pl.Expr]:
+    """Helper columns: Σ China->hub kg over t-W-L+1..t-L for L = 0..max_lag (read by route_excess_kg and
+    reroute_ceiling_kg; computed once, not once per feature)."""
+    return [_window_sum("cn_to_hub_kg", p.window, lag).alias(_lagged_window(lag)) for lag in range(p.max_lag + 1)]
+
+
+def _co_sum(name: str, lag: int) -> str:
+    return f"_cm{lag}_{name}"
+
+
+def co_movement_sums(lag: int, p: FeatureParams) -> list[pl.Expr]:
+    """Helper columns for co_movement_at_lag: the exact sums Σx, Σy, Σxy, Σx², Σy² over the last
+    comove_window periods, x = log(1 + China->hub kg) at t-L in millionths, y = log(1 + hub->US kg) at t.
+    Materialised once: an expression that repeats them nests them, and Polars then evaluated them many
+    times over (10x slower on a million route-periods)."""
     n = p.comove_window
     x = _exact(pl.col("cn_to_hub_kg").log1p(), CORR_SCALE).shift(lag)
     y = _exact(pl.col("hub_to_us_kg").log1p(), CORR_SCALE)
 
-    def total(e: pl.Expr) -> pl.Expr:
-        return e.rolling_sum(window_size=n, min_samples=n).over(ROUTE_KEYS)
+    def total(e: pl.Expr, name: str) -> pl.Expr:
+        return within_route(e.rolling_sum(window_size=n, min_samples=n), n - 1 + lag).alias(_co_sum(name, lag))
 
+    return [total(x, "x"), total(y, "y"), total(x * y, "xy"), total(x * x, "xx"), total(y * y, "yy")]
+
+
+def co_movement_at_lag(lag: int, p: FeatureParams) -> pl.Expr:
+    """`co_movement_lag<L>` = Pearson correlation of log(1 + China->hub kg) at t-L with log(1 + hub->US kg)
+    at t, over the last comove_window periods of the route; 0 when either leg is constant. -1..1.
+    Reads the sums of co_movement_sums."""
+    n = p.comove_window
+    sx, sy, sxy, sxx, syy = (pl.col(_co_sum(k, lag)) for k in ("x", "y", "xy", "xx", "yy"))
     # Pearson's r from exact integer sums: n Σxy - Σx Σy over sqrt((n Σx² - (Σx)²)(n Σy² - (Σy)²)).
-    sx, sy = total(x), total(y)
-    cov = n * total(x * y) - sx * sy
-    var_x, var_y = n * total(x * x) - sx * sx, n * total(y * y) - sy * sy
+    cov = n * sxy - sx * sy
+    var_x, var_y = n * sxx - sx * sx, n * syy - sy * sy
     corr = pl.when((var_x > 0) & (var_y > 0)).then(
         cov.cast(pl.Float64) / (var_x.cast(pl.Float64) * var_y.cast(pl.Float64)).sqrt())
     return corr.fill_nan(0.0).fill_null(0.0).alias(f"co_movement_lag{lag}")
@@ -204,23 +260,23 @@ MAD_TO_SD = 1.4826  # a normal distribution's standard deviation is 1.4826 MADs
 def robust_baselines(lf: pl.LazyFrame, p: FeatureParams) -> pl.LazyFrame:
     """`<leg>_median_prior` and `<leg>_mad_prior`: the median and the median absolute deviation of the leg's
     per-period kg over the prior periods t-W-P+1..t-W (kg per period), for each leg of ROBUST_LEGS."""
-    lf = lf.with_columns(pl.int_range(pl.len()).over(ROUTE_KEYS).alias("_i"))
-    base = lf.select(*ROUTE_KEYS, "_i", *ROBUST_LEGS).rolling(
-        index_column="_i", period=f"{p.prior}i", offset=f"-{p.window + p.prior}i", closed="right", group_by=ROUTE_KEYS,
+    base = lf.select(ROUTE_ID, ROUTE_POS, *ROBUST_LEGS).rolling(
+        index_column=ROUTE_POS, period=f"{p.prior}i", offset=f"-{p.window + p.prior}i", closed="right",
+        group_by=ROUTE_ID,
     ).agg(
         *[pl.col(leg).median().alias(f"{leg}_median_prior") for leg in ROBUST_LEGS],
         *[(pl.col(leg) - pl.col(leg).median()).abs().median().alias(f"{leg}_mad_prior") for leg in ROBUST_LEGS],
     )
-    # A join does not keep row order; the features after this one need the route's periods in order.
-    return lf.join(base, on=[*ROUTE_KEYS, "_i"], how="left", nulls_equal=True).sort([*ROUTE_KEYS, "period"]).drop("_i")
+    # The features after this one need the route's periods in order: the join keeps the left frame's.
+    return lf.join(base, on=[ROUTE_ID, ROUTE_POS], how="left", maintain_order="left")
 
 
 def robust_z(leg: str, p: FeatureParams, per_period: bool) -> pl.Expr:
     """`<leg>_robust_z` = (window mean per period - prior median) / max(1.4826 × prior MAD, F / W); with
     per_period, `<leg>_z_now` uses the period's own value instead of the window mean. The denominator's
     floor (the volume floor per period) keeps a route that never traded from dividing by zero. Unitless."""
-    value = pl.col(leg) if per_period else pl.col(f"{leg}_window") / p.window
-    scale = pl.max_horizontal(MAD_TO_SD * pl.col(f"{leg}_mad_prior"), pl.col("volume_floor_kg") / p.window)
+    value = pl.col(leg) if per_period else _divided(pl.col(f"{leg}_window"), p.window)
+    scale = pl.max_horizontal(MAD_TO_SD * pl.col(f"{leg}_mad_prior"), _divided(pl.col("volume_floor_kg"), p.window))
     name = f"{leg}_z_now" if per_period else f"{leg}_robust_z"
     return ((value - pl.col(f"{leg}_median_prior")) / scale).alias(name)
 
@@ -229,10 +285,15 @@ def signal_persistence(p: FeatureParams) -> pl.Expr:
     """signal_persistence: how many consecutive periods, up to and including t, both legs were unusual:
     hub->US kg at t and China->hub kg at some t-L (L = 0..max_lag) at least z_signal robust z-scores above
     their prior median. Periods."""
-    cn_z = pl.max_horizontal([pl.col("cn_to_hub_kg_z_now").shift(lag).over(ROUTE_KEYS) for lag in range(p.max_lag + 1)])
+    cn_z = pl.max_horizontal([within_route(pl.col("cn_to_hub_kg_z_now").shift(lag), lag)
+                              for lag in range(p.max_lag + 1)])
     on = ((pl.col("hub_to_us_kg_z_now") >= p.z_signal) & (cn_z >= p.z_signal)).fill_null(False)
-    spell = (~on).cum_sum().over(ROUTE_KEYS)
-    return on.cast(pl.Int32).cum_sum().over([*ROUTE_KEYS, spell]).alias("signal_persistence")
+    # A spell starts at each period that is off, and at each route's first period: the count is the running
+    # count of "on" periods less its value just before the spell began.
+    ons = on.cast(pl.Int32)
+    running = ons.cum_sum()
+    before_spell = pl.when((~on) | (pl.col(ROUTE_POS) == 0)).then(running - ons).forward_fill()
+    return (running - before_spell).alias("signal_persistence")
 
 
 def kg_coverage(p: FeatureParams) -> pl.Expr:
@@ -275,7 +336,7 @@ def volume_weight(p: FeatureParams) -> pl.Expr:
     kilograms above the run rate, not ratios, so a brand-new route of real size (prior 0) keeps a full weight."""
     share = pl.col("route_excess_kg").clip(lower_bound=0.0) / pl.max_horizontal(
         pl.col("us_from_world_kg_window"), pl.col("volume_floor_kg"))
-    return (((share * 100 / p.full_weight_share).log1p() / np.log1p(100)).clip(0.0, 1.0)).alias("volume_weight")
+    return ((_divided(_divided(share * 100, p.full_weight_share).log1p(), float(np.log1p(100)))).clip(0.0, 1.0)).alias("volume_weight")
 
 
 def pass_through_kg(p: FeatureParams) -> pl.Expr:
@@ -283,7 +344,7 @@ def pass_through_kg(p: FeatureParams) -> pl.Expr:
 
     How much of what China sent the hub (allowing L periods in transit) reached the US; 0 when China sent
     nothing."""
-    supplied = _window_sum("cn_to_hub_kg", p.window + p.lag) * p.window / (p.window + p.lag)
+    supplied = _divided(_window_sum("cn_to_hub_kg", p.window + p.lag) * p.window, p.window + p.lag)
     ratio = pl.when(supplied > 0).then(pl.col("hub_to_us_kg_window") / supplied).otherwise(0.0)
     return ratio.clip(0.0, 10.0).alias("pass_through_kg")
 
@@ -311,7 +372,7 @@ def unit_value_ratio(num_usd: str, num_kg: str, den_usd: str, den_kg: str, name:
 def hub_to_us_peak_share(p: FeatureParams) -> pl.Expr:
     """hub_to_us_peak_share = max over the window of hub_to_us_kg / hub_to_us_kg_window: 1 for a one-off
     lump, 1/W for a steady flow (0 when the window is empty)."""
-    peak = pl.col("hub_to_us_kg").rolling_max(window_size=p.window, min_samples=p.window).over(ROUTE_KEYS)
+    peak = within_route(pl.col("hub_to_us_kg").rolling_max(window_size=p.window, min_samples=p.window), p.window - 1)
     return (
         pl.when(pl.col("hub_to_us_kg_window") > 0).then(peak / pl.col("hub_to_us_kg_window")).otherwise(0.0)
     ).alias("hub_to_us_peak_share")
@@ -353,8 +414,8 @@ def mirror_features(lf: pl.LazyFrame, p: FeatureParams) -> pl.LazyFrame:
     totals = [c for c in MIRROR_COLUMNS if c != "hub_reports_period"]
     lf = lf.with_columns(
         *[window_total(c, p) for c in totals],
-        pl.col("hub_reports_period").cast(pl.Int64).rolling_sum(window_size=p.window, min_samples=p.window)
-        .over(ROUTE_KEYS).alias("hub_reports_window"),
+        within_route(pl.col("hub_reports_period").cast(pl.Int64).rolling_sum(window_size=p.window, min_samples=p.window),
+                     p.window - 1).alias("hub_reports_window"),
     )
     floor_usd, floor_kg = pl.col("volume_floor_usd"), pl.col("volume_floor_kg")
     # A gap with the hub's side only means something when the hub reported in the window: else null.
@@ -382,9 +443,9 @@ def build_route_features(legs: pl.DataFrame | pl.LazyFrame, params: FeatureParam
     """All route features for one frequency. `floors`: mineral, volume_floor_kg, volume_floor_usd."""
     p = params
     # Sort after the join: a join does not promise to keep row order, and every window below needs it.
-    lf = legs.lazy().join(floors.lazy(), on="mineral", how="left").sort([*ROUTE_KEYS, "period"])
+    lf = route_positions(legs.lazy().join(floors.lazy(), on="mineral", how="left").sort([*ROUTE_KEYS, "period"]))
     if "grid_index" not in lf.collect_schema().names():
-        lf = lf.with_columns(grid_index=pl.int_range(pl.len()).over(ROUTE_KEYS))
+        lf = lf.with_columns(grid_index=pl.col(ROUTE_POS))
     totals = [*LEGS_KG, *LEGS_USD, *CONTEXT]
     lf = lf.with_columns(
         *[window_total(c, p) for c in totals],
@@ -411,6 +472,7 @@ def build_route_features(legs: pl.DataFrame | pl.LazyFrame, params: FeatureParam
         unit_value_ratio("hub_to_us_usd_window", "hub_to_us_kg_window", "hub_to_us_usd_prior",
                          "hub_to_us_kg_prior", "unit_value_vs_own_history"),
     )
+    lf = lf.with_columns(*lagged_windows(p), *[e for lag in range(p.max_lag + 1) for e in co_movement_sums(lag, p)])
     lf = lf.with_columns(
         co_spike_ratio_kg(),
         route_excess_kg(p),
@@ -448,7 +510,9 @@ def build_route_features(legs: pl.DataFrame | pl.LazyFrame, params: FeatureParam
         lf = lf.with_columns(kg_coverage=pl.lit(1.0))
     if all(c in lf.collect_schema().names() for c in MIRROR_COLUMNS):
         lf = mirror_features(lf, p)
-    return lf.drop("grid_index")
+    helpers = [_lagged_window(lag) for lag in range(p.max_lag + 1)] + [
+        _co_sum(k, lag) for lag in range(p.max_lag + 1) for k in ("x", "y", "xy", "xx", "yy")]
+    return lf.drop("grid_index", ROUTE_ID, ROUTE_POS, *helpers)
 
 
 def lookback(p: FeatureParams) -> int:
