@@ -76,14 +76,46 @@ def changed_route_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParam
             .filter(pl.col("period") >= pl.col("_first_changed")).drop("_first_changed"))
 
 
-def update_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, incremental: bool) -> pl.DataFrame:
-    """Write features.route_features (all of it, or the changed route-periods) and return what was written."""
-    if not incremental:
-        features = route_features_from(con, monthly)
-        con.register("_features", features)
-        con.execute("CREATE OR REPLACE TABLE features.route_features AS SELECT * FROM _features ORDER BY ALL")
+# Route-periods per batch of a full feature build: bounds memory (features are ~120 columns wide), while
+# each batch stays large enough for Polars to work on whole columns.
+FEATURE_BATCH_ROWS = 1_000_000
+
+
+def write_all_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams,
+                       batch_rows: int = FEATURE_BATCH_ROWS) -> int:
+    """features.route_features for the whole mart, computed in batches of whole products (a route's periods
+    never straddle two batches), in key order. Returns the row count."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _feature_batches AS
+        SELECT frequency, mineral, hs_code,
+               (sum(n) OVER (ORDER BY frequency, mineral, hs_code) - n) // {int(batch_rows)} AS batch
+        FROM (SELECT frequency, mineral, hs_code, count(*) AS n FROM marts.fct_route_legs
+              GROUP BY frequency, mineral, hs_code)""")
+    batches = [b for (b,) in con.sql("SELECT DISTINCT batch FROM _feature_batches ORDER BY batch").fetchall()]
+    total = 0
+    if not batches:  # an empty mart: an empty table of the right shape
+        con.register("_features", route_features_from(con, monthly))
+        con.execute("CREATE OR REPLACE TABLE features.route_features AS SELECT * FROM _features")
         con.unregister("_features")
-        return features
+    for i, batch in enumerate(batches):
+        legs = con.sql(f"""SELECT l.* FROM ({LEGS_WITH_GRID_INDEX}) AS l
+                           JOIN _feature_batches AS b USING (frequency, mineral, hs_code)
+                           WHERE b.batch = ?""", params=[batch]).pl()
+        features = _features_of(legs, con, monthly)
+        con.register("_features", features)
+        verb = "CREATE OR REPLACE TABLE features.route_features AS" if i == 0 else "INSERT INTO features.route_features BY NAME"
+        con.execute(f"{verb} SELECT * FROM _features ORDER BY ALL")
+        con.unregister("_features")
+        total += features.height
+    con.execute("DROP TABLE _feature_batches")
+    return total
+
+
+def update_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, incremental: bool) -> pl.DataFrame | int:
+    """Write features.route_features: all of it (returns its row count; the rows stay in the warehouse), or
+    the changed route-periods (returns them)."""
+    if not incremental:
+        return write_all_features(con, monthly)
     changed = changed_route_features(con, monthly)
     con.execute("""DELETE FROM features.route_features AS f USING build.dirty_routes AS d
                    WHERE f.frequency = d.frequency AND f.mineral = d.mineral AND f.hs_code = d.hs_code
@@ -97,8 +129,9 @@ def update_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, incr
 
 def _group_rows(con: duckdb.DuckDBPyConnection, frequency: str, mineral: str, after: Any = None) -> pl.DataFrame:
     """A group's scoreable feature rows from the warehouse (those after a period, when given), in key order."""
-    rows = con.sql("SELECT * FROM features.route_features WHERE frequency = ? AND mineral = ?"
-                   + (" AND period > ?::DATE" if after is not None else "") + " ORDER BY ALL",
+    rows = con.sql("SELECT * FROM features.route_features WHERE frequency = ? AND mineral = ? AND has_history"
+                   + (" AND period > ?::DATE" if after is not None else "")
+                   + " ORDER BY frequency, mineral, hs_code, hub_iso3, period",
                    params=[frequency, mineral] + ([after] if after is not None else [])).pl()
     return rows.filter(scoreable(rows)).sort(KEYS)
 
@@ -118,6 +151,38 @@ def _with_model_ids(frame: pl.DataFrame, fitted: list[FittedGroup]) -> pl.DataFr
     return frame.drop("model_id", strict=False).join(ids, on=["frequency", "mineral"], how="left")
 
 
+def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id: str) -> list[dict[str, Any]]:
+    """A full build's scoring: per (frequency, mineral), read the group's scoreable route-periods from
+    features.route_features, choose (reuse or fit) its model, score, and write its rows to main.route_scores
+    and main.route_explanations before the next group is read: memory holds one group at a time. Registers
+    new models and records drift; returns a summary per model."""
+    from warehouse.outputs import write_group_scores
+
+    ensure_registry(con)
+    registered = latest(con)
+    groups = con.sql("SELECT DISTINCT frequency, mineral FROM features.route_features ORDER BY ALL").fetchall()
+    drift_all: dict[tuple[str, str], pl.DataFrame] = {}
+    summaries: list[dict[str, Any]] = []
+    for i, (frequency, mineral) in enumerate(groups):
+        rows = _group_rows(con, frequency, mineral)
+        reuse, reasons, drift = choose_models(rows, registered, params.model_policy, params.drift_psi)
+        if rows.is_empty():  # nothing scoreable: score_routes says why from the group's rows
+            rows = con.sql("SELECT * FROM features.route_features WHERE frequency = ? AND mineral = ?",
+                           params=[frequency, mineral]).pl()
+        scores, explanations, fitted = score_routes(rows, params, reuse)
+        del rows
+        _register(con, fitted, reasons, params, run_id)
+        write_group_scores(con, _with_model_ids(scores, fitted), _with_model_ids(explanations, fitted), run_id,
+                           create=i == 0)
+        drift_all.update(drift)
+        summaries.extend(_summary(g, params, drift) for g in fitted)
+    if not groups:
+        write_group_scores(con, *score_routes(route_features_from(con, FeatureParams()), params, {})[:2], run_id,
+                           create=True)
+    write_drift(con, run_id, drift_all, registered)
+    return summaries
+
+
 def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, params: ScoreParams, run_id: str,
                         incremental: bool = False,
                         ) -> tuple[pl.DataFrame, pl.DataFrame, list[dict[str, Any]], list[tuple[str, str]] | None]:
@@ -129,13 +194,7 @@ def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, 
     ensure_registry(con)
     registered = latest(con)
     if not incremental:
-        candidates = features.filter(scoreable(features))
-        reuse, reasons, drift = choose_models(candidates, registered, params.model_policy, params.drift_psi)
-        scores, explanations, fitted = score_routes(features, params, reuse)
-        _register(con, fitted, reasons, params, run_id)
-        write_drift(con, run_id, drift, registered)
-        return (_with_model_ids(scores, fitted), _with_model_ids(explanations, fitted),
-                [_summary(g, params, drift) for g in fitted], None)
+        raise ValueError("a full build scores group by group from the warehouse: use score_all_groups")
 
     changed = features.filter(scoreable(features)).sort(KEYS) if features.height else features
     groups = [tuple(k) for k in features.select("frequency", "mineral").unique().sort("frequency", "mineral").rows()]
@@ -202,12 +261,16 @@ def features_and_scores(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, 
     """The score step: features, models, scores and the flagged lists, in full or for what changed. Returns
     the tables' row counts (with what was rebuilt, when incremental) and a summary per model."""
     from warehouse import faults
-    from warehouse.outputs import write_scores
+    from warehouse.outputs import write_flag_lists, write_scores
 
     features = update_features(con, monthly, incremental)
     faults.at("score")
-    scores, explanations, models, groups = score_with_registry(con, features, params, run_id, incremental)
-    counts = write_scores(con, scores, explanations, run_id, dismissed_regrowth, replace_groups=groups)
+    if not incremental:
+        models = score_all_groups(con, params, run_id)
+        counts = write_flag_lists(con, run_id, dismissed_regrowth)
+    else:
+        scores, explanations, models, groups = score_with_registry(con, features, params, run_id, incremental)
+        counts = write_scores(con, scores, explanations, run_id, dismissed_regrowth, replace_groups=groups)
     counts["features.route_features"] = con.sql("SELECT count(*) FROM features.route_features").fetchall()[0][0]
     if incremental:
         counts["features.route_features rebuilt"] = features.height

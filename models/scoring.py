@@ -98,14 +98,10 @@ def gates(params: ScoreParams) -> tuple[pl.Expr, pl.Expr]:
     return direction_ok.alias("direction_ok"), sustained.alias("sustained")
 
 
-def fit_group(group: pl.DataFrame, params: ScoreParams) -> RouteScorer:
-    return RouteScorer(n_estimators=params.n_estimators, max_samples=params.max_samples,
-                       random_state=params.random_state).fit(group)
-
-
-def score_group(group: pl.DataFrame, scorer: RouteScorer, params: ScoreParams) -> pl.DataFrame:
-    """anomaly_score, score_percentile, score_threshold, gates and route_score for one model's rows."""
-    scores = scorer.anomaly_score(group)
+def score_group(group: pl.DataFrame, scorer: RouteScorer, params: ScoreParams, scores=None) -> pl.DataFrame:
+    """anomaly_score, score_percentile, score_threshold, gates and route_score for one model's rows
+    (`scores`: their anomaly scores when already known, as after fit_score)."""
+    scores = scorer.anomaly_score(group) if scores is None else scores
     direction_ok, sustained = gates(params)
     return group.with_columns(
         anomaly_score=pl.Series(scores),
@@ -171,6 +167,7 @@ def score_routes(features: pl.DataFrame, params: ScoreParams,
     for (frequency, mineral), group in candidates.group_by(["frequency", "mineral"], maintain_order=True):
         periods = (str(group["period"].min()), str(group["period"].max()))
         prior = reuse.get((frequency, mineral))
+        known = None
         if prior is not None and prior.scorer is not None:
             scorer, entry = prior.scorer, prior
         elif group.height < params.min_train_rows:
@@ -179,11 +176,13 @@ def score_routes(features: pl.DataFrame, params: ScoreParams,
                                       f"need {params.min_train_rows}"))
             continue
         else:
-            scorer = fit_group(group, params)
+            scorer = RouteScorer(n_estimators=params.n_estimators, max_samples=params.max_samples,
+                                 random_state=params.random_state)
+            known = scorer.fit_score(group)
             entry = FittedGroup(frequency, mineral, scorer, group.height, periods, "fitted",
                                 training_sha256=training_sha256(group),
                                 n_routes=group.select(ROUTE_KEYS).unique().height)
-        out = apply_threshold(score_group(group, scorer, params), params)
+        out = apply_threshold(score_group(group, scorer, params, known), params)
         out, long = explain_group(out, scorer, params)
         scored.append(out)
         explained.append(long)

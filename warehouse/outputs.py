@@ -198,6 +198,15 @@ def write_scores(con: duckdb.DuckDBPyConnection, scores: pl.DataFrame, explanati
     run_id the run that scored the row (an incremental run scores only new or changed route-periods).
     route_explanations grain: one row per explained route-period and position (1 = strongest). Key:
     (frequency, mineral, hs_code, hub_iso3, period, position)."""
+    write_group_scores(con, scores, explanations, run_id, replace_groups=replace_groups,
+                       create=replace_groups is None)
+    return write_flag_lists(con, run_id, dismissed_regrowth)
+
+
+def write_group_scores(con: duckdb.DuckDBPyConnection, scores: pl.DataFrame, explanations: pl.DataFrame, run_id: str,
+                       replace_groups: list[tuple[str, str]] | None = None, create: bool = False) -> None:
+    """Rows of main.route_scores and main.route_explanations: create the tables from these rows (`create`),
+    or replace the rows of `replace_groups` with them, or (neither) append them."""
     lead = ["run_id", "model_id", "frequency", "mineral", "hs_code", "hub_iso3", "period", "route_score",
             "anomaly_score", "score_percentile", "score_threshold", "volume_weight", "direction_ok", "sustained",
             "flagged", "rule_flag", "top_features"]
@@ -214,23 +223,27 @@ def write_scores(con: duckdb.DuckDBPyConnection, scores: pl.DataFrame, explanati
         for table in ("main.route_scores", "main.route_explanations"):
             con.execute(f"DELETE FROM {table} AS t USING _groups AS g WHERE t.frequency = g.frequency AND t.mineral = g.mineral")
         con.unregister("_groups")
-    if replace_groups is None or scores.height:
+    if create or scores.height:
         ordered = stamped(scores).select(*lead, pl.exclude(*lead, "has_history", "volume_floor_kg", "volume_floor_usd"))
         con.register("_scores", ordered)
-        if replace_groups is None:
-            con.execute("CREATE OR REPLACE TABLE main.route_scores AS SELECT * FROM _scores "
-                        "ORDER BY frequency, mineral, hs_code, hub_iso3, period")
+        # The scorer hands rows over in key order (score_routes, rescore_group): no sort of ~130 columns here.
+        if create:
+            con.execute("CREATE OR REPLACE TABLE main.route_scores AS SELECT * FROM _scores")
         else:
-            con.execute("INSERT INTO main.route_scores BY NAME SELECT * FROM _scores "
-                        "ORDER BY frequency, mineral, hs_code, hub_iso3, period")
+            con.execute("INSERT INTO main.route_scores BY NAME SELECT * FROM _scores")
         con.unregister("_scores")
-    if replace_groups is None or explanations.height:
+    if create or explanations.height:
         expl = explanations.with_columns(run_id=pl.lit(run_id, dtype=pl.String)).select(expl_cols)
         con.register("_expl", expl)
-        verb = ("CREATE OR REPLACE TABLE main.route_explanations AS" if replace_groups is None
+        verb = ("CREATE OR REPLACE TABLE main.route_explanations AS" if create
                 else "INSERT INTO main.route_explanations BY NAME")
         con.execute(f"{verb} SELECT * FROM _expl ORDER BY frequency, mineral, hs_code, hub_iso3, period, position")
         con.unregister("_expl")
+
+
+def write_flag_lists(con: duckdb.DuckDBPyConnection, run_id: str, dismissed_regrowth: float = 0.5) -> dict[str, int]:
+    """main.flagged_routes and the tables that follow from it, from main.route_scores as it stands. Returns
+    the row counts of the score tables and the flagged list."""
     ensure_review_schema(con)
     execute_script(con, FLAG_CANDIDATES_SQL, {"regrowth": dismissed_regrowth, "run_id": run_id})
     con.execute("DROP TABLE _flag_candidates")
