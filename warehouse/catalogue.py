@@ -13,6 +13,33 @@ from pathlib import Path
 import polars as pl
 
 DEFAULT_CATALOGUE = Path(__file__).parent / "catalogue" / "minerals.toml"
+ALL_PRODUCTS_CATALOGUE = Path(__file__).parent / "catalogue" / "all_products.toml"
+
+# The sections of the Harmonized System (2022): (roman numeral, first chapter, last chapter, title).
+HS_SECTIONS = (
+    ("I", 1, 5, "live animals; animal products"),
+    ("II", 6, 14, "vegetable products"),
+    ("III", 15, 15, "animal, vegetable or microbial fats and oils"),
+    ("IV", 16, 24, "prepared foodstuffs; beverages, spirits and vinegar; tobacco"),
+    ("V", 25, 27, "mineral products"),
+    ("VI", 28, 38, "products of the chemical or allied industries"),
+    ("VII", 39, 40, "plastics and rubber"),
+    ("VIII", 41, 43, "raw hides and skins, leather, furskins"),
+    ("IX", 44, 46, "wood, cork, plaiting materials"),
+    ("X", 47, 49, "pulp of wood, paper and paperboard"),
+    ("XI", 50, 63, "textiles and textile articles"),
+    ("XII", 64, 67, "footwear, headgear, umbrellas"),
+    ("XIII", 68, 70, "articles of stone, plaster, cement, ceramics, glass"),
+    ("XIV", 71, 71, "pearls, precious stones and metals, jewellery"),
+    ("XV", 72, 83, "base metals and articles of base metal"),
+    ("XVI", 84, 85, "machinery and mechanical appliances; electrical equipment"),
+    ("XVII", 86, 89, "vehicles, aircraft, vessels"),
+    ("XVIII", 90, 92, "optical, medical and precision instruments; clocks; musical instruments"),
+    ("XIX", 93, 93, "arms and ammunition"),
+    ("XX", 94, 96, "miscellaneous manufactured articles"),
+    ("XXI", 97, 97, "works of art, collectors' pieces and antiques"),
+)
+GROUPINGS = ("chapter", "section")
 
 
 class CatalogueError(ValueError):
@@ -39,10 +66,17 @@ def load_catalogue(path: Path | None = None) -> Catalogue:
     except tomllib.TOMLDecodeError as exc:
         raise CatalogueError(f"{path}: not valid TOML ({exc})") from None
 
-    minerals = doc.get("minerals") or {}
-    codes = doc.get("codes") or []
+    minerals = dict(doc.get("minerals") or {})
+    codes = list(doc.get("codes") or [])
+    everything = doc.get("all_products")
+    if everything is not None:
+        extra_minerals, extra_codes = _all_products(path, everything, set(minerals))
+        minerals.update(extra_minerals)
+        named = {str(c.get("code", "")).replace(".", "").strip() for c in codes}
+        codes.extend(c for c in extra_codes if c["code"] not in named)
     if not minerals or not codes:
-        raise CatalogueError(f"{path}: needs a [minerals.NAME] table and at least one [[codes]] entry")
+        raise CatalogueError(f"{path}: needs a [minerals.NAME] table and at least one [[codes]] entry, "
+                             "or an [all_products] table")
     mineral_rows = []
     for name, spec in minerals.items():
         floors = []
@@ -82,3 +116,29 @@ def load_catalogue(path: Path | None = None) -> Catalogue:
             orient="row",
         ),
     )
+
+
+def _all_products(path: Path, spec: dict, named: set[str]) -> tuple[dict[str, dict], list[dict]]:
+    """[all_products]: every product, one group per HS chapter or section, as 2-digit chapter prefixes.
+    Named [[codes]] entries are longer prefixes, so they keep their own mineral (the longest prefix wins)."""
+    group_by = spec.get("group_by", "section")
+    if group_by not in GROUPINGS:
+        raise CatalogueError(f"{path}: [all_products] group_by must be one of {', '.join(GROUPINGS)}, "
+                             f"not {group_by!r}")
+    floors = {k: spec.get(k) for k in ("volume_floor_kg", "volume_floor_usd")}
+    minerals: dict[str, dict] = {}
+    codes: list[dict] = []
+    for numeral, first, last, title in HS_SECTIONS:
+        for chapter in range(first, last + 1):
+            if chapter == 77:  # reserved in the HS
+                continue
+            name = f"hs{chapter:02d}" if group_by == "chapter" else f"section_{numeral}"
+            if name in named:
+                raise CatalogueError(f"{path}: [minerals.{name}] clashes with the [all_products] group of that "
+                                     "name; rename the mineral")
+            words = (f"HS chapter {chapter:02d} (section {numeral}: {title})" if group_by == "chapter"
+                     else f"HS section {numeral}: {title} (chapters {first:02d}-{last:02d})")
+            minerals[name] = {"description": words, **floors}
+            codes.append({"code": f"{chapter:02d}", "mineral": name,
+                          "label": f"every product of chapter {chapter:02d}"})
+    return minerals, codes

@@ -33,10 +33,17 @@ WITH comtrade AS (
     GROUP BY source, frequency, period, reporter_iso3, partner_iso3, flow, commodity_code
 ), unioned AS (
     SELECT * FROM comtrade UNION ALL BY NAME SELECT * FROM national
+), code_minerals AS (
+    -- The longest catalogue prefix names the mineral (national lines are more specific than HS6). Matched
+    -- once per distinct code (thousands), not per flow (millions): a prefix join cannot use a hash join.
+    SELECT c.hs_code, cat.mineral, length(cat.code) AS mineral_code_length
+    FROM (SELECT DISTINCT hs_code FROM unioned) AS c
+    JOIN ref.catalogue_codes AS cat ON starts_with(c.hs_code, cat.code)
+    QUALIFY row_number() OVER (PARTITION BY c.hs_code ORDER BY length(cat.code) DESC) = 1
 )
 SELECT
     u.source, u.frequency, u.period, u.reporter_iso3, u.partner_iso3, par.kind AS partner_kind, u.flow,
-    u.hs_code, u.hs6, u.code_system, cat.mineral, length(cat.code) AS mineral_code_length,
+    u.hs_code, u.hs6, u.code_system, cm.mineral, cm.mineral_code_length,
     u.value_usd,
     CASE WHEN u.value_basis = 'CIF' THEN u.value_usd / (1 + (SELECT any_value(cif_fob_rate) FROM ref.source_settings))
          ELSE u.value_usd END AS value_fob_usd,
@@ -44,7 +51,4 @@ SELECT
 FROM unioned AS u
 LEFT JOIN (SELECT DISTINCT ON (iso3) iso3, kind FROM ref.countries ORDER BY iso3, kind <> 'country', m49_code) AS par
     ON par.iso3 = u.partner_iso3
-LEFT JOIN ref.catalogue_codes AS cat ON starts_with(u.hs_code, cat.code)
--- The longest catalogue prefix names the mineral (national lines are more specific than HS6).
-QUALIFY row_number() OVER (PARTITION BY u.source, u.frequency, u.period, u.reporter_iso3, u.partner_iso3, u.flow, u.hs_code
-                           ORDER BY length(cat.code) DESC NULLS LAST) = 1
+LEFT JOIN code_minerals AS cm ON cm.hs_code = u.hs_code
