@@ -6,6 +6,7 @@ live file only when the run has finished (see `warehouse.publish`).
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,13 @@ def connect_read_only(path: Path) -> duckdb.DuckDBPyConnection:
 def connect_read_write(path: Path) -> duckdb.DuckDBPyConnection:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    config = {"storage_compatibility_version": STORAGE_VERSION}
+    # An operator's cap on DuckDB's memory (e.g. "4GB"): beyond it, DuckDB spills to <warehouse>.tmp.
+    limit = os.environ.get("TRANSSHIP_DUCKDB_MEMORY_LIMIT")
+    if limit:
+        config["memory_limit"] = limit
     try:
-        return duckdb.connect(str(path), config={"storage_compatibility_version": STORAGE_VERSION})
+        return duckdb.connect(str(path), config=config)
     except duckdb.IOException as exc:
         raise WarehouseError(
             f"{path}: cannot open for writing ({exc}). Another process may hold it: wait for it to finish."
