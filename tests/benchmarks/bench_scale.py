@@ -222,18 +222,20 @@ def main() -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     results = []
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d")
     for size in [parse_size(s) for s in args.sizes.split(",")]:
         print(f"size {size:,} rows", flush=True)
         results.append(run_size(size, work, args.seed, args.memory_limit, args.keep))
         print(table(results[-1:]).splitlines()[-1], flush=True)
-    doc = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-           "memory_limit": args.memory_limit, "results": results}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d")
-    for name in ("scale-latest.json", f"scale-{stamp}.json"):
-        (out / name).write_text(json.dumps(doc, indent=2, default=str), encoding="utf-8")
+        # Written after every size: a long benchmark that is stopped keeps what it measured.
+        doc = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                           "platform": platform.platform()},
+               "memory_limit": args.memory_limit, "sizes_asked": args.sizes, "results": results}
+        for name in ("scale-latest.json", f"scale-{stamp}.json"):
+            (out / name).write_text(json.dumps(doc, indent=2, default=str), encoding="utf-8")
     print()
     print(table(results))
     print(f"\nwritten: {out / 'scale-latest.json'}")
