@@ -61,7 +61,8 @@ def cli() -> None:
 def _run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, window: int,
          flag_quantile: float, census_measure: str = "general imports", cif_fob_rate: float = 0.10,
          queue_size: int | None = None, model_policy: str = "auto", dismissed_regrowth: float = 0.5,
-         notify_url: str | None = None, notify_command: str | None = None, full: bool = False) -> dict:
+         notify_url: str | None = None, notify_command: str | None = None, full: bool = False,
+         dask_address: str | None = None) -> dict:
     _quiet_prefect()
     from features.route_features import FeatureParams
     from flows.pipeline import transship_pipeline
@@ -76,7 +77,7 @@ def _run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None,
                         scoring=ScoreParams(flag_quantile=flag_quantile, queue_size=queue_size, model_policy=model_policy),
                         sources=SourceParams(census_import_measure=census_measure, cif_fob_rate=cif_fob_rate),
                         dismissed_regrowth=dismissed_regrowth, notify_url=notify_url, notify_command=notify_command,
-                        full=full)
+                        full=full, dask_address=dask_address)
     step("starting Prefect (a temporary local server on 127.0.0.1; the first start takes ~15 s)")
     return transship_pipeline(data_dir, settings)
 
@@ -155,17 +156,20 @@ def _summarise(run: dict, warehouse: Path) -> None:
               help="Rebuild every period and route. By default a run rebuilds only what files it has not seen "
                    "touch (and everything when the catalogue, a setting or the code changed); both give the "
                    "same warehouse.")
+@click.option("--dask-address", envvar="TRANSSHIP_DASK_ADDRESS", default=None, metavar="tcp://HOST:8786",
+              help="Fit and score each product group on this Dask cluster's workers (env TRANSSHIP_DASK_ADDRESS). "
+                   "The workers need this project installed at the same commit; the warehouse stays here.")
 def run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, window: int,
         flag_quantile: float, queue_size: int | None, model_policy: str, census_measure: str,
         cif_fob_rate: float, dismissed_regrowth: float, notify_url: str | None, notify_command: str | None,
-        full: bool) -> None:
+        full: bool, dask_address: str | None) -> None:
     """Run the pipeline over every supported file under --data.
 
     Recognised by their header: UN Comtrade (API JSON, bulk CSV), US Census API JSON and USA Trade Online
     CSV, China customs (GACC) CSV/XLSX, CEPII BACI, rate tables (period,currency,units_per_usd,source), and
     your own tables with a NAME.mapping.toml beside them."""
     result = _run(data_dir, warehouse, reports, catalogue, window, flag_quantile, census_measure, cif_fob_rate,
-                  queue_size, model_policy, dismissed_regrowth, notify_url, notify_command, full)
+                  queue_size, model_policy, dismissed_regrowth, notify_url, notify_command, full, dask_address)
     _summarise(result, warehouse)
 
 

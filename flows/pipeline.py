@@ -103,7 +103,24 @@ def compute_and_score(build: Path, settings: Settings, run_id: str, incremental:
 @flow(name="score")
 def score_flow(build: Path, settings: Settings, run_id: str, incremental: bool) -> dict[str, Any]:
     step("score: features and isolation forests" + (" (what changed)" if incremental else ""))
+    if settings.dask_address and not incremental:
+        return fanned_out_score(build, settings, run_id)
     return compute_and_score(build, settings, run_id, incremental)
+
+
+def fanned_out_score(build: Path, settings: Settings, run_id: str) -> dict[str, Any]:
+    """The score step with its product groups fitted and scored on the Dask cluster (the score flow's task
+    runner): it runs in the flow itself, because only a flow can submit to its task runner. This process
+    still computes the features and is the only one that opens the warehouse."""
+    from flows.fanout import dask_fan_out
+
+    step(f"score: product groups fitted and scored on the Dask cluster at {settings.dask_address}")
+    con = connect_read_write(build)
+    try:
+        return features_and_scores(con, settings.features, settings.scoring, run_id, settings.dismissed_regrowth,
+                                   False, dask_fan_out(settings.dask_in_flight))
+    finally:
+        con.close()
 
 
 # ---------------------------------------------------------------- finish, publish, report
@@ -222,7 +239,8 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
         "run_id": run_id, "started_at": now_utc(), "status": "running", "data_dir": str(data_dir),
         "code_version": code_version(),
         "parameters": {"features": asdict(settings.features), "scoring": asdict(settings.scoring),
-                       "catalogue": str(settings.catalogue or "bundled")},
+                       "catalogue": str(settings.catalogue or "bundled"),
+                       "dask_address": settings.dask_address},
     })
     seconds: dict[str, float] = {}
     run["seconds"] = seconds
@@ -238,6 +256,12 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
         abandoned = pub.abandoned_builds(live)
         build, stage = pub.build_path(live, run_id), "copying the warehouse"
         try:
+            if settings.dask_address:
+                from flows.fanout import check_scheduler
+
+                stage = "connecting to the Dask cluster"
+                check_scheduler(settings.dask_address)
+                stage = "copying the warehouse"
             pub.start_build(live, run_id)
             if abandoned:
                 record_abandoned(build, abandoned, run_id)
@@ -250,7 +274,12 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
             run["layer_counts"], run["build"] = built["counts"], built["build"]
             lap("build")
             stage = "score"
-            scored = score_flow(build, settings, run_id, run["build"]["mode"] == "incremental")
+            scoring = score_flow
+            if settings.dask_address:
+                from flows.fanout import dask_task_runner
+
+                scoring = score_flow.with_options(task_runner=dask_task_runner(settings.dask_address))
+            scored = scoring(build, settings, run_id, run["build"]["mode"] == "incremental")
             run["build"]["route_periods_rescored"] = scored["counts"].pop("main.route_scores rescored", None)
             run["build"]["route_periods_refeatured"] = scored["counts"].pop("features.route_features rebuilt", None)
             run["layer_counts"].update(scored["counts"])
@@ -293,9 +322,10 @@ def _raw_counts(build: Path) -> dict[str, int]:
 
 @flow(name="transship-scheduled")
 def scheduled_run(data_dir: str, warehouse: str = "warehouse/transship.duckdb", reports_dir: str = "reports",
-                  notify_url: str | None = None, notify_command: str | None = None) -> dict[str, Any]:
+                  notify_url: str | None = None, notify_command: str | None = None,
+                  dask_address: str | None = None) -> dict[str, Any]:
     """The job as a deployment runs it: plain parameters (paths as text) in, the run's row out. Every other
     setting keeps its default (see flows.settings.Settings)."""
     settings = Settings(warehouse=Path(warehouse), reports_dir=Path(reports_dir), notify_url=notify_url,
-                        notify_command=notify_command)
+                        notify_command=notify_command, dask_address=dask_address)
     return transship_pipeline(Path(data_dir), settings)

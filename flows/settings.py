@@ -33,6 +33,10 @@ class Settings:
     notify_command: str | None = None
     # Rebuild every period and route even when the warehouse could be updated incrementally (--full).
     full: bool = False
+    # A Dask scheduler (tcp://host:8786): a full build fits and scores its product groups on that cluster's
+    # workers (flows/fanout.py). None: everything runs in this process.
+    dask_address: str | None = None
+    dask_in_flight: int = 4
 
     def build_parameters(self) -> dict[str, Any]:
         """The settings the built tables depend on (a change makes the next build a full one). The model

@@ -10,6 +10,8 @@ flags and explanations are recomputed over all its rows."""
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import duckdb
@@ -21,6 +23,17 @@ from models.registry import choose_models, ensure_registry, latest, register, wr
 from models.scoring import FittedGroup, ScoreParams, rescore_group, score_routes, scoreable
 
 KEYS = [*ROUTE_KEYS, "period"]
+
+GroupResult = tuple[pl.DataFrame, pl.DataFrame, list[FittedGroup]]
+# How a full build runs score_routes over the product groups: given an iterator of its arguments (one tuple
+# per group, read from the warehouse when asked for), yield its results in the same order. In this process
+# by default; flows/fanout.py sends them to a Dask cluster.
+FanOut = Callable[[Iterable[tuple[Any, ...]]], Iterator[GroupResult]]
+
+
+def in_process(groups: Iterable[tuple[Any, ...]]) -> Iterator[GroupResult]:
+    for args in groups:
+        yield score_routes(*args)
 LEGS_WITH_GRID_INDEX = """
 SELECT m.*, CASE m.frequency WHEN 'M' THEN datediff('month', g.first_period, m.period)
                              ELSE datediff('year', g.first_period, m.period) END AS grid_index
@@ -151,11 +164,13 @@ def _with_model_ids(frame: pl.DataFrame, fitted: list[FittedGroup]) -> pl.DataFr
     return frame.drop("model_id", strict=False).join(ids, on=["frequency", "mineral"], how="left")
 
 
-def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id: str) -> list[dict[str, Any]]:
+def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id: str,
+                     fan_out: FanOut = in_process) -> list[dict[str, Any]]:
     """A full build's scoring: per (frequency, mineral), read the group's scoreable route-periods from
     features.route_features, choose (reuse or fit) its model, score, and write its rows to main.route_scores
-    and main.route_explanations before the next group is read: memory holds one group at a time. Registers
-    new models and records drift; returns a summary per model."""
+    and main.route_explanations. Groups are read only as `fan_out` asks for them and written as their results
+    come back, so memory holds one group (in process) or the groups in flight (fanned out). Only this process
+    touches the warehouse. Registers new models and records drift; returns a summary per model."""
     from warehouse.outputs import write_group_scores
 
     ensure_registry(con)
@@ -163,14 +178,20 @@ def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id
     groups = con.sql("SELECT DISTINCT frequency, mineral FROM features.route_features ORDER BY ALL").fetchall()
     drift_all: dict[tuple[str, str], pl.DataFrame] = {}
     summaries: list[dict[str, Any]] = []
-    for i, (frequency, mineral) in enumerate(groups):
-        rows = _group_rows(con, frequency, mineral)
-        reuse, reasons, drift = choose_models(rows, registered, params.model_policy, params.drift_psi)
-        if rows.is_empty():  # nothing scoreable: score_routes says why from the group's rows
-            rows = con.sql("SELECT * FROM features.route_features WHERE frequency = ? AND mineral = ?",
-                           params=[frequency, mineral]).pl()
-        scores, explanations, fitted = score_routes(rows, params, reuse)
-        del rows
+    chosen: deque[tuple[dict[tuple[str, str], str], dict[tuple[str, str], pl.DataFrame]]] = deque()
+
+    def arguments() -> Iterator[tuple[Any, ...]]:
+        for frequency, mineral in groups:
+            rows = _group_rows(con, frequency, mineral)
+            reuse, reasons, drift = choose_models(rows, registered, params.model_policy, params.drift_psi)
+            if rows.is_empty():  # nothing scoreable: score_routes says why from the group's rows
+                rows = con.sql("SELECT * FROM features.route_features WHERE frequency = ? AND mineral = ?",
+                               params=[frequency, mineral]).pl()
+            chosen.append((reasons, drift))
+            yield rows, params, reuse
+
+    for i, (scores, explanations, fitted) in enumerate(fan_out(arguments())):
+        reasons, drift = chosen.popleft()
         _register(con, fitted, reasons, params, run_id)
         write_group_scores(con, _with_model_ids(scores, fitted), _with_model_ids(explanations, fitted), run_id,
                            create=i == 0)
@@ -257,16 +278,17 @@ def _register(con: duckdb.DuckDBPyConnection, fitted: list[FittedGroup], reasons
 
 
 def features_and_scores(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, params: ScoreParams, run_id: str,
-                        dismissed_regrowth: float, incremental: bool) -> dict[str, Any]:
+                        dismissed_regrowth: float, incremental: bool, fan_out: FanOut = in_process) -> dict[str, Any]:
     """The score step: features, models, scores and the flagged lists, in full or for what changed. Returns
-    the tables' row counts (with what was rebuilt, when incremental) and a summary per model."""
+    the tables' row counts (with what was rebuilt, when incremental) and a summary per model. A full build
+    runs the product groups through `fan_out`; an incremental one scores its few changed rows here."""
     from warehouse import faults
     from warehouse.outputs import write_flag_lists, write_scores
 
     features = update_features(con, monthly, incremental)
     faults.at("score")
     if not incremental:
-        models = score_all_groups(con, params, run_id)
+        models = score_all_groups(con, params, run_id, fan_out)
         counts = write_flag_lists(con, run_id, dismissed_regrowth)
     else:
         scores, explanations, models, groups = score_with_registry(con, features, params, run_id, incremental)

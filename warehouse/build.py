@@ -93,6 +93,19 @@ def source_fingerprint(paths: list[Path]) -> str:
     return digest.hexdigest()[:16]
 
 
+def scoring_code_fingerprint() -> str:
+    """A hash of what turns feature rows into scores: the scoring code and the versions of the libraries it
+    runs on. Two processes with the same hash score the same rows identically."""
+    import numpy
+    import polars
+    import sklearn
+
+    root = Path(__file__).resolve().parent.parent
+    code = source_fingerprint([root / "models" / "scoring.py", root / "models" / "iforest.py"])
+    libraries = f"scikit-learn {sklearn.__version__}, numpy {numpy.__version__}, polars {polars.__version__}"
+    return f"{code} ({libraries})"
+
+
 def fingerprint(con: duckdb.DuckDBPyConnection, parameters: dict[str, Any]) -> dict[str, str]:
     """What the built tables depend on besides the raw rows, one hash per part: the reference tables
     (catalogue, countries, concordance, units, settings), the SQL models, the feature and scoring code, and

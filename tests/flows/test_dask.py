@@ -1,0 +1,83 @@
+"""--dask-address: a full build's product groups fitted and scored on a Dask cluster (issue 7). The cluster
+is a real local one (a scheduler and two worker processes) started by the test."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import replace
+
+import pytest
+
+from flows.fanout import FanOutError, check_scheduler, score_group_task
+from flows.pipeline import transship_pipeline
+from flows.settings import Settings
+from models.scoring import ScoreParams
+from tests.helpers import query, table_differences
+from warehouse.sample_world import write_sample_world
+
+
+@pytest.fixture
+def dask_cluster():
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                           silence_logs=logging.ERROR)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_groups_scored_on_a_dask_cluster_give_the_single_process_scores(prefect_harness, dask_cluster, tmp_path):
+    paths = write_sample_world(tmp_path / "world", seed=7)
+    here = Settings(warehouse=tmp_path / "here" / "w.duckdb", reports_dir=tmp_path / "here" / "reports")
+    there = replace(here, warehouse=tmp_path / "dask" / "w.duckdb", reports_dir=tmp_path / "dask" / "reports",
+                    dask_address=dask_cluster.scheduler_address, dask_in_flight=2)
+    single = transship_pipeline(paths["data_dir"], here)
+    fanned = transship_pipeline(paths["data_dir"], there)
+
+    assert fanned["status"] == "succeeded" and fanned["parameters"]["dask_address"] == dask_cluster.scheduler_address
+    # Every product group went through the cluster's workers, none was scored here.
+    groups = query(here.warehouse, "SELECT count(DISTINCT (frequency, mineral)) FROM features.route_features").item()
+    assert groups >= 2
+    from distributed import Client
+
+    with Client(dask_cluster.scheduler_address) as client:
+        executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
+    assert sum(executed.values()) == groups and len(executed) == 2
+    # The same warehouse, scores and explanations included, to the last digit.
+    assert query(there.warehouse, "SELECT count(*) FROM main.route_scores").item() > 5_000
+    assert table_differences(here.warehouse, there.warehouse, skip_tables=frozenset({"main.runs", "models.registry"}),
+                             same_run={fanned["run_id"]: single["run_id"]}) == {}
+    assert ([m["n_train"] for m in single["models"]] == [m["n_train"] for m in fanned["models"]])
+
+
+@pytest.mark.slow
+def test_an_unreachable_scheduler_stops_the_run_before_it_writes(prefect_harness, tmp_path):
+    paths = write_sample_world(tmp_path / "world", seed=7)
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    settings = Settings(warehouse=tmp_path / "w.duckdb", reports_dir=tmp_path / "reports", dask_address=address)
+    with pytest.raises(FanOutError, match=f"cannot reach the Dask scheduler at {address}.*leave out --dask-address"):
+        transship_pipeline(paths["data_dir"], settings)
+    assert not list(tmp_path.glob("w.duckdb.building-*"))
+    assert query(settings.warehouse, "SELECT status, error FROM runs").row(0)[0] == "failed"
+
+
+def test_scheduler_address_checked_with_advice():
+    with pytest.raises(FanOutError, match="not a Dask scheduler address; give it as tcp://HOST:PORT"):
+        check_scheduler("http://example:8786")
+    with pytest.raises(FanOutError, match="cannot reach the Dask scheduler"):
+        check_scheduler(f"127.0.0.1:{_free_port()}", timeout_s=1)
+
+
+def test_a_worker_with_other_scoring_code_refuses_to_score(sample_features):
+    with pytest.raises(FanOutError, match="runs different scoring code or libraries than this run"):
+        score_group_task.fn(sample_features.head(10), ScoreParams(), {}, "0000 (scikit-learn 0.0)")
