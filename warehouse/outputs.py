@@ -203,13 +203,44 @@ def write_scores(con: duckdb.DuckDBPyConnection, scores: pl.DataFrame, explanati
     return write_flag_lists(con, run_id, dismissed_regrowth)
 
 
+# main.route_score_values holds what scoring adds to a route-period; main.route_scores is the view analysts
+# query: those columns, then the route-period's features from features.route_features (~110 columns that a
+# table would store twice).
+SCORE_COLUMNS = ["run_id", "model_id", "frequency", "mineral", "hs_code", "hub_iso3", "period", "route_score",
+                 "anomaly_score", "score_percentile", "score_threshold", "volume_weight", "direction_ok", "sustained",
+                 "flagged", "rule_flag", "top_features"]
+ROUTE_SCORES_VIEW = """
+CREATE OR REPLACE VIEW main.route_scores AS
+SELECT s.*, f.* EXCLUDE (frequency, mineral, hs_code, hub_iso3, period, volume_weight, rule_flag, has_history,
+                         volume_floor_kg, volume_floor_usd)
+FROM main.route_score_values AS s
+JOIN features.route_features AS f USING (frequency, mineral, hs_code, hub_iso3, period)
+"""
+
+
+def _route_scores_kind(con: duckdb.DuckDBPyConnection) -> str | None:
+    kind = rows(con, """SELECT 'table' FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = 'route_scores'
+                        UNION ALL SELECT 'view' FROM duckdb_views()
+                        WHERE schema_name = 'main' AND view_name = 'route_scores'""")
+    return kind[0][0] if kind else None
+
+
+def ensure_route_scores_view(con: duckdb.DuckDBPyConnection) -> None:
+    """main.route_scores as the view over main.route_score_values and the features. A warehouse written
+    before the split (route_scores a table of every column) is converted in place."""
+    if _route_scores_kind(con) == "table":
+        con.execute(f"""CREATE OR REPLACE TABLE main.route_score_values AS
+                        SELECT {", ".join(SCORE_COLUMNS)} FROM main.route_scores
+                        ORDER BY frequency, mineral, hs_code, hub_iso3, period""")
+        con.execute("DROP TABLE main.route_scores")
+    con.execute(ROUTE_SCORES_VIEW)
+
+
 def write_group_scores(con: duckdb.DuckDBPyConnection, scores: pl.DataFrame, explanations: pl.DataFrame, run_id: str,
                        replace_groups: list[tuple[str, str]] | None = None, create: bool = False) -> None:
-    """Rows of main.route_scores and main.route_explanations: create the tables from these rows (`create`),
-    or replace the rows of `replace_groups` with them, or (neither) append them."""
-    lead = ["run_id", "model_id", "frequency", "mineral", "hs_code", "hub_iso3", "period", "route_score",
-            "anomaly_score", "score_percentile", "score_threshold", "volume_weight", "direction_ok", "sustained",
-            "flagged", "rule_flag", "top_features"]
+    """Rows of main.route_scores (stored in main.route_score_values) and main.route_explanations: create the
+    tables from these rows (`create`), or replace the rows of `replace_groups` with them, or (neither) append
+    them. The scored route-periods' features must be in features.route_features already."""
     expl_cols = ["run_id", "model_id", "frequency", "mineral", "hs_code", "hub_iso3", "period", "position", "feature",
                  "words", "value", "typical", "normal_low", "normal_high", "score_drop", "set_score_drop"]
 
@@ -217,21 +248,27 @@ def write_group_scores(con: duckdb.DuckDBPyConnection, scores: pl.DataFrame, exp
         this_run = pl.lit(run_id, dtype=pl.String)
         return frame.with_columns(pl.col("run_id").fill_null(this_run) if "run_id" in frame.columns else this_run.alias("run_id"))
 
+    if not create:
+        ensure_route_scores_view(con)
+    elif _route_scores_kind(con) == "table":  # written before the split, and about to be replaced
+        con.execute("DROP TABLE main.route_scores")
     if replace_groups is not None:
         groups = pl.DataFrame(replace_groups, schema={"frequency": pl.String, "mineral": pl.String}, orient="row")
         con.register("_groups", groups)
-        for table in ("main.route_scores", "main.route_explanations"):
+        for table in ("main.route_score_values", "main.route_explanations"):
             con.execute(f"DELETE FROM {table} AS t USING _groups AS g WHERE t.frequency = g.frequency AND t.mineral = g.mineral")
         con.unregister("_groups")
     if create or scores.height:
-        ordered = stamped(scores).select(*lead, pl.exclude(*lead, "has_history", "volume_floor_kg", "volume_floor_usd"))
+        ordered = stamped(scores).select(SCORE_COLUMNS)
         con.register("_scores", ordered)
-        # The scorer hands rows over in key order (score_routes, rescore_group): no sort of ~130 columns here.
+        # The scorer hands rows over in key order (score_routes, rescore_group): no sort here.
         if create:
-            con.execute("CREATE OR REPLACE TABLE main.route_scores AS SELECT * FROM _scores")
+            con.execute("CREATE OR REPLACE TABLE main.route_score_values AS SELECT * FROM _scores")
         else:
-            con.execute("INSERT INTO main.route_scores BY NAME SELECT * FROM _scores")
+            con.execute("INSERT INTO main.route_score_values BY NAME SELECT * FROM _scores")
         con.unregister("_scores")
+        if create:
+            ensure_route_scores_view(con)
     if create or explanations.height:
         expl = explanations.with_columns(run_id=pl.lit(run_id, dtype=pl.String)).select(expl_cols)
         con.register("_expl", expl)
@@ -254,7 +291,7 @@ def write_flag_lists(con: duckdb.DuckDBPyConnection, run_id: str, dismissed_regr
     con.execute(FLAG_CHANGES_SQL, {"run_id": run_id})
     con.execute(REVISION_IMPACT_SQL, {"run_id": run_id})
     return {
-        "main.route_scores": rows(con, "SELECT count(*) FROM main.route_scores")[0][0],
+        "main.route_scores": rows(con, "SELECT count(*) FROM main.route_score_values")[0][0],
         "main.route_explanations": rows(con, "SELECT count(*) FROM main.route_explanations")[0][0],
         "main.flagged_routes": rows(con, "SELECT count(*) FROM main.flagged_routes")[0][0],
     }

@@ -144,8 +144,9 @@ def test_analyst_tables_carry_comments_and_schema_prints_them(first_run):
 
     _, settings = first_run
     comments = dict(query(settings.warehouse, """
-        SELECT schema_name || '.' || table_name AS name, comment FROM duckdb_tables()""").iter_rows())
-    for relation in ("main.route_scores", "main.flagged_routes", "main.route_explanations", "marts.fct_route_legs",
+        SELECT schema_name || '.' || table_name AS name, comment FROM duckdb_tables()
+        UNION ALL SELECT schema_name || '.' || view_name, comment FROM duckdb_views() WHERE NOT internal""").iter_rows())
+    for relation in ("main.route_scores", "main.route_score_values", "main.flagged_routes", "main.route_explanations", "marts.fct_route_legs",
                      "models.registry", "raw.rejects", "main.runs"):
         assert comments[relation] == RELATIONS[relation]
     assert all(comments[r] for r in RELATIONS if r in comments)
