@@ -79,6 +79,11 @@ def _run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None,
                         dismissed_regrowth=dismissed_regrowth, notify_url=notify_url, notify_command=notify_command,
                         full=full, dask_address=dask_address)
     step("starting Prefect (a temporary local server on 127.0.0.1; the first start takes ~15 s)")
+    if dask_address:
+        from flows.fanout import prefect_api_for_workers
+
+        with prefect_api_for_workers():
+            return transship_pipeline(data_dir, settings)
     return transship_pipeline(data_dir, settings)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from prefect import task
@@ -88,3 +89,28 @@ def check_scheduler(address: str, timeout_s: float = 5.0) -> None:
             f"cannot reach the Dask scheduler at {address} ({exc.strerror or exc}). Start one (`dask scheduler`, "
             f"then `dask worker {address}` on each machine), check the address and the firewall, or leave out "
             f"--dask-address to run everything in this process.") from None
+
+
+@contextmanager
+def prefect_api_for_workers() -> Iterator[None]:
+    """Make this run's Prefect server one the Dask workers can report to.
+
+    With no PREFECT_API_URL, Prefect gives a run a temporary server whose address only this process knows;
+    each worker would then start a temporary server of its own and record the group's task run there, where
+    nobody sees it. So start the temporary server here, explicitly, and run with PREFECT_API_URL pointing at
+    it: the task runner hands that setting to the workers with each task. It listens on 127.0.0.1, which
+    workers on this machine reach; for workers elsewhere set PREFECT_API_URL to a server they can reach."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    try:
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            yield
+    finally:
+        server.stop()

@@ -53,6 +53,13 @@ def test_groups_scored_on_a_dask_cluster_give_the_single_process_scores(prefect_
     with Client(dask_cluster.scheduler_address) as client:
         executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
     assert sum(executed.values()) == groups and len(executed) == 2
+    # ... and reported its task run to this run's Prefect server (not to a server of its own).
+    from prefect import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+
+    with get_client(sync_client=True) as prefect:
+        task_runs = prefect.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="score M ")))
+    assert len([t for t in task_runs if t.state and t.state.is_completed()]) == groups
     # The same warehouse, scores and explanations included, to the last digit.
     assert query(there.warehouse, "SELECT count(*) FROM main.route_scores").item() > 5_000
     assert table_differences(here.warehouse, there.warehouse, skip_tables=frozenset({"main.runs", "models.registry"}),
