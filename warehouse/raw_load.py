@@ -44,18 +44,22 @@ def append_checked(
     """Run `check_sql` over `incoming` into the temp table `_checked`, run `insert_sql` (which reads the
     rows of `_checked` WHERE problem IS NULL), and append the others to raw.rejects. Returns
     (rows_loaded, rows_rejected)."""
-    part = "part" if "part" in incoming.columns else "1"
+    has_part = "part" in incoming.columns
     con.register("incoming", incoming)
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS {check_sql}")
+        # The original record (JSON text, the widest column) is needed only for the rejects: it is left out
+        # of `_checked` and joined back from `incoming` for those rows.
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS SELECT * EXCLUDE (record) FROM ({check_sql})")
         con.execute(insert_sql, insert_params)
         con.execute(
             f"""
             INSERT INTO raw.rejects BY NAME
-            SELECT ? AS batch_id, ? AS source_file, ? AS file_sha256, source_row, {part} AS part,
-                   problem[1] AS column_name, problem[2] AS bad_value, problem[3] AS reason,
-                   record::JSON AS record, ?::TIMESTAMP AS rejected_at
-            FROM _checked WHERE problem IS NOT NULL ORDER BY source_row, {part}
+            SELECT ? AS batch_id, ? AS source_file, ? AS file_sha256, c.source_row, {"c.part" if has_part else "1"} AS part,
+                   c.problem[1] AS column_name, c.problem[2] AS bad_value, c.problem[3] AS reason,
+                   i.record::JSON AS record, ?::TIMESTAMP AS rejected_at
+            FROM _checked AS c
+            JOIN incoming AS i ON i.source_row = c.source_row {"AND i.part = c.part" if has_part else ""}
+            WHERE c.problem IS NOT NULL ORDER BY c.source_row{", c.part" if has_part else ""}
             """,
             [batch_id, str(path), file_sha256, loaded_at],
         )
