@@ -140,6 +140,17 @@ def update_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, incr
     return changed
 
 
+def _feature_rows(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame) -> pl.DataFrame:
+    """The rows of features.route_features for `keys` (frequency, mineral, hs_code, hub_iso3, period), in
+    the order of `keys`."""
+    con.register("_keys", keys.select(KEYS).with_row_index("_order"))
+    try:
+        return con.sql("""SELECT f.* FROM _keys AS k JOIN features.route_features AS f
+                          USING (frequency, mineral, hs_code, hub_iso3, period) ORDER BY k._order""").pl()
+    finally:
+        con.unregister("_keys")
+
+
 def _group_rows(con: duckdb.DuckDBPyConnection, frequency: str, mineral: str, after: Any = None) -> pl.DataFrame:
     """A group's scoreable feature rows from the warehouse (those after a period, when given), in key order."""
     rows = con.sql("SELECT * FROM features.route_features WHERE frequency = ? AND mineral = ? AND has_history"
@@ -212,10 +223,13 @@ def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, 
     Full (`features` = every route-period): returns the scores and explanations of every group, and None.
     Incremental (`features` = the changed route-periods): only the groups with a changed route-period are
     rescored; returns their complete rows, and the list of those groups (whose rows replace theirs)."""
+    from warehouse.outputs import ensure_route_scores_view
+
     ensure_registry(con)
     registered = latest(con)
     if not incremental:
         raise ValueError("a full build scores group by group from the warehouse: use score_all_groups")
+    ensure_route_scores_view(con)  # a warehouse from before route_scores became a view
 
     changed = features.filter(scoreable(features)).sort(KEYS) if features.height else features
     groups = [tuple(k) for k in features.select("frequency", "mineral").unique().sort("frequency", "mineral").rows()]
@@ -243,10 +257,15 @@ def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, 
         drift_all.update(drift)
         reasons_all.update(reasons)
         if key in reuse:  # score the changed route-periods; the group's other rows keep their scores
-            previous = con.sql("SELECT * FROM main.route_scores WHERE frequency = ? AND mineral = ?",
+            previous = con.sql("""SELECT s.* FROM main.route_score_values AS s
+                                  SEMI JOIN features.route_features AS f USING (frequency, mineral, hs_code, hub_iso3, period)
+                                  WHERE s.frequency = ? AND s.mineral = ?""",
                                params=[frequency, mineral]).pl()
-            previous = previous.join(features.filter(in_group).select(KEYS), on=KEYS, how="anti")
-            out, long = rescore_group(previous, new_rows, reuse[key].scorer, params)
+            previous = previous.join(touched.select(KEYS), on=KEYS, how="anti")
+            previous_long = con.sql("SELECT * FROM main.route_explanations WHERE frequency = ? AND mineral = ?",
+                                    params=[frequency, mineral]).pl()
+            out, long = rescore_group(previous, new_rows, reuse[key].scorer, params, previous_long,
+                                      touched.select(ROUTE_KEYS), lambda keys: _feature_rows(con, keys))
             scored.append(out)
             explained.append(long)
             fitted_all.append(reuse[key])

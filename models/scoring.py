@@ -30,6 +30,7 @@ Scores, per route-period (higher = more suspicious, all of them):
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -71,6 +72,7 @@ class FittedGroup:
 
 
 MODEL_FEATURE_COLUMNS = tuple(f.column for f in MODEL_FEATURES)
+KEYS = [*ROUTE_KEYS, "period"]
 
 
 def scoreable(features: pl.DataFrame) -> pl.Expr:
@@ -207,15 +209,53 @@ def score_routes(features: pl.DataFrame, params: ScoreParams,
 
 
 def rescore_group(previous: pl.DataFrame, new_rows: pl.DataFrame, scorer: RouteScorer, params: ScoreParams,
-                  ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """One group with the model it already has: score the new or changed route-periods, keep the scores of
-    the others (`previous`, as main.route_scores holds them), then flag and explain over the whole group
-    exactly as score_routes does (the explained rows and each route's typical values depend on all of it)."""
-    parts = [previous.drop("flagged", "top_features", strict=False)]
+                  previous_long: pl.DataFrame, changed_routes: pl.DataFrame,
+                  features_for: Callable[[pl.DataFrame], pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One group with the model it already has, after new or changed route-periods arrived: score those
+    (`new_rows`), keep the others' scores (`previous`: the group's other rows as main.route_score_values holds
+    them), then flag over the whole group and explain, exactly as score_routes would.
+
+    Only what can have changed is explained again. A row's explanation depends on the model (unchanged), its
+    own features and its route's typical values (the median over the route's scored periods): so a row keeps
+    its explanation (its text in `previous`, its rows in `previous_long`) when its route is not among
+    `changed_routes` and it was explained before. Rows of changed routes, and rows explained now but not
+    before, are explained here, with their features read through `features_for(keys)` (keys -> feature
+    rows in the same order). Returns (scores of the whole group: the columns of `previous`, key order;
+    explanations of the whole group)."""
+    columns = [c for c in previous.columns if c not in ("flagged", "top_features")]
+    parts = [previous.select(columns)]
     if new_rows.height:
-        parts.append(score_group(new_rows, scorer, params))
-    group = pl.concat(parts, how="diagonal_relaxed").sort([*ROUTE_KEYS, "period"])
-    return explain_group(apply_threshold(group, params), scorer, params)
+        fresh = score_group(new_rows, scorer, params)
+        parts.append(fresh.select([pl.col(c) if c in fresh.columns else pl.lit(None).alias(c) for c in columns]))
+    group = pl.concat(parts, how="vertical_relaxed").sort(KEYS)
+    scored = apply_threshold(group, params)
+    scored = scored.with_columns(rows_to_explain(scored, params)).join(
+        previous.select(*KEYS, pl.col("top_features").alias("_before")), on=KEYS, how="left", maintain_order="left")
+    changed = changed_routes.select(ROUTE_KEYS).unique().with_columns(_changed=pl.lit(True))
+    scored = scored.join(changed, on=list(ROUTE_KEYS), how="left", maintain_order="left").with_columns(
+        _again=pl.col("explained") & (pl.col("_changed").fill_null(False) | pl.col("_before").is_null()))
+
+    again = scored.filter("_again").select(KEYS)
+    long = explanation_schema()
+    text = again.with_columns(top_features=pl.lit(None, dtype=pl.String))
+    if again.height:
+        chosen = features_for(again)
+        routes = again.select(ROUTE_KEYS).unique()
+        typical_of = route_typical(features_for(scored.join(routes, on=list(ROUTE_KEYS), how="semi").select(KEYS)))
+        typical = chosen.select(ROUTE_KEYS).join(typical_of, on=list(ROUTE_KEYS), how="left", nulls_equal=True,
+                                                 maintain_order="left")
+        explained_now = scorer.explain(chosen, typical, top=params.explain_top)
+        row_keys = again.with_row_index("row").with_columns(pl.col("row").cast(pl.Int64))
+        text = row_keys.join(explanation_text(explained_now), on="row", how="left").drop("row").with_columns(
+            pl.col("top_features").fill_null("no feature far from the route's typical"))
+        long = explained_now.join(row_keys, on="row").drop("row")
+    kept = scored.filter(pl.col("explained") & ~pl.col("_again")).select(KEYS)
+    long = pl.concat([previous_long.join(kept, on=KEYS, how="semi").select(long.columns), long.select(long.columns)],
+                     how="vertical_relaxed")
+    out = scored.join(text.rename({"top_features": "_now"}), on=KEYS, how="left", maintain_order="left").with_columns(
+        top_features=pl.when(pl.col("_again")).then(pl.col("_now"))
+        .when(pl.col("explained")).then(pl.col("_before")).otherwise(None))
+    return out.drop("explained", "_before", "_changed", "_again", "_now"), long
 
 
 def explanation_schema() -> pl.DataFrame:

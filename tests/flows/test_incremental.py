@@ -134,3 +134,26 @@ def test_nothing_new_rebuilds_nothing_and_a_changed_setting_rebuilds_everything(
                                                                "models.drift"})) == {}
     wider = _run(w, paths["data_dir"], "20250801T000000Z-window", replace(settings, features=replace(settings.features, window=6)))
     assert wider["plan"].mode == "full" and wider["plan"].reason == "parameters changed since the last build"
+
+
+def test_a_revision_alone_re_explains_only_the_routes_it_touched_and_matches_a_full_rebuild(tmp_path):
+    """Comtrade revises one month of one product: with the models reused, only that product's routes are
+    rescored and explained again; every other route keeps its scores and explanations, which must still be
+    what a full rebuild computes."""
+    paths = write_sample_world(tmp_path / "world", seed=7)
+    settings = Settings(scoring=ScoreParams(model_policy="reuse"))
+    first = tmp_path / "first.duckdb"
+    _run(first, paths["data_dir"], "20250601T000000Z-first0", replace(settings, scoring=ScoreParams()))
+    add_revision(paths)
+    out = {}
+    for name, full in (("incremental", False), ("full", True)):
+        shutil.copy(first, tmp_path / f"{name}.duckdb")
+        out[name] = _run(tmp_path / f"{name}.duckdb", paths["data_dir"], "20250701T000000Z-second", settings, full)
+    inc = out["incremental"]
+    # The revision moves US totals of 282580 in 2025-03: its 50 routes change from March to June.
+    assert inc["features.route_features rebuilt"] == 50 * 4
+    assert 0 < inc["main.route_scores rescored"] <= 200
+    explained = query(first, "SELECT count(DISTINCT (frequency, mineral, hs_code, hub_iso3, period)) "
+                             "FROM route_explanations WHERE hs_code <> '282580'").item()
+    assert explained > 0  # routes the revision did not touch had explanations to keep
+    assert table_differences(tmp_path / "incremental.duckdb", tmp_path / "full.duckdb") == {}
