@@ -96,18 +96,25 @@ def _run(path: Path, data: Path, run_id: str, settings: Settings, full: bool = F
         con.close()
 
 
-def test_reused_models_rescore_only_what_changed_and_match_a_full_rebuild(tmp_path):
-    """The other branch: the registered models are reused, so the incremental run scores only the new and
-    revised route-periods and keeps the others' scores; the result still equals a full rebuild."""
-    paths = write_sample_world(tmp_path / "world", seed=7, hold_back=1)
+def _reuse_after(tmp_path: Path, change, hold_back: int) -> tuple[dict[str, dict], Path]:
+    """A first run (models fitted), then `change` to the data folder, then the second run twice from the same
+    first warehouse, incremental and full, both reusing the models. Returns both runs and the first file."""
+    paths = write_sample_world(tmp_path / "world", seed=7, hold_back=hold_back)
     settings = Settings(scoring=ScoreParams(model_policy="reuse"))
     first = tmp_path / "first.duckdb"
     _run(first, paths["data_dir"], "20250601T000000Z-first0", replace(settings, scoring=ScoreParams()))
-    next_month(paths)
+    change(paths)
     out = {}
     for name, full in (("incremental", False), ("full", True)):
         shutil.copy(first, tmp_path / f"{name}.duckdb")
         out[name] = _run(tmp_path / f"{name}.duckdb", paths["data_dir"], "20250701T000000Z-second", settings, full)
+    return out, first
+
+
+def test_reused_models_rescore_only_what_changed_and_match_a_full_rebuild(tmp_path):
+    """The other branch: the registered models are reused, so the incremental run scores only the new and
+    revised route-periods and keeps the others' scores; the result still equals a full rebuild."""
+    out, _ = _reuse_after(tmp_path, next_month, hold_back=1)
     assert out["incremental"]["plan"].mode == "incremental" and out["full"]["plan"].mode == "full"
     assert all(m["reused"] for m in out["incremental"]["models"])
     scored = out["incremental"]["main.route_scores"]
@@ -140,15 +147,7 @@ def test_a_revision_alone_re_explains_only_the_routes_it_touched_and_matches_a_f
     """Comtrade revises one month of one product: with the models reused, only that product's routes are
     rescored and explained again; every other route keeps its scores and explanations, which must still be
     what a full rebuild computes."""
-    paths = write_sample_world(tmp_path / "world", seed=7)
-    settings = Settings(scoring=ScoreParams(model_policy="reuse"))
-    first = tmp_path / "first.duckdb"
-    _run(first, paths["data_dir"], "20250601T000000Z-first0", replace(settings, scoring=ScoreParams()))
-    add_revision(paths)
-    out = {}
-    for name, full in (("incremental", False), ("full", True)):
-        shutil.copy(first, tmp_path / f"{name}.duckdb")
-        out[name] = _run(tmp_path / f"{name}.duckdb", paths["data_dir"], "20250701T000000Z-second", settings, full)
+    out, first = _reuse_after(tmp_path, add_revision, hold_back=0)
     inc = out["incremental"]
     # The revision moves US totals of 282580 in 2025-03: its 50 routes change from March to June.
     assert inc["features.route_features rebuilt"] == 50 * 4
