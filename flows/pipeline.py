@@ -7,6 +7,7 @@ Tasks pass file paths and small summaries, never connections or big frames.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from dataclasses import asdict
@@ -14,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -304,6 +306,14 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
                     f"{live.parent}: the disk is full ({stage} could not write). A run needs room for a copy of "
                     f"the warehouse plus what it adds; free space there or point --warehouse elsewhere. The "
                     f"last complete warehouse is untouched and the partial build was removed.") from exc
+            if isinstance(exc, duckdb.OutOfMemoryException):
+                limit = os.environ.get("TRANSSHIP_DUCKDB_MEMORY_LIMIT")
+                raise WarehouseError(
+                    f"{stage}: DuckDB ran out of memory within "
+                    f"{'TRANSSHIP_DUCKDB_MEMORY_LIMIT=' + limit if limit else 'its default limit (80 % of RAM)'} "
+                    f"({str(exc).splitlines()[0]}). Raise the limit (or unset it), or run on a machine with more "
+                    f"memory (building marts.fct_route_legs from 1 M input rows needs more than 256 MB). The last "
+                    f"complete warehouse is untouched and the partial build was removed.") from exc
             raise
     faults.at("report")
     run["report_dir"] = report_flow(live, Path(settings.reports_dir), run, settings.report_top_n)

@@ -65,3 +65,17 @@ def test_a_full_disk_stops_the_run_cleanly_and_keeps_the_last_warehouse(prefect_
     assert any(f"the disk is full ({stage} could not write)" in str(caught.value) for stage in stages)
     assert sha(live) == before  # the last complete warehouse, byte for byte
     assert not list(disk.glob("w.duckdb.building-*"))  # the partial build was removed
+
+
+def test_duckdb_out_of_memory_fails_the_run_with_advice(prefect_harness, tmp_path, monkeypatch):
+    """An operator's DuckDB memory cap too small for the run: it fails naming the limit and what to do, and
+    leaves no partial build."""
+    from warehouse.sample_world import write_sample_world
+
+    paths = write_sample_world(tmp_path / "world", seed=7)
+    monkeypatch.setenv("TRANSSHIP_DUCKDB_MEMORY_LIMIT", "2MB")
+    settings = Settings(warehouse=tmp_path / "w" / "w.duckdb", reports_dir=tmp_path / "reports")
+    with pytest.raises(WarehouseError, match=r"DuckDB ran out of memory within TRANSSHIP_DUCKDB_MEMORY_LIMIT=2MB .*"
+                                             r"Raise the limit"):
+        transship_pipeline(paths["data_dir"], settings)
+    assert not list(settings.warehouse.parent.glob("*.building-*"))
