@@ -184,8 +184,17 @@ def _replace(con: duckdb.DuckDBPyConnection, relation: str, query: str, key: tup
     return scalar(con, "SELECT count(*) FROM _delta")
 
 
+# The sources staging.stg_flows can hold; fct_route_legs.sql names them to list the sources of each leg.
+SOURCES = ("baci", "census", "comtrade", "gacc", "user")
+
+
 def _build_mart(con: duckdb.DuckDBPyConnection, plan: BuildPlan) -> int:
     """marts.fct_route_legs over its scope; fills build.dirty_routes. Returns the rows written."""
+    other = rows(con, "SELECT DISTINCT source FROM staging.stg_flows WHERE NOT list_contains(?::VARCHAR[], source)",
+                 [list(SOURCES)])
+    if other:
+        raise KeyViolation(f"staging.stg_flows has source {other[0][0]!r}, which fct_route_legs.sql does not list "
+                           f"among {', '.join(SOURCES)}: add it there and to build.SOURCES")
     con.execute(_query("marts", "fct_route_legs__inputs"))
     key = ("frequency", "mineral", "hs_code", "hub_iso3", "period")
     relation = "marts.fct_route_legs"

@@ -250,3 +250,21 @@ def test_user_table_mapping_errors_name_the_key(con, tmp_path):
     table = next(o for o in outcomes if o.file_format == "user_table")
     assert (table.rows_read, table.rows_loaded, table.rows_rejected) == (2, 1, 1)
     assert rows(con, "SELECT source_row, reason FROM raw.rejects") == [(3, "skipped by the mapping (mine.csv.mapping.toml: skip)")]
+
+
+def test_route_leg_lists_every_source_of_equal_precedence_and_refuses_an_unknown_one(con, tmp_path):
+    """A leg fed by two national sources of the same precedence names both, in name order; a source the
+    mart does not know stops the build instead of vanishing from the source lists."""
+    from warehouse.build import BuildPlan, KeyViolation, _build_mart
+
+    write(tmp_path / "d" / "census_2024-03.json", json.dumps(census_rows("2024-03")))
+    ingest_folder(con, tmp_path / "d", batch_id="b1")
+    build_models(con)
+    con.execute("""INSERT INTO staging.stg_flows SELECT * REPLACE ('user' AS source) FROM staging.stg_flows
+                   WHERE source = 'census' AND partner_iso3 = 'THA'""")
+    _build_mart(con, BuildPlan("full", "test"))
+    assert rows(con, """SELECT DISTINCT hub_to_us_source, hub_to_us_usd FROM marts.fct_route_legs
+                        WHERE hub_iso3 = 'THA' AND hub_to_us_usd > 0""") == [("census,user", 500000.0)]
+    con.execute("UPDATE staging.stg_flows SET source = 'eurostat' WHERE source = 'user'")
+    with pytest.raises(KeyViolation, match="source 'eurostat', which fct_route_legs.sql does not list"):
+        _build_mart(con, BuildPlan("full", "test"))

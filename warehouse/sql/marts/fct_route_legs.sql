@@ -77,8 +77,21 @@ WITH unit_values AS (
            sum(usd) FILTER (WHERE qty_unknown) AS value_without_kg_usd,
            sum(kg) FILTER (WHERE qty_unknown) AS kg_estimated,
            sum(usd) FILTER (WHERE kg_missing) AS value_kg_missing_usd,
-           string_agg(DISTINCT source, ',' ORDER BY source) FILTER (WHERE side = 'CHN') AS cn_to_hub_source,
-           string_agg(DISTINCT source, ',' ORDER BY source) FILTER (WHERE side = 'USA') AS hub_to_us_source
+           -- Which sources fed each leg, in name order. Spelled out over the five sources stg_flows has
+           -- (checked by the build): string_agg(DISTINCT ... ORDER BY ...) keeps a sorted list per group that
+           -- DuckDB cannot spill to disk, and did not fit in 256 MB at 1 M input rows.
+           nullif(concat_ws(',',
+               CASE WHEN bool_or(side = 'CHN' AND source = 'baci') THEN 'baci' END,
+               CASE WHEN bool_or(side = 'CHN' AND source = 'census') THEN 'census' END,
+               CASE WHEN bool_or(side = 'CHN' AND source = 'comtrade') THEN 'comtrade' END,
+               CASE WHEN bool_or(side = 'CHN' AND source = 'gacc') THEN 'gacc' END,
+               CASE WHEN bool_or(side = 'CHN' AND source = 'user') THEN 'user' END), '') AS cn_to_hub_source,
+           nullif(concat_ws(',',
+               CASE WHEN bool_or(side = 'USA' AND source = 'baci') THEN 'baci' END,
+               CASE WHEN bool_or(side = 'USA' AND source = 'census') THEN 'census' END,
+               CASE WHEN bool_or(side = 'USA' AND source = 'comtrade') THEN 'comtrade' END,
+               CASE WHEN bool_or(side = 'USA' AND source = 'gacc') THEN 'gacc' END,
+               CASE WHEN bool_or(side = 'USA' AND source = 'user') THEN 'user' END), '') AS hub_to_us_source
     FROM chosen GROUP BY ALL
 ), totals AS (
     SELECT frequency, mineral, hs6, period,
