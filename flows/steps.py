@@ -20,7 +20,7 @@ import polars as pl
 from features.route_features import ROUTE_KEYS, FeatureParams, build_route_features, lookback
 from flows.settings import code_version
 from models.registry import choose_models, ensure_registry, latest, register, write_drift
-from models.scoring import FittedGroup, ScoreParams, rescore_group, score_routes, scoreable
+from models.scoring import SCORING_INPUTS, FittedGroup, ScoreParams, rescore_group, score_routes, scoreable
 
 KEYS = [*ROUTE_KEYS, "period"]
 
@@ -152,8 +152,10 @@ def _feature_rows(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame) -> pl.Data
 
 
 def _group_rows(con: duckdb.DuckDBPyConnection, frequency: str, mineral: str, after: Any = None) -> pl.DataFrame:
-    """A group's scoreable feature rows from the warehouse (those after a period, when given), in key order."""
-    rows = con.sql("SELECT * FROM features.route_features WHERE frequency = ? AND mineral = ? AND has_history"
+    """A group's scoreable feature rows from the warehouse (those after a period, when given), in key order:
+    the columns scoring reads (SCORING_INPUTS)."""
+    rows = con.sql(f"SELECT {', '.join(SCORING_INPUTS)} FROM features.route_features"
+                   " WHERE frequency = ? AND mineral = ? AND has_history"
                    + (" AND period > ?::DATE" if after is not None else "")
                    + " ORDER BY frequency, mineral, hs_code, hub_iso3, period",
                    params=[frequency, mineral] + ([after] if after is not None else [])).pl()
@@ -196,7 +198,8 @@ def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id
             rows = _group_rows(con, frequency, mineral)
             reuse, reasons, drift = choose_models(rows, registered, params.model_policy, params.drift_psi)
             if rows.is_empty():  # nothing scoreable: score_routes says why from the group's rows
-                rows = con.sql("SELECT * FROM features.route_features WHERE frequency = ? AND mineral = ?",
+                rows = con.sql(f"SELECT {', '.join(SCORING_INPUTS)} FROM features.route_features"
+                               " WHERE frequency = ? AND mineral = ?",
                                params=[frequency, mineral]).pl()
             chosen.append((reasons, drift))
             yield rows, params, reuse

@@ -73,6 +73,14 @@ class FittedGroup:
 
 MODEL_FEATURE_COLUMNS = tuple(f.column for f in MODEL_FEATURES)
 KEYS = [*ROUTE_KEYS, "period"]
+# The feature columns scoring reads (of ~120): keys, what makes a row scoreable, the model's inputs, the
+# gates, the volume weight and the rule flag (both stored with the scores), the history lengths (notes).
+# Reading only these keeps a product group in memory at a quarter of its full width.
+SCORING_INPUTS = tuple(dict.fromkeys([
+    *KEYS, "has_history", "cn_to_hub_kg_window", "cn_to_hub_kg_prior", "hub_to_us_kg_window", "hub_to_us_kg_prior",
+    "hub_to_us_usd_window", "cn_to_hub_usd_window", *MODEL_FEATURE_COLUMNS, "route_excess_kg", "volume_floor_kg",
+    "co_robust_z", "kg_coverage", "hub_to_us_peak_share", "window_periods", "prior_periods", "volume_weight",
+    "rule_flag"]))
 
 
 def scoreable(features: pl.DataFrame) -> pl.Expr:
