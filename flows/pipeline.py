@@ -77,7 +77,7 @@ def build_layers(build: Path, run_id: str, settings: Settings) -> dict[str, Any]
     try:
         plan = plan_build(con, run_id, settings.build_parameters(), full=settings.full)
         step(f"build: {plan.mode} ({plan.reason})")
-        counts = build_models(con, plan)
+        counts = build_models(con, plan, progress=step)
         scope = build_scope(con)
         con.execute("CHECKPOINT")
     finally:

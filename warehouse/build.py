@@ -2,7 +2,8 @@
 routes that new input touched.
 
 Each `.sql` file under `sql/<layer>/` is the query of the relation it is named after. Layers run in MODELS
-order (dependencies first). A full build replaces each relation with its query. An incremental build
+order (dependencies first). A full build replaces each relation with its query (the mart's a batch of
+products per query, to bound memory). An incremental build
 (`BuildPlan.mode == "incremental"`) runs the same queries over a scope and replaces only the rows in it:
 
 - staging: the (frequency, period) pairs that this run's new raw rows carry (new exchange rates add their
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,11 +186,47 @@ def _replace(con: duckdb.DuckDBPyConnection, relation: str, query: str, key: tup
     return scalar(con, "SELECT count(*) FROM _delta")
 
 
+# Route-periods per query of a full mart build (~30 columns each): bounds DuckDB's memory; each batch rescans
+# staging.stg_flows, so batches stay large.
+MART_BATCH_ROWS = 4_000_000
 # The sources staging.stg_flows can hold; fct_route_legs.sql names them to list the sources of each leg.
 SOURCES = ("baci", "census", "comtrade", "gacc", "user")
 
 
-def _build_mart(con: duckdb.DuckDBPyConnection, plan: BuildPlan) -> int:
+def _build_mart_in_batches(con: duckdb.DuckDBPyConnection, relation: str, key: tuple[str, ...], batch_rows: int,
+                           progress: Callable[[str], None]) -> int:
+    """A full build of the mart, a batch of products at a time: every period of some HS6 headings per query,
+    about `batch_rows` route-periods each (a product's routes never straddle two batches). One query over a
+    universe of products holds more than DuckDB can spill (measured: 5 M input rows did not fit in 750 MB,
+    20 M not in 3 GB); a batch's memory is bounded by its size. Batches go in key order."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _mart_batches AS
+        WITH per_product AS (
+            SELECT r.frequency, r.hs6, min(r.mineral) AS mineral,
+                   count(*) * (SELECT count(*) FROM _mart_grid AS g WHERE g.frequency = r.frequency) AS n
+            FROM _mart_routes AS r GROUP BY r.frequency, r.hs6
+        )
+        SELECT frequency, hs6, (sum(n) OVER (ORDER BY frequency, mineral, hs6) - n) // {int(batch_rows)} AS batch
+        FROM per_product
+    """)
+    con.execute("CREATE OR REPLACE TEMP TABLE _mart_periods AS "
+                "SELECT ''::VARCHAR AS scope_frequency, NULL::DATE AS scope_period LIMIT 0")
+    batches = [b for (b,) in rows(con, "SELECT DISTINCT batch FROM _mart_batches ORDER BY batch")] or [0]
+    for i, batch in enumerate(batches):
+        if len(batches) > 1:
+            progress(f"build: route legs, batch {i + 1} of {len(batches)}")
+        con.execute("CREATE OR REPLACE TEMP TABLE _mart_hs6 AS SELECT frequency AS scope_frequency, hs6 AS scope_hs6 "
+                    "FROM _mart_batches WHERE batch = ?", [batch])
+        con.execute(MART_MACRO)
+        verb = f"CREATE OR REPLACE TABLE {relation} AS" if i == 0 else f"INSERT INTO {relation}"
+        con.execute(f"{verb} {_query('marts', 'fct_route_legs')}")
+    con.execute("DROP TABLE _mart_batches")
+    check_key(con, relation, key)
+    return scalar(con, f"SELECT count(*) FROM {relation}")
+
+
+def _build_mart(con: duckdb.DuckDBPyConnection, plan: BuildPlan, batch_rows: int = MART_BATCH_ROWS,
+                progress: Callable[[str], None] = lambda _: None) -> int:
     """marts.fct_route_legs over its scope; fills build.dirty_routes. Returns the rows written."""
     other = rows(con, "SELECT DISTINCT source FROM staging.stg_flows WHERE NOT list_contains(?::VARCHAR[], source)",
                  [list(SOURCES)])
@@ -199,12 +237,9 @@ def _build_mart(con: duckdb.DuckDBPyConnection, plan: BuildPlan) -> int:
     key = ("frequency", "mineral", "hs_code", "hub_iso3", "period")
     relation = "marts.fct_route_legs"
     if plan.mode == "full":
+        written = _build_mart_in_batches(con, relation, key, batch_rows, progress)
         con.execute("CREATE OR REPLACE TEMP TABLE _mart_periods AS "
                     "SELECT frequency AS scope_frequency, period AS scope_period FROM _mart_grid")
-        con.execute("CREATE OR REPLACE TEMP TABLE _mart_hs6 AS "
-                    "SELECT ''::VARCHAR AS scope_frequency, ''::VARCHAR AS scope_hs6 LIMIT 0")
-        con.execute(MART_MACRO)
-        written = _replace(con, relation, _query("marts", "fct_route_legs"), key, None)
         con.execute("""INSERT INTO build.dirty_routes
                        SELECT frequency, mineral, hs_code, hub_iso3, min(period), 'full build' FROM marts.fct_route_legs
                        GROUP BY ALL""")
@@ -243,7 +278,8 @@ def _build_mart(con: duckdb.DuckDBPyConnection, plan: BuildPlan) -> int:
     return scalar(con, "SELECT count(*) FROM _delta")
 
 
-def build_models(con: duckdb.DuckDBPyConnection, plan: BuildPlan | None = None) -> dict[str, int]:
+def build_models(con: duckdb.DuckDBPyConnection, plan: BuildPlan | None = None,
+                 progress: Callable[[str], None] = lambda _: None) -> dict[str, int]:
     """Build staging and marts from raw (full unless the plan says incremental); return the rows each
     relation now holds, and for an incremental build the rows rebuilt (`<relation> rebuilt`)."""
     plan = plan or BuildPlan("full", "asked for")
@@ -255,7 +291,7 @@ def build_models(con: duckdb.DuckDBPyConnection, plan: BuildPlan | None = None) 
         relation = f"{layer}.{name}"
         if layer == "marts":
             faults.at("build")
-            written = _build_mart(con, plan)
+            written = _build_mart(con, plan, progress=progress)
         else:
             delete = None if plan.mode == "full" else "in_scope(frequency, period)"
             written = _replace(con, relation, _query(layer, name), key, delete)

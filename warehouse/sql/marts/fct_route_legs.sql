@@ -33,7 +33,9 @@ WITH unit_values AS (
     WHERE mineral IS NOT NULL AND qty_kg > 0 AND value_usd > 0 AND in_mart_scope(frequency, hs6, period)
     GROUP BY ALL
 ), flows AS (
-    SELECT f.*,
+    -- Only the columns used below: this relation is read twice (legs and mirrors), so DuckDB keeps it whole.
+    SELECT f.frequency, f.mineral, f.hs6, f.period, f.source, f.source_rank, f.flow, f.reporter_iso3,
+        f.partner_iso3, f.exporter_iso3, f.importer_iso3, f.cn_side, f.us_side,
         -- Unknown weight (e.g. BACI's NA quantities) is estimated from the value at the product's unit value,
         -- never taken as 0 kg: a zero would make a route with years of trade look brand-new in kg.
         coalesce(qty_kg, value_usd / u.usd_per_kg, 0)::DECIMAL(38, 6) AS kg, value_usd::DECIMAL(38, 6) AS usd,
@@ -143,4 +145,5 @@ LEFT JOIN mirrors AS m ON m.frequency = r.frequency AND m.mineral = r.mineral AN
                       AND m.hub_iso3 = r.hub_iso3 AND m.period = p.period
 LEFT JOIN reporting AS rp ON rp.frequency = r.frequency AND rp.period = p.period AND rp.hub_iso3 = r.hub_iso3
 WHERE in_mart_scope(r.frequency, r.hs6, p.period)
-ORDER BY r.frequency, r.mineral, r.hs6, r.hub_iso3, p.period
+-- No ORDER BY: sorting a batch's ~30 wide columns while the legs are held did not fit where the query alone
+-- does (4 M route-periods in 750 MB); rows come in batches of products in key order (warehouse/build.py).
