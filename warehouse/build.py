@@ -2,8 +2,8 @@
 routes that new input touched.
 
 Each `.sql` file under `sql/<layer>/` is the query of the relation it is named after. Layers run in MODELS
-order (dependencies first). A full build replaces each relation with its query (the mart's a batch of
-products per query, to bound memory). An incremental build
+order (dependencies first). A full build replaces each relation with its query (the mart's query runs
+over a batch of products at a time, to bound memory). An incremental build
 (`BuildPlan.mode == "incremental"`) runs the same queries over a scope and replaces only the rows in it:
 
 - staging: the (frequency, period) pairs that this run's new raw rows carry (new exchange rates add their
@@ -197,8 +197,9 @@ def _build_mart_in_batches(con: duckdb.DuckDBPyConnection, relation: str, key: t
                            progress: Callable[[str], None]) -> int:
     """A full build of the mart, a batch of products at a time: every period of some HS6 headings per query,
     about `batch_rows` route-periods each (a product's routes never straddle two batches). One query over a
-    universe of products holds more than DuckDB can spill (measured: 5 M input rows did not fit in 750 MB,
-    20 M not in 3 GB); a batch's memory is bounded by its size. Batches go in key order."""
+    universe of products holds more than DuckDB can spill (measured: the mart of 5 M input rows did not fit
+    in 750 MB as one query; in batches of 4 M route-periods it does, and in 400 MB); a batch's memory is
+    bounded by its size. Batches go in key order."""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _mart_batches AS
         WITH per_product AS (
