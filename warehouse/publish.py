@@ -75,9 +75,11 @@ def abandoned_builds(live: Path) -> list[dict]:
     so that the note is not lost with a run that fails too."""
     found = []
     for path in sorted(live.parent.glob(f"{live.name}.building-*")):
-        if path.name.endswith(".wal"):
-            continue
         run_id = path.name.split(".building-", 1)[1]
+        # A build's companions are not runs: its write-ahead log (<build>.wal) and DuckDB's spill folder
+        # (<build>.tmp, left behind when a run that spilled is killed). discard_build removes them with it.
+        if "." in run_id or not path.is_file():
+            continue
         try:  # run ids start with their UTC start time (see flows.pipeline.new_run_id)
             started = datetime.strptime(run_id[:16], "%Y%m%dT%H%M%SZ")
         except ValueError:
@@ -113,8 +115,10 @@ def publish(build: Path, live: Path) -> None:
 
 
 def discard_build(build: Path) -> None:
+    """Remove a build file, its write-ahead log and DuckDB's spill folder (<build>.tmp)."""
     for path in (build, build.with_name(build.name + ".wal")):
         path.unlink(missing_ok=True)
+    shutil.rmtree(build.with_name(build.name + ".tmp"), ignore_errors=True)
 
 
 def out_of_space(exc: BaseException) -> bool:
