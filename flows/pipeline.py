@@ -312,8 +312,9 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
                     f"{stage}: DuckDB ran out of memory within "
                     f"{'TRANSSHIP_DUCKDB_MEMORY_LIMIT=' + limit if limit else 'its default limit (80 % of RAM)'} "
                     f"({str(exc).splitlines()[0]}). Raise the limit (or unset it), or run on a machine with more "
-                    f"memory: measured, the build of 1 M input rows did not fit in 256 MB, nor 20 M rows in 4 GB. "
-                    f"The last complete warehouse is untouched and the partial build was removed.") from exc
+                    f"memory: measured, 5 M input rows (488 MB of CSV) complete within 400 MB and 20 M rows "
+                    f"(2 GB) within 1.5 GB, spilling to <warehouse>.tmp. The last complete "
+                    f"warehouse is untouched and the partial build was removed.") from exc
             raise
     faults.at("report")
     run["report_dir"] = report_flow(live, Path(settings.reports_dir), run, settings.report_top_n)
