@@ -56,16 +56,21 @@ def route_features_from(con: duckdb.DuckDBPyConnection, monthly: FeatureParams) 
     return _features_of(con.sql(LEGS_WITH_GRID_INDEX).pl(), con, monthly)
 
 
-def changed_route_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams) -> pl.DataFrame:
+def changed_route_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams,
+                           batch: int | None = None) -> pl.DataFrame:
     """The features of the route-periods build.dirty_routes names (each route from its first changed period
     on), computed from the mart rows they need: the lookback, plus the running spell of signal_persistence
-    just before the change (so that a long spell counts on from where it was)."""
+    just before the change (so that a long spell counts on from where it was). With `batch`, only the
+    products that _changed_batches puts in that batch (see update_features)."""
     annual = FeatureParams.for_frequency("A", monthly)
+    in_batch = "" if batch is None else f"""
+            JOIN _changed_batches AS b ON b.frequency = d.frequency AND b.mineral = d.mineral
+             AND b.hs_code = d.hs_code AND b.batch = {int(batch)}"""
     legs = con.sql(f"""
         WITH seeds AS (
             SELECT d.frequency, d.mineral, d.hs_code, d.hub_iso3, d.first_period,
                    coalesce(f.signal_persistence, 0) AS spell
-            FROM build.dirty_routes AS d
+            FROM build.dirty_routes AS d{in_batch}
             LEFT JOIN features.route_features AS f
               ON f.frequency = d.frequency AND f.mineral = d.mineral AND f.hs_code = d.hs_code
              AND f.hub_iso3 = d.hub_iso3
@@ -126,18 +131,38 @@ def write_all_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams,
 
 def update_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, incremental: bool) -> pl.DataFrame | int:
     """Write features.route_features: all of it (returns its row count; the rows stay in the warehouse), or
-    the changed route-periods (returns them)."""
+    the changed route-periods (returns them, with the columns scoring reads: SCORING_INPUTS).
+
+    The changed features are computed in batches of whole products, as a full build's are: a new month
+    changes every route, and each route's lookback (~4 years of months) is read back to recompute it, so one
+    batch would hold most of the mart in memory (at 20 M input rows it was killed at 24 GB)."""
     if not incremental:
         return write_all_features(con, monthly)
-    changed = changed_route_features(con, monthly)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _changed_batches AS
+        SELECT frequency, mineral, hs_code,
+               (sum(n) OVER (ORDER BY frequency, mineral, hs_code) - n) // {int(FEATURE_BATCH_ROWS)} AS batch
+        FROM (SELECT frequency, mineral, hs_code, count(*) AS n
+              FROM marts.fct_route_legs SEMI JOIN build.dirty_routes USING (frequency, mineral, hs_code, hub_iso3)
+              GROUP BY ALL)""")
+    batches = [b for (b,) in con.sql("SELECT DISTINCT batch FROM _changed_batches ORDER BY batch").fetchall()]
+    # Each batch reads the rows just before its routes' first changed periods (the spell it continues),
+    # which this deletion leaves in place.
     con.execute("""DELETE FROM features.route_features AS f USING build.dirty_routes AS d
                    WHERE f.frequency = d.frequency AND f.mineral = d.mineral AND f.hs_code = d.hs_code
                      AND f.hub_iso3 = d.hub_iso3 AND f.period >= d.first_period""")
-    if changed.height:
-        con.register("_features", changed)
-        con.execute("INSERT INTO features.route_features BY NAME SELECT * FROM _features ORDER BY ALL")
-        con.unregister("_features")
-    return changed
+    changed = []
+    for batch in batches:
+        features = changed_route_features(con, monthly, batch)
+        if features.height:
+            con.register("_features", features)
+            con.execute("INSERT INTO features.route_features BY NAME SELECT * FROM _features ORDER BY ALL")
+            con.unregister("_features")
+            changed.append(features.select(SCORING_INPUTS))
+    con.execute("DROP TABLE _changed_batches")
+    if not changed:  # nothing changed: an empty frame of the right shape
+        return changed_route_features(con, monthly)
+    return pl.concat(changed, how="diagonal_relaxed")
 
 
 def _feature_rows(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame) -> pl.DataFrame:
@@ -219,14 +244,14 @@ def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id
 
 
 def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, params: ScoreParams, run_id: str,
-                        incremental: bool = False,
-                        ) -> tuple[pl.DataFrame, pl.DataFrame, list[dict[str, Any]], list[tuple[str, str]] | None]:
-    """Choose (reuse or fit) a model per (frequency, mineral), score, register new models, record drift.
-
-    Full (`features` = every route-period): returns the scores and explanations of every group, and None.
-    Incremental (`features` = the changed route-periods): only the groups with a changed route-period are
-    rescored; returns their complete rows, and the list of those groups (whose rows replace theirs)."""
-    from warehouse.outputs import ensure_route_scores_view
+                        incremental: bool = False) -> tuple[list[dict[str, Any]], int]:
+    """An incremental build's scoring (`features` = the changed route-periods): only the groups with a
+    changed route-period are rescored. Per (frequency, mineral) group: choose (reuse or fit) its model,
+    score, register a new model, and replace the group's rows of main.route_scores and
+    main.route_explanations at once, so that memory holds one group (a new month touches every group, and
+    at 20 M input rows all of them together did not fit). Records drift. Returns a summary per model and how
+    many route-periods were scored in this run."""
+    from warehouse.outputs import ensure_route_scores_view, write_group_scores
 
     ensure_registry(con)
     registered = latest(con)
@@ -236,9 +261,9 @@ def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, 
 
     changed = features.filter(scoreable(features)).sort(KEYS) if features.height else features
     groups = [tuple(k) for k in features.select("frequency", "mineral").unique().sort("frequency", "mineral").rows()]
-    scored, explained, fitted_all = [], [], []
+    fitted_all: list[FittedGroup] = []
     drift_all: dict[tuple[str, str], pl.DataFrame] = {}
-    reasons_all: dict[tuple[str, str], str] = {}
+    rescored = 0
     for frequency, mineral in groups:
         key = (frequency, mineral)
         model = registered.get(key)
@@ -258,7 +283,6 @@ def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, 
             reuse, reasons, drift = choose_models(rows, registered, params.model_policy, params.drift_psi,
                                                   training_unchanged=True)
         drift_all.update(drift)
-        reasons_all.update(reasons)
         if key in reuse:  # score the changed route-periods; the group's other rows keep their scores
             previous = con.sql("""SELECT s.* FROM main.route_score_values AS s
                                   SEMI JOIN features.route_features AS f USING (frequency, mineral, hs_code, hub_iso3, period)
@@ -269,26 +293,22 @@ def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, 
                                     params=[frequency, mineral]).pl()
             out, long = rescore_group(previous, new_rows, reuse[key].scorer, params, previous_long,
                                       touched.select(ROUTE_KEYS), lambda keys: _feature_rows(con, keys))
-            scored.append(out)
-            explained.append(long)
-            fitted_all.append(reuse[key])
+            fitted = [reuse[key]]
         else:  # a new model: fit on, and score, the whole group
             out, long, fitted = score_routes(rows if whole_group else _group_rows(con, frequency, mineral), params, {})
-            scored.append(out)
-            explained.append(long)
-            fitted_all.extend(fitted)
-    _register(con, fitted_all, reasons_all, params, run_id)
+        _register(con, fitted, reasons, params, run_id)
+        write_group_scores(con, _with_model_ids(out, fitted), _with_model_ids(long, fitted), run_id,
+                           replace_groups=[key])
+        # Rows kept from before carry their run_id; the ones scored now do not have one yet.
+        rescored += out["run_id"].null_count() if "run_id" in out.columns else out.height
+        fitted_all.extend(fitted)
     write_drift(con, run_id, drift_all, registered)
     summaries = [_summary(g, params, drift_all) for g in fitted_all]
     for key, model in registered.items():  # groups with nothing new keep their model and their rows
         if key not in groups:
             model.note = f"reused {model.model_id}: no new or changed route-periods"
             summaries.append(_summary(model, params, {}))
-    scores = pl.concat(scored, how="diagonal_relaxed") if scored else None
-    explanations = pl.concat(explained, how="diagonal_relaxed") if explained else None
-    return (_with_model_ids(scores, fitted_all) if scores is not None else pl.DataFrame(),
-            _with_model_ids(explanations, fitted_all) if explanations is not None else pl.DataFrame(),
-            summaries, groups)
+    return summaries, rescored
 
 
 def _register(con: duckdb.DuckDBPyConnection, fitted: list[FittedGroup], reasons: dict[tuple[str, str], str],
@@ -305,7 +325,7 @@ def features_and_scores(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, 
     the tables' row counts (with what was rebuilt, when incremental) and a summary per model. A full build
     runs the product groups through `fan_out`; an incremental one scores its few changed rows here."""
     from warehouse import faults
-    from warehouse.outputs import write_flag_lists, write_scores
+    from warehouse.outputs import write_flag_lists
 
     features = update_features(con, monthly, incremental)
     faults.at("score")
@@ -313,12 +333,10 @@ def features_and_scores(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, 
         models = score_all_groups(con, params, run_id, fan_out)
         counts = write_flag_lists(con, run_id, dismissed_regrowth)
     else:
-        scores, explanations, models, groups = score_with_registry(con, features, params, run_id, incremental)
-        counts = write_scores(con, scores, explanations, run_id, dismissed_regrowth, replace_groups=groups)
+        models, rescored = score_with_registry(con, features, params, run_id, incremental)
+        counts = write_flag_lists(con, run_id, dismissed_regrowth)
     counts["features.route_features"] = con.sql("SELECT count(*) FROM features.route_features").fetchall()[0][0]
     if incremental:
         counts["features.route_features rebuilt"] = features.height
-        # Rows kept from before carry their run_id; the ones scored now do not have one yet.
-        counts["main.route_scores rescored"] = (
-            0 if scores.is_empty() else scores["run_id"].null_count() if "run_id" in scores.columns else scores.height)
+        counts["main.route_scores rescored"] = rescored
     return {"counts": counts, "models": models}

@@ -184,25 +184,6 @@ ORDER BY t.hs_code, t.counterpart_iso3, t.reporter_iso3;
 """
 
 
-def write_scores(con: duckdb.DuckDBPyConnection, scores: pl.DataFrame, explanations: pl.DataFrame,
-                 run_id: str, dismissed_regrowth: float = 0.5,
-                 replace_groups: list[tuple[str, str]] | None = None) -> dict[str, int]:
-    """main.route_scores and main.route_explanations, then the flagged lists (main.flagged_routes and the
-    tables that follow from it). Returns their row counts.
-
-    replace_groups None: both tables are replaced. Else (an incremental run) only the rows of those
-    (frequency, mineral) groups are: `scores` and `explanations` then hold those groups' complete rows.
-
-    route_scores grain: one row per scored route-period. Key: (frequency, mineral, hs_code, hub_iso3, period).
-    anomaly_score and route_score: higher = more suspicious. model_id names the model in models.registry;
-    run_id the run that scored the row (an incremental run scores only new or changed route-periods).
-    route_explanations grain: one row per explained route-period and position (1 = strongest). Key:
-    (frequency, mineral, hs_code, hub_iso3, period, position)."""
-    write_group_scores(con, scores, explanations, run_id, replace_groups=replace_groups,
-                       create=replace_groups is None)
-    return write_flag_lists(con, run_id, dismissed_regrowth)
-
-
 # main.route_score_values holds what scoring adds to a route-period; main.route_scores is the view analysts
 # query: those columns, then the route-period's features from features.route_features (~110 columns that a
 # table would store twice).
@@ -239,8 +220,15 @@ def ensure_route_scores_view(con: duckdb.DuckDBPyConnection) -> None:
 def write_group_scores(con: duckdb.DuckDBPyConnection, scores: pl.DataFrame, explanations: pl.DataFrame, run_id: str,
                        replace_groups: list[tuple[str, str]] | None = None, create: bool = False) -> None:
     """Rows of main.route_scores (stored in main.route_score_values) and main.route_explanations: create the
-    tables from these rows (`create`), or replace the rows of `replace_groups` with them, or (neither) append
-    them. The scored route-periods' features must be in features.route_features already."""
+    tables from these rows (`create`), or replace the rows of `replace_groups` (frequency, mineral) with them,
+    or (neither) append them. The scored route-periods' features must be in features.route_features already.
+    The flagged lists follow from these tables: write_flag_lists, once every group is written.
+
+    route_scores grain: one row per scored route-period. Key: (frequency, mineral, hs_code, hub_iso3, period).
+    anomaly_score and route_score: higher = more suspicious. model_id names the model in models.registry;
+    run_id the run that scored the row (an incremental run scores only new or changed route-periods).
+    route_explanations grain: one row per explained route-period and position (1 = strongest). Key:
+    (frequency, mineral, hs_code, hub_iso3, period, position)."""
     expl_cols = ["run_id", "model_id", "frequency", "mineral", "hs_code", "hub_iso3", "period", "position", "feature",
                  "words", "value", "typical", "normal_low", "normal_high", "score_drop", "set_score_drop"]
 

@@ -12,7 +12,8 @@ import pytest
 
 from flows.pipeline import transship_pipeline
 from flows.settings import Settings
-from flows.steps import features_and_scores
+from flows import steps
+from flows.steps import changed_route_features, features_and_scores
 from models.scoring import ScoreParams
 from tests.helpers import query, table_differences
 from warehouse.build import build_models, plan_build
@@ -111,10 +112,20 @@ def _reuse_after(tmp_path: Path, change, hold_back: int) -> tuple[dict[str, dict
     return out, first
 
 
-def test_reused_models_rescore_only_what_changed_and_match_a_full_rebuild(tmp_path):
+def test_reused_models_rescore_only_what_changed_and_match_a_full_rebuild(tmp_path, monkeypatch):
     """The other branch: the registered models are reused, so the incremental run scores only the new and
-    revised route-periods and keeps the others' scores; the result still equals a full rebuild."""
+    revised route-periods and keeps the others' scores; the result still equals a full rebuild. The changed
+    features are computed in batches of products (here a few hundred route-periods each, so several)."""
+    batches = []
+
+    def counted(con, monthly, batch=None):
+        batches.append(batch)
+        return changed_route_features(con, monthly, batch)
+
+    monkeypatch.setattr(steps, "FEATURE_BATCH_ROWS", 300)
+    monkeypatch.setattr(steps, "changed_route_features", counted)
     out, _ = _reuse_after(tmp_path, next_month, hold_back=1)
+    assert len(batches) > 2 and len(set(batches)) == len(batches)  # several batches, each computed once
     assert out["incremental"]["plan"].mode == "incremental" and out["full"]["plan"].mode == "full"
     assert all(m["reused"] for m in out["incremental"]["models"])
     scored = out["incremental"]["main.route_scores"]
