@@ -99,17 +99,25 @@ def changed_route_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParam
 FEATURE_BATCH_ROWS = 1_000_000
 
 
-def write_all_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams,
-                       batch_rows: int = FEATURE_BATCH_ROWS) -> int:
-    """features.route_features for the whole mart, computed in batches of whole products (a route's periods
-    never straddle two batches), in key order. Returns the row count."""
+def _product_batches(con: duckdb.DuckDBPyConnection, table: str, batch_rows: int, only_routes: str = "") -> list[int]:
+    """Temp table `table` (frequency, mineral, hs_code, batch): whole products in key order, about batch_rows
+    of the mart's route-periods a batch (a route's periods never straddle two batches), counting only the
+    routes of the table `only_routes` when given. Returns the batch numbers in order."""
+    routes = f" SEMI JOIN {only_routes} USING (frequency, mineral, hs_code, hub_iso3)" if only_routes else ""
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _feature_batches AS
+        CREATE OR REPLACE TEMP TABLE {table} AS
         SELECT frequency, mineral, hs_code,
                (sum(n) OVER (ORDER BY frequency, mineral, hs_code) - n) // {int(batch_rows)} AS batch
-        FROM (SELECT frequency, mineral, hs_code, count(*) AS n FROM marts.fct_route_legs
+        FROM (SELECT frequency, mineral, hs_code, count(*) AS n FROM marts.fct_route_legs{routes}
               GROUP BY frequency, mineral, hs_code)""")
-    batches = [b for (b,) in con.sql("SELECT DISTINCT batch FROM _feature_batches ORDER BY batch").fetchall()]
+    return [b for (b,) in con.sql(f"SELECT DISTINCT batch FROM {table} ORDER BY batch").fetchall()]
+
+
+def write_all_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams,
+                       batch_rows: int = FEATURE_BATCH_ROWS) -> int:
+    """features.route_features for the whole mart, computed in batches of whole products, in key order.
+    Returns the row count."""
+    batches = _product_batches(con, "_feature_batches", batch_rows)
     total = 0
     if not batches:  # an empty mart: an empty table of the right shape
         con.register("_features", route_features_from(con, monthly))
@@ -138,14 +146,7 @@ def update_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, incr
     batch would hold most of the mart in memory (at 20 M input rows it was killed at 24 GB)."""
     if not incremental:
         return write_all_features(con, monthly)
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _changed_batches AS
-        SELECT frequency, mineral, hs_code,
-               (sum(n) OVER (ORDER BY frequency, mineral, hs_code) - n) // {int(FEATURE_BATCH_ROWS)} AS batch
-        FROM (SELECT frequency, mineral, hs_code, count(*) AS n
-              FROM marts.fct_route_legs SEMI JOIN build.dirty_routes USING (frequency, mineral, hs_code, hub_iso3)
-              GROUP BY ALL)""")
-    batches = [b for (b,) in con.sql("SELECT DISTINCT batch FROM _changed_batches ORDER BY batch").fetchall()]
+    batches = _product_batches(con, "_changed_batches", FEATURE_BATCH_ROWS, only_routes="build.dirty_routes")
     # Each batch reads the rows just before its routes' first changed periods (the spell it continues),
     # which this deletion leaves in place.
     con.execute("""DELETE FROM features.route_features AS f USING build.dirty_routes AS d
