@@ -152,7 +152,7 @@ def update_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, incr
     con.execute("""DELETE FROM features.route_features AS f USING build.dirty_routes AS d
                    WHERE f.frequency = d.frequency AND f.mineral = d.mineral AND f.hs_code = d.hs_code
                      AND f.hub_iso3 = d.hub_iso3 AND f.period >= d.first_period""")
-    changed = []
+    changed, features = [], None
     for batch in batches:
         features = changed_route_features(con, monthly, batch)
         if features.height:
@@ -161,9 +161,11 @@ def update_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, incr
             con.unregister("_features")
             changed.append(features.select(SCORING_INPUTS))
     con.execute("DROP TABLE _changed_batches")
-    if not changed:  # nothing changed: an empty frame of the right shape
-        return changed_route_features(con, monthly)
-    return pl.concat(changed, how="diagonal_relaxed")
+    if changed:
+        return pl.concat(changed, how="diagonal_relaxed")
+    # Nothing changed: an empty frame, the last batch's (not all dirty routes again, unbatched), or one read
+    # for no route when no dirty route has a row in the mart.
+    return features if features is not None else changed_route_features(con, monthly)
 
 
 def _feature_rows(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame) -> pl.DataFrame:
@@ -244,8 +246,8 @@ def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id
     return summaries
 
 
-def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, params: ScoreParams, run_id: str,
-                        incremental: bool = False) -> tuple[list[dict[str, Any]], int]:
+def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, params: ScoreParams,
+                        run_id: str) -> tuple[list[dict[str, Any]], int]:
     """An incremental build's scoring (`features` = the changed route-periods): only the groups with a
     changed route-period are rescored. Per (frequency, mineral) group: choose (reuse or fit) its model,
     score, register a new model, and replace the group's rows of main.route_scores and
@@ -256,8 +258,6 @@ def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, 
 
     ensure_registry(con)
     registered = latest(con)
-    if not incremental:
-        raise ValueError("a full build scores group by group from the warehouse: use score_all_groups")
     ensure_route_scores_view(con)  # a warehouse from before route_scores became a view
 
     changed = features.filter(scoreable(features)).sort(KEYS) if features.height else features
@@ -334,7 +334,7 @@ def features_and_scores(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, 
         models = score_all_groups(con, params, run_id, fan_out)
         counts = write_flag_lists(con, run_id, dismissed_regrowth)
     else:
-        models, rescored = score_with_registry(con, features, params, run_id, incremental)
+        models, rescored = score_with_registry(con, features, params, run_id)
         counts = write_flag_lists(con, run_id, dismissed_regrowth)
     counts["features.route_features"] = con.sql("SELECT count(*) FROM features.route_features").fetchall()[0][0]
     if incremental:
