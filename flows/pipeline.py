@@ -8,6 +8,7 @@ Tasks pass file paths and small summaries, never connections or big frames.
 from __future__ import annotations
 
 import os
+import resource
 import time
 import uuid
 from dataclasses import asdict
@@ -248,11 +249,17 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
     run["seconds"] = seconds
     clock = [time.perf_counter()]
 
+    peak_rss: dict[str, float] = {}
+    run["peak_rss_gb"] = peak_rss
+
     def lap(name: str) -> None:
-        """Wall time of the stage that just ended (seconds), for the run's summary and `runs.build`."""
+        """Wall time of the stage that just ended (seconds), and this process's peak memory (RSS, GB) so far,
+        for the run's summary and `runs.build`: where the peak first reaches its final value is the stage
+        that sets it."""
         now = time.perf_counter()
         seconds[name] = round(now - clock[0], 2)
         clock[0] = now
+        peak_rss[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2, 3)
 
     with pub.exclusive_run(live):
         abandoned = pub.abandoned_builds(live)

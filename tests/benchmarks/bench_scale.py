@@ -76,6 +76,7 @@ def child_run(data_dir: Path, warehouse: Path, reports: Path, memory_limit: str 
     run = _run(data_dir, warehouse, reports, CATALOGUE, window=5, flag_quantile=0.98, model_policy=model)
     wall = time.perf_counter() - t0
     return {"wall_s": round(wall, 2), "status": run.get("status"), "seconds": run.get("seconds", {}),
+            "stage_peak_rss_gb": run.get("peak_rss_gb", {}),
             "build": {k: v for k, v in (run.get("build") or {}).items() if k != "seconds"},
             "layer_counts": run.get("layer_counts", {}), "error": run.get("error")}
 
@@ -171,6 +172,7 @@ def run_size(rows: int, work: Path, seed: int, memory_limit: str | None, keep: b
         "target_rows": rows, "input_rows": input_rows, "input_gb": round(input_bytes / 1e9, 3),
         "floor_s": floor["floor_s"], "floor": floor,
         "end_to_end_s": full["process_wall_s"], "pipeline_wall_s": full["wall_s"], "stages_s": full["seconds"],
+        "stage_peak_rss_gb": full.get("stage_peak_rss_gb", {}),
         "ratio_to_floor": round(full["process_wall_s"] / floor["floor_s"], 2),
         "peak_rss_gb": full["peak_rss_gb"], "prefect_server_peak_rss_gb": full["children_peak_rss_gb"],
         "rows_per_s": round(input_rows / full["process_wall_s"]),
