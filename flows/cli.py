@@ -162,8 +162,9 @@ def _summarise(run: dict, warehouse: Path) -> None:
                    "touch (and everything when the catalogue, a setting or the code changed); both give the "
                    "same warehouse.")
 @click.option("--dask-address", envvar="TRANSSHIP_DASK_ADDRESS", default=None, metavar="tcp://HOST:8786",
-              help="Fit and score each product group on this Dask cluster's workers (env TRANSSHIP_DASK_ADDRESS). "
-                   "The workers need this project installed at the same commit; the warehouse stays here.")
+              help="Read each new file, and fit and score each product group, on this Dask cluster's workers "
+                   "(env TRANSSHIP_DASK_ADDRESS). The workers need this project installed at the same commit "
+                   "and the data folder at the same path; the warehouse stays here.")
 def run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, window: int,
         flag_quantile: float, queue_size: int | None, model_policy: str, census_measure: str,
         cif_fob_rate: float, dismissed_regrowth: float, notify_url: str | None, notify_command: str | None,

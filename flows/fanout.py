@@ -1,4 +1,10 @@
-"""Fitting and scoring product groups on a Dask cluster, through Prefect's Dask task runner.
+"""Reading trade files, and fitting and scoring product groups, on a Dask cluster, through Prefect's Dask
+task runner.
+
+Ingest: each new file is read and turned into its loader's frame (warehouse/ingest.py: prepare_file, the
+CPU-bound half of loading: parsing, decoding, the partner lookup) on a worker, a few files in flight at a
+time, and written to the warehouse here, in the run's file order. Workers must see the data folder at the
+same path (a shared mount); each checks that its copy of a file has the SHA-256 the run planned.
 
 A full build's score step reads one product group at a time from the warehouse (features.route_features),
 and each group's model is fitted and its rows scored and explained independently of the others
@@ -24,7 +30,9 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.steps import FanOut, GroupResult
 from models.scoring import score_routes
-from warehouse.build import scoring_code_fingerprint
+from warehouse.build import loading_code_fingerprint, scoring_code_fingerprint
+from warehouse.ingest import FileToLoad, PrepareMap, prepare_file
+from warehouse.raw_load import Prepared
 
 DEFAULT_IN_FLIGHT = 4  # groups sent ahead of the one being written: keeps two or more workers busy
 
@@ -35,15 +43,45 @@ class FanOutError(RuntimeError):
 
 @task(name="fit and score a product group", cache_policy=NO_CACHE, persist_result=False)
 def score_group_task(rows: Any, params: Any, reuse: Any, expected_code: str) -> GroupResult:
-    here = scoring_code_fingerprint()
-    if here != expected_code:
+    _same_code(scoring_code_fingerprint(), expected_code, "scoring")
+    return score_routes(rows, params, reuse)
+
+
+def _same_code(here: str, expected: str, what: str) -> None:
+    if here != expected:
         import socket
 
         raise FanOutError(
-            f"the Dask worker on {socket.gethostname()} runs different scoring code or libraries than this run: "
-            f"worker {here}, run {expected_code}. Install this project at the same commit, with the same "
+            f"the Dask worker on {socket.gethostname()} runs different {what} code or libraries than this run: "
+            f"worker {here}, run {expected}. Install this project at the same commit, with the same "
             f"requirements.lock, into the workers' environment and restart them.")
-    return score_routes(rows, params, reuse)
+
+
+@task(name="read a file", cache_policy=NO_CACHE, persist_result=False)
+def prepare_file_task(item: FileToLoad, countries: Any, expected_code: str) -> Prepared:
+    _same_code(loading_code_fingerprint(), expected_code, "loading")
+    return prepare_file(item, countries, check_digest=True)
+
+
+def dask_prepare(in_flight: int = DEFAULT_IN_FLIGHT) -> PrepareMap:
+    """A PrepareMap that reads each file on the flow's task runner (a DaskTaskRunner) and yields the results
+    in order, with at most `in_flight` files read and not yet written (a read file is held in memory until
+    it is written: a 150 MB Comtrade CSV is about 0.5 GB as a frame). Call it inside a flow run."""
+    if in_flight < 1:
+        raise ValueError("in_flight must be at least 1")
+    expected = loading_code_fingerprint()
+
+    def prepare(files: list[FileToLoad], countries: Any) -> Iterator[Prepared]:
+        pending: deque[Any] = deque()
+        for item in files:
+            pending.append(prepare_file_task.with_options(task_run_name=f"read {item.path.name}").submit(
+                item, countries, expected))
+            while len(pending) >= in_flight:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+    return prepare
 
 
 def dask_fan_out(in_flight: int = DEFAULT_IN_FLIGHT) -> FanOut:

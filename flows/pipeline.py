@@ -33,7 +33,7 @@ from warehouse.build import build_models, build_scope, plan_build
 from warehouse.catalogue import load_catalogue
 from warehouse.comments import apply_comments
 from warehouse.connection import WarehouseError, connect_read_only, connect_read_write, rows
-from warehouse.ingest import ingest_folder
+from warehouse.ingest import PrepareMap, ingest_folder, prepare_here
 from warehouse.outputs import now_utc, record_run
 from warehouse.review import carry_over_decisions
 from warehouse.schema import ensure_schema, write_reference_tables
@@ -46,23 +46,36 @@ def new_run_id() -> str:
 
 
 # ---------------------------------------------------------------- ingest
-@task(**TASK_OPTS)
-def load_files(build: Path, data_dir: Path, run_id: str, settings: Settings) -> list[dict[str, Any]]:
+def _load(build: Path, data_dir: Path, run_id: str, settings: Settings,
+          prepare: PrepareMap = prepare_here) -> list[dict[str, Any]]:
     con = connect_read_write(build)
     try:
         ensure_schema(con)
         write_reference_tables(con, load_catalogue(settings.catalogue), settings.sources)
-        outcomes = ingest_folder(con, data_dir, batch_id=run_id, progress=step)
+        outcomes = ingest_folder(con, data_dir, batch_id=run_id, progress=step, prepare=prepare)
         con.execute("CHECKPOINT")
     finally:
         con.close()
     return [asdict(o) for o in outcomes]
 
 
+@task(**TASK_OPTS)
+def load_files(build: Path, data_dir: Path, run_id: str, settings: Settings) -> list[dict[str, Any]]:
+    return _load(build, data_dir, run_id, settings)
+
+
 @flow(name="ingest")
 def ingest_flow(build: Path, data_dir: Path, run_id: str, settings: Settings) -> list[dict[str, Any]]:
     step(f"ingest: scanning {data_dir}")
-    files = load_files(build, data_dir, run_id, settings)
+    if settings.dask_address:
+        # In the flow itself: only a flow can submit to its task runner (the Dask cluster). The files are
+        # read on the workers and written here, in order; only this process opens the warehouse.
+        from flows.fanout import dask_prepare
+
+        step(f"ingest: files read on the Dask cluster at {settings.dask_address}")
+        files = _load(build, data_dir, run_id, settings, dask_prepare(settings.dask_in_flight))
+    else:
+        files = load_files(build, data_dir, run_id, settings)
     log = get_run_logger()
     for f in files:
         log.info("%s: %s (%s read, %s loaded, %s rejected) %s", f["source_file"], f["status"],
@@ -276,7 +289,12 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
                 record_abandoned(build, abandoned, run_id)
             lap("copy")
             stage = "ingest"
-            run["input_files"] = ingest_flow(build, Path(data_dir), run_id, settings)
+            ingesting = ingest_flow
+            if settings.dask_address:
+                from flows.fanout import dask_task_runner
+
+                ingesting = ingest_flow.with_options(task_runner=dask_task_runner(settings.dask_address))
+            run["input_files"] = ingesting(build, Path(data_dir), run_id, settings)
             lap("ingest")
             stage = "build"
             built = build_flow(build, run_id, settings)

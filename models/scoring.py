@@ -95,8 +95,25 @@ def training_sha256(group: pl.DataFrame) -> str:
     """A hash of the rows a model is trained on: route keys, period and model inputs, in key order, as CSV
     text (stable across library versions)."""
     cols = [*ROUTE_KEYS, "period", *MODEL_FEATURE_COLUMNS]
-    frame = group.select([c for c in cols if c in group.columns]).sort([*ROUTE_KEYS, "period"])
-    return hashlib.sha256(frame.write_csv(float_precision=9).encode()).hexdigest()
+    frame = in_key_order(group.select([c for c in cols if c in group.columns]))
+    # The CSV text of the whole frame, hashed in slices: a section of the universe is millions of rows.
+    digest = hashlib.sha256()
+    for start in range(0, max(frame.height, 1), HASH_SLICE_ROWS):
+        digest.update(frame.slice(start, HASH_SLICE_ROWS).write_csv(include_header=start == 0,
+                                                                    float_precision=9).encode())
+    return digest.hexdigest()
+
+
+HASH_SLICE_ROWS = 200_000
+
+
+def in_key_order(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` sorted by route and period; the frame itself (no copy) when it already is, as a group read
+    from the warehouse is."""
+    order = frame.select(pl.arg_sort_by([*ROUTE_KEYS, "period"], maintain_order=True)).to_series()
+    if order.equals(pl.int_range(0, frame.height, dtype=order.dtype, eager=True)):
+        return frame
+    return frame[order]
 
 
 def gates(params: ScoreParams) -> tuple[pl.Expr, pl.Expr]:
@@ -143,8 +160,10 @@ def rows_to_explain(scored: pl.DataFrame, params: ScoreParams) -> pl.Series:
     peaks = (scored.filter(pl.col("route_score") > 0).sort("route_score", descending=True)
              .group_by(ROUTE_KEYS, maintain_order=True).first().head(params.explain_routes)
              .select(*ROUTE_KEYS, "period", pl.lit(True).alias("_peak")))
-    marked = scored.join(peaks, on=[*ROUTE_KEYS, "period"], how="left", nulls_equal=True)
-    return (marked["flagged"] | marked["_peak"].fill_null(False)).alias("explained")
+    # Joined on the keys alone: the group's other columns are not copied.
+    marked = scored.select(*ROUTE_KEYS, "period").join(peaks, on=[*ROUTE_KEYS, "period"], how="left",
+                                                        nulls_equal=True, maintain_order="left")
+    return (scored["flagged"] | marked["_peak"].fill_null(False)).alias("explained")
 
 
 def explain_group(scored: pl.DataFrame, scorer: RouteScorer, params: ScoreParams) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -156,7 +175,9 @@ def explain_group(scored: pl.DataFrame, scorer: RouteScorer, params: ScoreParams
     long = scorer.explain(chosen, typical, top=params.explain_top)
     keys = chosen.select("_row", *ROUTE_KEYS, "period").with_row_index("row").with_columns(pl.col("row").cast(pl.Int64))
     text = explanation_text(long).join(keys.select("row", "_row"), on="row").drop("row")
-    out = scored.join(text, on="_row", how="left").sort("_row").drop("_row").with_columns(
+    # The text joined to the row numbers alone (a full join would copy every column of a large group).
+    top = scored.select("_row").join(text, on="_row", how="left", maintain_order="left")["top_features"]
+    out = scored.with_columns(top).drop("_row").with_columns(
         pl.when(pl.col("explained")).then(pl.col("top_features").fill_null("no feature far from the route's typical"))
         .otherwise(None).alias("top_features")).drop("explained")
     long = long.join(keys, on="row").drop("row", "_row")
@@ -170,11 +191,17 @@ def score_routes(features: pl.DataFrame, params: ScoreParams,
 
     `reuse` maps (frequency, mineral) to a registered model to score with instead of fitting one."""
     reuse = reuse or {}
-    candidates = features.filter(scoreable(features)).sort([*ROUTE_KEYS, "period"])
+    # Copies avoided where they are not needed: a group read from the warehouse is scoreable, sorted and one
+    # (frequency, mineral), and at universe scale a section is millions of rows.
+    keep = scoreable(features).fill_null(False)
+    candidates = in_key_order(features if features.select(keep.all()).item() else features.filter(keep))
     scored: list[pl.DataFrame] = []
     explained: list[pl.DataFrame] = []
     fitted: list[FittedGroup] = []
-    for (frequency, mineral), group in candidates.group_by(["frequency", "mineral"], maintain_order=True):
+    pairs = candidates.select("frequency", "mineral").unique(maintain_order=True)
+    groups = ([((pairs["frequency"][0], pairs["mineral"][0]), candidates)] if pairs.height == 1
+              else candidates.group_by(["frequency", "mineral"], maintain_order=True))
+    for (frequency, mineral), group in groups:
         periods = (str(group["period"].min()), str(group["period"].max()))
         prior = reuse.get((frequency, mineral))
         known = None

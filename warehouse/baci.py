@@ -17,12 +17,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
 from warehouse.files import IngestError, normalise_name, read_csv_text
-from warehouse.national import append_records, canonical_frame, record_json
-from warehouse.raw_load import LoadResult
+from warehouse.national import canonical_frame, prepared_records, record_json
+from warehouse.raw_load import Prepared
 
 FORMAT = "baci"
 CODES_FORMAT = "baci_country_codes"
@@ -64,16 +63,14 @@ def _sibling_codes(path: Path) -> tuple[pl.DataFrame | None, str]:
     return table, f"country codes from {codes_path.name}"
 
 
-def load_baci_file(
-    con: duckdb.DuckDBPyConnection, path: Path, *, batch_id: str, file_sha256: str, loaded_at: str
-) -> LoadResult:
+def prepare_baci_file(path: Path, countries: pl.DataFrame) -> Prepared:
     frame = read_csv_text(path)
     columns = [c for c in frame.columns if c != "source_row"]
     if not looks_like_baci(columns):
         raise IngestError(f"{path}: a BACI file has the columns t,i,j,k,v,q; found {', '.join(columns)}")
     t, i, j, k, v, q = columns
     siblings, codes_note = _sibling_codes(path)
-    ref = con.sql("SELECT m49_code::VARCHAR AS code, iso3 FROM ref.countries").pl()
+    ref = countries.select(pl.col("m49_code").cast(pl.String).alias("code"), "iso3")
     lookup = ref if siblings is None else pl.concat([siblings, ref.join(siblings, on="code", how="anti")])
     frame = (
         frame.with_columns(pl.col(i).str.strip_chars().alias("_i"), pl.col(j).str.strip_chars().alias("_j"))
@@ -107,5 +104,4 @@ def load_baci_file(
         "qty_unit": pl.lit("T"),
     })
     notes = "; ".join(filter(None, [codes_note, f"HS revision {revision}" if revision else "HS revision unknown"]))
-    return append_records(con, canonical, source="baci", path=path, batch_id=batch_id, file_sha256=file_sha256,
-                          loaded_at=loaded_at, file_format=FORMAT, notes=notes)
+    return prepared_records(path, canonical, source="baci", file_format=FORMAT, notes=notes)

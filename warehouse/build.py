@@ -108,6 +108,18 @@ def scoring_code_fingerprint() -> str:
     return f"{code} ({libraries})"
 
 
+def loading_code_fingerprint() -> str:
+    """A hash of what turns a trade file into the rows loaded (the readers and loaders) and the version of
+    Polars they run on: two processes with the same hash read a file into the same frame."""
+    import polars
+
+    root = Path(__file__).resolve().parent
+    names = ("files", "partners", "national", "raw_load", "ingest", "comtrade", "baci", "census", "gacc", "fx",
+             "user_table")
+    code = source_fingerprint([root / f"{n}.py" for n in names])
+    return f"{code} (polars {polars.__version__})"
+
+
 def fingerprint(con: duckdb.DuckDBPyConnection, parameters: dict[str, Any]) -> dict[str, str]:
     """What the built tables depend on besides the raw rows, one hash per part: the reference tables
     (catalogue, countries, concordance, units, settings), the SQL models, the feature and scoring code, and

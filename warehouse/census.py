@@ -26,12 +26,11 @@ import io
 import json
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
 from warehouse.files import IngestError, decode, normalise_name, read_bytes
-from warehouse.national import append_records, canonical_frame, record_json
-from warehouse.raw_load import LoadResult
+from warehouse.national import canonical_frame, prepared_records, record_json
+from warehouse.raw_load import Prepared
 from warehouse.partners import attach_partners
 
 API_FORMAT = "census_api"
@@ -103,9 +102,7 @@ def _partners(frame: pl.DataFrame, code_col: str | None, name_col: str) -> pl.Da
     )
 
 
-def load_census_api(
-    con: duckdb.DuckDBPyConnection, path: Path, *, batch_id: str, file_sha256: str, loaded_at: str
-) -> LoadResult:
+def prepare_census_api(path: Path) -> Prepared:
     frame = _read_api(path)
     cols = set(frame.columns)
     exports = "E_COMMODITY" in cols
@@ -163,8 +160,7 @@ def load_census_api(
     canonical = pl.concat(pieces).sort("source_row", "part")
     notes = f"{len(frame)} records x {len(parts)} measure(s): " + ", ".join(
         f"{m}{' (year-to-date)' if y else ''}" for m, _, _, y in parts)
-    return append_records(con, canonical, source="census", path=path, batch_id=batch_id, file_sha256=file_sha256,
-                          loaded_at=loaded_at, file_format=API_FORMAT, notes=notes)
+    return prepared_records(path, canonical, source="census", file_format=API_FORMAT, notes=notes)
 
 
 # ---------------------------------------------------------------- USA Trade Online CSV
@@ -184,9 +180,7 @@ def _time_to_period(col: pl.Expr) -> pl.Expr:
     return pl.when(month.is_not_null()).then(year + pl.lit("-") + month.str.zfill(2)).otherwise(year)
 
 
-def load_usa_trade_online(
-    con: duckdb.DuckDBPyConnection, path: Path, *, batch_id: str, file_sha256: str, loaded_at: str
-) -> LoadResult:
+def prepare_usa_trade_online(path: Path) -> Prepared:
     text, _ = decode(read_bytes(path))
     lines = text.splitlines()
     header_at = _header_line(lines)
@@ -245,5 +239,4 @@ def load_usa_trade_online(
         }))
     canonical = pl.concat(pieces).sort("source_row", "part")
     notes = f"header on line {header_at + 1}" + (f"; {header_at} title line(s) above it" if header_at else "")
-    return append_records(con, canonical, source="census", path=path, batch_id=batch_id, file_sha256=file_sha256,
-                          loaded_at=loaded_at, file_format=CSV_FORMAT, notes=notes)
+    return prepared_records(path, canonical, source="census", file_format=CSV_FORMAT, notes=notes)

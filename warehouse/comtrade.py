@@ -17,7 +17,7 @@ import duckdb
 import polars as pl
 
 from warehouse.files import IngestError, normalise_name, read_table
-from warehouse.raw_load import LoadResult, append_checked
+from warehouse.raw_load import LoadResult, Prepared, append_checked
 
 FORMAT = "comtrade"
 
@@ -216,11 +216,16 @@ SELECT * FROM checked
 """
 
 
-def load_comtrade_file(
-    con: duckdb.DuckDBPyConnection, path: Path, *, batch_id: str, file_sha256: str, loaded_at: str
-) -> LoadResult:
-    """Check one Comtrade file and append it to `raw.comtrade_records` and `raw.rejects`."""
+def prepare_comtrade_file(path: Path) -> Prepared:
+    """Read and check the shape of one Comtrade file (the half that needs only the file)."""
     incoming, note, has_breakdown = _prepare(path)
+    return Prepared(path, FORMAT, incoming, write_comtrade, note, {"has_breakdown": has_breakdown})
+
+
+def write_comtrade(con: duckdb.DuckDBPyConnection, prepared: Prepared, *, batch_id: str, file_sha256: str,
+                   loaded_at: str) -> LoadResult:
+    """Check each record of a prepared Comtrade file and append it to `raw.comtrade_records` or `raw.rejects`."""
+    path, incoming, note = prepared.path, prepared.frame, prepared.notes
     fields = {f: _null_if_token(f) for f in FIELDS}
     sql = _CHECK_SQL.format(**fields, known_flows=str(KNOWN_FLOWS))
     loaded, rejected = append_checked(
@@ -240,7 +245,7 @@ def load_comtrade_file(
                    ? AS has_breakdown_columns
             FROM _checked WHERE problem IS NULL ORDER BY source_row
             """,
-        insert_params=[batch_id, str(path), file_sha256, loaded_at, note, has_breakdown],
+        insert_params=[batch_id, str(path), file_sha256, loaded_at, note, prepared.extra["has_breakdown"]],
     )
     return LoadResult(
         source_file=str(path),

@@ -17,7 +17,7 @@ import duckdb
 
 from warehouse.files import normalise_name, read_csv_text
 from warehouse.national import record_json
-from warehouse.raw_load import LoadResult, append_checked
+from warehouse.raw_load import LoadResult, Prepared, append_checked
 
 FORMAT = "fx_rates"
 COLUMNS = ("period", "currency", "unitsperusd", "source")
@@ -46,13 +46,17 @@ FROM incoming
 """
 
 
-def load_fx_file(
-    con: duckdb.DuckDBPyConnection, path: Path, *, batch_id: str, file_sha256: str, loaded_at: str
-) -> LoadResult:
+def prepare_fx_file(path: Path) -> Prepared:
     frame = read_csv_text(path)
     frame = frame.rename({old: new for old, new in zip([c for c in frame.columns if c != "source_row"],
                                                         ("period", "currency", "units_per_usd", "source"))})
     frame = frame.with_columns(record=record_json(["period", "currency", "units_per_usd", "source"]))
+    return Prepared(path, FORMAT, frame, write_fx)
+
+
+def write_fx(con: duckdb.DuckDBPyConnection, prepared: Prepared, *, batch_id: str, file_sha256: str,
+             loaded_at: str) -> LoadResult:
+    path, frame = prepared.path, prepared.frame
     loaded, rejected = append_checked(
         con, frame, check_sql=_CHECK_SQL, path=path, file_sha256=file_sha256, batch_id=batch_id, loaded_at=loaded_at,
         insert_sql="""

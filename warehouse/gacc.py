@@ -17,12 +17,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
 from warehouse.files import IngestError, header_names, read_rows
-from warehouse.national import append_records, canonical_frame, record_json
-from warehouse.raw_load import LoadResult
+from warehouse.national import canonical_frame, prepared_records, record_json
+from warehouse.raw_load import Prepared
 from warehouse.partners import attach_partners
 
 FORMAT = "gacc"
@@ -80,9 +79,7 @@ def _read(path: Path) -> tuple[pl.DataFrame, int]:
     return body, header_at
 
 
-def load_gacc_file(
-    con: duckdb.DuckDBPyConnection, path: Path, *, batch_id: str, file_sha256: str, loaded_at: str
-) -> LoadResult:
+def prepare_gacc_file(path: Path) -> Prepared:
     frame, header_at = _read(path)
     columns = [c for c in frame.columns if c != "source_row"]
     by_norm = {_norm(c): c for c in columns}
@@ -140,5 +137,4 @@ def load_gacc_file(
         notes.append("year-to-date (累计) figures: months derived in staging as YTD(m) - YTD(m-1)")
     if header_at:
         notes.append(f"header on row {header_at + 1}")
-    return append_records(con, canonical, source="gacc", path=path, batch_id=batch_id, file_sha256=file_sha256,
-                          loaded_at=loaded_at, file_format=FORMAT, notes="; ".join(notes))
+    return prepared_records(path, canonical, source="gacc", file_format=FORMAT, notes="; ".join(notes))

@@ -9,16 +9,18 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
+import polars as pl
 
 from warehouse import baci, census, comtrade, faults, fx, gacc, user_table
 from warehouse.connection import rows
 from warehouse.files import IngestError, file_sha256, head_text
+from warehouse.raw_load import Prepared
 
 DATA_SUFFIXES = (".csv", ".json", ".txt", ".csv.gz", ".json.gz", ".txt.gz", ".gz")
 
@@ -35,14 +37,16 @@ class FileOutcome:
     notes: str = ""
 
 
-LOADERS: dict[str, Callable[..., object]] = {
-    comtrade.FORMAT: comtrade.load_comtrade_file,
-    baci.FORMAT: baci.load_baci_file,
-    census.API_FORMAT: census.load_census_api,
-    census.CSV_FORMAT: census.load_usa_trade_online,
-    gacc.FORMAT: gacc.load_gacc_file,
-    fx.FORMAT: fx.load_fx_file,
-    user_table.FORMAT: user_table.load_user_table,
+# Each format's first half of loading: the file -> its loader's frame (a Prepared, which knows how to write
+# itself). Needs only the file (and the country table, for BACI), so it can run on a Dask worker.
+PREPARERS: dict[str, Callable[..., Prepared]] = {
+    comtrade.FORMAT: comtrade.prepare_comtrade_file,
+    baci.FORMAT: baci.prepare_baci_file,
+    census.API_FORMAT: census.prepare_census_api,
+    census.CSV_FORMAT: census.prepare_usa_trade_online,
+    gacc.FORMAT: gacc.prepare_gacc_file,
+    fx.FORMAT: fx.prepare_fx_file,
+    user_table.FORMAT: user_table.prepare_user_table,
 }
 # Loaded first: later files of the same run depend on them (rates convert yuan in staging).
 FIRST = (fx.FORMAT,)
@@ -101,38 +105,96 @@ def discover(data_dir: Path) -> list[Path]:
     )
 
 
+@dataclass(frozen=True)
+class FileToLoad:
+    path: Path
+    file_format: str
+    file_sha256: str
+
+
+def prepare_file(item: FileToLoad, countries: pl.DataFrame, check_digest: bool = False) -> Prepared:
+    """The first half of loading one file (warehouse/raw_load.py: Prepared). `check_digest`: first make sure
+    the file read here is the one the run planned (a Dask worker may see another copy of the folder)."""
+    if check_digest:
+        if not item.path.is_file():
+            raise IngestError(f"{item.path}: not found on this machine; a Dask worker must see the data folder "
+                              f"at the same path as the run (a shared mount), or run without --dask-address")
+        here = file_sha256(item.path)
+        if here != item.file_sha256:
+            raise IngestError(f"{item.path}: this machine's copy differs from the run's (SHA-256 {here[:12]} "
+                              f"against {item.file_sha256[:12]}); workers must see the same data folder")
+    if item.file_format == baci.FORMAT:
+        return baci.prepare_baci_file(item.path, countries)
+    return PREPARERS[item.file_format](item.path)
+
+
+# How ingest_folder gets the Prepared files: given the files to load and the country table, yield each
+# file's Prepared in the same order. In this process by default (one file at a time, as it is written);
+# flows/fanout.py prepares them on a Dask cluster.
+PrepareMap = Callable[[list[FileToLoad], pl.DataFrame], Iterator[Prepared]]
+
+
+def prepare_here(files: list[FileToLoad], countries: pl.DataFrame) -> Iterator[Prepared]:
+    for item in files:
+        yield prepare_file(item, countries)
+
+
+def plan(con: duckdb.DuckDBPyConnection, data_dir: Path) -> list[FileOutcome | FileToLoad]:
+    """What ingest_folder will do with each file under data_dir, in load order: a FileOutcome for the files
+    it will not load (skipped, companion, already loaded: in an earlier run or earlier in this one) and a
+    FileToLoad for the others."""
+    found = [(path, sniff_format(path)) for path in discover(Path(data_dir))]
+    found.sort(key=lambda pf: (pf[1] not in FIRST, str(pf[0])))
+    planned: list[FileOutcome | FileToLoad] = []
+    this_run: dict[str, str] = {}
+    for path, fmt in found:
+        digest = file_sha256(path)
+        if fmt is None:
+            planned.append(FileOutcome(str(path), digest, None, "skipped", notes="not a recognised trade file format"))
+            continue
+        if fmt in COMPANIONS:
+            planned.append(FileOutcome(str(path), digest, fmt, "companion", notes=COMPANIONS[fmt]))
+            continue
+        previous = next(iter(rows(con, "SELECT batch_id, source_file FROM raw.loads WHERE file_sha256 = ?", [digest])), None)
+        if previous:
+            planned.append(FileOutcome(str(path), digest, fmt, "already loaded",
+                                       notes=f"same content loaded in batch {previous[0]} from {previous[1]}"))
+        elif digest in this_run:
+            planned.append(FileOutcome(str(path), digest, fmt, "already loaded",
+                                       notes=f"same content as {this_run[digest]}, loaded in this run"))
+        else:
+            this_run[digest] = str(path)
+            planned.append(FileToLoad(path, fmt, digest))
+    return planned
+
+
 def ingest_folder(
     con: duckdb.DuckDBPyConnection,
     data_dir: Path,
     *,
     batch_id: str,
     progress: Callable[[str], None] | None = None,
+    prepare: PrepareMap = prepare_here,
 ) -> list[FileOutcome]:
-    """Load every new recognised file under data_dir into the raw layer. Raises IngestError on a bad file."""
+    """Load every new recognised file under data_dir into the raw layer. Raises IngestError on a bad file.
+    Files are read through `prepare` (here, or on a Dask cluster) and written here, one at a time, in order."""
+    planned = plan(con, Path(data_dir))
+    to_load = [p for p in planned if isinstance(p, FileToLoad)]
+    countries = con.sql("SELECT m49_code, iso3 FROM ref.countries").pl()
+    prepared = prepare(to_load, countries)
     outcomes: list[FileOutcome] = []
-    found = [(path, sniff_format(path)) for path in discover(Path(data_dir))]
-    found.sort(key=lambda pf: (pf[1] not in FIRST, str(pf[0])))
-    for path, fmt in found:
-        digest = file_sha256(path)
-        if fmt is None:
-            outcomes.append(FileOutcome(str(path), digest, None, "skipped", notes="not a recognised trade file format"))
-            continue
-        if fmt in COMPANIONS:
-            outcomes.append(FileOutcome(str(path), digest, fmt, "companion", notes=COMPANIONS[fmt]))
-            continue
-        previous = next(iter(rows(con, "SELECT batch_id, source_file FROM raw.loads WHERE file_sha256 = ?", [digest])), None)
-        if previous:
-            outcomes.append(
-                FileOutcome(str(path), digest, fmt, "already loaded", notes=f"same content loaded in batch {previous[0]} from {previous[1]}")
-            )
+    for item in planned:
+        if isinstance(item, FileOutcome):
+            outcomes.append(item)
             continue
         if progress:
-            progress(f"loading {path.name} ({fmt})")
+            progress(f"loading {item.path.name} ({item.file_format})")
+        ready = next(prepared)
         loaded_at = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
-        result = LOADERS[fmt](con, path, batch_id=batch_id, file_sha256=digest, loaded_at=loaded_at)
+        result = ready.write(con, ready, batch_id=batch_id, file_sha256=item.file_sha256, loaded_at=loaded_at)
         con.execute(
             "INSERT INTO raw.loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?::TIMESTAMP)",
-            [batch_id, result.source_file, digest, result.file_format, result.rows_read,
+            [batch_id, result.source_file, item.file_sha256, result.file_format, result.rows_read,
              result.rows_loaded, result.rows_rejected, result.notes, loaded_at],
         )
         outcomes.append(FileOutcome(status="loaded", **asdict(result)))

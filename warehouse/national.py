@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from warehouse.raw_load import LoadResult, append_checked
+from warehouse.raw_load import LoadResult, Prepared, append_checked
 
 # The canonical frame a loader produces (all text). partner_kind comes from warehouse.partners.
 CANONICAL = (
@@ -200,3 +200,16 @@ def append_records(
         insert_params=[batch_id, source, str(path), file_sha256, loaded_at],
     )
     return LoadResult(str(path), file_sha256, file_format, incoming.height, loaded, rejected, notes)
+
+
+def prepared_records(path: Path, canonical: pl.DataFrame, *, source: str, file_format: str,
+                     notes: str = "") -> Prepared:
+    """A canonical frame, ready for `write_records` (in this process or after a Dask worker made it)."""
+    return Prepared(path, file_format, canonical, write_records, notes, {"source": source})
+
+
+def write_records(con: duckdb.DuckDBPyConnection, prepared: Prepared, *, batch_id: str, file_sha256: str,
+                  loaded_at: str) -> LoadResult:
+    return append_records(con, prepared.frame, source=prepared.extra["source"], path=prepared.path,
+                          batch_id=batch_id, file_sha256=file_sha256, loaded_at=loaded_at,
+                          file_format=prepared.file_format, notes=prepared.notes)

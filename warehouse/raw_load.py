@@ -8,7 +8,8 @@ rows_read = rows_loaded + rows_rejected, always.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,20 @@ class LoadResult:
     rows_loaded: int
     rows_rejected: int
     notes: str
+
+
+@dataclass
+class Prepared:
+    """A file read and turned into its loader's frame, not yet written: the half of loading that needs only
+    the file, which can run anywhere (a Dask worker: flows/fanout.py). `write(con, prepared, batch_id=,
+    file_sha256=, loaded_at=)` is the other half, in the process that holds the warehouse. `write` is a
+    module-level function and `extra` plain values, so a Prepared pickles."""
+    path: Path
+    file_format: str
+    frame: pl.DataFrame
+    write: Callable[..., LoadResult]
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def append_checked(

@@ -34,12 +34,11 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
 from warehouse.files import IngestError, header_names, read_rows
-from warehouse.national import append_records, canonical_frame, record_json
-from warehouse.raw_load import LoadResult
+from warehouse.national import canonical_frame, prepared_records, record_json
+from warehouse.raw_load import Prepared
 from warehouse.partners import attach_partners
 
 FORMAT = "user_table"
@@ -67,9 +66,7 @@ def _read_table(path: Path, header_row: int) -> pl.DataFrame:
     return body.filter(pl.any_horizontal(pl.col(header).is_not_null()))
 
 
-def load_user_table(
-    con: duckdb.DuckDBPyConnection, path: Path, *, batch_id: str, file_sha256: str, loaded_at: str
-) -> LoadResult:
+def prepare_user_table(path: Path) -> Prepared:
     mapping_path = mapping_for(path)
     if mapping_path is None:
         raise IngestError(f"{path}: no mapping file beside it ({path.name}.mapping.toml)")
@@ -150,5 +147,4 @@ def load_user_table(
     canonical = pl.concat(pieces).sort("source_row", "part")
     notes = (f"mapped by {mapping_path.name}: {len(parts)} part(s) per line, header on line {header_row}"
              + (f"; source: {spec['source']}" if spec.get("source") else ""))
-    return append_records(con, canonical, source="user", path=path, batch_id=batch_id, file_sha256=file_sha256,
-                          loaded_at=loaded_at, file_format=FORMAT, notes=notes)
+    return prepared_records(path, canonical, source="user", file_format=FORMAT, notes=notes)

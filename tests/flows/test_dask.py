@@ -1,5 +1,5 @@
-"""--dask-address: a full build's product groups fitted and scored on a Dask cluster (issue 7). The cluster
-is a real local one (a scheduler and two worker processes) started by the test."""
+"""--dask-address: a run's files read, and a full build's product groups fitted and scored, on a Dask cluster
+(issue 7). The cluster is a real local one (a scheduler and two worker processes) started by the test."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ from dataclasses import replace
 
 import pytest
 
-from flows.fanout import FanOutError, check_scheduler, score_group_task
+from flows.fanout import FanOutError, check_scheduler, prepare_file_task, score_group_task
 from flows.pipeline import transship_pipeline
 from flows.settings import Settings
 from models.scoring import ScoreParams
 from tests.helpers import query, table_differences
+from warehouse.build import loading_code_fingerprint
+from warehouse.files import IngestError, file_sha256
+from warehouse.ingest import FileToLoad
 from warehouse.sample_world import write_sample_world
 
 
@@ -45,14 +48,16 @@ def test_groups_scored_on_a_dask_cluster_give_the_single_process_scores(prefect_
     fanned = transship_pipeline(paths["data_dir"], there)
 
     assert fanned["status"] == "succeeded" and fanned["parameters"]["dask_address"] == dask_cluster.scheduler_address
-    # Every product group went through the cluster's workers, none was scored here.
+    # Every file loaded was read, and every product group scored, on the cluster's workers, none here.
     groups = query(here.warehouse, "SELECT count(DISTINCT (frequency, mineral)) FROM features.route_features").item()
-    assert groups >= 2
+    files = len([f for f in fanned["input_files"] if f["status"] == "loaded"])
+    assert groups >= 2 and files >= 2
+    assert files == len([f for f in single["input_files"] if f["status"] == "loaded"])
     from distributed import Client
 
     with Client(dask_cluster.scheduler_address) as client:
         executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
-    assert sum(executed.values()) == groups and len(executed) == 2
+    assert sum(executed.values()) == groups + files and len(executed) == 2
     # ... and reported its task run to this run's Prefect server (not to a server of its own).
     from prefect import get_client
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
@@ -60,6 +65,9 @@ def test_groups_scored_on_a_dask_cluster_give_the_single_process_scores(prefect_
     with get_client(sync_client=True) as prefect:
         task_runs = prefect.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="score M ")))
     assert len([t for t in task_runs if t.state and t.state.is_completed()]) == groups
+    with get_client(sync_client=True) as prefect:
+        reads = prefect.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="read ")))
+    assert len([t for t in reads if t.state and t.state.is_completed()]) == files
     # The same warehouse, scores and explanations included, to the last digit.
     assert query(there.warehouse, "SELECT count(*) FROM main.route_scores").item() > 5_000
     assert table_differences(here.warehouse, there.warehouse, skip_tables=frozenset({"main.runs", "models.registry"}),
@@ -88,3 +96,18 @@ def test_scheduler_address_checked_with_advice():
 def test_a_worker_with_other_scoring_code_refuses_to_score(sample_features):
     with pytest.raises(FanOutError, match="runs different scoring code or libraries than this run"):
         score_group_task.fn(sample_features.head(10), ScoreParams(), {}, "0000 (scikit-learn 0.0)")
+
+
+def test_a_worker_reads_only_the_file_the_run_planned(tmp_path):
+    countries = __import__("polars").DataFrame({"m49_code": [840], "iso3": ["USA"]})
+    path = tmp_path / "comtrade_2024.csv"
+    path.write_text("refYear,reporterCode,partnerCode,flowCode,cmdCode,primaryValue,netWgt\n2024,156,842,X,811010,10,1\n")
+    ok = prepare_file_task.fn(FileToLoad(path, "comtrade", file_sha256(path)), countries, loading_code_fingerprint())
+    assert ok.frame.height == 1 and ok.file_format == "comtrade"
+    with pytest.raises(IngestError, match="this machine's copy differs from the run's"):
+        prepare_file_task.fn(FileToLoad(path, "comtrade", "0" * 64), countries, loading_code_fingerprint())
+    with pytest.raises(IngestError, match="not found on this machine; a Dask worker must see the data folder"):
+        prepare_file_task.fn(FileToLoad(tmp_path / "gone.csv", "comtrade", "0" * 64), countries,
+                             loading_code_fingerprint())
+    with pytest.raises(FanOutError, match="runs different loading code or libraries than this run"):
+        prepare_file_task.fn(FileToLoad(path, "comtrade", file_sha256(path)), countries, "0000 (polars 0.0)")
