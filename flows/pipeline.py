@@ -311,6 +311,7 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
             run["build"]["route_periods_refeatured"] = scored["counts"].pop("features.route_features rebuilt", None)
             run["layer_counts"].update(scored["counts"])
             run["models"] = scored["models"]
+            run["build"]["score_seconds"] = scored.get("seconds", {})
             con_counts = _raw_counts(build)
             run["layer_counts"].update(con_counts)
             lap("score")

@@ -10,6 +10,8 @@ flags and explanations are recomputed over all its rows."""
 
 from __future__ import annotations
 
+import time
+
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -336,16 +338,26 @@ def features_and_scores(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, 
     from warehouse import faults
     from warehouse.outputs import write_flag_lists
 
+    clock = [time.perf_counter()]
+    seconds: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        seconds[name] = round(now - clock[0], 2)
+        clock[0] = now
+
     features = update_features(con, monthly, incremental)
+    lap("features")
     faults.at("score")
     if not incremental:
         models = score_all_groups(con, params, run_id, fan_out)
-        counts = write_flag_lists(con, run_id, dismissed_regrowth)
     else:
         models, rescored = score_with_registry(con, features, params, run_id)
-        counts = write_flag_lists(con, run_id, dismissed_regrowth)
+    lap("models and scores")
+    counts = write_flag_lists(con, run_id, dismissed_regrowth)
+    lap("flagged lists")
     counts["features.route_features"] = con.sql("SELECT count(*) FROM features.route_features").fetchall()[0][0]
     if incremental:
         counts["features.route_features rebuilt"] = features.height
         counts["main.route_scores rescored"] = rescored
-    return {"counts": counts, "models": models}
+    return {"counts": counts, "models": models, "seconds": seconds}
