@@ -131,6 +131,13 @@ def _summarise(run: dict, warehouse: Path) -> None:
     if run.get("seconds"):
         console.print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in run["seconds"].items())
                       + f" (stages: {sum(run['seconds'].values()):.1f})")
+    split = (run.get("build") or {}).get("score_seconds")
+    if split:
+        console.print("score stage: " + ", ".join(f"{k} {v:.1f}" for k, v in split.items()))
+    peak = run.get("peak_rss_gb")
+    if peak:  # the peak so far after each stage: the stage where it reaches its maximum set it
+        top = max(peak.values())
+        console.print(f"peak memory {top:.2f} GB (RSS), reached in {next(k for k, v in peak.items() if v == top)}")
     console.print(f"warehouse: {warehouse}   report: {run['report_dir']}/report.html")
 
 

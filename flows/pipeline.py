@@ -316,6 +316,7 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
             run["layer_counts"].update(con_counts)
             lap("score")
             run["build"]["seconds"] = seconds
+            run["build"]["peak_rss_gb"] = peak_rss
             run.update(status="succeeded", finished_at=now_utc())
             stage = "publish"
             finish_build(build, run)

@@ -22,7 +22,7 @@ import polars as pl
 from features.route_features import ROUTE_KEYS, FeatureParams, build_route_features, lookback
 from flows.settings import code_version
 from models.registry import choose_models, ensure_registry, latest, register, write_drift
-from models.scoring import (SCORING_INPUTS, FittedGroup, ScoreParams, in_key_order, rescore_group, score_routes,
+from models.scoring import (SCORING_INPUTS, FittedGroup, ScoreParams, in_key_order, rescore_changed, score_routes,
                             scoreable)
 
 KEYS = [*ROUTE_KEYS, "period"]
@@ -186,18 +186,34 @@ def _feature_rows(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame) -> pl.Data
         con.unregister("_keys")
 
 
+# models.scoring.scoreable in SQL, over features.route_features.
+SCOREABLE_SQL = ("has_history AND (cn_to_hub_kg_window + cn_to_hub_kg_prior + hub_to_us_kg_window"
+                 " + hub_to_us_kg_prior + hub_to_us_usd_window + cn_to_hub_usd_window) > 0")
+
+
 def _group_rows(con: duckdb.DuckDBPyConnection, frequency: str, mineral: str, after: Any = None) -> pl.DataFrame:
     """A group's scoreable feature rows from the warehouse (those after a period, when given), in key order:
     the columns scoring reads (SCORING_INPUTS)."""
-    # models.scoring.scoreable, in SQL: filtered and sorted here, a large group reaches Polars once.
+    # Filtered and sorted here, a large group reaches Polars once.
     rows = con.sql(f"SELECT {', '.join(SCORING_INPUTS)} FROM features.route_features"
-                   " WHERE frequency = ? AND mineral = ? AND has_history"
-                   " AND (cn_to_hub_kg_window + cn_to_hub_kg_prior + hub_to_us_kg_window + hub_to_us_kg_prior"
-                   "      + hub_to_us_usd_window + cn_to_hub_usd_window) > 0"
+                   f" WHERE frequency = ? AND mineral = ? AND {SCOREABLE_SQL}"
                    + (" AND period > ?::DATE" if after is not None else "")
                    + " ORDER BY frequency, mineral, hs_code, hub_iso3, period",
                    params=[frequency, mineral] + ([after] if after is not None else [])).pl()
     return rows
+
+
+def _route_rows(con: duckdb.DuckDBPyConnection, frequency: str, mineral: str, routes: pl.DataFrame) -> pl.DataFrame:
+    """The scoreable feature rows (SCORING_INPUTS) of a group's `routes` (hs_code, hub_iso3 and the group's
+    keys): every scored period of those routes."""
+    con.register("_routes", routes.select(ROUTE_KEYS))
+    try:
+        return con.sql(f"""SELECT {', '.join(SCORING_INPUTS)} FROM features.route_features
+                           SEMI JOIN _routes USING (frequency, mineral, hs_code, hub_iso3)
+                           WHERE frequency = ? AND mineral = ? AND {SCOREABLE_SQL}
+                           ORDER BY hs_code, hub_iso3, period""", params=[frequency, mineral]).pl()
+    finally:
+        con.unregister("_routes")
 
 
 def _summary(g: FittedGroup, params: ScoreParams, drift: dict[tuple[str, str], pl.DataFrame]) -> dict[str, Any]:
@@ -259,18 +275,21 @@ def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id
 def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, params: ScoreParams,
                         run_id: str) -> tuple[list[dict[str, Any]], int]:
     """An incremental build's scoring (`features` = the changed route-periods): only the groups with a
-    changed route-period are rescored. Per (frequency, mineral) group: choose (reuse or fit) its model,
-    score, register a new model, and replace the group's rows of main.route_scores and
-    main.route_explanations at once, so that memory holds one group (a new month touches every group, and
-    at 20 M input rows all of them together did not fit). Records drift. Returns a summary per model and how
-    many route-periods were scored in this run."""
-    from warehouse.outputs import ensure_route_scores_view, write_group_scores
+    changed route-period are rescored. First the changed routes' rows from their first changed period on
+    are removed from main.route_scores and main.route_explanations. Then per (frequency, mineral) group:
+    choose (reuse or fit) its model; with the model it had, score the new route-periods and write them and
+    the stored rows whose flag or explanation changed (models.scoring.rescore_changed: a new month adds one
+    period per route, not a rewrite of the group); with a new model, register it and replace the group's
+    rows. One group at a time in memory. Records drift. Returns a summary per model and how many
+    route-periods were scored in this run."""
+    from warehouse.outputs import delete_changed_ranges, delete_score_rows, ensure_route_scores_view, write_group_scores
 
     ensure_registry(con)
     registered = latest(con)
     ensure_route_scores_view(con)  # a warehouse from before route_scores became a view
 
     changed = features.filter(scoreable(features)).sort(KEYS) if features.height else features
+    delete_changed_ranges(con)
     groups = [tuple(k) for k in features.select("frequency", "mineral").unique().sort("frequency", "mineral").rows()]
     fitted_all: list[FittedGroup] = []
     drift_all: dict[tuple[str, str], pl.DataFrame] = {}
@@ -294,22 +313,27 @@ def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, 
             reuse, reasons, drift = choose_models(rows, registered, params.model_policy, params.drift_psi,
                                                   training_unchanged=True)
         drift_all.update(drift)
-        if key in reuse:  # score the changed route-periods; the group's other rows keep their scores
-            previous = con.sql("""SELECT s.* FROM main.route_score_values AS s
-                                  SEMI JOIN features.route_features AS f USING (frequency, mineral, hs_code, hub_iso3, period)
-                                  WHERE s.frequency = ? AND s.mineral = ?""",
-                               params=[frequency, mineral]).pl()
-            previous = previous.join(touched.select(KEYS), on=KEYS, how="anti")
-            previous_long = con.sql("SELECT * FROM main.route_explanations WHERE frequency = ? AND mineral = ?",
-                                    params=[frequency, mineral]).pl()
-            out, long = rescore_group(previous, new_rows, reuse[key].scorer, params, previous_long,
-                                      touched.select(ROUTE_KEYS), lambda keys: _feature_rows(con, keys))
+        if key in reuse:  # score the changed route-periods; write only the rows that change
+            # The stored rows new ones can affect: with a route_score above 0 or an explanation (the rest
+            # keep theirs, see rescore_changed); a small part of a large group.
+            context = con.sql("""SELECT * FROM main.route_score_values WHERE frequency = ? AND mineral = ?
+                                   AND (route_score > 0 OR top_features IS NOT NULL)
+                                 ORDER BY frequency, mineral, hs_code, hub_iso3, period""",
+                              params=[frequency, mineral]).pl()
+            done = rescore_changed(context, new_rows, reuse[key].scorer, params, touched.select(ROUTE_KEYS),
+                                   lambda keys: _feature_rows(con, keys),
+                                   lambda routes: _route_rows(con, frequency, mineral, routes))
             fitted = [reuse[key]]
+            _register(con, fitted, reasons, params, run_id)
+            delete_score_rows(con, done.stale_rows, done.stale_explanations)
+            write_group_scores(con, _with_model_ids(done.rows, fitted), _with_model_ids(done.explanations, fitted),
+                               run_id)
+            out = done.rows
         else:  # a new model: fit on, and score, the whole group
             out, long, fitted = score_routes(rows if whole_group else _group_rows(con, frequency, mineral), params, {})
-        _register(con, fitted, reasons, params, run_id)
-        write_group_scores(con, _with_model_ids(out, fitted), _with_model_ids(long, fitted), run_id,
-                           replace_groups=[key])
+            _register(con, fitted, reasons, params, run_id)
+            write_group_scores(con, _with_model_ids(out, fitted), _with_model_ids(long, fitted), run_id,
+                               replace_groups=[key])
         # Rows kept from before carry their run_id; the ones scored now do not have one yet.
         rescored += out["run_id"].null_count() if "run_id" in out.columns else out.height
         fitted_all.extend(fitted)

@@ -243,31 +243,49 @@ def score_routes(features: pl.DataFrame, params: ScoreParams,
     return (pl.concat(scored, how="vertical_relaxed"), pl.concat(explained, how="vertical_relaxed"), fitted)
 
 
-def rescore_group(previous: pl.DataFrame, new_rows: pl.DataFrame, scorer: RouteScorer, params: ScoreParams,
-                  previous_long: pl.DataFrame, changed_routes: pl.DataFrame,
-                  features_for: Callable[[pl.DataFrame], pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """One group with the model it already has, after new or changed route-periods arrived: score those
-    (`new_rows`), keep the others' scores (`previous`: the group's other rows as main.route_score_values holds
-    them), then flag over the whole group and explain, exactly as score_routes would.
+@dataclass
+class Rescored:
+    """What an incremental run changes in one group (rescore_changed): `rows` to append to
+    main.route_score_values (the new route-periods, and stored ones whose flag or explanation changed),
+    `explanations` to append to main.route_explanations, and the keys to delete first: `stale_rows`
+    (stored rows rewritten) and `stale_explanations` (stored rows explained again, or no longer)."""
+    rows: pl.DataFrame
+    explanations: pl.DataFrame
+    stale_rows: pl.DataFrame
+    stale_explanations: pl.DataFrame
 
-    Only what can have changed is explained again. A row's explanation depends on the model (unchanged), its
-    own features and its route's typical values (the median over the route's scored periods): so a row keeps
-    its explanation (its text in `previous`, its rows in `previous_long`) when its route is not among
+
+def rescore_changed(context: pl.DataFrame, new_rows: pl.DataFrame, scorer: RouteScorer, params: ScoreParams,
+                    changed_routes: pl.DataFrame, features_for: Callable[[pl.DataFrame], pl.DataFrame],
+                    route_rows_for: Callable[[pl.DataFrame], pl.DataFrame]) -> Rescored:
+    """One group with the model it already has, after new or changed route-periods arrived: score those
+    (`new_rows`), flag and explain as score_routes would over the whole group, and return only what changed.
+
+    `context`: the group's stored rows of main.route_score_values (the changed routes' rows from their first
+    changed period on already removed) that new rows can affect: those with route_score > 0 or an
+    explanation. Every other stored row has no route_score and no explanation, and keeps them: a flag needs
+    route_score > 0 (by quantile or queue rank, and the queue ranks only rows above 0), and so does the peak
+    period of a top route. So the flags and peaks over context + new rows are those over the whole group.
+
+    A row's explanation depends on the model (unchanged), its own features and its route's typical values
+    (the median over the route's scored periods): a row keeps its explanation when its route is not among
     `changed_routes` and it was explained before. Rows of changed routes, and rows explained now but not
-    before, are explained here, with their features read through `features_for(keys)` (keys -> feature
-    rows in the same order). Returns (scores of the whole group: the columns of `previous`, key order;
-    explanations of the whole group)."""
-    columns = [c for c in previous.columns if c not in ("flagged", "top_features")]
-    parts = [previous.select(columns)]
+    before, are explained here: their features read through `features_for(keys)` (keys -> feature rows in
+    the same order), their routes' scored periods through `route_rows_for(routes)`."""
+    columns = [c for c in context.columns if c not in ("flagged", "top_features")]
+    parts = [context.select(columns)]
     if new_rows.height:
         fresh = score_group(new_rows, scorer, params)
         parts.append(fresh.select([pl.col(c) if c in fresh.columns else pl.lit(None).alias(c) for c in columns]))
     group = pl.concat(parts, how="vertical_relaxed").sort(KEYS)
     scored = apply_threshold(group, params)
-    scored = scored.with_columns(rows_to_explain(scored, params)).join(
-        previous.select(*KEYS, pl.col("top_features").alias("_before")), on=KEYS, how="left", maintain_order="left")
+    before = context.select(*KEYS, pl.col("flagged").alias("_flagged_before"), pl.col("top_features").alias("_before"),
+                            pl.lit(True).alias("_stored"))
+    scored = scored.with_columns(rows_to_explain(scored, params)).join(before, on=KEYS, how="left",
+                                                                       maintain_order="left")
     changed = changed_routes.select(ROUTE_KEYS).unique().with_columns(_changed=pl.lit(True))
     scored = scored.join(changed, on=list(ROUTE_KEYS), how="left", maintain_order="left").with_columns(
+        pl.col("_stored").fill_null(False),
         _again=pl.col("explained") & (pl.col("_changed").fill_null(False) | pl.col("_before").is_null()))
 
     again = scored.filter("_again").select(KEYS)
@@ -275,8 +293,7 @@ def rescore_group(previous: pl.DataFrame, new_rows: pl.DataFrame, scorer: RouteS
     text = again.with_columns(top_features=pl.lit(None, dtype=pl.String))
     if again.height:
         chosen = features_for(again)
-        routes = again.select(ROUTE_KEYS).unique()
-        typical_of = route_typical(features_for(scored.join(routes, on=list(ROUTE_KEYS), how="semi").select(KEYS)))
+        typical_of = route_typical(route_rows_for(again.select(ROUTE_KEYS).unique()))
         typical = chosen.select(ROUTE_KEYS).join(typical_of, on=list(ROUTE_KEYS), how="left", nulls_equal=True,
                                                  maintain_order="left")
         explained_now = scorer.explain(chosen, typical, top=params.explain_top)
@@ -284,13 +301,18 @@ def rescore_group(previous: pl.DataFrame, new_rows: pl.DataFrame, scorer: RouteS
         text = row_keys.join(explanation_text(explained_now), on="row", how="left").drop("row").with_columns(
             pl.col("top_features").fill_null("no feature far from the route's typical"))
         long = explained_now.join(row_keys, on="row").drop("row")
-    kept = scored.filter(pl.col("explained") & ~pl.col("_again")).select(KEYS)
-    long = pl.concat([previous_long.join(kept, on=KEYS, how="semi").select(long.columns), long.select(long.columns)],
-                     how="vertical_relaxed")
     out = scored.join(text.rename({"top_features": "_now"}), on=KEYS, how="left", maintain_order="left").with_columns(
         top_features=pl.when(pl.col("_again")).then(pl.col("_now"))
         .when(pl.col("explained")).then(pl.col("_before")).otherwise(None))
-    return out.drop("explained", "_before", "_changed", "_again", "_now"), long
+    unexplained = pl.col("_stored") & ~pl.col("explained") & pl.col("_before").is_not_null()
+    rewrite = (~pl.col("_stored") | pl.col("_again") | unexplained
+               | (pl.col("flagged") != pl.col("_flagged_before")).fill_null(True))
+    out = out.filter(rewrite)
+    return Rescored(
+        rows=out.drop("explained", "_flagged_before", "_before", "_stored", "_changed", "_again", "_now"),
+        explanations=long,
+        stale_rows=out.filter("_stored").select(KEYS),
+        stale_explanations=out.filter(pl.col("_stored") & (pl.col("_again") | unexplained)).select(KEYS))
 
 
 def explanation_schema() -> pl.DataFrame:

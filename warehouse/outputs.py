@@ -266,6 +266,29 @@ def write_group_scores(con: duckdb.DuckDBPyConnection, scores: pl.DataFrame, exp
         con.unregister("_expl")
 
 
+def delete_changed_ranges(con: duckdb.DuckDBPyConnection) -> None:
+    """An incremental build's first write to the score tables: remove the rows of build.dirty_routes from
+    each route's first changed period on, whose features were just recomputed (or are gone)."""
+    for table in ("main.route_score_values", "main.route_explanations"):
+        con.execute(f"""DELETE FROM {table} AS t USING build.dirty_routes AS d
+                        WHERE t.frequency = d.frequency AND t.mineral = d.mineral AND t.hs_code = d.hs_code
+                          AND t.hub_iso3 = d.hub_iso3 AND t.period >= d.first_period""")
+
+
+def delete_score_rows(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, explanations: pl.DataFrame) -> None:
+    """Remove the route-periods `rows` (keys: frequency, mineral, hs_code, hub_iso3, period) from
+    main.route_score_values, and the explanations of the route-periods `explanations`, before their new
+    versions are appended (write_group_scores)."""
+    keys = ["frequency", "mineral", "hs_code", "hub_iso3", "period"]
+    for table, frame in (("main.route_score_values", rows), ("main.route_explanations", explanations)):
+        if frame.height:
+            con.register("_stale", frame.select(keys))
+            con.execute(f"""DELETE FROM {table} AS t USING _stale AS k
+                            WHERE t.frequency = k.frequency AND t.mineral = k.mineral AND t.hs_code = k.hs_code
+                              AND t.hub_iso3 = k.hub_iso3 AND t.period = k.period""")
+            con.unregister("_stale")
+
+
 def write_flag_lists(con: duckdb.DuckDBPyConnection, run_id: str, dismissed_regrowth: float = 0.5) -> dict[str, int]:
     """main.flagged_routes and the tables that follow from it, from main.route_scores as it stands. Returns
     the row counts of the score tables and the flagged list."""

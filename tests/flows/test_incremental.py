@@ -16,6 +16,7 @@ from flows import steps
 from flows.steps import changed_route_features, features_and_scores
 from models.scoring import ScoreParams
 from tests.helpers import query, table_differences
+from warehouse import outputs
 from warehouse.build import build_models, plan_build
 from warehouse.catalogue import load_catalogue
 from warehouse.connection import connect_read_write
@@ -122,8 +123,16 @@ def test_reused_models_rescore_only_what_changed_and_match_a_full_rebuild(tmp_pa
         batches.append(batch)
         return changed_route_features(con, monthly, batch)
 
+    written = []
+    write_group_scores = outputs.write_group_scores
+
+    def counted_writes(con, scores, explanations, run_id, **kwargs):
+        written.append((run_id, "create" in kwargs, scores.height))
+        return write_group_scores(con, scores, explanations, run_id, **kwargs)
+
     monkeypatch.setattr(steps, "FEATURE_BATCH_ROWS", 300)
     monkeypatch.setattr(steps, "changed_route_features", counted)
+    monkeypatch.setattr(outputs, "write_group_scores", counted_writes)
     out, _ = _reuse_after(tmp_path, next_month, hold_back=1)
     assert len(batches) > 2 and len(set(batches)) == len(batches)  # several batches, each computed once
     assert out["incremental"]["plan"].mode == "incremental" and out["full"]["plan"].mode == "full"
@@ -131,6 +140,10 @@ def test_reused_models_rescore_only_what_changed_and_match_a_full_rebuild(tmp_pa
     scored = out["incremental"]["main.route_scores"]
     rescored = out["incremental"]["main.route_scores rescored"]
     assert 0 < rescored <= 400 < scored  # June and the revised months, out of every scored route-period
+    # What is written back: those, and the few stored rows whose flag or explanation changed; not the
+    # groups' other rows. (The full rebuild, with the same run id, writes with `create`.)
+    incremental_writes = sum(n for run_id, full, n in written if run_id == "20250701T000000Z-second" and not full)
+    assert rescored <= incremental_writes < rescored + 100 < scored
     assert table_differences(tmp_path / "incremental.duckdb", tmp_path / "full.duckdb") == {}
     # The rows it did not rescore keep the run that scored them.
     runs = query(tmp_path / "incremental.duckdb", "SELECT run_id, count(*) AS n FROM route_scores GROUP BY 1 ORDER BY 1")

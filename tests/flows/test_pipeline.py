@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import polars as pl
@@ -203,3 +204,18 @@ def test_national_world_flags_the_same_routes_and_reports_a_revision(prefect_har
     assert impact["flag_change"][0] in ("no longer flagged", "still flagged")
     report = (Path(second["report_dir"]) / "report.md").read_text()
     assert "## Revisions loaded in this run" in report and impact["flag_change"][0] in report
+
+
+def test_the_run_summary_shows_where_time_and_memory_went(first_run, capsys):
+    from flows.cli import _summarise
+
+    run, settings = first_run
+    assert list(run["peak_rss_gb"]) == list(run["seconds"])  # the peak so far, after every stage
+    assert 0.1 < max(run["peak_rss_gb"].values()) < 8
+    assert list(run["build"]["score_seconds"]) == ["features", "models and scores", "flagged lists"]
+    recorded = json.loads(query(settings.warehouse, f"SELECT build FROM runs WHERE run_id = '{run['run_id']}'")["build"][0])
+    assert recorded["peak_rss_gb"]["score"] > 0 and recorded["score_seconds"]["features"] >= 0
+    _summarise(run, settings.warehouse)
+    out = capsys.readouterr().out
+    assert "score stage: features " in out and "models and scores " in out
+    assert re.search(r"peak memory \d+\.\d\d GB \(RSS\), reached in (copy|ingest|build|score|publish)", out)
