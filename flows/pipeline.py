@@ -8,8 +8,6 @@ Tasks pass file paths and small summaries, never connections or big frames.
 from __future__ import annotations
 
 import os
-import resource
-import time
 import uuid
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -21,7 +19,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.progress import step
+from flows.progress import Laps, step
 from flows.html_report import gather
 from flows.notify import ARTIFACT_KEY, notify, summary_markdown
 from flows.report import write_report
@@ -258,21 +256,9 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
                        "catalogue": str(settings.catalogue or "bundled"),
                        "dask_address": settings.dask_address},
     })
-    seconds: dict[str, float] = {}
-    run["seconds"] = seconds
-    clock = [time.perf_counter()]
-
-    peak_rss: dict[str, float] = {}
-    run["peak_rss_gb"] = peak_rss
-
-    def lap(name: str) -> None:
-        """Wall time of the stage that just ended (seconds), and this process's peak memory (RSS, GB) so far,
-        for the run's summary and `runs.build`: where the peak first reaches its final value is the stage
-        that sets it."""
-        now = time.perf_counter()
-        seconds[name] = round(now - clock[0], 2)
-        clock[0] = now
-        peak_rss[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2, 3)
+    laps = Laps(rss=True)
+    lap, seconds, peak_rss = laps.lap, laps.seconds, laps.peak_rss_gb
+    run["seconds"], run["peak_rss_gb"] = seconds, peak_rss
 
     with pub.exclusive_run(live):
         abandoned = pub.abandoned_builds(live)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import sys
 import time
 
@@ -15,6 +16,24 @@ _start = time.monotonic()
 def step(message: str) -> None:
     if os.environ.get("TRANSSHIP_QUIET") != "1":
         _console.print(f"[dim]{time.monotonic() - _start:6.1f}s[/dim]  {message}")
+
+
+class Laps:
+    """Wall time of each stage as it ends (`seconds`, s) and, with `rss`, this process's peak memory so far
+    (`peak_rss_gb`, GB): where the peak first reaches its final value is the stage that set it."""
+
+    def __init__(self, rss: bool = False) -> None:
+        self.seconds: dict[str, float] = {}
+        self.peak_rss_gb: dict[str, float] = {}
+        self._rss = rss
+        self._clock = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self._clock, 2)
+        self._clock = now
+        if self._rss:
+            self.peak_rss_gb[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2, 3)
 
 
 def wide_console() -> Console:

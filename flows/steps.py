@@ -10,8 +10,6 @@ flags and explanations are recomputed over all its rows."""
 
 from __future__ import annotations
 
-import time
-
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -20,6 +18,7 @@ import duckdb
 import polars as pl
 
 from features.route_features import ROUTE_KEYS, FeatureParams, build_route_features, lookback
+from flows.progress import Laps
 from flows.settings import code_version
 from models.registry import choose_models, ensure_registry, latest, register, write_drift
 from models.scoring import (SCORING_INPUTS, FittedGroup, ScoreParams, in_key_order, rescore_changed, score_routes,
@@ -153,12 +152,12 @@ def update_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, incr
     batch would hold most of the mart in memory (at 20 M input rows it was killed at 24 GB)."""
     if not incremental:
         return write_all_features(con, monthly)
+    from warehouse.outputs import delete_changed_ranges
+
     batches = _product_batches(con, "_changed_batches", FEATURE_BATCH_ROWS, only_routes="build.dirty_routes")
     # Each batch reads the rows just before its routes' first changed periods (the spell it continues),
     # which this deletion leaves in place.
-    con.execute("""DELETE FROM features.route_features AS f USING build.dirty_routes AS d
-                   WHERE f.frequency = d.frequency AND f.mineral = d.mineral AND f.hs_code = d.hs_code
-                     AND f.hub_iso3 = d.hub_iso3 AND f.period >= d.first_period""")
+    delete_changed_ranges(con, ("features.route_features",))
     changed, features = [], None
     for batch in batches:
         features = in_key_order(changed_route_features(con, monthly, batch))
@@ -195,12 +194,11 @@ def _group_rows(con: duckdb.DuckDBPyConnection, frequency: str, mineral: str, af
     """A group's scoreable feature rows from the warehouse (those after a period, when given), in key order:
     the columns scoring reads (SCORING_INPUTS)."""
     # Filtered and sorted here, a large group reaches Polars once.
-    rows = con.sql(f"SELECT {', '.join(SCORING_INPUTS)} FROM features.route_features"
+    return con.sql(f"SELECT {', '.join(SCORING_INPUTS)} FROM features.route_features"
                    f" WHERE frequency = ? AND mineral = ? AND {SCOREABLE_SQL}"
                    + (" AND period > ?::DATE" if after is not None else "")
                    + " ORDER BY frequency, mineral, hs_code, hub_iso3, period",
                    params=[frequency, mineral] + ([after] if after is not None else [])).pl()
-    return rows
 
 
 def _route_rows(con: duckdb.DuckDBPyConnection, frequency: str, mineral: str, routes: pl.DataFrame) -> pl.DataFrame:
@@ -362,14 +360,8 @@ def features_and_scores(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, 
     from warehouse import faults
     from warehouse.outputs import write_flag_lists
 
-    clock = [time.perf_counter()]
-    seconds: dict[str, float] = {}
-
-    def lap(name: str) -> None:
-        now = time.perf_counter()
-        seconds[name] = round(now - clock[0], 2)
-        clock[0] = now
-
+    laps = Laps()
+    lap = laps.lap
     features = update_features(con, monthly, incremental)
     lap("features")
     faults.at("score")
@@ -384,4 +376,4 @@ def features_and_scores(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, 
     if incremental:
         counts["features.route_features rebuilt"] = features.height
         counts["main.route_scores rescored"] = rescored
-    return {"counts": counts, "models": models, "seconds": seconds}
+    return {"counts": counts, "models": models, "seconds": laps.seconds}

@@ -266,10 +266,12 @@ def write_group_scores(con: duckdb.DuckDBPyConnection, scores: pl.DataFrame, exp
         con.unregister("_expl")
 
 
-def delete_changed_ranges(con: duckdb.DuckDBPyConnection) -> None:
-    """An incremental build's first write to the score tables: remove the rows of build.dirty_routes from
-    each route's first changed period on, whose features were just recomputed (or are gone)."""
-    for table in ("main.route_score_values", "main.route_explanations"):
+def delete_changed_ranges(con: duckdb.DuckDBPyConnection,
+                          tables: tuple[str, ...] = ("main.route_score_values", "main.route_explanations")) -> None:
+    """An incremental build's first write to a route table: remove the rows of build.dirty_routes from each
+    route's first changed period on (features about to be recomputed; scores and explanations of features
+    just recomputed, or gone)."""
+    for table in tables:
         con.execute(f"""DELETE FROM {table} AS t USING build.dirty_routes AS d
                         WHERE t.frequency = d.frequency AND t.mineral = d.mineral AND t.hs_code = d.hs_code
                           AND t.hub_iso3 = d.hub_iso3 AND t.period >= d.first_period""")
