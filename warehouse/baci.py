@@ -20,7 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from warehouse.files import IngestError, normalise_name, read_csv_text
-from warehouse.national import canonical_frame, prepared_records, record_json
+from warehouse.national import canonical_frame, prepared_records, original_record
 from warehouse.raw_load import Prepared
 
 FORMAT = "baci"
@@ -81,7 +81,7 @@ def prepare_baci_file(path: Path, countries: pl.DataFrame) -> Prepared:
     revision = hs_revision_from_name(path)
     code = pl.col(k).str.strip_chars()
     canonical = canonical_frame(frame, {
-        "record": record_json(columns),
+        "record": original_record(columns),
         "frequency": pl.lit("A"),
         "period_text": pl.col(t),
         "reporter_iso3": pl.col("_exporter").fill_null(pl.lit("BACI code ") + pl.col("_i")),

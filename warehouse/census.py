@@ -29,7 +29,7 @@ from pathlib import Path
 import polars as pl
 
 from warehouse.files import IngestError, decode, normalise_name, read_bytes
-from warehouse.national import canonical_frame, prepared_records, record_json
+from warehouse.national import canonical_frame, prepared_records, original_record
 from warehouse.raw_load import Prepared
 from warehouse.partners import attach_partners
 
@@ -135,7 +135,7 @@ def prepare_census_api(path: Path) -> Prepared:
     for n, (measure, value_col, qty_col, ytd) in enumerate(parts, start=1):
         pieces.append(canonical_frame(frame, {
             "part": pl.lit(n),
-            "record": record_json(source_columns),
+            "record": original_record(source_columns),
             "frequency": pl.lit("M"),
             "period_text": period,
             "is_ytd": pl.lit("true" if ytd else "false"),
@@ -218,7 +218,7 @@ def prepare_usa_trade_online(path: Path) -> Prepared:
                                        ("imports for consumption", con_value, con_qty)) if v], start=1):
         pieces.append(canonical_frame(frame, {
             "part": pl.lit(n),
-            "record": record_json(source_columns),
+            "record": original_record(source_columns),
             "frequency": pl.when(_time_to_period(pl.col(time)).str.len_chars() == 4).then(pl.lit("A")).otherwise(pl.lit("M")),
             "period_text": _time_to_period(pl.col(time)),
             "reporter_iso3": pl.lit("USA"),

@@ -17,6 +17,7 @@ import duckdb
 import polars as pl
 
 from warehouse.files import IngestError, normalise_name, read_table
+from warehouse.national import original_record
 from warehouse.raw_load import LoadResult, Prepared, append_checked
 
 FORMAT = "comtrade"
@@ -104,8 +105,7 @@ def _prepare(path: Path) -> tuple[pl.DataFrame, str, bool]:
                 "its year (e.g. comtrade_2024.csv) if every record is annual data for that year."
             )
         note = f"no period column: every record taken as annual {file_year} from the file name"
-    # The original record, kept as JSON for rejects.
-    record = pl.struct([pl.col(c) for c in columns]).struct.json_encode().alias("record")
+    record = original_record(columns).alias("record")
     exprs = [pl.col("source_row"), record]
     for field in FIELDS:
         if field in mapping:

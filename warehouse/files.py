@@ -59,6 +59,18 @@ def decode(data: bytes) -> tuple[str, str]:
     return data.decode("latin-1"), "latin-1"
 
 
+def utf8_bytes(path: Path) -> bytes:
+    """A file's content as UTF-8 bytes without a byte-order mark, whatever `decode` finds it in. A UTF-8
+    file is handed on as read, never as a Python str: Polars parses bytes, and a 150 MB file passed as
+    text (io.StringIO holds four bytes a character) cost a gigabyte at its peak."""
+    data = read_bytes(path)
+    try:
+        data.decode("utf-8")  # only checks; the text is dropped at once
+    except UnicodeDecodeError:
+        return decode(data)[0].encode("utf-8")
+    return data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+
+
 def head_text(path: Path, n_bytes: int = 65536) -> str:
     """The start of a file as text (decompressed), for recognising its format by its header."""
     with open(path, "rb") as fh:
@@ -82,12 +94,12 @@ def normalise_name(name: str) -> str:
 
 
 def read_csv_text(path: Path) -> pl.DataFrame:
-    text, _ = decode(read_bytes(path))
-    if not text.strip():
+    data = utf8_bytes(path)
+    if not data.strip():
         raise IngestError(f"{path}: the file is empty")
     try:
         frame = pl.read_csv(
-            io.StringIO(text),
+            data,
             infer_schema=False,
             truncate_ragged_lines=False,
         )
@@ -161,9 +173,8 @@ def read_rows(path: Path) -> pl.DataFrame:
     on the first line: pick the header row, then name the columns with `header_names`."""
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         return read_sheet_rows(path)
-    text, _ = decode(read_bytes(path))
     try:
-        raw = pl.read_csv(io.StringIO(text), has_header=False, infer_schema=False, truncate_ragged_lines=True)
+        raw = pl.read_csv(utf8_bytes(path), has_header=False, infer_schema=False, truncate_ragged_lines=True)
     except pl.exceptions.ComputeError as exc:
         raise IngestError(f"{path}: not a readable CSV table ({str(exc).splitlines()[0]})") from None
     return raw.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))

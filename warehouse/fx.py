@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 
 from warehouse.files import normalise_name, read_csv_text
-from warehouse.national import record_json
+from warehouse.national import original_record
 from warehouse.raw_load import LoadResult, Prepared, append_checked
 
 FORMAT = "fx_rates"
@@ -50,7 +50,7 @@ def prepare_fx_file(path: Path) -> Prepared:
     frame = read_csv_text(path)
     frame = frame.rename({old: new for old, new in zip([c for c in frame.columns if c != "source_row"],
                                                         ("period", "currency", "units_per_usd", "source"))})
-    frame = frame.with_columns(record=record_json(["period", "currency", "units_per_usd", "source"]))
+    frame = frame.with_columns(record=original_record(["period", "currency", "units_per_usd", "source"]))
     return Prepared(path, FORMAT, frame, write_fx)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from warehouse.files import IngestError, header_names, read_rows
-from warehouse.national import canonical_frame, prepared_records, record_json
+from warehouse.national import canonical_frame, prepared_records, original_record
 from warehouse.raw_load import Prepared
 from warehouse.partners import attach_partners
 
@@ -109,7 +109,7 @@ def prepare_gacc_file(path: Path) -> Prepared:
     frame = attach_partners(frame, pl.col(partner_col))
     unit = pl.col(col["unit1"]).str.strip_chars() if col["unit1"] else pl.lit(None, dtype=pl.String)
     canonical = canonical_frame(frame, {
-        "record": record_json(columns),
+        "record": original_record(columns),
         "frequency": pl.lit("M"),
         "period_text": pl.col(col["period"]),
         "is_ytd": pl.lit("true" if ytd else "false"),

@@ -37,7 +37,7 @@ from pathlib import Path
 import polars as pl
 
 from warehouse.files import IngestError, header_names, read_rows
-from warehouse.national import canonical_frame, prepared_records, record_json
+from warehouse.national import canonical_frame, prepared_records, original_record
 from warehouse.raw_load import Prepared
 from warehouse.partners import attach_partners
 
@@ -122,7 +122,7 @@ def prepare_user_table(path: Path) -> Prepared:
         qty = pl.col(column(f"{where}.quantity", part["quantity"])) if part.get("quantity") else pl.lit(None)
         piece = canonical_frame(labelled, {
             "part": pl.lit(n),
-            "record": record_json(columns),
+            "record": original_record(columns),
             "frequency": pl.lit(frequency),
             "period_text": pl.col(column("period", spec["period"])),
             "reporter_iso3": field("reporter", spec.get("reporter")).str.to_uppercase(),

@@ -114,6 +114,17 @@ def test_bad_rows_are_set_aside_with_line_column_and_reason(con, tmp_path):
     reconcile(con)
 
 
+def test_a_reject_keeps_its_line_as_read_blanks_quotes_and_all(con, tmp_path):
+    # The record is the line as the file has it (untrimmed, empty cells null), whatever the loader did.
+    write(tmp_path / "d" / "odd.csv", 'year,reporter,partner,cmd,flow,value,netwgt\n'
+          '2022, 156 ,764,811010,X,"1 ""2""",\n')
+    (outcome,) = load(con, tmp_path / "d")
+    assert (outcome.rows_read, outcome.rows_rejected) == (1, 1)
+    (record,) = rows(con, "SELECT record FROM raw.rejects")[0]
+    assert json.loads(record) == {"year": "2022", "reporter": " 156 ", "partner": "764", "cmd": "811010",
+                                  "flow": "X", "value": '1 "2"', "netwgt": None}
+
+
 def test_quirks_duplicates_world_aggregates_null_weights_and_tonnes(con, tmp_path):
     write(tmp_path / "d" / "q.csv", CAMEL + "\n"
           "M,2025,1,202501,842,USA,M,764,THA,0,282580,C00,0,8,100,100,700,,700,false\n"       # 2 kept
