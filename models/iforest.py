@@ -111,16 +111,18 @@ class RouteScorer(BaseEstimator):
         if frame.height < 2:
             raise ValueError(f"need at least 2 route-periods to fit, got {frame.height}")
         self.features_ = MODEL_FEATURES
-        oriented = _oriented(frame, self.features_)
-        self.center_ = np.median(oriented, axis=0)
+        # One rows-by-features array alive at a time (a section of the universe is millions of rows).
         raw = raw_values(frame, self.features_)
         self.normal_low_, self.normal_high_ = np.percentile(raw, 10, axis=0), np.percentile(raw, 90, axis=0)
+        del raw
+        oriented = _oriented(frame, self.features_)
+        self.center_ = np.median(oriented, axis=0)
         # What the training data looked like, for the drift check: per feature, the training share in each
         # decile bin of the oriented values.
         self.drift_edges_ = [np.unique(np.quantile(oriented[:, j], np.linspace(0.1, 0.9, 9)))
                              for j in range(oriented.shape[1])]
         self.drift_shares_ = [_bin_shares(oriented[:, j], edges) for j, edges in enumerate(self.drift_edges_)]
-        clipped = np.maximum(oriented, self.center_)
+        clipped = np.maximum(oriented, self.center_, out=oriented)  # in place: oriented is not used again
         self.forest_ = IsolationForest(
             n_estimators=self.n_estimators,
             max_samples=min(self.max_samples, frame.height) if isinstance(self.max_samples, int) else self.max_samples,

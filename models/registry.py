@@ -32,7 +32,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from models.scoring import FittedGroup, ScoreParams, training_sha256
+from models.scoring import FittedGroup, ScoreParams, by_group, training_sha256
 
 REGISTRY_DDL = """
 CREATE SCHEMA IF NOT EXISTS models;
@@ -162,7 +162,7 @@ def choose_models(candidates: pl.DataFrame, registered: dict[tuple[str, str], Fi
     reuse: dict[tuple[str, str], FittedGroup] = {}
     reasons: dict[tuple[str, str], str] = {}
     drift: dict[tuple[str, str], pl.DataFrame] = {}
-    for (frequency, mineral), group in candidates.group_by(["frequency", "mineral"], maintain_order=True):
+    for (frequency, mineral), group in by_group(candidates):
         key = (frequency, mineral)
         model = registered.get(key)
         if policy == "refit":

@@ -30,7 +30,7 @@ Scores, per route-period (higher = more suspicious, all of them):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -157,7 +157,8 @@ def route_typical(group: pl.DataFrame) -> pl.DataFrame:
 
 def rows_to_explain(scored: pl.DataFrame, params: ScoreParams) -> pl.Series:
     """Flagged rows, and the peak period of the `explain_routes` routes with the highest route_score."""
-    peaks = (scored.filter(pl.col("route_score") > 0).sort("route_score", descending=True)
+    peaks = (scored.select(*ROUTE_KEYS, "period", "route_score").filter(pl.col("route_score") > 0)
+             .sort("route_score", descending=True, maintain_order=True)
              .group_by(ROUTE_KEYS, maintain_order=True).first().head(params.explain_routes)
              .select(*ROUTE_KEYS, "period", pl.lit(True).alias("_peak")))
     # Joined on the keys alone: the group's other columns are not copied.
@@ -198,10 +199,7 @@ def score_routes(features: pl.DataFrame, params: ScoreParams,
     scored: list[pl.DataFrame] = []
     explained: list[pl.DataFrame] = []
     fitted: list[FittedGroup] = []
-    pairs = candidates.select("frequency", "mineral").unique(maintain_order=True)
-    groups = ([((pairs["frequency"][0], pairs["mineral"][0]), candidates)] if pairs.height == 1
-              else candidates.group_by(["frequency", "mineral"], maintain_order=True))
-    for (frequency, mineral), group in groups:
+    for (frequency, mineral), group in by_group(candidates):
         periods = (str(group["period"].min()), str(group["period"].max()))
         prior = reuse.get((frequency, mineral))
         known = None
@@ -224,14 +222,14 @@ def score_routes(features: pl.DataFrame, params: ScoreParams,
         scored.append(out)
         explained.append(long)
         fitted.append(entry)
-    for (frequency, mineral), group in features.group_by(["frequency", "mineral"], maintain_order=True):
-        if not any(g.frequency == frequency and g.mineral == mineral for g in fitted):
-            n_periods = group["period"].n_unique()
+    done = {(g.frequency, g.mineral) for g in fitted}
+    for (frequency, mineral), group in by_group(features):
+        if (frequency, mineral) not in done:
             fitted.append(FittedGroup(
                 frequency, mineral, None, 0, None,
                 f"not scored: no route-period has a full history (window + prior = "
                 f"{int(group['window_periods'][0]) + int(group['prior_periods'][0])} periods); "
-                f"the data cover {n_periods} {'months' if frequency == 'M' else 'years'} "
+                f"the data cover {group['period'].n_unique()} {'months' if frequency == 'M' else 'years'} "
                 f"({group['period'].min()} to {group['period'].max()})"))
     if not scored:  # same columns, no rows: downstream tables keep their shape
         empty = candidates.head(0).with_columns(
@@ -240,7 +238,19 @@ def score_routes(features: pl.DataFrame, params: ScoreParams,
             sustained=pl.lit(None, dtype=pl.Boolean), route_score=pl.lit(None, dtype=pl.Float64),
             flagged=pl.lit(None, dtype=pl.Boolean), top_features=pl.lit(None, dtype=pl.String))
         return empty, explanation_schema(), fitted
+    if len(scored) == 1:  # one group (as read from the warehouse): no concatenated copy
+        return scored[0], explained[0], fitted
     return (pl.concat(scored, how="vertical_relaxed"), pl.concat(explained, how="vertical_relaxed"), fitted)
+
+
+def by_group(frame: pl.DataFrame) -> Iterable[tuple[tuple[str, str], pl.DataFrame]]:
+    """((frequency, mineral), its rows) for each group in `frame`. A frame of one group (as one is read from
+    the warehouse) is given as it is: group_by copies every group, and a section of the universe is
+    millions of rows."""
+    if frame.height and frame.select((pl.col("frequency") == pl.first("frequency")).all()
+                                     & (pl.col("mineral") == pl.first("mineral")).all()).item():
+        return [((frame["frequency"][0], frame["mineral"][0]), frame)]
+    return frame.group_by(["frequency", "mineral"], maintain_order=True)
 
 
 @dataclass

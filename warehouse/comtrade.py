@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from warehouse.files import IngestError, normalise_name, read_table
+from warehouse.files import IngestError, normalise_name, read_table, strip_blanks
 from warehouse.national import original_record
 from warehouse.raw_load import LoadResult, Prepared, append_checked
 
@@ -109,13 +109,13 @@ def _prepare(path: Path) -> tuple[pl.DataFrame, str, bool]:
     exprs = [pl.col("source_row"), record]
     for field in FIELDS:
         if field in mapping:
-            exprs.append(pl.col(mapping[field]).str.strip_chars().alias(field))
+            exprs.append(pl.col(mapping[field]).alias(field))
         else:
             exprs.append(pl.lit(None, dtype=pl.String).alias(field))
     if file_year is not None:
         exprs = [e for e in exprs if e.meta.output_name() != "ref_year"]
         exprs.append(pl.lit(str(file_year)).alias("ref_year"))
-    canonical = frame.select(exprs)
+    canonical = strip_blanks(frame.select(exprs), list(FIELDS))
     has_breakdown = any(f in mapping for f in BREAKDOWN_FIELDS)
     return canonical, note, has_breakdown
 

@@ -21,6 +21,14 @@ class WarehouseError(RuntimeError):
     """The warehouse file cannot be opened as asked; the message says what to do."""
 
 
+def _memory_config() -> dict[str, str]:
+    """An operator's cap on DuckDB's memory (e.g. "4GB"), for every connection the process opens, the
+    read-only ones (the report's) too: beyond it, DuckDB spills to <warehouse>.tmp. Unset, DuckDB takes up
+    to 80 % of the machine's memory."""
+    limit = os.environ.get("TRANSSHIP_DUCKDB_MEMORY_LIMIT")
+    return {"memory_limit": limit} if limit else {}
+
+
 def connect_read_only(path: Path) -> duckdb.DuckDBPyConnection:
     path = Path(path)
     if not path.exists():
@@ -29,7 +37,7 @@ def connect_read_only(path: Path) -> duckdb.DuckDBPyConnection:
             "or point --warehouse at an existing file."
         )
     try:
-        return duckdb.connect(str(path), read_only=True)
+        return duckdb.connect(str(path), read_only=True, config=_memory_config())
     except duckdb.IOException as exc:
         raise WarehouseError(f"{path}: cannot open read-only ({exc})") from None
 
@@ -37,11 +45,7 @@ def connect_read_only(path: Path) -> duckdb.DuckDBPyConnection:
 def connect_read_write(path: Path) -> duckdb.DuckDBPyConnection:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    config = {"storage_compatibility_version": STORAGE_VERSION}
-    # An operator's cap on DuckDB's memory (e.g. "4GB"): beyond it, DuckDB spills to <warehouse>.tmp.
-    limit = os.environ.get("TRANSSHIP_DUCKDB_MEMORY_LIMIT")
-    if limit:
-        config["memory_limit"] = limit
+    config = {"storage_compatibility_version": STORAGE_VERSION, **_memory_config()}
     try:
         return duckdb.connect(str(path), config=config)
     except duckdb.IOException as exc:

@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from warehouse.files import strip_blanks
 from warehouse.raw_load import LoadResult, Prepared, append_checked
 
 # The canonical frame a loader produces (all text). partner_kind comes from warehouse.partners.
@@ -112,8 +113,8 @@ def canonical_frame(frame: pl.DataFrame, exprs: dict[str, pl.Expr]) -> pl.DataFr
            exprs["record"].alias("record")]
     for name in CANONICAL:
         expr = exprs.get(name, pl.lit(None, dtype=pl.String))
-        out.append(expr.cast(pl.String).str.strip_chars().alias(name))
-    return frame.select(out)
+        out.append(expr.cast(pl.String).alias(name))
+    return strip_blanks(frame.select(out), list(CANONICAL))
 
 
 def original_record(columns: list[str]) -> pl.Expr:

@@ -117,9 +117,12 @@ def test_bad_rows_are_set_aside_with_line_column_and_reason(con, tmp_path):
 def test_a_reject_keeps_its_line_as_read_blanks_quotes_and_all(con, tmp_path):
     # The record is the line as the file has it (untrimmed, empty cells null), whatever the loader did.
     write(tmp_path / "d" / "odd.csv", 'year,reporter,partner,cmd,flow,value,netwgt\n'
-          '2022, 156 ,764,811010,X,"1 ""2""",\n')
+          '2022, 156 ,764,811010,X,"1 ""2""",\n'
+          '2022,156,764, 811010\t,X ,100,\n')
     (outcome,) = load(con, tmp_path / "d")
-    assert (outcome.rows_read, outcome.rows_rejected) == (1, 1)
+    assert (outcome.rows_read, outcome.rows_loaded, outcome.rows_rejected) == (2, 1, 1)
+    # Padding is taken off the values loaded.
+    assert rows(con, "SELECT cmd_code, flow_code FROM raw.comtrade_records") == [("811010", "X")]
     (record,) = rows(con, "SELECT record FROM raw.rejects")[0]
     assert json.loads(record) == {"year": "2022", "reporter": " 156 ", "partner": "764", "cmd": "811010",
                                   "flow": "X", "value": '1 "2"', "netwgt": None}

@@ -38,3 +38,21 @@ def test_reads_pass(query):
 def test_writes_are_refused_naming_the_statement(query, kind):
     with pytest.raises(WriteRefused, match=rf"would write \({kind}\); transship sql is read-only"):
         check_read_only_sql(query)
+
+
+def test_the_operators_memory_cap_holds_for_read_only_connections_too(tmp_path, monkeypatch):
+    # The report reads the published warehouse read-only; uncapped, DuckDB takes up to 80 % of the machine.
+    from warehouse.connection import connect_read_only, connect_read_write
+
+    path = tmp_path / "w.duckdb"
+    uncapped = connect_read_write(path)
+    default = uncapped.sql("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    uncapped.close()
+    monkeypatch.setenv("TRANSSHIP_DUCKDB_MEMORY_LIMIT", "300MB")
+    for connect in (connect_read_write, connect_read_only):
+        con = connect(path)
+        try:
+            limit = con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        finally:
+            con.close()
+        assert limit != default and limit.startswith(("286", "300")), (connect.__name__, limit)
