@@ -370,6 +370,10 @@ def features_and_scores(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, 
     else:
         models, rescored = score_with_registry(con, features, params, run_id)
     lap("models and scores")
+    # DuckDB 2.0.0 failed the flagged-list query over rows written since the last checkpoint (the incremental
+    # month at 20 M input rows, twice, reproducibly: "INTERNAL Error: dict-surviving cache: global dictionary
+    # column 38 changed identity after being seeded"); after a CHECKPOINT the same run passed.
+    con.execute("CHECKPOINT")
     counts = write_flag_lists(con, run_id, dismissed_regrowth)
     lap("flagged lists")
     counts["features.route_features"] = con.sql("SELECT count(*) FROM features.route_features").fetchall()[0][0]

@@ -91,6 +91,17 @@ def _child_main(args: argparse.Namespace) -> None:
     Path(args.result).write_text(json.dumps(out, default=str), encoding="utf-8")
 
 
+class RunFailed(RuntimeError):
+    """A measured child process failed; `error` is the line that says why (the rest is in `output`)."""
+
+    def __init__(self, kind: str, returncode: int, stdout: str, stderr: str):
+        self.output = f"{stdout[-3000:]}\n{stderr[-3000:]}"
+        said = [line for line in (stdout + "\n" + stderr).splitlines()
+                if "Error" in line or "Exception" in line or "error" in line]
+        self.error = said[-1].strip() if said else f"exit {returncode}"
+        super().__init__(f"{kind} failed ({returncode}): {self.error}")
+
+
 def measure(kind: str, **kw: str | None) -> dict:
     result = Path(kw["work"]) / f"{kind}.json"
     result.unlink(missing_ok=True)
@@ -102,7 +113,7 @@ def measure(kind: str, **kw: str | None) -> dict:
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode != 0 or not result.exists():
-        raise SystemExit(f"{kind} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise RunFailed(kind, proc.returncode, proc.stdout, proc.stderr)
     out = json.loads(result.read_text(encoding="utf-8"))
     out["process_wall_s"] = round(wall, 2)
     return out
@@ -161,8 +172,13 @@ def run_size(rows: int, work: Path, seed: int, memory_limit: str | None, keep: b
     print(f"  incremental run (+1 month) ...", flush=True)
     # The registered models are reused: the month's cost is what this measures (a refit, asked for or
     # due after the drift check, rescores whole groups and costs what the score stage of a full run does).
-    incremental = measure("run", work=str(world), data=str(data), warehouse=str(warehouse), reports=str(reports),
-                          memory_limit=memory_limit, model="reuse")
+    try:
+        incremental = measure("run", work=str(world), data=str(data), warehouse=str(warehouse), reports=str(reports),
+                              memory_limit=memory_limit, model="reuse")
+    except RunFailed as failed:  # recorded, with the full run's figures, instead of losing the size
+        print(f"  incremental run FAILED: {failed.error}\n{failed.output}", flush=True)
+        incremental = {"failed": failed.error, "process_wall_s": None, "seconds": {}, "build": {},
+                       "peak_rss_gb": None}
     for f in releases:
         (data / f.name).unlink(missing_ok=True)
     if not keep:
@@ -184,7 +200,9 @@ def run_size(rows: int, work: Path, seed: int, memory_limit: str | None, keep: b
         "status": full["status"], "error": full["error"],
         "incremental": {"end_to_end_s": incremental["process_wall_s"], "stages_s": incremental["seconds"],
                         "build": incremental["build"], "peak_rss_gb": incremental["peak_rss_gb"],
-                        "share_of_full": round(incremental["process_wall_s"] / full["process_wall_s"], 3)},
+                        "share_of_full": (round(incremental["process_wall_s"] / full["process_wall_s"], 3)
+                                          if incremental["process_wall_s"] else None),
+                        **({"failed": incremental["failed"]} if "failed" in incremental else {})},
         "detection": found,
     }
 
@@ -199,7 +217,8 @@ def table(results: list[dict]) -> str:
         lines.append(" | ".join(str(x) for x in (
             f"{r['input_rows']:,}", r["floor_s"], s.get("ingest"), s.get("build"), s.get("score"), s.get("report"),
             r["end_to_end_s"], r["ratio_to_floor"], r["peak_rss_gb"], f"{r['rows_per_s']:,}",
-            r["incremental"]["end_to_end_s"], f"{100 * r['incremental']['share_of_full']:.0f}",
+            r["incremental"]["end_to_end_s"] or "failed",
+            f"{100 * r['incremental']['share_of_full']:.0f}" if r["incremental"]["share_of_full"] else "-",
             f"{100 * r['prefect_overhead_share']:.0f}", f"{planted['flagged']}/{planted['stories']}",
             r["detection"]["flagged_routes"])))
     return "\n".join(lines)
@@ -230,7 +249,10 @@ def main() -> None:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d")
     for size in [parse_size(s) for s in args.sizes.split(",")]:
         print(f"size {size:,} rows", flush=True)
-        results.append(run_size(size, work, args.seed, args.memory_limit, args.keep))
+        try:
+            results.append(run_size(size, work, args.seed, args.memory_limit, args.keep))
+        except RunFailed as failed:  # the sizes measured so far are already written
+            raise SystemExit(f"size {size:,}: {failed}\n{failed.output}") from None
         print(table(results[-1:]).splitlines()[-1], flush=True)
         # Written after every size: a long benchmark that is stopped keeps what it measured.
         doc = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
