@@ -257,16 +257,38 @@ ROBUST_LEGS = ("cn_to_hub_kg", "hub_to_us_kg", "us_from_cn_kg")
 MAD_TO_SD = 1.4826  # a normal distribution's standard deviation is 1.4826 MADs
 
 
+# A frame may carry this boolean column: then the robust baselines are computed only at its true rows (null
+# elsewhere). An incremental build marks the rows whose features it keeps or whose z-scores those rows read
+# (flows/steps.changed_route_features); the other rows of its frame are only the windows' history.
+NEEDED = "_needed"
+
+
 def robust_baselines(lf: pl.LazyFrame, p: FeatureParams) -> pl.LazyFrame:
     """`<leg>_median_prior` and `<leg>_mad_prior`: the median and the median absolute deviation of the leg's
-    per-period kg over the prior periods t-W-P+1..t-W (kg per period), for each leg of ROBUST_LEGS."""
-    base = lf.select(ROUTE_ID, ROUTE_POS, *ROBUST_LEGS).rolling(
-        index_column=ROUTE_POS, period=f"{p.prior}i", offset=f"-{p.window + p.prior}i", closed="right",
-        group_by=ROUTE_ID,
-    ).agg(
+    per-period kg over the prior periods t-W-P+1..t-W (kg per period), for each leg of ROBUST_LEGS.
+
+    The most expensive features (a median and a MAD over P values for every row and leg). With a NEEDED
+    column, only its rows get them: each needed row's window rows are listed and aggregated (the same
+    values, so the same medians) instead of a rolling window over every row of the frame."""
+    aggs = [
         *[pl.col(leg).median().alias(f"{leg}_median_prior") for leg in ROBUST_LEGS],
         *[(pl.col(leg) - pl.col(leg).median()).abs().median().alias(f"{leg}_mad_prior") for leg in ROBUST_LEGS],
-    )
+    ]
+    if NEEDED in lf.collect_schema().names():
+        window_rows = (
+            lf.filter(pl.col(NEEDED)).select(ROUTE_ID, ROUTE_POS)
+            .with_columns(_src=pl.int_ranges(pl.col(ROUTE_POS) - (p.window + p.prior - 1), pl.col(ROUTE_POS) - p.window + 1))
+            .explode("_src")
+        )
+        history = lf.select(ROUTE_ID, pl.col(ROUTE_POS).alias("_src"), *ROBUST_LEGS)
+        # Rows whose window holds no row of the route (the route's first W periods) get no group: null, as
+        # the rolling window's empty window gives.
+        base = window_rows.join(history, on=[ROUTE_ID, "_src"], how="inner").group_by(ROUTE_ID, ROUTE_POS).agg(*aggs)
+    else:
+        base = lf.select(ROUTE_ID, ROUTE_POS, *ROBUST_LEGS).rolling(
+            index_column=ROUTE_POS, period=f"{p.prior}i", offset=f"-{p.window + p.prior}i", closed="right",
+            group_by=ROUTE_ID,
+        ).agg(*aggs)
     # The features after this one need the route's periods in order: the join keeps the left frame's.
     return lf.join(base, on=[ROUTE_ID, ROUTE_POS], how="left", maintain_order="left")
 
@@ -440,7 +462,9 @@ CONTEXT = ("us_from_cn_kg", "cn_to_world_kg", "us_from_world_kg", "us_from_world
 
 
 def build_route_features(legs: pl.DataFrame | pl.LazyFrame, params: FeatureParams, floors: pl.DataFrame) -> pl.LazyFrame:
-    """All route features for one frequency. `floors`: mineral, volume_floor_kg, volume_floor_usd."""
+    """All route features for one frequency. `floors`: mineral, volume_floor_kg, volume_floor_usd. With a
+    NEEDED column in `legs`, the robust baselines (and the z-scores and persistence that read them) are
+    right only on its true rows and the rows after them (see robust_baselines)."""
     p = params
     # Sort after the join: a join does not promise to keep row order, and every window below needs it.
     lf = route_positions(legs.lazy().join(floors.lazy(), on="mineral", how="left").sort([*ROUTE_KEYS, "period"]))
@@ -512,7 +536,15 @@ def build_route_features(legs: pl.DataFrame | pl.LazyFrame, params: FeatureParam
         lf = mirror_features(lf, p)
     helpers = [_lagged_window(lag) for lag in range(p.max_lag + 1)] + [
         _co_sum(k, lag) for lag in range(p.max_lag + 1) for k in ("x", "y", "xy", "xx", "yy")]
-    return lf.drop("grid_index", ROUTE_ID, ROUTE_POS, *helpers)
+    marker = [NEEDED] if NEEDED in lf.collect_schema().names() else []
+    return lf.drop("grid_index", ROUTE_ID, ROUTE_POS, *helpers, *marker)
+
+
+def baseline_reach(p: FeatureParams) -> int:
+    """How many periods before a running spell of signal_persistence its robust baselines are read: the
+    period just before the spell (which ended the one before it) and, from there, the lags at which the
+    China->hub leg counts (0..max_lag). An incremental build marks NEEDED from this far before the spell."""
+    return 1 + p.max_lag
 
 
 def lookback(p: FeatureParams) -> int:

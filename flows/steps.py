@@ -17,7 +17,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from features.route_features import ROUTE_KEYS, FeatureParams, build_route_features, lookback
+from features.route_features import (NEEDED, ROUTE_KEYS, FeatureParams, baseline_reach, build_route_features,
+                                     lookback)
 from flows.progress import Laps
 from flows.settings import code_version
 from models.registry import choose_models, ensure_registry, latest, register, write_drift
@@ -83,15 +84,19 @@ def changed_route_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParam
                                      ELSE first_period - to_years(({lookback(annual)} + spell + 1)::INTEGER) END AS read_from
             FROM seeds
         )
-        SELECT l.*, s.first_period AS _first_changed
+        SELECT l.*, s.first_period AS _first_changed,
+               -- the rows whose robust baselines are read (features.route_features.NEEDED, baseline_reach)
+               l.period >= CASE s.frequency
+                   WHEN 'M' THEN s.first_period - to_months((s.spell + {baseline_reach(monthly)})::INTEGER)
+                   ELSE s.first_period - to_years((s.spell + {baseline_reach(annual)})::INTEGER) END AS {NEEDED}
         FROM ({LEGS_WITH_GRID_INDEX}) AS l
         JOIN starts AS s USING (frequency, mineral, hs_code, hub_iso3)
         WHERE l.period >= s.read_from
     """).pl()
     first = legs.select(*ROUTE_KEYS, "_first_changed").unique()
     features = _features_of(legs.drop("_first_changed"), con, monthly)
-    if features.is_empty():
-        return features
+    if features.is_empty():  # no legs at all: the frame as read, without the markers
+        return features.drop(NEEDED, strict=False)
     return (features.join(first, on=list(ROUTE_KEYS), how="inner")
             .filter(pl.col("period") >= pl.col("_first_changed")).drop("_first_changed"))
 
