@@ -542,13 +542,17 @@ def build_route_features(legs: pl.DataFrame | pl.LazyFrame, params: FeatureParam
 
 def baseline_reach(p: FeatureParams) -> int:
     """How many periods before a running spell of signal_persistence its robust baselines are read: the
-    period just before the spell (which ended the one before it) and, from there, the lags at which the
-    China->hub leg counts (0..max_lag). An incremental build marks NEEDED from this far before the spell."""
-    return 1 + p.max_lag
+    lags at which the China->hub leg counts (0..max_lag) for the spell's first period. The period before the
+    spell needs none: left without baselines it counts as off, which it was (it ended the spell before). An
+    incremental build marks NEEDED from this far before the spell."""
+    return p.max_lag
 
 
 def lookback(p: FeatureParams) -> int:
-    """How many periods before t the features of period t read (windows, prior, lags, co-movement): a
-    frame that starts this many periods before a route's first changed period gives every later period's
-    features exactly (signal_persistence also needs its running spell: flows/steps.py adds it)."""
-    return p.window + p.prior + max(p.max_lag, p.lag) + p.comove_window
+    """How many periods before t the features of period t read, at most: the prior periods before the window
+    (t-W-P+1, which the robust baselines read too), pass-through's lagged supply (t-W-L+1), the lagged
+    windows (t-W-max_lag+1) and co-movement (t-comove_window-max_lag+1). A frame that starts this many
+    periods before a route's first changed period gives every later period's features exactly, except
+    signal_persistence, which also needs its running spell and baseline_reach (flows/steps.py reads both)."""
+    return max(p.window + p.prior - 1, p.window + p.lag - 1, p.window + p.max_lag - 1,
+               p.comove_window + p.max_lag - 1)

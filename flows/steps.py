@@ -80,8 +80,11 @@ def changed_route_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParam
              AND f.period = CASE d.frequency WHEN 'M' THEN d.first_period - INTERVAL 1 MONTH
                                              ELSE d.first_period - INTERVAL 1 YEAR END
         ), starts AS (
-            SELECT *, CASE frequency WHEN 'M' THEN first_period - to_months(({lookback(monthly)} + spell + 1)::INTEGER)
-                                     ELSE first_period - to_years(({lookback(annual)} + spell + 1)::INTEGER) END AS read_from
+            -- every row whose features are kept or whose baselines are read (from baseline_reach before the
+            -- spell) with its whole lookback behind it
+            SELECT *, CASE frequency
+                WHEN 'M' THEN first_period - to_months(({lookback(monthly) + baseline_reach(monthly)} + spell)::INTEGER)
+                ELSE first_period - to_years(({lookback(annual) + baseline_reach(annual)} + spell)::INTEGER) END AS read_from
             FROM seeds
         )
         SELECT l.*, s.first_period AS _first_changed,

@@ -178,14 +178,17 @@ def test_kg_coverage_says_how_much_trade_has_no_weight():
     assert qrow(legs([10] * 5, [10] * 5), 5)["kg_coverage"] == 1.0  # a mart without the column: all known
 
 
-def test_baselines_computed_only_where_needed_give_the_features_of_the_whole_history():
-    """An incremental build reads each route's lookback before its first changed period and computes the
-    robust baselines only on the rows marked NEEDED (from baseline_reach periods before the running spell).
-    The features it keeps must equal those of the whole history, for a route whose China->hub spike comes
-    max_lag periods before the hub->US one, and a route in a running spell."""
+@pytest.mark.parametrize("p", [FeatureParams(), FeatureParams.for_frequency("A", FeatureParams())],
+                         ids=["monthly", "annual"])
+def test_an_incremental_frame_gives_the_features_of_the_whole_history(p):
+    """An incremental build reads each route from lookback + baseline_reach + its running spell before its
+    first changed period, and computes the robust baselines only on the rows marked NEEDED (from
+    baseline_reach before the spell). The features it keeps must equal those of the whole history: for a
+    route whose China->hub spike comes max_lag periods before the hub->US one, a route in a running spell,
+    and routes of noise (every window, lag and co-movement sum reads real values). Fails with one period
+    less of lookback or of baseline_reach."""
     from features.route_features import NEEDED, baseline_reach, lookback
 
-    p = FeatureParams()  # monthly defaults: window 5, prior 36, max_lag 3
     n, changed = 84, 80
     rng = np.random.default_rng(5)
     periods = [date(2019 + i // 12, i % 12 + 1, 1) for i in range(n)]
@@ -194,14 +197,14 @@ def test_baselines_computed_only_where_needed_give_the_features_of_the_whole_his
         return pl.DataFrame({
             "frequency": "M", "mineral": "sb", "hs_code": "282580", "hub_iso3": hub, "period": periods,
             "cn_to_hub_kg": cn, "hub_to_us_kg": us, "cn_to_hub_usd": cn * 10, "hub_to_us_usd": us * 10,
-            "us_from_cn_kg": rng.normal(500, 50, n), "cn_to_world_kg": np.full(n, 5000.0),
-            "us_from_world_kg": np.full(n, 5000.0), "us_from_world_usd": np.full(n, 50000.0)})
+            "us_from_cn_kg": rng.normal(500, 50, n), "cn_to_world_kg": rng.normal(5000, 50, n),
+            "us_from_world_kg": rng.normal(5000, 50, n), "us_from_world_usd": rng.normal(50000, 500, n)})
 
     noise = lambda: rng.normal(100, 10, n).round(3)  # noqa: E731
     lag_cn, lag_us = noise(), noise()
     lag_cn[changed - p.max_lag] = lag_us[changed] = 1000.0   # China->hub leads by max_lag periods
     spell_cn, spell_us = noise(), noise()
-    spell_cn[changed - 6:] = spell_us[changed - 6:] = 1000.0  # both legs unusual for six periods already
+    spell_cn[changed - 2:] = spell_us[changed - 2:] = 1000.0  # both legs unusual for two periods already
     frames = [route("LAG", lag_cn, lag_us), route("SPELL", spell_cn, spell_us),
               *[route(f"R{i}", noise(), noise()) for i in range(4)]]
     every = pl.concat(frames)
@@ -210,12 +213,18 @@ def test_baselines_computed_only_where_needed_give_the_features_of_the_whole_his
     spells = dict(whole.filter(pl.col("period") == periods[changed - 1]).select("hub_iso3", "signal_persistence").iter_rows())
     assert spells["SPELL"] > 0 and spells["LAG"] == 0
     read = pl.concat([
-        f.slice(max(0, changed - (lookback(p) + spells[hub] + 1)))
+        f.slice(max(0, changed - (lookback(p) + baseline_reach(p) + spells[hub])))
         .with_columns((pl.col("period") >= periods[changed - spells[hub] - baseline_reach(p)]).alias(NEEDED))
         for f, hub in ((f, f["hub_iso3"][0]) for f in frames)])
-    assert read.height < every.height and read[NEEDED].sum() < read.height / 4  # a suffix, mostly history
+    assert read.height < every.height and read[NEEDED].sum() < read.height  # a suffix, partly history
     kept = build_route_features(read, p, FLOORS).collect().filter(pl.col("period") >= periods[changed])
     expected = whole.filter(pl.col("period") >= periods[changed])
     assert NEEDED not in kept.columns
     assert expected.filter(hub_iso3="LAG")["signal_persistence"][0] == 1  # the lag is what made it count
     assert kept.sort("hub_iso3", "period").equals(expected)
+    # The baselines on every needed row, kept or not, are the whole history's: each had its whole window.
+    baselines = ["hub_iso3", "period", *[c for c in whole.columns if c.endswith(("_median_prior", "_mad_prior", "_z_now"))]]
+    needed = read.filter(NEEDED).select("hub_iso3", "period")
+    on_needed = build_route_features(read, p, FLOORS).collect().join(needed, on=["hub_iso3", "period"]).select(baselines)
+    assert on_needed.height == needed.height and len(baselines) == 11
+    assert on_needed.sort("hub_iso3", "period").equals(whole.join(needed, on=["hub_iso3", "period"]).select(baselines))
