@@ -8,6 +8,7 @@ Tasks pass file paths and small summaries, never connections or big frames.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -24,7 +25,7 @@ from flows.html_report import gather
 from flows.notify import ARTIFACT_KEY, notify, summary_markdown
 from flows.report import write_report
 from flows.settings import Settings, code_version
-from flows.steps import features_and_scores
+from flows.steps import features_and_scores, flagged_lists
 from warehouse import faults
 from warehouse import publish as pub
 from warehouse.build import build_models, build_scope, plan_build
@@ -108,10 +109,24 @@ def build_flow(build: Path, run_id: str, settings: Settings) -> dict[str, Any]:
 def compute_and_score(build: Path, settings: Settings, run_id: str, incremental: bool) -> dict[str, Any]:
     con = connect_read_write(build)
     try:
-        return features_and_scores(con, settings.features, settings.scoring, run_id, settings.dismissed_regrowth,
-                                   incremental)
+        scored = features_and_scores(con, settings.features, settings.scoring, run_id, settings.dismissed_regrowth,
+                                     incremental, flag_lists=False)
     finally:
         con.close()
+    return with_flagged_lists(scored, build, run_id, settings)
+
+
+def with_flagged_lists(scored: dict[str, Any], build: Path, run_id: str, settings: Settings) -> dict[str, Any]:
+    """The score step's result with the flagged lists written (flows.steps.flagged_lists: a connection of
+    their own, retried once after a DuckDB internal error, which is said and recorded in runs.build)."""
+    started = time.perf_counter()
+    counts, retried = flagged_lists(build, run_id, settings.dismissed_regrowth)
+    for note in retried:
+        step(f"  DuckDB failed with an internal error and the step was run again on a fresh connection: {note}")
+    scored["counts"].update(counts)
+    scored["seconds"]["flagged lists"] = round(time.perf_counter() - started, 2)
+    scored["retried"] = retried
+    return scored
 
 
 @flow(name="score")
@@ -131,10 +146,11 @@ def fanned_out_score(build: Path, settings: Settings, run_id: str) -> dict[str, 
     step(f"score: product groups fitted and scored on the Dask cluster at {settings.dask_address}")
     con = connect_read_write(build)
     try:
-        return features_and_scores(con, settings.features, settings.scoring, run_id, settings.dismissed_regrowth,
-                                   False, dask_fan_out(settings.dask_in_flight))
+        scored = features_and_scores(con, settings.features, settings.scoring, run_id, settings.dismissed_regrowth,
+                                     False, dask_fan_out(settings.dask_in_flight), flag_lists=False)
     finally:
         con.close()
+    return with_flagged_lists(scored, build, run_id, settings)
 
 
 # ---------------------------------------------------------------- finish, publish, report
@@ -298,6 +314,8 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
             run["layer_counts"].update(scored["counts"])
             run["models"] = scored["models"]
             run["build"]["score_seconds"] = scored.get("seconds", {})
+            if scored.get("retried"):
+                run["build"]["retried_after_duckdb_internal_error"] = scored["retried"]
             con_counts = _raw_counts(build)
             run["layer_counts"].update(con_counts)
             lap("score")

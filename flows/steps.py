@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -361,10 +362,12 @@ def _register(con: duckdb.DuckDBPyConnection, fitted: list[FittedGroup], reasons
 
 
 def features_and_scores(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, params: ScoreParams, run_id: str,
-                        dismissed_regrowth: float, incremental: bool, fan_out: FanOut = in_process) -> dict[str, Any]:
+                        dismissed_regrowth: float, incremental: bool, fan_out: FanOut = in_process,
+                        flag_lists: bool = True) -> dict[str, Any]:
     """The score step: features, models, scores and the flagged lists, in full or for what changed. Returns
     the tables' row counts (with what was rebuilt, when incremental) and a summary per model. A full build
-    runs the product groups through `fan_out`; an incremental one scores its few changed rows here."""
+    runs the product groups through `fan_out`; an incremental one scores its few changed rows here. Without
+    `flag_lists`, the caller writes them (the pipeline does, on a connection of their own: flagged_lists)."""
     from warehouse import faults
     from warehouse.outputs import write_flag_lists
 
@@ -378,14 +381,43 @@ def features_and_scores(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, 
     else:
         models, rescored = score_with_registry(con, features, params, run_id)
     lap("models and scores")
-    # DuckDB 2.0.0 failed the flagged-list query over rows written since the last checkpoint (the incremental
-    # month at 20 M input rows, twice, reproducibly: "INTERNAL Error: dict-surviving cache: global dictionary
-    # column 38 changed identity after being seeded"); after a CHECKPOINT the same run passed.
-    con.execute("CHECKPOINT")
-    counts = write_flag_lists(con, run_id, dismissed_regrowth)
-    lap("flagged lists")
+    counts = {}
+    if flag_lists:
+        con.execute("CHECKPOINT")  # see flagged_lists
+        counts = write_flag_lists(con, run_id, dismissed_regrowth)
+        lap("flagged lists")
     counts["features.route_features"] = con.sql("SELECT count(*) FROM features.route_features").fetchall()[0][0]
     if incremental:
         counts["features.route_features rebuilt"] = features.height
         counts["main.route_scores rescored"] = rescored
     return {"counts": counts, "models": models, "seconds": laps.seconds}
+
+
+def flagged_lists(build: Path, run_id: str, dismissed_regrowth: float, attempts: int = 2) -> tuple[dict[str, int], list[str]]:
+    """write_flag_lists on a connection of its own to the build, opened after the score step's was closed
+    (closing checkpoints it). Returns the counts and what was retried (empty as a rule).
+
+    DuckDB 2.0.0 sometimes fails these queries over the rows the score step has just written: "INTERNAL
+    Error: dict-surviving cache: global dictionary column 38 changed identity after being seeded for
+    dictionary caching", seen on the 20 M benchmark world's incremental month (three runs of five, the same
+    inputs passing on another try; a CHECKPOINT first made it rarer, not gone). Such an error invalidates the
+    database in this process, so the lists are written again on a fresh connection, once: the statements
+    before the error were committed, and write_flag_lists rewrites the lists whole."""
+    from warehouse.connection import connect_read_write
+    from warehouse.outputs import write_flag_lists
+
+    retried: list[str] = []
+    for attempt in range(1, attempts + 1):
+        con = connect_read_write(build)
+        try:
+            return write_flag_lists(con, run_id, dismissed_regrowth), retried
+        except duckdb.InternalException as exc:
+            if attempt == attempts:
+                raise
+            retried.append(f"flagged lists, attempt {attempt}: {str(exc).splitlines()[0]}")
+        finally:
+            try:
+                con.close()
+            except duckdb.Error:  # an invalidated database may refuse even this; it is dropped either way
+                pass
+    raise AssertionError("unreachable")
