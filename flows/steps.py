@@ -399,7 +399,7 @@ def flagged_lists(build: Path, run_id: str, dismissed_regrowth: float, attempts:
 
     DuckDB 2.0.0 sometimes fails these queries over the rows the score step has just written: "INTERNAL
     Error: dict-surviving cache: global dictionary column 38 changed identity after being seeded for
-    dictionary caching", seen on the 20 M benchmark world's incremental month (three runs of six, the same
+    dictionary caching", seen on the 20 M benchmark world's incremental month (three runs of seven, the same
     inputs passing on another try; a CHECKPOINT first made it rarer, not gone). Such an error invalidates the
     database in this process, so the lists are written again on a fresh connection, once: the statements
     before the error were committed, and write_flag_lists rewrites the lists whole."""
