@@ -8,7 +8,6 @@ Tasks pass file paths and small summaries, never connections or big frames.
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -110,7 +109,7 @@ def compute_and_score(build: Path, settings: Settings, run_id: str, incremental:
     con = connect_read_write(build)
     try:
         scored = features_and_scores(con, settings.features, settings.scoring, run_id, settings.dismissed_regrowth,
-                                     incremental, flag_lists=False)
+                                     incremental)
     finally:
         con.close()
     return with_flagged_lists(scored, build, run_id, settings)
@@ -119,12 +118,13 @@ def compute_and_score(build: Path, settings: Settings, run_id: str, incremental:
 def with_flagged_lists(scored: dict[str, Any], build: Path, run_id: str, settings: Settings) -> dict[str, Any]:
     """The score step's result with the flagged lists written (flows.steps.flagged_lists: a connection of
     their own, retried once after a DuckDB internal error, which is said and recorded in runs.build)."""
-    started = time.perf_counter()
+    laps = Laps()
     counts, retried = flagged_lists(build, run_id, settings.dismissed_regrowth)
+    laps.lap("flagged lists")
     for note in retried:
         step(f"  DuckDB failed with an internal error and the step was run again on a fresh connection: {note}")
     scored["counts"].update(counts)
-    scored["seconds"]["flagged lists"] = round(time.perf_counter() - started, 2)
+    scored["seconds"].update(laps.seconds)
     scored["retried"] = retried
     return scored
 
@@ -147,7 +147,7 @@ def fanned_out_score(build: Path, settings: Settings, run_id: str) -> dict[str, 
     con = connect_read_write(build)
     try:
         scored = features_and_scores(con, settings.features, settings.scoring, run_id, settings.dismissed_regrowth,
-                                     False, dask_fan_out(settings.dask_in_flight), flag_lists=False)
+                                     False, dask_fan_out(settings.dask_in_flight))
     finally:
         con.close()
     return with_flagged_lists(scored, build, run_id, settings)

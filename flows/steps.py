@@ -362,14 +362,13 @@ def _register(con: duckdb.DuckDBPyConnection, fitted: list[FittedGroup], reasons
 
 
 def features_and_scores(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, params: ScoreParams, run_id: str,
-                        dismissed_regrowth: float, incremental: bool, fan_out: FanOut = in_process,
-                        flag_lists: bool = True) -> dict[str, Any]:
-    """The score step: features, models, scores and the flagged lists, in full or for what changed. Returns
-    the tables' row counts (with what was rebuilt, when incremental) and a summary per model. A full build
-    runs the product groups through `fan_out`; an incremental one scores its few changed rows here. Without
-    `flag_lists`, the caller writes them (the pipeline does, on a connection of their own: flagged_lists)."""
+                        dismissed_regrowth: float, incremental: bool, fan_out: FanOut = in_process) -> dict[str, Any]:
+    """The score step: features, models and scores, in full or for what changed. Returns the tables' row
+    counts (with what was rebuilt, when incremental) and a summary per model. A full build runs the product
+    groups through `fan_out`; an incremental one scores its few changed rows here. The flagged lists follow
+    from the scores: flagged_lists (the pipeline, on a connection of their own) or
+    warehouse.outputs.write_flag_lists."""
     from warehouse import faults
-    from warehouse.outputs import write_flag_lists
 
     laps = Laps()
     lap = laps.lap
@@ -381,12 +380,7 @@ def features_and_scores(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, 
     else:
         models, rescored = score_with_registry(con, features, params, run_id)
     lap("models and scores")
-    counts = {}
-    if flag_lists:
-        con.execute("CHECKPOINT")  # see flagged_lists
-        counts = write_flag_lists(con, run_id, dismissed_regrowth)
-        lap("flagged lists")
-    counts["features.route_features"] = con.sql("SELECT count(*) FROM features.route_features").fetchall()[0][0]
+    counts = {"features.route_features": con.sql("SELECT count(*) FROM features.route_features").fetchall()[0][0]}
     if incremental:
         counts["features.route_features rebuilt"] = features.height
         counts["main.route_scores rescored"] = rescored

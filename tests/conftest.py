@@ -77,7 +77,7 @@ def scored_warehouse(tmp_path_factory) -> tuple[Path, dict]:
     from warehouse.comments import apply_comments
     from warehouse.connection import connect_read_write
     from warehouse.ingest import ingest_folder
-    from warehouse.outputs import now_utc, record_run
+    from warehouse.outputs import now_utc, record_run, write_flag_lists
     from warehouse.sample_world import write_sample_world
 
     root = tmp_path_factory.mktemp("scored")
@@ -96,6 +96,7 @@ def scored_warehouse(tmp_path_factory) -> tuple[Path, dict]:
         build_models(c)
         run["models"] = features_and_scores(c, settings.features, settings.scoring, run["run_id"],
                                             settings.dismissed_regrowth, incremental=False)["models"]
+        write_flag_lists(c, run["run_id"], settings.dismissed_regrowth)
         run["finished_at"] = now_utc()
         record_run(c, run)
         apply_comments(c)
