@@ -265,7 +265,8 @@ NEEDED = "_needed"
 
 def robust_baselines(lf: pl.LazyFrame, p: FeatureParams) -> pl.LazyFrame:
     """`<leg>_median_prior` and `<leg>_mad_prior`: the median and the median absolute deviation of the leg's
-    per-period kg over the prior periods t-W-P+1..t-W (kg per period), for each leg of ROBUST_LEGS.
+    per-period kg over the prior periods t-W-P+1..t-W (kg per period), for each leg of ROBUST_LEGS. Returns
+    them keyed by ROUTE_ID and ROUTE_POS, to be joined to the frame (a row without its window gets none).
 
     The most expensive features (a median and a MAD over P values for every row and leg). With a NEEDED
     column, only its rows get them: each needed row's window rows are listed and aggregated (the same
@@ -283,14 +284,11 @@ def robust_baselines(lf: pl.LazyFrame, p: FeatureParams) -> pl.LazyFrame:
         history = lf.select(ROUTE_ID, pl.col(ROUTE_POS).alias("_src"), *ROBUST_LEGS)
         # Rows whose window holds no row of the route (the route's first W periods) get no group: null, as
         # the rolling window's empty window gives.
-        base = window_rows.join(history, on=[ROUTE_ID, "_src"], how="inner").group_by(ROUTE_ID, ROUTE_POS).agg(*aggs)
-    else:
-        base = lf.select(ROUTE_ID, ROUTE_POS, *ROBUST_LEGS).rolling(
-            index_column=ROUTE_POS, period=f"{p.prior}i", offset=f"-{p.window + p.prior}i", closed="right",
-            group_by=ROUTE_ID,
-        ).agg(*aggs)
-    # The features after this one need the route's periods in order: the join keeps the left frame's.
-    return lf.join(base, on=[ROUTE_ID, ROUTE_POS], how="left", maintain_order="left")
+        return window_rows.join(history, on=[ROUTE_ID, "_src"], how="inner").group_by(ROUTE_ID, ROUTE_POS).agg(*aggs)
+    return lf.select(ROUTE_ID, ROUTE_POS, *ROBUST_LEGS).rolling(
+        index_column=ROUTE_POS, period=f"{p.prior}i", offset=f"-{p.window + p.prior}i", closed="right",
+        group_by=ROUTE_ID,
+    ).agg(*aggs)
 
 
 def robust_z(leg: str, p: FeatureParams, per_period: bool) -> pl.Expr:
@@ -318,14 +316,23 @@ def signal_persistence(p: FeatureParams) -> pl.Expr:
     return (running - before_spell).alias("signal_persistence")
 
 
-def kg_coverage(p: FeatureParams) -> pl.Expr:
+COVERAGE_SUMS = ("_kg_missing_usd_span", "_usd_span")
+
+
+def coverage_sums(p: FeatureParams) -> list[pl.Expr]:
+    """Helper columns for kg_coverage: Σ value_kg_missing_usd and Σ (cn_to_hub_usd + hub_to_us_usd) over
+    t-W-P+1..t."""
+    span = p.window + p.prior
+    return [_window_sum("value_kg_missing_usd", span).alias(COVERAGE_SUMS[0]),
+            (_window_sum("cn_to_hub_usd", span) + _window_sum("hub_to_us_usd", span)).alias(COVERAGE_SUMS[1])]
+
+
+def kg_coverage() -> pl.Expr:
     """kg_coverage = 1 - Σ value_kg_missing_usd / Σ (cn_to_hub_usd + hub_to_us_usd), both over the window and
     the prior periods (t-W-P+1..t): the share of the route's trade whose weight is known or estimated; 1 when
     the route has no trade. Below 1, kg features compare periods whose weights were not published as if
     they were zero: a route with years of trade of unknown weight would look brand-new in kg."""
-    span = p.window + p.prior
-    missing = _window_sum("value_kg_missing_usd", span)
-    total = _window_sum("cn_to_hub_usd", span) + _window_sum("hub_to_us_usd", span)
+    missing, total = pl.col(COVERAGE_SUMS[0]), pl.col(COVERAGE_SUMS[1])
     return pl.when(total > 0).then(1 - missing / total).otherwise(1.0).clip(0.0, 1.0).alias("kg_coverage")
 
 
@@ -361,12 +368,20 @@ def volume_weight(p: FeatureParams) -> pl.Expr:
     return ((_divided(_divided(share * 100, p.full_weight_share).log1p(), float(np.log1p(100)))).clip(0.0, 1.0)).alias("volume_weight")
 
 
+SUPPLY = "_cn_to_hub_kg_supply"
+
+
+def supply_window(p: FeatureParams) -> pl.Expr:
+    """Helper column for pass_through_kg: Σ cn_to_hub_kg over t-W-L+1..t."""
+    return _window_sum("cn_to_hub_kg", p.window + p.lag).alias(SUPPLY)
+
+
 def pass_through_kg(p: FeatureParams) -> pl.Expr:
     """pass_through_kg = hub_to_us_kg_window / (Σ cn_to_hub_kg over t-W-L+1..t × W/(W+L)), clipped to 0..10.
 
     How much of what China sent the hub (allowing L periods in transit) reached the US; 0 when China sent
     nothing."""
-    supplied = _divided(_window_sum("cn_to_hub_kg", p.window + p.lag) * p.window, p.window + p.lag)
+    supplied = _divided(pl.col(SUPPLY) * p.window, p.window + p.lag)
     ratio = pl.when(supplied > 0).then(pl.col("hub_to_us_kg_window") / supplied).otherwise(0.0)
     return ratio.clip(0.0, 10.0).alias("pass_through_kg")
 
@@ -391,12 +406,20 @@ def unit_value_ratio(num_usd: str, num_kg: str, den_usd: str, den_kg: str, name:
     return pl.when(num.is_not_null() & den.is_not_null() & (den > 0)).then(num / den).otherwise(1.0).alias(name)
 
 
-def hub_to_us_peak_share(p: FeatureParams) -> pl.Expr:
+PEAK = "_hub_to_us_kg_peak"
+
+
+def window_peak(p: FeatureParams) -> pl.Expr:
+    """Helper column for hub_to_us_peak_share: the largest hub->US kg of the window."""
+    return within_route(pl.col("hub_to_us_kg").rolling_max(window_size=p.window, min_samples=p.window),
+                        p.window - 1).alias(PEAK)
+
+
+def hub_to_us_peak_share() -> pl.Expr:
     """hub_to_us_peak_share = max over the window of hub_to_us_kg / hub_to_us_kg_window: 1 for a one-off
     lump, 1/W for a steady flow (0 when the window is empty)."""
-    peak = within_route(pl.col("hub_to_us_kg").rolling_max(window_size=p.window, min_samples=p.window), p.window - 1)
     return (
-        pl.when(pl.col("hub_to_us_kg_window") > 0).then(peak / pl.col("hub_to_us_kg_window")).otherwise(0.0)
+        pl.when(pl.col("hub_to_us_kg_window") > 0).then(pl.col(PEAK) / pl.col("hub_to_us_kg_window")).otherwise(0.0)
     ).alias("hub_to_us_peak_share")
 
 
@@ -430,15 +453,20 @@ MIRROR_COLUMNS = ("cn_to_hub_fob_usd", "hub_to_us_fob_usd", "cn_to_us_fob_usd", 
                   "hub_reported_to_us_fob_usd", "hub_reports_period")
 
 
-def mirror_features(lf: pl.LazyFrame, p: FeatureParams) -> pl.LazyFrame:
-    """Mirror gaps between the two declarations of the same flow, and one-sided flows (needs the mart's
-    *_fob_usd and hub_reported_* columns)."""
+def mirror_windows(p: FeatureParams) -> list[pl.Expr]:
+    """The window totals of the mirror columns, and hub_reports_window: in how many of the window's periods
+    the hub reported any trade (read by mirror_features)."""
     totals = [c for c in MIRROR_COLUMNS if c != "hub_reports_period"]
-    lf = lf.with_columns(
+    return [
         *[window_total(c, p) for c in totals],
         within_route(pl.col("hub_reports_period").cast(pl.Int64).rolling_sum(window_size=p.window, min_samples=p.window),
                      p.window - 1).alias("hub_reports_window"),
-    )
+    ]
+
+
+def mirror_features(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Mirror gaps between the two declarations of the same flow, and one-sided flows (needs the mart's
+    *_fob_usd and hub_reported_* columns, and mirror_windows)."""
     floor_usd, floor_kg = pl.col("volume_floor_usd"), pl.col("volume_floor_kg")
     # A gap with the hub's side only means something when the hub reported in the window: else null.
     hub_reports = pl.col("hub_reports_window") > 0
@@ -462,26 +490,63 @@ CONTEXT = ("us_from_cn_kg", "cn_to_world_kg", "us_from_world_kg", "us_from_world
 
 
 def build_route_features(legs: pl.DataFrame | pl.LazyFrame, params: FeatureParams, floors: pl.DataFrame) -> pl.LazyFrame:
-    """All route features for one frequency. `floors`: mineral, volume_floor_kg, volume_floor_usd. With a
-    NEEDED column in `legs`, the robust baselines (and the z-scores and persistence that read them) are
-    right only on its true rows and the rows after them (see robust_baselines)."""
+    """All route features for one frequency. `floors`: mineral, volume_floor_kg, volume_floor_usd.
+
+    Two passes. The first computes every sum over past periods (windows, prior periods, lags, co-movement)
+    on every row, since each reads the rows before it. The second computes everything else from those
+    sums, row by row. With a NEEDED column in `legs`, only its true rows are kept between the passes (and
+    get robust baselines): an incremental build's frame is mostly history that only the first pass reads.
+    A route's needed rows must be its last ones (signal_persistence counts its spells from the first)."""
     p = params
     # Sort after the join: a join does not promise to keep row order, and every window below needs it.
+    # Collected here: the robust baselines read this frame too, and a lazy plan sorted it twice (a third of
+    # the time of an incremental build's batch).
     lf = route_positions(legs.lazy().join(floors.lazy(), on="mineral", how="left").sort([*ROUTE_KEYS, "period"]))
-    if "grid_index" not in lf.collect_schema().names():
+    lf = lf.collect().lazy()
+    names = lf.collect_schema().names()
+    if "grid_index" not in names:
         lf = lf.with_columns(grid_index=pl.col(ROUTE_POS))
+    coverage = "value_kg_missing_usd" in names
+    mirror = all(c in names for c in MIRROR_COLUMNS)
     totals = [*LEGS_KG, *LEGS_USD, *CONTEXT]
+    # Pass 1: the sums over past periods.
     lf = lf.with_columns(
         *[window_total(c, p) for c in totals],
         *[prior_total(c, p) for c in totals],
-        has_history(p),
+        supply_window(p),
+        window_peak(p),
+        *lagged_windows(p),
+        *[e for lag in range(p.max_lag + 1) for e in co_movement_sums(lag, p)],
+        *(coverage_sums(p) if coverage else []),
+        *(mirror_windows(p) if mirror else []),
     )
+    baselines = robust_baselines(lf, p)
+    if NEEDED in names:
+        # The needed rows only, their positions counted again from each route's first needed row, which
+        # signal_persistence takes as the start of the route.
+        lf = lf.filter(pl.col(NEEDED))
+        lf = lf.join(baselines, on=[ROUTE_ID, ROUTE_POS], how="left", maintain_order="left")
+        lf = route_positions(lf.drop(ROUTE_ID, ROUTE_POS))
+    else:
+        # The features after this one need the route's periods in order: the join keeps the left frame's.
+        lf = lf.join(baselines, on=[ROUTE_ID, ROUTE_POS], how="left", maintain_order="left")
+    lf = row_features(lf, p, coverage=coverage, mirror=mirror)
+    helpers = [SUPPLY, PEAK, *(COVERAGE_SUMS if coverage else ()), *[_lagged_window(lag) for lag in range(p.max_lag + 1)],
+               *[_co_sum(k, lag) for lag in range(p.max_lag + 1) for k in ("x", "y", "xy", "xx", "yy")]]
+    marker = [NEEDED] if NEEDED in names else []
+    return lf.drop("grid_index", ROUTE_ID, ROUTE_POS, *helpers, *marker)
+
+
+def row_features(lf: pl.LazyFrame, p: FeatureParams, coverage: bool, mirror: bool) -> pl.LazyFrame:
+    """build_route_features' second pass: the features computed row by row from the first pass's sums and
+    the robust baselines (signal_persistence excepted: it counts along the frame's rows, by ROUTE_POS)."""
     lf = lf.with_columns(
+        has_history(p),
         *[spike_ratio(c, pl.col("volume_floor_kg")) for c in LEGS_KG],
         *[spike_ratio(c, pl.col("volume_floor_usd")) for c in LEGS_USD],
         *[excess_over_run_rate(c, p) for c in LEGS_KG],
         pass_through_kg(p),
-        hub_to_us_peak_share(p),
+        hub_to_us_peak_share(),
         *[
             share(f"{leg}_{part}", f"{total}_{part}", f"{name}_{part}")
             for leg, total, name in (
@@ -496,7 +561,6 @@ def build_route_features(legs: pl.DataFrame | pl.LazyFrame, params: FeatureParam
         unit_value_ratio("hub_to_us_usd_window", "hub_to_us_kg_window", "hub_to_us_usd_prior",
                          "hub_to_us_kg_prior", "unit_value_vs_own_history"),
     )
-    lf = lf.with_columns(*lagged_windows(p), *[e for lag in range(p.max_lag + 1) for e in co_movement_sums(lag, p)])
     lf = lf.with_columns(
         co_spike_ratio_kg(),
         route_excess_kg(p),
@@ -517,7 +581,6 @@ def build_route_features(legs: pl.DataFrame | pl.LazyFrame, params: FeatureParam
         pl.lit(p.window).alias("window_periods"),
         pl.lit(p.prior).alias("prior_periods"),
     )
-    lf = robust_baselines(lf, p)
     lf = lf.with_columns(
         reroute_ceiling_share(),
         three_leg_share_test(),
@@ -527,17 +590,9 @@ def build_route_features(legs: pl.DataFrame | pl.LazyFrame, params: FeatureParam
         *[robust_z(leg, p, per_period=False) for leg in ROBUST_LEGS],
         *[robust_z(leg, p, per_period=True) for leg in ROBUST_LEGS],
     )
-    lf = lf.with_columns(three_leg_excess_kg(), signal_persistence(p), co_robust_z())
-    if "value_kg_missing_usd" in lf.collect_schema().names():
-        lf = lf.with_columns(kg_coverage(p))
-    else:
-        lf = lf.with_columns(kg_coverage=pl.lit(1.0))
-    if all(c in lf.collect_schema().names() for c in MIRROR_COLUMNS):
-        lf = mirror_features(lf, p)
-    helpers = [_lagged_window(lag) for lag in range(p.max_lag + 1)] + [
-        _co_sum(k, lag) for lag in range(p.max_lag + 1) for k in ("x", "y", "xy", "xx", "yy")]
-    marker = [NEEDED] if NEEDED in lf.collect_schema().names() else []
-    return lf.drop("grid_index", ROUTE_ID, ROUTE_POS, *helpers, *marker)
+    lf = lf.with_columns(three_leg_excess_kg(), signal_persistence(p), co_robust_z(),
+                         kg_coverage() if coverage else pl.lit(1.0).alias("kg_coverage"))
+    return mirror_features(lf) if mirror else lf
 
 
 def baseline_reach(p: FeatureParams) -> int:
