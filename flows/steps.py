@@ -44,6 +44,26 @@ SELECT m.*, CASE m.frequency WHEN 'M' THEN datediff('month', g.first_period, m.p
 FROM marts.fct_route_legs AS m
 JOIN (SELECT frequency, min(period) AS first_period FROM marts.fct_route_legs GROUP BY frequency) AS g USING (frequency)
 """
+# The same, for a batch's query: the grid's first periods from the temp table _grid_origin (made once by
+# _grid_origin; a batch that worked them out again scanned the whole mart's periods), and only the mart rows
+# whose hs_code lies in the batch's range (? and ?), which lets DuckDB skip the row groups of other products
+# (the mart is written in product order).
+BATCH_LEGS = """
+SELECT m.*, CASE m.frequency WHEN 'M' THEN datediff('month', g.first_period, m.period)
+                             ELSE datediff('year', g.first_period, m.period) END AS grid_index
+FROM marts.fct_route_legs AS m JOIN _grid_origin AS g USING (frequency)
+WHERE m.hs_code BETWEEN ? AND ?
+"""
+
+
+def _grid_origin(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("""CREATE OR REPLACE TEMP TABLE _grid_origin AS
+                   SELECT frequency, min(period) AS first_period FROM marts.fct_route_legs GROUP BY frequency""")
+
+
+def _hs_range(con: duckdb.DuckDBPyConnection, table: str, batch: int) -> list[str]:
+    """The smallest and largest hs_code of a batch of the temp table `table`."""
+    return list(con.sql(f"SELECT min(hs_code), max(hs_code) FROM {table} WHERE batch = ?", params=[batch]).fetchall()[0])
 
 
 def _features_of(legs: pl.DataFrame, con: duckdb.DuckDBPyConnection, monthly: FeatureParams) -> pl.DataFrame:
@@ -60,19 +80,21 @@ def route_features_from(con: duckdb.DuckDBPyConnection, monthly: FeatureParams) 
     return _features_of(con.sql(LEGS_WITH_GRID_INDEX).pl(), con, monthly)
 
 
-def changed_route_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams,
-                           batch: int | None = None) -> pl.DataFrame:
-    """The features of the route-periods build.dirty_routes names (each route from its first changed period
-    on), computed from the mart rows they need: the lookback, plus the running spell of signal_persistence
-    just before the change (so that a long spell counts on from where it was). With `batch`, only the
-    products that _changed_batches puts in that batch (see update_features)."""
+def _changed_starts(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, batches: str | None) -> None:
+    """Temp table _changed_starts: for each route of build.dirty_routes, its batch (from the temp table
+    `batches`; 0 without), its first changed period, the running spell of signal_persistence just before it
+    (so that a long spell counts on from where it was), the period its legs are read from (every row whose
+    features are kept or whose baselines are read, with its whole lookback behind it) and the period from
+    which rows are NEEDED (those whose robust baselines are read: baseline_reach before the spell). Made once
+    for all batches: the spells are read from features.route_features, the largest table."""
     annual = FeatureParams.for_frequency("A", monthly)
-    in_batch = "" if batch is None else f"""
-            JOIN _changed_batches AS b ON b.frequency = d.frequency AND b.mineral = d.mineral
-             AND b.hs_code = d.hs_code AND b.batch = {int(batch)}"""
-    legs = con.sql(f"""
+    batch = "0" if batches is None else "b.batch"
+    in_batch = "" if batches is None else f"""
+            JOIN {batches} AS b ON b.frequency = d.frequency AND b.mineral = d.mineral AND b.hs_code = d.hs_code"""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _changed_starts AS
         WITH seeds AS (
-            SELECT d.frequency, d.mineral, d.hs_code, d.hub_iso3, d.first_period,
+            SELECT d.frequency, d.mineral, d.hs_code, d.hub_iso3, d.first_period, {batch} AS batch,
                    coalesce(f.signal_persistence, 0) AS spell
             FROM build.dirty_routes AS d{in_batch}
             LEFT JOIN features.route_features AS f
@@ -80,23 +102,38 @@ def changed_route_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParam
              AND f.hub_iso3 = d.hub_iso3
              AND f.period = CASE d.frequency WHEN 'M' THEN d.first_period - INTERVAL 1 MONTH
                                              ELSE d.first_period - INTERVAL 1 YEAR END
-        ), starts AS (
-            -- every row whose features are kept or whose baselines are read (from baseline_reach before the
-            -- spell) with its whole lookback behind it
-            SELECT *, CASE frequency
-                WHEN 'M' THEN first_period - to_months(({lookback(monthly) + baseline_reach(monthly)} + spell)::INTEGER)
-                ELSE first_period - to_years(({lookback(annual) + baseline_reach(annual)} + spell)::INTEGER) END AS read_from
-            FROM seeds
         )
-        SELECT l.*, s.first_period AS _first_changed,
-               -- the rows whose robust baselines are read (features.route_features.NEEDED, baseline_reach)
-               l.period >= CASE s.frequency
-                   WHEN 'M' THEN s.first_period - to_months((s.spell + {baseline_reach(monthly)})::INTEGER)
-                   ELSE s.first_period - to_years((s.spell + {baseline_reach(annual)})::INTEGER) END AS {NEEDED}
-        FROM ({LEGS_WITH_GRID_INDEX}) AS l
-        JOIN starts AS s USING (frequency, mineral, hs_code, hub_iso3)
-        WHERE l.period >= s.read_from
-    """).pl()
+        SELECT frequency, mineral, hs_code, hub_iso3, batch, first_period,
+               CASE frequency
+                   WHEN 'M' THEN first_period - to_months(({lookback(monthly) + baseline_reach(monthly)} + spell)::INTEGER)
+                   ELSE first_period - to_years(({lookback(annual) + baseline_reach(annual)} + spell)::INTEGER)
+               END AS read_from,
+               CASE frequency
+                   WHEN 'M' THEN first_period - to_months((spell + {baseline_reach(monthly)})::INTEGER)
+                   ELSE first_period - to_years((spell + {baseline_reach(annual)})::INTEGER)
+               END AS needed_from
+        FROM seeds""")
+
+
+def changed_route_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams,
+                           batch: int | None = None) -> pl.DataFrame:
+    """The features of the route-periods build.dirty_routes names (each route from its first changed period
+    on), computed from the mart rows they need (see _changed_starts). With `batch`, only the products of that
+    batch of the temp table _changed_starts, which update_features has made (and _grid_origin); without, all
+    of them."""
+    if batch is None:
+        _changed_starts(con, monthly, None)
+        _grid_origin(con)
+        try:
+            return changed_route_features(con, monthly, 0)
+        finally:
+            con.execute("DROP TABLE _changed_starts; DROP TABLE _grid_origin")
+    legs = con.sql(f"""
+        SELECT l.*, s.first_period AS _first_changed, l.period >= s.needed_from AS {NEEDED}
+        FROM ({BATCH_LEGS}) AS l
+        JOIN _changed_starts AS s USING (frequency, mineral, hs_code, hub_iso3)
+        WHERE s.batch = ? AND l.period >= s.read_from
+    """, params=[*_hs_range(con, "_changed_starts", batch), batch]).pl()
     first = legs.select(*ROUTE_KEYS, "_first_changed").unique()
     features = _features_of(legs.drop("_first_changed"), con, monthly)
     if features.is_empty():  # no legs at all: the frame as read, without the markers
@@ -136,10 +173,11 @@ def write_all_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams,
         con.register("_features", route_features_from(con, monthly))
         con.execute("CREATE OR REPLACE TABLE features.route_features AS SELECT * FROM _features")
         con.unregister("_features")
+    _grid_origin(con)
     for i, batch in enumerate(batches):
-        legs = con.sql(f"""SELECT l.* FROM ({LEGS_WITH_GRID_INDEX}) AS l
+        legs = con.sql(f"""SELECT l.* FROM ({BATCH_LEGS}) AS l
                            JOIN _feature_batches AS b USING (frequency, mineral, hs_code)
-                           WHERE b.batch = ?""", params=[batch]).pl()
+                           WHERE b.batch = ?""", params=[*_hs_range(con, "_feature_batches", batch), batch]).pl()
         # In key order (already, as a rule: then no copy), written as it is: DuckDB keeps insertion order, and
         # sorting 120 columns with ORDER BY ALL cost twice the write (measured on the 5 M world).
         features = in_key_order(_features_of(legs, con, monthly))
@@ -148,7 +186,7 @@ def write_all_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams,
         con.execute(f"{verb} SELECT * FROM _features")
         con.unregister("_features")
         total += features.height
-    con.execute("DROP TABLE _feature_batches")
+    con.execute("DROP TABLE _feature_batches; DROP TABLE IF EXISTS _grid_origin")
     return total
 
 
@@ -164,8 +202,10 @@ def update_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, incr
     from warehouse.outputs import delete_changed_ranges
 
     batches = _product_batches(con, "_changed_batches", FEATURE_BATCH_ROWS, only_routes="build.dirty_routes")
-    # Each batch reads the rows just before its routes' first changed periods (the spell it continues),
-    # which this deletion leaves in place.
+    # The spells are read from the rows just before the routes' first changed periods, which the deletion
+    # leaves in place; read first all the same.
+    _changed_starts(con, monthly, "_changed_batches")
+    _grid_origin(con)
     delete_changed_ranges(con, ("features.route_features",))
     changed, features = [], None
     for batch in batches:
@@ -175,7 +215,7 @@ def update_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, incr
             con.execute("INSERT INTO features.route_features BY NAME SELECT * FROM _features")
             con.unregister("_features")
             changed.append(features.select(SCORING_INPUTS))
-    con.execute("DROP TABLE _changed_batches")
+    con.execute("DROP TABLE _changed_batches; DROP TABLE _changed_starts; DROP TABLE _grid_origin")
     if changed:
         return pl.concat(changed, how="diagonal_relaxed")
     # Nothing changed: an empty frame, the last batch's (not all dirty routes again, unbatched), or one read
