@@ -131,7 +131,7 @@ def test_reused_models_rescore_only_what_changed_and_match_a_full_rebuild(tmp_pa
         written.append((run_id, "create" in kwargs, scores.height))
         return write_group_scores(con, scores, explanations, run_id, **kwargs)
 
-    monkeypatch.setattr(steps, "FEATURE_BATCH_ROWS", 300)
+    monkeypatch.setattr(steps, "INCREMENTAL_BATCH_ROWS", 300)
     monkeypatch.setattr(steps, "changed_route_features", counted)
     monkeypatch.setattr(outputs, "write_group_scores", counted_writes)
     out, _ = _reuse_after(tmp_path, next_month, hold_back=1)
