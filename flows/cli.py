@@ -513,7 +513,7 @@ def models(warehouse: Path, model_id: str | None) -> None:
             return
         listed = con.sql("""
             SELECT r.model_id, r.frequency, r.mineral, r.created_at, r.training_first_period, r.training_last_period,
-                   r.n_train, r.n_routes, (SELECT count(*) FROM main.route_scores s WHERE s.model_id = r.model_id) AS scoring_now,
+                   r.n_train, r.n_routes, (SELECT count(*) FROM main.route_score_values s WHERE s.model_id = r.model_id) AS scoring_now,
                    (SELECT string_agg(feature, ', ') FROM models.drift d WHERE d.model_id = r.model_id AND d.drifted
                     AND d.run_id = (SELECT max(run_id) FROM models.drift)) AS drift_last_run
             FROM models.registry r ORDER BY r.created_at DESC, r.model_id""").fetchall()
