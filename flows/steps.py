@@ -68,10 +68,10 @@ def _hs_range(con: duckdb.DuckDBPyConnection, table: str, batch: int) -> list[st
 
 def _features_of(legs: pl.DataFrame, con: duckdb.DuckDBPyConnection, monthly: FeatureParams) -> pl.DataFrame:
     floors = con.sql("SELECT mineral, volume_floor_kg, volume_floor_usd FROM ref.minerals").pl()
-    frames = [
-        build_route_features(group, FeatureParams.for_frequency(freq, monthly), floors)
-        for (freq,), group in legs.group_by(["frequency"], maintain_order=True)
-    ]
+    frequencies = legs["frequency"].unique(maintain_order=True).to_list()
+    # One frequency (the rule in a batch): the frame as it is, not a copy made by group_by.
+    groups = [(freq, legs if len(frequencies) == 1 else legs.filter(pl.col("frequency") == freq)) for freq in frequencies]
+    frames = [build_route_features(group, FeatureParams.for_frequency(freq, monthly), floors) for freq, group in groups]
     return pl.concat([f.collect() for f in frames], how="diagonal_relaxed") if frames else legs.drop("grid_index")
 
 
@@ -134,12 +134,9 @@ def changed_route_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParam
         JOIN _changed_starts AS s USING (frequency, mineral, hs_code, hub_iso3)
         WHERE s.batch = ? AND l.period >= s.read_from
     """, params=[*_hs_range(con, "_changed_starts", batch), batch]).pl()
-    first = legs.select(*ROUTE_KEYS, "_first_changed").unique()
-    features = _features_of(legs.drop("_first_changed"), con, monthly)
-    if features.is_empty():  # no legs at all: the frame as read, without the markers
-        return features.drop(NEEDED, strict=False)
-    return (features.join(first, on=list(ROUTE_KEYS), how="inner")
-            .filter(pl.col("period") >= pl.col("_first_changed")).drop("_first_changed"))
+    # _first_changed rides along through the features (they keep the frame's other columns).
+    features = _features_of(legs, con, monthly)
+    return features.filter(pl.col("period") >= pl.col("_first_changed")).drop("_first_changed", NEEDED, strict=False)
 
 
 # Route-periods per batch of a feature build: bounds memory (features are ~120 columns wide), while each
