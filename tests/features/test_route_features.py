@@ -228,3 +228,36 @@ def test_an_incremental_frame_gives_the_features_of_the_whole_history(p):
     on_needed = build_route_features(read, p, FLOORS).collect().join(needed, on=["hub_iso3", "period"]).select(baselines)
     assert on_needed.height == needed.height and len(baselines) == 11
     assert on_needed.sort("hub_iso3", "period").equals(whole.join(needed, on=["hub_iso3", "period"]).select(baselines))
+
+
+@pytest.mark.parametrize("p", [FeatureParams(), FeatureParams.for_frequency("A", FeatureParams())],
+                         ids=["monthly", "annual"])
+def test_baselines_of_needed_rows_equal_the_rolling_windows_bit_for_bit(p):
+    """With NEEDED, a row whose prior periods all lie in the frame gets its median and MAD from an array of
+    its window (NumPy), any other from a group-by: a route's first periods (a partial window, or none), a
+    window holding a null. Every row marked NEEDED must get exactly the rolling window's values, which a
+    frame without NEEDED gets: odd and even counts, ties, zeros."""
+    from features.route_features import NEEDED
+
+    rng = np.random.default_rng(11)
+    n = 60 if p.window > 1 else 12
+
+    def route(hub, length):
+        values = lambda: rng.choice([0.0, 0.0, 1.5, 2.25, 1e3, 123456.789, 0.1], length) * rng.random(length)  # noqa: E731
+        return pl.DataFrame({
+            "frequency": "M", "mineral": "sb", "hs_code": "282580", "hub_iso3": hub, "period": [date(2000 + i // 12, i % 12 + 1, 1) for i in range(length)],
+            "cn_to_hub_kg": values(), "hub_to_us_kg": values(), "cn_to_hub_usd": values(), "hub_to_us_usd": values(),
+            "us_from_cn_kg": values(), "cn_to_world_kg": values(), "us_from_world_kg": values(), "us_from_world_usd": values()})
+
+    every = pl.concat([route("LONG", n), route("SHORT", p.window + p.prior // 2), route("NULL", n)])
+    every = every.with_columns(pl.when((pl.col("hub_iso3") == "NULL") & (pl.int_range(pl.len()).over("hub_iso3") % 23 == 5))
+                               .then(None).otherwise(pl.col("hub_to_us_kg")).alias("hub_to_us_kg"))
+    assert every["hub_to_us_kg"].null_count() > 0
+    columns = ["hub_iso3", "period", *[f"{leg}_{s}_prior" for leg in ("cn_to_hub_kg", "hub_to_us_kg", "us_from_cn_kg")
+                                       for s in ("median", "mad")]]
+    rolling = build_route_features(every, p, FLOORS).collect().select(columns).sort("hub_iso3", "period")
+    needed = build_route_features(every.with_columns(pl.lit(True).alias(NEEDED)), p, FLOORS).collect()
+    assert needed.select(columns).sort("hub_iso3", "period").equals(rolling)
+    # Both ways were taken: full windows without a null, and the rest.
+    full = rolling.filter(pl.col("hub_iso3") == "LONG").drop_nulls()
+    assert full.height > 10 and rolling.filter(pl.col("hub_iso3") == "SHORT")["cn_to_hub_kg_median_prior"].null_count() > 0
