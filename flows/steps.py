@@ -38,27 +38,26 @@ FanOut = Callable[[Iterable[tuple[Any, ...]]], Iterator[GroupResult]]
 def in_process(groups: Iterable[tuple[Any, ...]]) -> Iterator[GroupResult]:
     for args in groups:
         yield score_routes(*args)
-LEGS_WITH_GRID_INDEX = """
+
+
+# Each period's position on its frequency's grid (features.route_features.has_history counts by it), from
+# the grid's first periods g.
+GRID_ORIGIN = "SELECT frequency, min(period) AS first_period FROM marts.fct_route_legs GROUP BY frequency"
+_LEGS = """
 SELECT m.*, CASE m.frequency WHEN 'M' THEN datediff('month', g.first_period, m.period)
                              ELSE datediff('year', g.first_period, m.period) END AS grid_index
-FROM marts.fct_route_legs AS m
-JOIN (SELECT frequency, min(period) AS first_period FROM marts.fct_route_legs GROUP BY frequency) AS g USING (frequency)
+FROM marts.fct_route_legs AS m JOIN {origin} AS g USING (frequency)
 """
+LEGS_WITH_GRID_INDEX = _LEGS.format(origin=f"({GRID_ORIGIN})")
 # The same, for a batch's query: the grid's first periods from the temp table _grid_origin (made once by
 # _grid_origin; a batch that worked them out again scanned the whole mart's periods), and only the mart rows
 # whose hs_code lies in the batch's range (? and ?), which lets DuckDB skip the row groups of other products
 # (the mart is written in product order).
-BATCH_LEGS = """
-SELECT m.*, CASE m.frequency WHEN 'M' THEN datediff('month', g.first_period, m.period)
-                             ELSE datediff('year', g.first_period, m.period) END AS grid_index
-FROM marts.fct_route_legs AS m JOIN _grid_origin AS g USING (frequency)
-WHERE m.hs_code BETWEEN ? AND ?
-"""
+BATCH_LEGS = _LEGS.format(origin="_grid_origin") + "WHERE m.hs_code BETWEEN ? AND ?\n"
 
 
 def _grid_origin(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("""CREATE OR REPLACE TEMP TABLE _grid_origin AS
-                   SELECT frequency, min(period) AS first_period FROM marts.fct_route_legs GROUP BY frequency""")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _grid_origin AS {GRID_ORIGIN}")
 
 
 def _hs_range(con: duckdb.DuckDBPyConnection, table: str, batch: int) -> list[str]:
@@ -440,8 +439,9 @@ def flagged_lists(build: Path, run_id: str, dismissed_regrowth: float, attempts:
 
     DuckDB 2.0.0 sometimes fails these queries over the rows the score step has just written: "INTERNAL
     Error: dict-surviving cache: global dictionary column 38 changed identity after being seeded for
-    dictionary caching", seen on the 20 M benchmark world's incremental month (three runs of seven, the same
-    inputs passing on another try; a CHECKPOINT first made it rarer, not gone). Such an error invalidates the
+    dictionary caching", seen on the 20 M benchmark world's incremental month (four runs of ten, the same
+    inputs passing on another try; a CHECKPOINT first made it rarer, not gone; on 2026-12-02 this retry, in
+    the same process, wrote the lists and the run succeeded). Such an error invalidates the
     database in this process, so the lists are written again on a fresh connection, once: the statements
     before the error were committed, and write_flag_lists rewrites the lists whole."""
     from warehouse.connection import connect_read_write
