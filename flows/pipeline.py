@@ -108,8 +108,7 @@ def build_flow(build: Path, run_id: str, settings: Settings) -> dict[str, Any]:
 def compute_and_score(build: Path, settings: Settings, run_id: str, incremental: bool) -> dict[str, Any]:
     con = connect_read_write(build)
     try:
-        scored = features_and_scores(con, settings.features, settings.scoring, run_id, settings.dismissed_regrowth,
-                                     incremental)
+        scored = features_and_scores(con, settings.features, settings.scoring, run_id, incremental)
     finally:
         con.close()
     return with_flagged_lists(scored, build, run_id, settings)
@@ -146,8 +145,8 @@ def fanned_out_score(build: Path, settings: Settings, run_id: str) -> dict[str, 
     step(f"score: product groups fitted and scored on the Dask cluster at {settings.dask_address}")
     con = connect_read_write(build)
     try:
-        scored = features_and_scores(con, settings.features, settings.scoring, run_id, settings.dismissed_regrowth,
-                                     False, dask_fan_out(settings.dask_in_flight))
+        scored = features_and_scores(con, settings.features, settings.scoring, run_id, False,
+                                     dask_fan_out(settings.dask_in_flight))
     finally:
         con.close()
     return with_flagged_lists(scored, build, run_id, settings)

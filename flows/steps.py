@@ -408,7 +408,7 @@ def _register(con: duckdb.DuckDBPyConnection, fitted: list[FittedGroup], reasons
 
 
 def features_and_scores(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, params: ScoreParams, run_id: str,
-                        dismissed_regrowth: float, incremental: bool, fan_out: FanOut = in_process) -> dict[str, Any]:
+                        incremental: bool, fan_out: FanOut = in_process) -> dict[str, Any]:
     """The score step: features, models and scores, in full or for what changed. Returns the tables' row
     counts (with what was rebuilt, when incremental) and a summary per model. A full build runs the product
     groups through `fan_out`; an incremental one scores its few changed rows here. The flagged lists follow

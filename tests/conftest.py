@@ -95,7 +95,7 @@ def scored_warehouse(tmp_path_factory) -> tuple[Path, dict]:
                                                                 progress=lambda _: None)]
         build_models(c)
         run["models"] = features_and_scores(c, settings.features, settings.scoring, run["run_id"],
-                                            settings.dismissed_regrowth, incremental=False)["models"]
+                                            incremental=False)["models"]
         write_flag_lists(c, run["run_id"], settings.dismissed_regrowth)
         run["finished_at"] = now_utc()
         record_run(c, run)

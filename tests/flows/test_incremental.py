@@ -90,8 +90,7 @@ def _run(path: Path, data: Path, run_id: str, settings: Settings, full: bool = F
         ingest_folder(con, data, batch_id=run_id, progress=lambda _: None)
         plan = plan_build(con, run_id, settings.build_parameters(), full)
         counts = build_models(con, plan)
-        out = features_and_scores(con, settings.features, settings.scoring, run_id, settings.dismissed_regrowth,
-                                  plan.mode == "incremental")
+        out = features_and_scores(con, settings.features, settings.scoring, run_id, plan.mode == "incremental")
         out["counts"].update(outputs.write_flag_lists(con, run_id, settings.dismissed_regrowth))
         con.execute("CHECKPOINT")
         return {"plan": plan, **counts, **out["counts"], "models": out["models"]}
