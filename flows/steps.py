@@ -25,6 +25,7 @@ from flows.settings import code_version
 from models.registry import choose_models, ensure_registry, latest, register, write_drift
 from models.scoring import (SCORING_INPUTS, FittedGroup, ScoreParams, in_key_order, rescore_changed, score_routes,
                             scoreable)
+from warehouse.connection import release_memory
 
 KEYS = [*ROUTE_KEYS, "period"]
 
@@ -38,6 +39,7 @@ FanOut = Callable[[Iterable[tuple[Any, ...]]], Iterator[GroupResult]]
 def in_process(groups: Iterable[tuple[Any, ...]]) -> Iterator[GroupResult]:
     for args in groups:
         yield score_routes(*args)
+        del args  # this group's rows are let go before the next group is read
 
 
 # Each period's position on its frequency's grid (features.route_features.has_history counts by it), from
@@ -133,6 +135,7 @@ def changed_route_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParam
         JOIN _changed_starts AS s USING (frequency, mineral, hs_code, hub_iso3)
         WHERE s.batch = ? AND l.period >= s.read_from
     """, params=[*_hs_range(con, "_changed_starts", batch), batch]).pl()
+    release_memory(con)
     # _first_changed rides along through the features (they keep the frame's other columns).
     features = _features_of(legs, con, monthly)
     return features.filter(pl.col("period") >= pl.col("_first_changed")).drop("_first_changed", NEEDED, strict=False)
@@ -179,6 +182,7 @@ def write_all_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams,
         legs = con.sql(f"""SELECT l.* FROM ({BATCH_LEGS}) AS l
                            JOIN _feature_batches AS b USING (frequency, mineral, hs_code)
                            WHERE b.batch = ?""", params=[*_hs_range(con, "_feature_batches", batch), batch]).pl()
+        release_memory(con)
         # In key order (already, as a rule: then no copy), written as it is: DuckDB keeps insertion order, and
         # sorting 120 columns with ORDER BY ALL cost twice the write (measured on the 5 M world).
         features = in_key_order(_features_of(legs, con, monthly))
@@ -187,6 +191,7 @@ def write_all_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams,
         con.execute(f"{verb} SELECT * FROM _features")
         con.unregister("_features")
         total += features.height
+        del legs, features  # before the next batch is read
     con.execute("DROP TABLE _feature_batches; DROP TABLE IF EXISTS _grid_origin")
     return total
 
@@ -303,6 +308,7 @@ def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id
     def arguments() -> Iterator[tuple[Any, ...]]:
         for frequency, mineral in groups:
             rows = _group_rows(con, frequency, mineral)
+            release_memory(con)
             reuse, reasons, drift = choose_models(rows, registered, params.model_policy, params.drift_psi)
             if rows.is_empty():  # nothing scoreable: score_routes says why from the group's rows
                 rows = con.sql(f"SELECT {', '.join(SCORING_INPUTS)} FROM features.route_features"
@@ -310,12 +316,14 @@ def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id
                                params=[frequency, mineral]).pl()
             chosen.append((reasons, drift))
             yield rows, params, reuse
+            del rows  # let go (once scored) before the next group is read
 
     for i, (scores, explanations, fitted) in enumerate(fan_out(arguments())):
         reasons, drift = chosen.popleft()
         _register(con, fitted, reasons, params, run_id)
         write_group_scores(con, _with_model_ids(scores, fitted), _with_model_ids(explanations, fitted), run_id,
                            create=i == 0)
+        del scores, explanations  # before the next group is read
         drift_all.update(drift)
         summaries.extend(_summary(g, params, drift) for g in fitted)
     if not groups:
@@ -365,6 +373,7 @@ def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, 
             rows = _group_rows(con, frequency, mineral, after=model.periods[1])
             reuse, reasons, drift = choose_models(rows, registered, params.model_policy, params.drift_psi,
                                                   training_unchanged=True)
+        release_memory(con)
         drift_all.update(drift)
         if key in reuse:  # score the changed route-periods; write only the rows that change
             # The stored rows new ones can affect: with a route_score above 0 or an explanation (the rest

@@ -29,6 +29,22 @@ def _memory_config() -> dict[str, str]:
     return {"memory_limit": limit} if limit else {}
 
 
+def release_memory(con: duckdb.DuckDBPyConnection) -> None:
+    """Give the memory DuckDB holds between queries back to the system: the table blocks it keeps cached
+    and what its allocator keeps of finished queries, up to its whole memory_limit. Called before Python
+    works on a large result (a product group being scored, a file being read): otherwise the process holds
+    both. Done by lowering memory_limit for a moment, which makes DuckDB evict and flush (there is no
+    statement for it); the limit is then set back as configured. Measured on the 20 M world: reading the
+    largest section's rows left 2.36 GB resident, 1.22 GB after this."""
+    try:
+        con.execute("SET memory_limit = '64MB'")
+    except duckdb.Error:  # more than that is pinned (a query's state): it stays, and so does the limit
+        pass
+    finally:
+        limit = _memory_config().get("memory_limit")
+        con.execute(f"SET memory_limit = '{limit}'" if limit else "RESET memory_limit")
+
+
 def connect_read_only(path: Path) -> duckdb.DuckDBPyConnection:
     path = Path(path)
     if not path.exists():

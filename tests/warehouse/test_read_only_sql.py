@@ -56,3 +56,36 @@ def test_the_operators_memory_cap_holds_for_read_only_connections_too(tmp_path, 
         finally:
             con.close()
         assert limit != default and limit.startswith(("286", "300")), (connect.__name__, limit)
+
+
+def _base_table_bytes(con) -> int:
+    return con.sql("SELECT memory_usage_bytes FROM duckdb_memory() WHERE tag = 'BASE_TABLE'").fetchall()[0][0]
+
+
+@pytest.mark.parametrize("cap", ["300MB", None])
+def test_release_memory_evicts_cached_blocks_and_keeps_the_operators_cap(tmp_path, monkeypatch, cap):
+    # The score step reads a product group, then works on it in Python for a while: DuckDB's cache of the
+    # table's blocks is let go first, and its memory_limit is afterwards what it was (the operator's, or
+    # DuckDB's default).
+    from warehouse.connection import connect_read_only, connect_read_write, release_memory
+
+    if cap:
+        monkeypatch.setenv("TRANSSHIP_DUCKDB_MEMORY_LIMIT", cap)
+    else:
+        monkeypatch.delenv("TRANSSHIP_DUCKDB_MEMORY_LIMIT", raising=False)
+    path = tmp_path / "w.duckdb"
+    con = connect_read_write(path)
+    con.execute("CREATE TABLE t AS SELECT i, hash(i) AS h, random() AS r FROM range(8000000) AS r(i)")
+    con.close()
+    con = connect_read_only(path)
+    try:
+        limit = con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        assert con.sql("SELECT sum(h), sum(r) FROM t").fetchall()[0][0] is not None
+        cached = _base_table_bytes(con)
+        assert cached > 100_000_000, cached  # the table's blocks, kept after the query
+        release_memory(con)
+        assert _base_table_bytes(con) <= 64 * 1024 ** 2 < cached  # down to what release_memory keeps
+        assert con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0] == limit
+        assert con.sql("SELECT count(*) FROM t").fetchall()[0][0] == 8_000_000  # and it still reads
+    finally:
+        con.close()
