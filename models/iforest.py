@@ -230,8 +230,20 @@ class RouteScorer(BaseEstimator):
     def _reset(self, x: np.ndarray, ref: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """reset_scores on the clipped arrays (n × d each)."""
         n, d = x.shape
-        variants = np.where(masks[None, :, :], ref[:, None, :], x[:, None, :])
-        return self._score(variants.reshape(-1, d)).reshape(n, len(masks))
+        # Resetting a feature whose value is already the typical one changes nothing: of a row's variants,
+        # those that reset the same features among the ones that differ are the same row. Each distinct row
+        # is scored once (a forest scores each row on its own, so the scores are the very same). Most of a
+        # row's features sit at their clip point, as do the typical ones: explaining a row scored ~300
+        # variants (13 features, sets of 3) and now scores a few dozen.
+        if d > 62:  # more features than the bits of a key: every variant scored
+            variants = np.where(masks[None, :, :], ref[:, None, :], x[:, None, :])
+            return self._score(variants.reshape(-1, d)).reshape(n, len(masks))
+        bits = np.left_shift(1, np.arange(d, dtype=np.int64))
+        changed = (masks.astype(np.int64) @ bits)[None, :] & ((x != ref).astype(np.int64) @ bits)[:, None]
+        keys, inverse = np.unique((np.arange(n, dtype=np.int64)[:, None] << d) | changed, return_inverse=True)
+        rows, reset = keys >> d, (keys[:, None] & bits[None, :]) != 0
+        variants = np.where(reset, ref[rows], x[rows])
+        return self._score(variants)[inverse.reshape(-1)].reshape(n, len(masks))
 
     def mask(self, columns: list[str]) -> np.ndarray:
         """A boolean mask over features_ for `columns`."""

@@ -67,6 +67,23 @@ def test_drift_is_near_zero_on_the_training_data_and_large_when_a_feature_moves(
     assert moved.filter(pl.col("feature") != "co_movement")["psi"].max() < 0.01
 
 
+
+def test_reset_scores_score_each_distinct_variant_once_with_the_very_same_scores():
+    # Variants that reset only features already at their typical value are the same row: scored once, they
+    # must get exactly the scores every variant scored on its own gets.
+    base = world(600, seed=4)
+    scorer = RouteScorer(random_state=1).fit(base)
+    rows = base.head(40)
+    # Typical rows equal to the row in some features (exactly), apart in others; many clip to the same point.
+    typical = rows.with_columns(*[pl.col(c) * 1.7 + 0.01 for c in COLUMNS[::3]])
+    masks = np.array([scorer.mask(list(c)) for k in (1, 2, 3) for c in combinations(COLUMNS, k)])
+    x, ref = scorer._clipped(rows), scorer._clipped(typical)
+    assert 0 < (x == ref).mean() < 1
+    every = np.where(masks[None, :, :], ref[:, None, :], x[:, None, :]).reshape(-1, x.shape[1])
+    expected = (-scorer.forest_.score_samples(every)).reshape(len(rows), len(masks))
+    assert np.array_equal(scorer.reset_scores(rows, typical, masks), expected)
+
+
 # ---------------------------------------------------------------- on the sample world
 @pytest.fixture(scope="module")
 def scored(sample_features):
