@@ -23,7 +23,6 @@ How decisions act (in `warehouse.outputs`):
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -173,7 +172,7 @@ def record_decision(live: Path, ref: RouteRef, decision: str, analyst: str, note
         tmp = live.with_name(f"{live.name}.review-{os.getpid()}")
         for stale in live.parent.glob(f"{live.name}.review-*"):  # left by a writer that died; we hold the lock
             stale.unlink(missing_ok=True)
-        shutil.copy2(live, tmp)
+        pub.copy_file(live, tmp)
         try:
             con = connect_read_write(tmp)
             try:
