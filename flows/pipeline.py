@@ -117,13 +117,14 @@ def compute_and_score(build: Path, settings: Settings, run_id: str, incremental:
 def with_flagged_lists(scored: dict[str, Any], build: Path, run_id: str, settings: Settings) -> dict[str, Any]:
     """The score step's result with the flagged lists written (flows.steps.flagged_lists: a connection of
     their own, retried once after a DuckDB internal error, which is said and recorded in runs.build)."""
-    laps = Laps()
+    laps = Laps(rss=True)
     counts, retried = flagged_lists(build, run_id, settings.dismissed_regrowth)
     laps.lap("flagged lists")
     for note in retried:
         step(f"  DuckDB failed with an internal error and the step was run again on a fresh connection: {note}")
     scored["counts"].update(counts)
     scored["seconds"].update(laps.seconds)
+    scored.setdefault("peak_rss_gb", {}).update(laps.peak_rss_gb)
     scored["retried"] = retried
     return scored
 
@@ -313,6 +314,7 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
             run["layer_counts"].update(scored["counts"])
             run["models"] = scored["models"]
             run["build"]["score_seconds"] = scored.get("seconds", {})
+            run["build"]["score_peak_rss_gb"] = scored.get("peak_rss_gb", {})
             if scored.get("retried"):
                 run["build"]["retried_after_duckdb_internal_error"] = scored["retried"]
             con_counts = _raw_counts(build)

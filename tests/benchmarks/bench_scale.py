@@ -190,6 +190,7 @@ def run_size(rows: int, work: Path, seed: int, memory_limit: str | None, keep: b
         "end_to_end_s": full["process_wall_s"], "pipeline_wall_s": full["wall_s"], "stages_s": full["seconds"],
         "stage_peak_rss_gb": full.get("stage_peak_rss_gb", {}),
         "score_stage_s": (full.get("build") or {}).get("score_seconds", {}),
+        "score_stage_peak_rss_gb": (full.get("build") or {}).get("score_peak_rss_gb", {}),
         "ratio_to_floor": round(full["process_wall_s"] / floor["floor_s"], 2),
         "peak_rss_gb": full["peak_rss_gb"], "prefect_server_peak_rss_gb": full["children_peak_rss_gb"],
         "rows_per_s": round(input_rows / full["process_wall_s"]),
