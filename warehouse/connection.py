@@ -42,7 +42,7 @@ def release_memory(con: duckdb.DuckDBPyConnection) -> None:
         pass
     finally:
         limit = _memory_config().get("memory_limit")
-        con.execute(f"SET memory_limit = '{limit}'" if limit else "RESET memory_limit")
+        con.execute("SET memory_limit = '" + limit.replace("'", "''") + "'" if limit else "RESET memory_limit")
 
 
 def connect_read_only(path: Path) -> duckdb.DuckDBPyConnection:
