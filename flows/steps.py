@@ -327,6 +327,7 @@ def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id
         write_group_scores(con, _with_model_ids(scores, fitted), _with_model_ids(explanations, fitted), run_id,
                            create=i == 0)
         del scores, explanations  # before the next group is read
+        release_memory(con)  # and what DuckDB kept of writing them
         drift_all.update(drift)
         summaries.extend(_summary(g, params, drift) for g in fitted)
     if not groups:

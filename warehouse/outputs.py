@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from warehouse.connection import execute_script, rows
+from warehouse.connection import execute_script, release_memory, rows
 from warehouse.review import ensure_review_schema
 
 FLAG_CANDIDATES_SQL = """
@@ -217,6 +217,10 @@ def ensure_route_scores_view(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(ROUTE_SCORES_VIEW)
 
 
+# Rows of main.route_score_values per statement when a group is written (write_group_scores).
+SCORE_WRITE_ROWS = 500_000
+
+
 def write_group_scores(con: duckdb.DuckDBPyConnection, scores: pl.DataFrame, explanations: pl.DataFrame, run_id: str,
                        replace_groups: list[tuple[str, str]] | None = None, create: bool = False) -> None:
     """Rows of main.route_scores (stored in main.route_score_values) and main.route_explanations: create the
@@ -248,13 +252,19 @@ def write_group_scores(con: duckdb.DuckDBPyConnection, scores: pl.DataFrame, exp
         con.unregister("_groups")
     if create or scores.height:
         ordered = stamped(scores).select(SCORE_COLUMNS)
-        con.register("_scores", ordered)
-        # The scorer hands rows over in key order (score_routes, rescore_group): no sort here.
-        if create:
-            con.execute("CREATE OR REPLACE TABLE main.route_score_values AS SELECT * FROM _scores")
-        else:
-            con.execute("INSERT INTO main.route_score_values BY NAME SELECT * FROM _scores")
-        con.unregister("_scores")
+        # The scorer hands rows over in key order (score_routes, rescore_group): no sort here. A large group
+        # is written in slices, DuckDB's memory handed back after each: written whole, DuckDB took up to its
+        # limit for the new rows while the group's frame was still held (the 20 M world's peak).
+        sliced = ordered.height > SCORE_WRITE_ROWS
+        for start in range(0, max(ordered.height, 1), SCORE_WRITE_ROWS):
+            con.register("_scores", ordered.slice(start, SCORE_WRITE_ROWS))
+            if create and start == 0:
+                con.execute("CREATE OR REPLACE TABLE main.route_score_values AS SELECT * FROM _scores")
+            else:
+                con.execute("INSERT INTO main.route_score_values BY NAME SELECT * FROM _scores")
+            con.unregister("_scores")
+            if sliced:
+                release_memory(con)
         if create:
             ensure_route_scores_view(con)
     if create or explanations.height:

@@ -34,3 +34,24 @@ def test_a_warehouse_with_the_old_route_scores_table_is_converted(scored_warehou
         assert len(stored) < 20
     finally:
         con.close()
+
+
+def test_a_group_written_in_slices_is_stored_whole_and_in_order(scored_warehouse, tmp_path, monkeypatch):
+    # A large group's scores go to DuckDB a slice at a time (its memory handed back between slices): the
+    # table must hold every row once, in the order given, as one statement would have written it.
+    from warehouse import outputs
+
+    path, _ = scored_warehouse
+    copy = tmp_path / "sliced.duckdb"
+    shutil.copy(path, copy)
+    con = duckdb.connect(str(copy))
+    try:
+        scores = con.sql("SELECT * FROM main.route_score_values").pl()
+        explanations = con.sql("SELECT * EXCLUDE (run_id) FROM main.route_explanations").pl()
+        assert scores.height > 5_000
+        monkeypatch.setattr(outputs, "SCORE_WRITE_ROWS", 1_000)
+        outputs.write_group_scores(con, scores, explanations, "sliced-run", create=True)
+        assert con.sql("SELECT * FROM main.route_score_values").pl().equals(scores)
+        assert con.sql("SELECT count(*) FROM main.route_scores").fetchall()[0][0] == scores.height
+    finally:
+        con.close()
