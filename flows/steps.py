@@ -445,23 +445,35 @@ def features_and_scores(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, 
     return {"counts": counts, "models": models, "seconds": laps.seconds, "peak_rss_gb": laps.peak_rss_gb}
 
 
+def flag_list_connection(build: Path) -> duckdb.DuckDBPyConnection:
+    """A read-write connection to the build for write_flag_lists, with DuckDB's caching operators off (see
+    flagged_lists)."""
+    from warehouse.connection import connect_read_write
+
+    con = connect_read_write(build)
+    con.execute("SET enable_caching_operators = false")
+    return con
+
+
 def flagged_lists(build: Path, run_id: str, dismissed_regrowth: float, attempts: int = 2) -> tuple[dict[str, int], list[str]]:
     """write_flag_lists on a connection of its own to the build, opened after the score step's was closed
     (closing checkpoints it). Returns the counts and what was retried (empty as a rule).
 
     DuckDB 2.0.0 sometimes fails these queries over the rows the score step has just written: "INTERNAL
     Error: dict-surviving cache: global dictionary column 38 changed identity after being seeded for
-    dictionary caching", seen on the 20 M benchmark world's incremental month (four runs of ten, the same
-    inputs passing on another try; a CHECKPOINT first made it rarer, not gone; on 2026-12-02 this retry, in
-    the same process, wrote the lists and the run succeeded). Such an error invalidates the
-    database in this process, so the lists are written again on a fresh connection, once: the statements
-    before the error were committed, and write_flag_lists rewrites the lists whole."""
-    from warehouse.connection import connect_read_write
+    dictionary caching", raised in its CachingPhysicalOperator (the operator that gathers small chunks after
+    a join, which 2.0 taught to carry dictionary-compressed strings through: duckdb/duckdb#23447). Seen on
+    the 20 M benchmark world's incremental month (four runs of ten) and, on 2026-12-04, on a full 20 M run
+    where the retry on a fresh connection failed the same way and the run was lost after 17 minutes. So
+    these connections run with DuckDB's caching operators off (flag_list_connection): the operator that
+    failed is then never planned. The retry stays for any other internal error: such an error invalidates
+    the database in this process, so the lists are written again on a fresh connection, once (the
+    statements before the error were committed, and write_flag_lists rewrites the lists whole)."""
     from warehouse.outputs import write_flag_lists
 
     retried: list[str] = []
     for attempt in range(1, attempts + 1):
-        con = connect_read_write(build)
+        con = flag_list_connection(build)
         try:
             return write_flag_lists(con, run_id, dismissed_regrowth), retried
         except duckdb.InternalException as exc:
