@@ -20,7 +20,7 @@ import polars as pl
 
 from features.route_features import (NEEDED, ROUTE_KEYS, FeatureParams, baseline_reach, build_route_features,
                                      lookback)
-from flows.progress import Laps
+from flows.progress import Laps, step
 from flows.settings import code_version
 from models.registry import choose_models, ensure_registry, latest, register, write_drift
 from models.scoring import (SCORING_INPUTS, FittedGroup, ScoreParams, in_key_order, rescore_changed, score_routes,
@@ -180,6 +180,7 @@ def write_all_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams,
         con.unregister("_features")
     _grid_origin(con)
     for i, batch in enumerate(batches):
+        step(f"  features: batch {i + 1} of {len(batches)}")
         legs = con.sql(f"""SELECT l.* FROM ({BATCH_LEGS}) AS l
                            JOIN _feature_batches AS b USING (frequency, mineral, hs_code)
                            WHERE b.batch = ?""", params=[*_hs_range(con, "_feature_batches", batch), batch]).pl()
@@ -215,7 +216,8 @@ def update_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, incr
     _grid_origin(con)
     delete_changed_ranges(con, ("features.route_features",))
     changed, features = [], None
-    for batch in batches:
+    for i, batch in enumerate(batches):
+        step(f"  features of the changed routes: batch {i + 1} of {len(batches)}")
         features = in_key_order(changed_route_features(con, monthly, batch))
         if features.height:
             con.register("_features", features)
@@ -309,8 +311,10 @@ def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id
     chosen: deque[tuple[dict[tuple[str, str], str], dict[tuple[str, str], pl.DataFrame]]] = deque()
 
     def arguments() -> Iterator[tuple[Any, ...]]:
-        for frequency, mineral in groups:
+        for i, (frequency, mineral) in enumerate(groups):
             rows = _group_rows(con, frequency, mineral)
+            step(f"  models: group {i + 1} of {len(groups)}, {mineral} ({'monthly' if frequency == 'M' else 'annual'}),"
+                 f" {rows.height:,} route-periods")
             release_memory(con)
             reuse, reasons, drift = choose_models(rows, registered, params.model_policy, params.drift_psi)
             if rows.is_empty():  # nothing scoreable: score_routes says why from the group's rows
@@ -359,11 +363,13 @@ def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, 
     fitted_all: list[FittedGroup] = []
     drift_all: dict[tuple[str, str], pl.DataFrame] = {}
     rescored = 0
-    for frequency, mineral in groups:
+    for i, (frequency, mineral) in enumerate(groups):
         key = (frequency, mineral)
         model = registered.get(key)
         in_group = (pl.col("frequency") == frequency) & (pl.col("mineral") == mineral)
         new_rows = changed.filter(in_group)
+        step(f"  models: group {i + 1} of {len(groups)}, {mineral} ({'monthly' if frequency == 'M' else 'annual'}),"
+             f" {new_rows.height:,} changed route-periods")
         # Any changed row of the training periods, scoreable or not (one that stopped being scoreable
         # changes the training rows too).
         touched = features.filter(in_group)
