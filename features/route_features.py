@@ -108,22 +108,95 @@ def _divided(expr: pl.Expr, divisor: float) -> pl.Expr:
         is_elementwise=True)
 
 
-def _window_sum(col: str, n: int, offset: int = 0) -> pl.Expr:
+@dataclass(frozen=True)
+class Running:
+    """A column of the features' first pass: `values` (an expression over the frame's rows) summed, or with
+    kind "max" maximised, over the n rows ending `offset` rows before t; null unless the route has `reach`
+    periods before t and all n values are there. A sum is of exact integers (_exact), divided back by `scale`
+    when given (else the integer sum is the column).
+
+    One definition, two ways to compute it: `expr` over every row (a rolling window: a full build, where
+    every row is kept), and running_at for some rows only (an incremental build, which keeps a tenth of the
+    rows it reads). Both give the same values, bit for bit."""
+
+    name: str
+    values: pl.Expr
+    n: int
+    reach: int
+    offset: int = 0
+    scale: int | None = None
+    kind: str = "sum"
+
+    def expr(self) -> pl.Expr:
+        v = self.values.shift(self.offset) if self.offset else self.values
+        rolled = (v.rolling_sum if self.kind == "sum" else v.rolling_max)(window_size=self.n, min_samples=self.n)
+        out = within_route(rolled, self.reach)
+        return (_divided(out, self.scale) if self.scale else out).alias(self.name)
+
+
+def running_at(frame: pl.DataFrame, runs: list[Running], rows: np.ndarray) -> pl.DataFrame:
+    """The columns `runs` at the frame's rows `rows` (positions, ascending) only: the values Running.expr
+    gives at those rows. A sum over the frame's rows a..b is total[b + 1] - total[a] of one running total
+    per column, so a column costs one pass over the frame and a lookup per row kept, not a window at every
+    row. A running total of Int64 may wrap around; the difference of two is still exact (arithmetic modulo
+    2^64) whenever the window's own sum fits in an Int64, which the rolling sum needs as well."""
+    position = frame[ROUTE_POS].to_numpy()[rows]
+    # Each distinct `values` evaluated, and its running totals taken, once (a leg's window, prior periods
+    # and lags share them).
+    keys = [r.values.meta.serialize(format="json") for r in runs]
+    distinct = dict(zip(keys, runs))
+    values = frame.select([r.values.alias(f"_v{i}") for i, r in enumerate(distinct.values())])
+    sources = dict(zip(distinct, values.get_columns()))
+    totals: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    columns = []
+    for key, r in zip(keys, runs):
+        s = sources[key]
+        last = rows - r.offset
+        first = last - (r.n - 1)
+        ok = (first >= 0) & (position >= r.reach)
+        first, last = np.where(ok, first, 0), np.where(ok, last, 0)
+        if key not in totals:
+            missing = s.is_null().to_numpy()
+            count = np.concatenate(([0], np.cumsum(missing))) if missing.any() else None
+            total = None
+            if r.kind == "sum":
+                if not s.dtype.is_integer():
+                    raise TypeError(f"{r.name}: a running total is exact only over integers, not {s.dtype}")
+                v = s.fill_null(0).to_numpy()
+                total = np.concatenate((np.zeros(1, dtype=v.dtype), np.cumsum(v)))
+            totals[key] = total, count
+        total, count = totals[key]
+        if r.kind == "sum":
+            out = total[last + 1] - total[first]
+        else:
+            # Clipped: a row not ok may have fewer than n rows after its (cleared) first.
+            window = np.minimum(first[:, None] + np.arange(r.n)[None, :], max(len(s) - 1, 0))
+            out = s.fill_null(0).to_numpy()[window].max(axis=1)
+        if count is not None:  # a window holding a null has fewer than n values: null, as min_samples=n gives
+            ok &= count[last + 1] == count[first]
+        column = pl.Series(r.name, out.astype(np.float64) / r.scale) if r.scale else pl.Series(r.name, out, dtype=s.dtype)
+        columns.append(column.scatter(np.flatnonzero(~ok), None) if not ok.all() else column)
+    return pl.DataFrame(columns)
+
+
+def _window_sum(col: str, n: int, offset: int = 0) -> Running:
     """Σ col over periods t-offset-n+1 .. t-offset within the route (null until enough periods exist),
     summed exactly in thousandths of the column's unit."""
-    expr = _exact(pl.col(col), EXACT_SCALE)
-    expr = expr.shift(offset) if offset else expr
-    return _divided(within_route(expr.rolling_sum(window_size=n, min_samples=n), n - 1 + offset), EXACT_SCALE)
+    return Running(col, _exact(pl.col(col), EXACT_SCALE), n, reach=n - 1 + offset, offset=offset, scale=EXACT_SCALE)
 
 
-def window_total(leg: str, p: FeatureParams) -> pl.Expr:
+def _named(run: Running, name: str) -> Running:
+    return Running(name, run.values, run.n, run.reach, run.offset, run.scale, run.kind)
+
+
+def window_total(leg: str, p: FeatureParams) -> Running:
     """`<leg>_window`: Σ leg over the trailing window t-W+1..t. Unit: the leg's (kg or USD)."""
-    return _window_sum(leg, p.window).alias(f"{leg}_window")
+    return _named(_window_sum(leg, p.window), f"{leg}_window")
 
 
-def prior_total(leg: str, p: FeatureParams) -> pl.Expr:
+def prior_total(leg: str, p: FeatureParams) -> Running:
     """`<leg>_prior`: Σ leg over the P periods before the window (t-W-P+1..t-W). Unit: the leg's."""
-    return _window_sum(leg, p.prior, offset=p.window).alias(f"{leg}_prior")
+    return _named(_window_sum(leg, p.prior, offset=p.window), f"{leg}_prior")
 
 
 def spike_ratio(leg: str, floor: pl.Expr) -> pl.Expr:
@@ -207,29 +280,31 @@ def _lagged_window(lag: int) -> str:
     return f"_cn_to_hub_kg_window_lag{lag}"
 
 
-def lagged_windows(p: FeatureParams) -> list[pl.Expr]:
+def lagged_windows(p: FeatureParams) -> list[Running]:
     """Helper columns: Σ China->hub kg over t-W-L+1..t-L for L = 0..max_lag (read by route_excess_kg and
     reroute_ceiling_kg; computed once, not once per feature)."""
-    return [_window_sum("cn_to_hub_kg", p.window, lag).alias(_lagged_window(lag)) for lag in range(p.max_lag + 1)]
+    return [_named(_window_sum("cn_to_hub_kg", p.window, lag), _lagged_window(lag)) for lag in range(p.max_lag + 1)]
 
 
 def _co_sum(name: str, lag: int) -> str:
     return f"_cm{lag}_{name}"
 
 
-def co_movement_sums(lag: int, p: FeatureParams) -> list[pl.Expr]:
+def co_movement_sums(lag: int, p: FeatureParams) -> list[Running]:
     """Helper columns for co_movement_at_lag: the exact sums Σx, Σy, Σxy, Σx², Σy² over the last
     comove_window periods, x = log(1 + China->hub kg) at t-L in millionths, y = log(1 + hub->US kg) at t.
     Materialised once: an expression that repeats them nests them, and Polars then evaluated them many
     times over (10x slower on a million route-periods)."""
     n = p.comove_window
-    x = _exact(pl.col("cn_to_hub_kg").log1p(), CORR_SCALE).shift(lag)
+    x = _exact(pl.col("cn_to_hub_kg").log1p(), CORR_SCALE)
     y = _exact(pl.col("hub_to_us_kg").log1p(), CORR_SCALE)
 
-    def total(e: pl.Expr, name: str) -> pl.Expr:
-        return within_route(e.rolling_sum(window_size=n, min_samples=n), n - 1 + lag).alias(_co_sum(name, lag))
+    def total(e: pl.Expr, name: str, offset: int = 0) -> Running:
+        return Running(_co_sum(name, lag), e, n, reach=n - 1 + lag, offset=offset)
 
-    return [total(x, "x"), total(y, "y"), total(x * y, "xy"), total(x * x, "xx"), total(y * y, "yy")]
+    # x at t-L: the sums of x and x² over the window ending L periods before t (the same values at every
+    # lag, which running_at then sums once); x·y pairs each period with the one L before.
+    return [total(x, "x", lag), total(y, "y"), total(x.shift(lag) * y, "xy"), total(x * x, "xx", lag), total(y * y, "yy")]
 
 
 def co_movement_at_lag(lag: int, p: FeatureParams) -> pl.Expr:
@@ -355,14 +430,20 @@ def signal_persistence(p: FeatureParams) -> pl.Expr:
 
 
 COVERAGE_SUMS = ("_kg_missing_usd_span", "_usd_span")
+_USD_SPANS = ("_cn_to_hub_usd_span", "_hub_to_us_usd_span")
 
 
-def coverage_sums(p: FeatureParams) -> list[pl.Expr]:
-    """Helper columns for kg_coverage: Σ value_kg_missing_usd and Σ (cn_to_hub_usd + hub_to_us_usd) over
-    t-W-P+1..t."""
+def coverage_sums(p: FeatureParams) -> list[Running]:
+    """Helper columns for kg_coverage: Σ value_kg_missing_usd and, for coverage_total, Σ cn_to_hub_usd and
+    Σ hub_to_us_usd over t-W-P+1..t."""
     span = p.window + p.prior
-    return [_window_sum("value_kg_missing_usd", span).alias(COVERAGE_SUMS[0]),
-            (_window_sum("cn_to_hub_usd", span) + _window_sum("hub_to_us_usd", span)).alias(COVERAGE_SUMS[1])]
+    return [_named(_window_sum("value_kg_missing_usd", span), COVERAGE_SUMS[0]),
+            *[_named(_window_sum(leg, span), name) for leg, name in zip(("cn_to_hub_usd", "hub_to_us_usd"), _USD_SPANS)]]
+
+
+def coverage_total() -> pl.Expr:
+    """Helper column for kg_coverage: Σ (cn_to_hub_usd + hub_to_us_usd) over t-W-P+1..t, from coverage_sums."""
+    return (pl.col(_USD_SPANS[0]) + pl.col(_USD_SPANS[1])).alias(COVERAGE_SUMS[1])
 
 
 def kg_coverage() -> pl.Expr:
@@ -409,9 +490,9 @@ def volume_weight(p: FeatureParams) -> pl.Expr:
 SUPPLY = "_cn_to_hub_kg_supply"
 
 
-def supply_window(p: FeatureParams) -> pl.Expr:
+def supply_window(p: FeatureParams) -> Running:
     """Helper column for pass_through_kg: Σ cn_to_hub_kg over t-W-L+1..t."""
-    return _window_sum("cn_to_hub_kg", p.window + p.lag).alias(SUPPLY)
+    return _named(_window_sum("cn_to_hub_kg", p.window + p.lag), SUPPLY)
 
 
 def pass_through_kg(p: FeatureParams) -> pl.Expr:
@@ -447,10 +528,9 @@ def unit_value_ratio(num_usd: str, num_kg: str, den_usd: str, den_kg: str, name:
 PEAK = "_hub_to_us_kg_peak"
 
 
-def window_peak(p: FeatureParams) -> pl.Expr:
+def window_peak(p: FeatureParams) -> Running:
     """Helper column for hub_to_us_peak_share: the largest hub->US kg of the window."""
-    return within_route(pl.col("hub_to_us_kg").rolling_max(window_size=p.window, min_samples=p.window),
-                        p.window - 1).alias(PEAK)
+    return Running(PEAK, pl.col("hub_to_us_kg"), p.window, reach=p.window - 1, kind="max")
 
 
 def hub_to_us_peak_share() -> pl.Expr:
@@ -491,14 +571,13 @@ MIRROR_COLUMNS = ("cn_to_hub_fob_usd", "hub_to_us_fob_usd", "cn_to_us_fob_usd", 
                   "hub_reported_to_us_fob_usd", "hub_reports_period")
 
 
-def mirror_windows(p: FeatureParams) -> list[pl.Expr]:
+def mirror_windows(p: FeatureParams) -> list[Running]:
     """The window totals of the mirror columns, and hub_reports_window: in how many of the window's periods
     the hub reported any trade (read by mirror_features)."""
     totals = [c for c in MIRROR_COLUMNS if c != "hub_reports_period"]
     return [
         *[window_total(c, p) for c in totals],
-        within_route(pl.col("hub_reports_period").cast(pl.Int64).rolling_sum(window_size=p.window, min_samples=p.window),
-                     p.window - 1).alias("hub_reports_window"),
+        Running("hub_reports_window", pl.col("hub_reports_period").cast(pl.Int64), p.window, reach=p.window - 1),
     ]
 
 
@@ -546,9 +625,37 @@ def build_route_features(legs: pl.DataFrame | pl.LazyFrame, params: FeatureParam
         lf = lf.with_columns(grid_index=pl.col(ROUTE_POS))
     coverage = "value_kg_missing_usd" in names
     mirror = all(c in names for c in MIRROR_COLUMNS)
-    totals = [*LEGS_KG, *LEGS_USD, *CONTEXT]
     # Pass 1: the sums over past periods.
-    lf = lf.with_columns(
+    runs = first_pass(p, coverage=coverage, mirror=mirror)
+    baselines = robust_baselines(lf, p)
+    if NEEDED in names:
+        # The needed rows only, with their sums looked up from running totals (running_at), and their
+        # positions counted again from each route's first needed row, which signal_persistence takes as the
+        # start of the route.
+        frame = lf.collect()
+        rows = np.flatnonzero(frame[NEEDED].fill_null(False).to_numpy())
+        lf = pl.concat([frame.filter(pl.col(NEEDED)), running_at(frame, runs, rows)], how="horizontal").lazy()
+        lf = lf.join(baselines, on=[ROUTE_ID, ROUTE_POS], how="left", maintain_order="left")
+        lf = route_positions(lf.drop(ROUTE_ID, ROUTE_POS))
+    else:
+        # The features after this one need the route's periods in order: the join keeps the left frame's.
+        lf = lf.with_columns(*[r.expr() for r in runs])
+        lf = lf.join(baselines, on=[ROUTE_ID, ROUTE_POS], how="left", maintain_order="left")
+    if coverage:
+        lf = lf.with_columns(coverage_total())
+    lf = row_features(lf, p, coverage=coverage, mirror=mirror)
+    helpers = [SUPPLY, PEAK, *(COVERAGE_SUMS if coverage else ()), *(_USD_SPANS if coverage else ()),
+               *[_lagged_window(lag) for lag in range(p.max_lag + 1)],
+               *[_co_sum(k, lag) for lag in range(p.max_lag + 1) for k in ("x", "y", "xy", "xx", "yy")]]
+    marker = [NEEDED] if NEEDED in names else []
+    return lf.drop("grid_index", ROUTE_ID, ROUTE_POS, *helpers, *marker)
+
+
+def first_pass(p: FeatureParams, coverage: bool, mirror: bool) -> list[Running]:
+    """build_route_features' first pass: every sum over past periods (windows, prior periods, lags,
+    co-movement; coverage and mirror windows when the frame has their columns)."""
+    totals = [*LEGS_KG, *LEGS_USD, *CONTEXT]
+    return [
         *[window_total(c, p) for c in totals],
         *[prior_total(c, p) for c in totals],
         supply_window(p),
@@ -557,22 +664,7 @@ def build_route_features(legs: pl.DataFrame | pl.LazyFrame, params: FeatureParam
         *[e for lag in range(p.max_lag + 1) for e in co_movement_sums(lag, p)],
         *(coverage_sums(p) if coverage else []),
         *(mirror_windows(p) if mirror else []),
-    )
-    baselines = robust_baselines(lf, p)
-    if NEEDED in names:
-        # The needed rows only, their positions counted again from each route's first needed row, which
-        # signal_persistence takes as the start of the route.
-        lf = lf.filter(pl.col(NEEDED))
-        lf = lf.join(baselines, on=[ROUTE_ID, ROUTE_POS], how="left", maintain_order="left")
-        lf = route_positions(lf.drop(ROUTE_ID, ROUTE_POS))
-    else:
-        # The features after this one need the route's periods in order: the join keeps the left frame's.
-        lf = lf.join(baselines, on=[ROUTE_ID, ROUTE_POS], how="left", maintain_order="left")
-    lf = row_features(lf, p, coverage=coverage, mirror=mirror)
-    helpers = [SUPPLY, PEAK, *(COVERAGE_SUMS if coverage else ()), *[_lagged_window(lag) for lag in range(p.max_lag + 1)],
-               *[_co_sum(k, lag) for lag in range(p.max_lag + 1) for k in ("x", "y", "xy", "xx", "yy")]]
-    marker = [NEEDED] if NEEDED in names else []
-    return lf.drop("grid_index", ROUTE_ID, ROUTE_POS, *helpers, *marker)
+    ]
 
 
 def row_features(lf: pl.LazyFrame, p: FeatureParams, coverage: bool, mirror: bool) -> pl.LazyFrame:

@@ -187,18 +187,22 @@ def test_an_incremental_frame_gives_the_features_of_the_whole_history(p):
     route whose China->hub spike comes max_lag periods before the hub->US one, a route in a running spell,
     and routes of noise (every window, lag and co-movement sum reads real values). Fails with one period
     less of lookback or of baseline_reach."""
-    from features.route_features import NEEDED, baseline_reach, lookback
+    from features.route_features import MIRROR_COLUMNS, NEEDED, baseline_reach, lookback
 
     n, changed = 84, 80
     rng = np.random.default_rng(5)
     periods = [date(2019 + i // 12, i % 12 + 1, 1) for i in range(n)]
 
     def route(hub, cn, us):
+        # With the columns of kg coverage and the mirror features: every sum of the first pass is read.
         return pl.DataFrame({
             "frequency": "M", "mineral": "sb", "hs_code": "282580", "hub_iso3": hub, "period": periods,
             "cn_to_hub_kg": cn, "hub_to_us_kg": us, "cn_to_hub_usd": cn * 10, "hub_to_us_usd": us * 10,
             "us_from_cn_kg": rng.normal(500, 50, n), "cn_to_world_kg": rng.normal(5000, 50, n),
-            "us_from_world_kg": rng.normal(5000, 50, n), "us_from_world_usd": rng.normal(50000, 500, n)})
+            "us_from_world_kg": rng.normal(5000, 50, n), "us_from_world_usd": rng.normal(50000, 500, n),
+            "value_kg_missing_usd": rng.choice([0.0, 0.0, 250.5], n),
+            **{c: rng.normal(1000, 100, n) for c in MIRROR_COLUMNS if c != "hub_reports_period"},
+            "hub_reports_period": rng.random(n) > 0.2})
 
     noise = lambda: rng.normal(100, 10, n).round(3)  # noqa: E731
     lag_cn, lag_us = noise(), noise()
@@ -221,6 +225,8 @@ def test_an_incremental_frame_gives_the_features_of_the_whole_history(p):
     expected = whole.filter(pl.col("period") >= periods[changed])
     assert NEEDED not in kept.columns
     assert expected.filter(hub_iso3="LAG")["signal_persistence"][0] == 1  # the lag is what made it count
+    assert {"kg_coverage", "mirror_gap_cn_hub_kg", "one_sided_hub_us"} <= set(kept.columns)
+    assert kept["kg_coverage"].min() < 1 and kept["mirror_gap_cn_hub_kg"].null_count() < kept.height
     assert kept.sort("hub_iso3", "period").equals(expected)
     # The baselines on every needed row, kept or not, are the whole history's: each had its whole window.
     baselines = ["hub_iso3", "period", *[c for c in whole.columns if c.endswith(("_median_prior", "_mad_prior", "_z_now"))]]
@@ -261,3 +267,38 @@ def test_baselines_of_needed_rows_equal_the_rolling_windows_bit_for_bit(p):
     # Both ways were taken: full windows without a null, and the rest.
     full = rolling.filter(pl.col("hub_iso3") == "LONG").drop_nulls()
     assert full.height > 10 and rolling.filter(pl.col("hub_iso3") == "SHORT")["cn_to_hub_kg_median_prior"].null_count() > 0
+
+
+def test_sums_looked_up_at_some_rows_equal_the_rolling_windows_bit_for_bit():
+    """An incremental build computes the first pass's sums only at the rows it keeps, from running totals
+    (running_at); a full build rolls a window over every row (Running.expr). Both must give the same values
+    and the same nulls at every row: sums with an offset, a maximum, a route shorter than the window, nulls
+    in a window, and values so large that the running total wraps around an Int64."""
+    from features.route_features import (EXACT_SCALE, ROUTE_KEYS, ROUTE_POS, Running, _exact, route_positions,
+                                         running_at)
+
+    rng = np.random.default_rng(3)
+    lengths = [1, 3, 7, 40, 40, 60]
+    n = sum(lengths)
+    big = np.full(n, 2 ** 61, dtype=np.int64)
+    frame = route_positions(pl.DataFrame({
+        "frequency": "M", "mineral": "sb", "hs_code": "282580",
+        "hub_iso3": np.repeat([f"H{i}" for i in range(len(lengths))], lengths),
+        "period": [date(2019 + i // 12, i % 12 + 1, 1) for length in lengths for i in range(length)],
+        # Nulls at positions 9 of two 40-period routes and 2 of the 60-period one.
+        "kg": pl.Series(rng.normal(1000, 300, n)).scatter([20, 60, 93], None),
+        "count": rng.integers(0, 5, n), "big": big,
+    }).lazy().sort([*ROUTE_KEYS, "period"])).collect()
+    runs = [Running("kg_5", _exact(pl.col("kg"), EXACT_SCALE), 5, reach=4, scale=EXACT_SCALE),
+            Running("kg_36_before_5", _exact(pl.col("kg"), EXACT_SCALE), 36, reach=40, offset=5, scale=EXACT_SCALE),
+            Running("count_12_lag3", pl.col("count").shift(3), 12, reach=14),
+            Running("kg_peak", pl.col("kg"), 5, reach=4, kind="max"),
+            Running("big_3", pl.col("big"), 3, reach=2)]
+    rolling = frame.with_columns(*[r.expr() for r in runs])
+    for rows in (np.sort(rng.choice(n, 80, replace=False)), np.arange(n)):
+        assert running_at(frame, runs, rows).equals(rolling[rows].select([r.name for r in runs]))
+    # Every way a value can be null or not was taken.
+    for r in runs:
+        assert 0 < rolling[r.name].null_count() < n
+    assert (rolling["big_3"].drop_nulls() == 3 * 2 ** 61).all() and n * 2 ** 61 > 2 ** 63  # the total wrapped
+    assert rolling.filter(pl.col(ROUTE_POS) >= 40)["kg_36_before_5"].null_count() == 3  # the null at position 2
