@@ -18,8 +18,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from features.route_features import (NEEDED, ROUTE_KEYS, FeatureParams, baseline_reach, build_route_features,
-                                     lookback)
+from features.route_features import (NEEDED, ROUTE_KEYS, ROUTE_NO, FeatureParams, baseline_reach,
+                                     build_route_features, lookback)
 from flows.progress import Laps, step
 from flows.settings import code_version
 from models.registry import choose_models, ensure_registry, latest, register, write_drift
@@ -86,8 +86,9 @@ def _changed_starts(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, batc
     `batches`; 0 without), its first changed period, the running spell of signal_persistence just before it
     (so that a long spell counts on from where it was), the period its legs are read from (every row whose
     features are kept or whose baselines are read, with its whole lookback behind it) and the period from
-    which rows are NEEDED (those whose robust baselines are read: baseline_reach before the spell). Made once
-    for all batches: the spells are read from features.route_features, the largest table."""
+    which rows are NEEDED (those whose robust baselines are read: baseline_reach before the spell), and a
+    number per route in key order (route_no: the features sort a batch's rows by it, not by the keys). Made
+    once for all batches: the spells are read from features.route_features, the largest table."""
     annual = FeatureParams.for_frequency("A", monthly)
     batch = "0" if batches is None else "b.batch"
     in_batch = "" if batches is None else f"""
@@ -105,6 +106,7 @@ def _changed_starts(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, batc
                                              ELSE d.first_period - INTERVAL 1 YEAR END
         )
         SELECT frequency, mineral, hs_code, hub_iso3, batch, first_period,
+               row_number() OVER (ORDER BY frequency, mineral, hs_code, hub_iso3) AS route_no,
                CASE frequency
                    WHEN 'M' THEN first_period - to_months(({lookback(monthly) + baseline_reach(monthly)} + spell)::INTEGER)
                    ELSE first_period - to_years(({lookback(annual) + baseline_reach(annual)} + spell)::INTEGER)
@@ -130,7 +132,7 @@ def changed_route_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParam
         finally:
             con.execute("DROP TABLE _changed_starts; DROP TABLE _grid_origin")
     legs = con.sql(f"""
-        SELECT l.*, s.first_period AS _first_changed, l.period >= s.needed_from AS {NEEDED}
+        SELECT l.*, s.first_period AS _first_changed, s.route_no AS {ROUTE_NO}, l.period >= s.needed_from AS {NEEDED}
         FROM ({BATCH_LEGS}) AS l
         JOIN _changed_starts AS s USING (frequency, mineral, hs_code, hub_iso3)
         WHERE s.batch = ? AND l.period >= s.read_from

@@ -228,6 +228,14 @@ def test_an_incremental_frame_gives_the_features_of_the_whole_history(p):
     assert {"kg_coverage", "mirror_gap_cn_hub_kg", "one_sided_hub_us"} <= set(kept.columns)
     assert kept["kg_coverage"].min() < 1 and kept["mirror_gap_cn_hub_kg"].null_count() < kept.height
     assert kept.sort("hub_iso3", "period").equals(expected)
+    # Read as an incremental build reads it: rows in no order, a number per route to sort by.
+    from features.route_features import ROUTE_NO
+
+    shuffled = read.sample(fraction=1.0, shuffle=True, seed=2).with_columns(
+        pl.col("hub_iso3").rank("dense").cast(pl.Int64).alias(ROUTE_NO))
+    by_number = build_route_features(shuffled, p, FLOORS).collect()
+    assert ROUTE_NO not in by_number.columns
+    assert by_number.filter(pl.col("period") >= periods[changed]).equals(kept)
     # The baselines on every needed row, kept or not, are the whole history's: each had its whole window.
     baselines = ["hub_iso3", "period", *[c for c in whole.columns if c.endswith(("_median_prior", "_mad_prior", "_z_now"))]]
     needed = read.filter(NEEDED).select("hub_iso3", "period")
