@@ -180,24 +180,20 @@ def running_at(frame: pl.DataFrame, runs: list[Running], rows: np.ndarray) -> pl
     return pl.DataFrame(columns)
 
 
-def _window_sum(col: str, n: int, offset: int = 0) -> Running:
-    """Σ col over periods t-offset-n+1 .. t-offset within the route (null until enough periods exist),
-    summed exactly in thousandths of the column's unit."""
-    return Running(col, _exact(pl.col(col), EXACT_SCALE), n, reach=n - 1 + offset, offset=offset, scale=EXACT_SCALE)
-
-
-def _named(run: Running, name: str) -> Running:
-    return Running(name, run.values, run.n, run.reach, run.offset, run.scale, run.kind)
+def _window_sum(col: str, n: int, name: str, offset: int = 0) -> Running:
+    """`name`: Σ col over periods t-offset-n+1 .. t-offset within the route (null until enough periods
+    exist), summed exactly in thousandths of the column's unit."""
+    return Running(name, _exact(pl.col(col), EXACT_SCALE), n, reach=n - 1 + offset, offset=offset, scale=EXACT_SCALE)
 
 
 def window_total(leg: str, p: FeatureParams) -> Running:
     """`<leg>_window`: Σ leg over the trailing window t-W+1..t. Unit: the leg's (kg or USD)."""
-    return _named(_window_sum(leg, p.window), f"{leg}_window")
+    return _window_sum(leg, p.window, f"{leg}_window")
 
 
 def prior_total(leg: str, p: FeatureParams) -> Running:
     """`<leg>_prior`: Σ leg over the P periods before the window (t-W-P+1..t-W). Unit: the leg's."""
-    return _named(_window_sum(leg, p.prior, offset=p.window), f"{leg}_prior")
+    return _window_sum(leg, p.prior, f"{leg}_prior", offset=p.window)
 
 
 def spike_ratio(leg: str, floor: pl.Expr) -> pl.Expr:
@@ -284,7 +280,7 @@ def _lagged_window(lag: int) -> str:
 def lagged_windows(p: FeatureParams) -> list[Running]:
     """Helper columns: Σ China->hub kg over t-W-L+1..t-L for L = 0..max_lag (read by route_excess_kg and
     reroute_ceiling_kg; computed once, not once per feature)."""
-    return [_named(_window_sum("cn_to_hub_kg", p.window, lag), _lagged_window(lag)) for lag in range(p.max_lag + 1)]
+    return [_window_sum("cn_to_hub_kg", p.window, _lagged_window(lag), offset=lag) for lag in range(p.max_lag + 1)]
 
 
 def _co_sum(name: str, lag: int) -> str:
@@ -438,8 +434,8 @@ def coverage_sums(p: FeatureParams) -> list[Running]:
     """Helper columns for kg_coverage: Σ value_kg_missing_usd and, for coverage_total, Σ cn_to_hub_usd and
     Σ hub_to_us_usd over t-W-P+1..t."""
     span = p.window + p.prior
-    return [_named(_window_sum("value_kg_missing_usd", span), COVERAGE_SUMS[0]),
-            *[_named(_window_sum(leg, span), name) for leg, name in zip(("cn_to_hub_usd", "hub_to_us_usd"), _USD_SPANS)]]
+    return [_window_sum("value_kg_missing_usd", span, COVERAGE_SUMS[0]),
+            *[_window_sum(leg, span, name) for leg, name in zip(("cn_to_hub_usd", "hub_to_us_usd"), _USD_SPANS)]]
 
 
 def coverage_total() -> pl.Expr:
@@ -493,7 +489,7 @@ SUPPLY = "_cn_to_hub_kg_supply"
 
 def supply_window(p: FeatureParams) -> Running:
     """Helper column for pass_through_kg: Σ cn_to_hub_kg over t-W-L+1..t."""
-    return _named(_window_sum("cn_to_hub_kg", p.window + p.lag), SUPPLY)
+    return _window_sum("cn_to_hub_kg", p.window + p.lag, SUPPLY)
 
 
 def pass_through_kg(p: FeatureParams) -> pl.Expr:
@@ -625,11 +621,12 @@ def build_route_features(legs: pl.DataFrame | pl.LazyFrame, params: FeatureParam
     # the time of an incremental build's batch).
     legs = legs.lazy()
     order = [ROUTE_NO, "period"] if ROUTE_NO in legs.collect_schema().names() else [*ROUTE_KEYS, "period"]
-    lf = route_positions(legs.join(floors.lazy(), on="mineral", how="left").sort(order).drop(ROUTE_NO, strict=False))
-    lf = lf.collect().lazy()
-    names = lf.collect_schema().names()
+    frame = route_positions(legs.join(floors.lazy(), on="mineral", how="left").sort(order)
+                            .drop(ROUTE_NO, strict=False)).collect()
+    names = frame.columns
     if "grid_index" not in names:
-        lf = lf.with_columns(grid_index=pl.col(ROUTE_POS))
+        frame = frame.with_columns(grid_index=pl.col(ROUTE_POS))
+    lf = frame.lazy()
     coverage = "value_kg_missing_usd" in names
     mirror = all(c in names for c in MIRROR_COLUMNS)
     # Pass 1: the sums over past periods.
@@ -639,7 +636,6 @@ def build_route_features(legs: pl.DataFrame | pl.LazyFrame, params: FeatureParam
         # The needed rows only, with their sums looked up from running totals (running_at), and their
         # positions counted again from each route's first needed row, which signal_persistence takes as the
         # start of the route.
-        frame = lf.collect()
         rows = np.flatnonzero(frame[NEEDED].fill_null(False).to_numpy())
         lf = pl.concat([frame.filter(pl.col(NEEDED)), running_at(frame, runs, rows)], how="horizontal").lazy()
         lf = lf.join(baselines, on=[ROUTE_ID, ROUTE_POS], how="left", maintain_order="left")

@@ -296,6 +296,11 @@ def _with_model_ids(frame: pl.DataFrame, fitted: list[FittedGroup]) -> pl.DataFr
     return frame.with_columns(key.replace_strict(ids, default=None, return_dtype=pl.String).alias("model_id"))
 
 
+def _group_step(i: int, n: int, frequency: str, mineral: str, rows: str) -> None:
+    """The progress line of the i-th (from 0) of n model groups."""
+    step(f"  models: group {i + 1} of {n}, {mineral} ({'monthly' if frequency == 'M' else 'annual'}), {rows}")
+
+
 def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id: str,
                      fan_out: FanOut = in_process) -> list[dict[str, Any]]:
     """A full build's scoring: per (frequency, mineral), read the group's scoreable route-periods from
@@ -315,8 +320,7 @@ def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id
     def arguments() -> Iterator[tuple[Any, ...]]:
         for i, (frequency, mineral) in enumerate(groups):
             rows = _group_rows(con, frequency, mineral)
-            step(f"  models: group {i + 1} of {len(groups)}, {mineral} ({'monthly' if frequency == 'M' else 'annual'}),"
-                 f" {rows.height:,} route-periods")
+            _group_step(i, len(groups), frequency, mineral, f"{rows.height:,} route-periods")
             release_memory(con)
             reuse, reasons, drift = choose_models(rows, registered, params.model_policy, params.drift_psi)
             if rows.is_empty():  # nothing scoreable: score_routes says why from the group's rows
@@ -370,8 +374,7 @@ def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, 
         model = registered.get(key)
         in_group = (pl.col("frequency") == frequency) & (pl.col("mineral") == mineral)
         new_rows = changed.filter(in_group)
-        step(f"  models: group {i + 1} of {len(groups)}, {mineral} ({'monthly' if frequency == 'M' else 'annual'}),"
-             f" {new_rows.height:,} changed route-periods")
+        _group_step(i, len(groups), frequency, mineral, f"{new_rows.height:,} changed route-periods")
         # Any changed row of the training periods, scoreable or not (one that stopped being scoreable
         # changes the training rows too).
         touched = features.filter(in_group)
