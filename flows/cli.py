@@ -19,7 +19,9 @@ def _quiet_prefect() -> None:
         "DO_NOT_TRACK": "1",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
-        "PREFECT_LOGGING_LEVEL": "WARNING",
+        # A failed run is reported once, on the command's own error line; Prefect's logs of it (a traceback per
+        # task, flow and parent flow) only with --debug.
+        "PREFECT_LOGGING_LEVEL": "INFO" if os.environ.get("TRANSSHIP_DEBUG") == "1" else "CRITICAL",
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
         "PREFECT_API_SERVICES_TRIGGERS_ENABLED": "false",
     }.items():
@@ -49,7 +51,15 @@ model_option = click.option("--model", "model_policy", type=click.Choice(["auto"
                                  "model; refit: always fit a new one.")
 
 
+def _debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:  # read by flows.errors (tracebacks) and _quiet_prefect (Prefect's logs)
+        os.environ["TRANSSHIP_DEBUG"] = "1"
+    return value
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, envvar="TRANSSHIP_DEBUG", callback=_debug, expose_value=False, is_eager=True,
+              help="On failure, print the traceback and Prefect's logs (env TRANSSHIP_DEBUG=1).")
 def cli() -> None:
     """transship: find transshipment routes in customs statistics.
 
@@ -62,7 +72,7 @@ def _run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None,
          flag_quantile: float, census_measure: str = "general imports", cif_fob_rate: float = 0.10,
          queue_size: int | None = None, model_policy: str = "auto", dismissed_regrowth: float = 0.5,
          notify_url: str | None = None, notify_command: str | None = None, full: bool = False,
-         dask_address: str | None = None) -> dict:
+         dask_address: str | None = None, max_file_mb: int | None = None) -> dict:
     _quiet_prefect()
     from features.route_features import FeatureParams
     from flows.pipeline import transship_pipeline
@@ -70,9 +80,11 @@ def _run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None,
     from flows.settings import Settings
     from models.scoring import ScoreParams
 
+    from warehouse.files import InputLimits
     from warehouse.schema import SourceParams
 
-    settings = Settings(warehouse=warehouse, reports_dir=reports, catalogue=catalogue,
+    limits = InputLimits() if max_file_mb is None else InputLimits(max_file_bytes=max_file_mb << 20)
+    settings = Settings(input_limits=limits, warehouse=warehouse, reports_dir=reports, catalogue=catalogue,
                         features=FeatureParams(window=window),
                         scoring=ScoreParams(flag_quantile=flag_quantile, queue_size=queue_size, model_policy=model_policy),
                         sources=SourceParams(census_import_measure=census_measure, cif_fob_rate=cif_fob_rate),
@@ -172,17 +184,22 @@ def _summarise(run: dict, warehouse: Path) -> None:
               help="Read each new file, and fit and score each product group, on this Dask cluster's workers "
                    "(env TRANSSHIP_DASK_ADDRESS). The workers need this project installed at the same commit "
                    "and the data folder at the same path; the warehouse stays here.")
+@click.option("--max-file-mb", type=click.IntRange(1, 1 << 20), envvar="TRANSSHIP_MAX_FILE_MB", default=1024,
+              show_default=True,
+              help="Refuse an input file larger than this once decompressed (env TRANSSHIP_MAX_FILE_MB): reading a "
+                   "file takes a few times its size in memory, and a small .gz can expand to gigabytes.")
 def run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, window: int,
         flag_quantile: float, queue_size: int | None, model_policy: str, census_measure: str,
         cif_fob_rate: float, dismissed_regrowth: float, notify_url: str | None, notify_command: str | None,
-        full: bool, dask_address: str | None) -> None:
+        full: bool, dask_address: str | None, max_file_mb: int) -> None:
     """Run the pipeline over every supported file under --data.
 
     Recognised by their header: UN Comtrade (API JSON, bulk CSV), US Census API JSON and USA Trade Online
     CSV, China customs (GACC) CSV/XLSX, CEPII BACI, rate tables (period,currency,units_per_usd,source), and
     your own tables with a NAME.mapping.toml beside them."""
     result = _run(data_dir, warehouse, reports, catalogue, window, flag_quantile, census_measure, cif_fob_rate,
-                  queue_size, model_policy, dismissed_regrowth, notify_url, notify_command, full, dask_address)
+                  queue_size, model_policy, dismissed_regrowth, notify_url, notify_command, full, dask_address,
+                  max_file_mb=max_file_mb)
     _summarise(result, warehouse)
 
 
@@ -241,6 +258,22 @@ def _fetch_done(result) -> None:
         click.echo(f"  {f.name}")
 
 
+def _fetch_limits_options(f):
+    f = click.option("--deadline", "total_seconds", type=click.FloatRange(1), default=3600, show_default=True,
+                     help="Stop the whole fetch after this many seconds (waits for rate limits included).")(f)
+    f = click.option("--answer-seconds", type=click.FloatRange(1), default=300, show_default=True,
+                     help="Give up on an answer still arriving after this many seconds (a stalled server).")(f)
+    return click.option("--max-answer-mb", type=click.IntRange(1), default=256, show_default=True,
+                        help="Refuse an answer larger than this.")(f)
+
+
+def _fetch_limits(max_answer_mb: int, answer_seconds: float, total_seconds: float):
+    from warehouse.fetch import FetchLimits
+
+    return FetchLimits(max_answer_bytes=max_answer_mb << 20, answer_seconds=answer_seconds,
+                       total_seconds=total_seconds)
+
+
 def _months_option(f):
     f = click.option("--to", "last", required=True, help="Last month, YYYY-MM.")(f)
     return click.option("--from", "first", required=True, help="First month, YYYY-MM.")(f)
@@ -255,15 +288,17 @@ def _months_option(f):
 @click.option("--base-url", default="https://comtradeapi.un.org", envvar="TRANSSHIP_COMTRADE_URL", show_default=True)
 @click.option("--max-records", type=int, default=100000, show_default=True,
               help="Comtrade+'s cap per answer for your subscription; capped answers are split and asked again.")
+@_fetch_limits_options
 def fetch_comtrade_cmd(reporter: int, flow: str, codes: str, first: str, last: str, out: Path, base_url: str,
-                       max_records: int) -> None:
+                       max_records: int, max_answer_mb: int, answer_seconds: float, total_seconds: float) -> None:
     """Monthly records from the UN Comtrade+ API. The key comes from COMTRADE_API_KEY."""
     from flows.progress import step
     from warehouse.fetch import fetch_comtrade, months_between
 
     result = fetch_comtrade(out, reporter=reporter, flow=flow, codes=[c.strip() for c in codes.split(",") if c.strip()],
                             months=months_between(first, last), api_key=os.environ.get("COMTRADE_API_KEY", ""),
-                            base_url=base_url, max_records=max_records, progress=step)
+                            base_url=base_url, max_records=max_records, progress=step,
+                            limits=_fetch_limits(max_answer_mb, answer_seconds, total_seconds))
     _fetch_done(result)
 
 
@@ -272,14 +307,17 @@ def fetch_comtrade_cmd(reporter: int, flow: str, codes: str, first: str, last: s
 @_months_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Data folder.")
 @click.option("--base-url", default="https://api.census.gov", envvar="TRANSSHIP_CENSUS_URL", show_default=True)
-def fetch_census_cmd(codes: str, first: str, last: str, out: Path, base_url: str) -> None:
+@_fetch_limits_options
+def fetch_census_cmd(codes: str, first: str, last: str, out: Path, base_url: str, max_answer_mb: int,
+                     answer_seconds: float, total_seconds: float) -> None:
     """US imports by partner from the Census international trade API. A key (CENSUS_API_KEY) is optional."""
     from flows.progress import step
     from warehouse.fetch import fetch_census, months_between
 
     result = fetch_census(out, codes=[c.strip() for c in codes.split(",") if c.strip()],
                           months=months_between(first, last), api_key=os.environ.get("CENSUS_API_KEY") or None,
-                          base_url=base_url, progress=step)
+                          base_url=base_url, progress=step,
+                          limits=_fetch_limits(max_answer_mb, answer_seconds, total_seconds))
     _fetch_done(result)
 
 
@@ -293,29 +331,53 @@ def _open_read_only(warehouse: Path):
         raise click.ClickException(str(exc)) from None
 
 
+def _attach_pair(ctx, param, values: tuple[str, ...]) -> tuple[tuple[str, Path], ...]:
+    pairs = []
+    for value in values:
+        alias, sep, path = value.partition("=")
+        if not sep or not alias.strip() or not path.strip():
+            raise click.BadParameter(f"{value!r}: write NAME=FILE, e.g. --attach old=warehouse/old.duckdb")
+        pairs.append((alias.strip(), Path(path.strip())))
+    return tuple(pairs)
+
+
 @cli.command()
 @click.argument("query", required=False)
 @warehouse_option
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
 @click.option("--max-rows", type=int, default=200, show_default=True, help="Rows shown in table mode.")
-def sql(query: str | None, warehouse: Path, as_csv: bool, max_rows: int) -> None:
+@click.option("--attach", "attach", multiple=True, callback=_attach_pair, metavar="NAME=FILE",
+              help="Also open this DuckDB warehouse, read-only, as NAME (e.g. to compare with last month's). "
+                   "Repeatable.")
+@click.option("--read-file", "read_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Let queries read this file (read_csv, read_parquet, ...). Repeatable. Without it, queries read "
+                   "the warehouse only: no other file on the machine and no network.")
+def sql(query: str | None, warehouse: Path, as_csv: bool, max_rows: int, attach: tuple[tuple[str, Path], ...],
+        read_files: tuple[Path, ...]) -> None:
     """Run QUERY read-only on the warehouse and print the result; without QUERY, open an interactive
     read-only prompt (history, tab completion of tables and columns, statements end with ';').
 
-    Statements that would write are refused by name, including ATTACH without (READ_ONLY) and COPY ... TO."""
+    Only reads run: SELECT (with DESCRIBE, SHOW, SUMMARIZE, PIVOT, EXPLAIN), PRAGMA and SET VARIABLE.
+    Anything else is refused by name. The connection itself cannot write, read other files or reach the
+    network (DuckDB's enable_external_access is off and its configuration locked), except the files and
+    warehouses named with --read-file and --attach, which it can only read."""
     import duckdb
 
-    from flows.sql_prompt import frame_table, interactive, run_statement
+    from flows.sql_prompt import frame_table, interactive
+    from warehouse.analyst_sql import SqlAccess, connect_analyst, run_query
     from warehouse.connection import WarehouseError
 
-    con = _open_read_only(warehouse)
+    try:
+        con = connect_analyst(warehouse, SqlAccess(attach=attach, read_files=read_files))
+    except WarehouseError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         if query is None:
             if not sys.stdin.isatty():
                 raise click.ClickException("no QUERY given and no terminal to prompt on: pass the query as an argument")
             interactive(con, max_rows)
             return
-        frame = run_statement(con, query)
+        frame = run_query(con, query)
         if frame is None:
             raise click.ClickException("the query returned no result set (only queries that return rows are shown)")
     except WarehouseError as exc:
@@ -671,26 +733,19 @@ def lineage(route: str, period: str, warehouse: Path, reports: Path, mineral: st
 
 
 def main() -> None:
-    from warehouse.catalogue import CatalogueError
-    from warehouse.connection import WarehouseError
-    from warehouse.fetch import FetchError
-    from warehouse.files import IngestError
-
+    """The command's entry point: every failure ends on one `error:` line (flows.errors), exit code 2 for bad
+    input or setup, 1 for a fault in transship, 130 when interrupted."""
     try:
         cli(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except FetchError as exc:
-        click.secho(f"error: {exc}", fg="red", err=True)
-        sys.exit(2)
-    except (IngestError, WarehouseError, CatalogueError) as exc:
-        click.secho(f"error: {exc}", fg="red", err=True)
-        click.echo("The warehouse was left as it was before this run.", err=True)
-        sys.exit(2)
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the one place a failure is turned into a message
+        from flows.errors import forget, report
+
+        code = report(exc, debug=os.environ.get("TRANSSHIP_DEBUG") == "1")
+        forget(exc)
+        del exc
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from flows.errors import mark_run_outcome
 from flows.progress import Laps, step
 from flows.html_report import gather
 from flows.notify import ARTIFACT_KEY, notify, summary_markdown
@@ -50,7 +51,8 @@ def _load(build: Path, data_dir: Path, run_id: str, settings: Settings,
     try:
         ensure_schema(con)
         write_reference_tables(con, load_catalogue(settings.catalogue), settings.sources)
-        outcomes = ingest_folder(con, data_dir, batch_id=run_id, progress=step, prepare=prepare)
+        outcomes = ingest_folder(con, data_dir, batch_id=run_id, progress=step, prepare=prepare,
+                                 limits=settings.input_limits)
         con.execute("CHECKPOINT")
     finally:
         con.close()
@@ -278,7 +280,7 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
 
     with pub.exclusive_run(live):
         abandoned = pub.abandoned_builds(live)
-        build, stage = pub.build_path(live, run_id), "copying the warehouse"
+        build, stage, published = pub.build_path(live, run_id), "copying the warehouse", False
         try:
             if settings.dask_address:
                 from flows.fanout import check_scheduler
@@ -326,32 +328,47 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
             stage = "publish"
             finish_build(build, run)
             publish_build(build, live)
+            published = True
             pub.remove_abandoned(abandoned)
             lap("publish")
         except BaseException as exc:
+            if published:  # only tidying up failed: the run is in the warehouse
+                mark_run_outcome(exc, published=True, stage="tidying up after publishing")
+                raise
             pub.discard_build(build)
             run.update(status="failed", finished_at=now_utc(), error=f"{stage}: {type(exc).__name__}: {exc}")
             if not pub.out_of_space(exc):
                 _record_failure(live, run)
             else:  # do not write to a full disk: the run is recorded nowhere but this message and Prefect's
-                raise WarehouseError(
+                raise _failed(WarehouseError(
                     f"{live.parent}: the disk is full ({stage} could not write). A run needs room for a copy of "
                     f"the warehouse plus what it adds; free space there or point --warehouse elsewhere. The "
-                    f"last complete warehouse is untouched and the partial build was removed.") from exc
+                    f"partial build was removed."), stage) from exc
             if isinstance(exc, duckdb.OutOfMemoryException):
                 limit = os.environ.get("TRANSSHIP_DUCKDB_MEMORY_LIMIT")
-                raise WarehouseError(
+                raise _failed(WarehouseError(
                     f"{stage}: DuckDB ran out of memory within "
                     f"{'TRANSSHIP_DUCKDB_MEMORY_LIMIT=' + limit if limit else 'its default limit (80 % of RAM)'} "
                     f"({str(exc).splitlines()[0]}). Raise the limit (or unset it), or run on a machine with more "
                     f"memory: measured, 5 M input rows (488 MB of CSV) complete within 400 MB and 20 M rows "
-                    f"(2 GB) within 1.5 GB, spilling to <warehouse>.tmp. The last complete "
-                    f"warehouse is untouched and the partial build was removed.") from exc
+                    f"(2 GB) within 1.5 GB, spilling to <warehouse>.tmp. The partial build was removed."),
+                    stage) from exc
+            mark_run_outcome(exc, published=False, stage=stage)
             raise
-    faults.at("report")
-    run["report_dir"] = report_flow(live, Path(settings.reports_dir), run, settings.report_top_n)
+    try:
+        faults.at("report")
+        run["report_dir"] = report_flow(live, Path(settings.reports_dir), run, settings.report_top_n)
+    except BaseException as exc:
+        mark_run_outcome(exc, published=True, stage="writing the report")
+        raise
     lap("report")
     return run
+
+
+def _failed(exc: BaseException, stage: str) -> BaseException:
+    """`exc`, marked as ending a run that did not publish."""
+    mark_run_outcome(exc, published=False, stage=stage)
+    return exc
 
 
 def _raw_counts(build: Path) -> dict[str, int]:

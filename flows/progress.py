@@ -14,8 +14,11 @@ _start = time.monotonic()
 
 
 def step(message: str) -> None:
+    """One progress line. The message is plain text: file names and data in it are never read as markup."""
     if os.environ.get("TRANSSHIP_QUIET") != "1":
-        _console.print(f"[dim]{time.monotonic() - _start:6.1f}s[/dim]  {message}")
+        from rich.text import Text
+
+        _console.print(Text.assemble((f"{time.monotonic() - _start:6.1f}s", "dim"), "  ", message), emoji=False)
 
 
 class Laps:

@@ -10,6 +10,7 @@ from typing import Any
 
 from features.route_features import FeatureParams
 from models.scoring import ScoreParams
+from warehouse.files import InputLimits
 from warehouse.schema import SourceParams
 
 DEFAULT_WAREHOUSE = Path("warehouse/transship.duckdb")
@@ -37,6 +38,8 @@ class Settings:
     # workers (flows/fanout.py). None: everything runs in this process.
     dask_address: str | None = None
     dask_in_flight: int = 4
+    # What one input file may cost to read (decompressed size, JSON nesting): a file beyond is refused.
+    input_limits: InputLimits = field(default_factory=InputLimits)
 
     def build_parameters(self) -> dict[str, Any]:
         """The settings the built tables depend on (a change makes the next build a full one). The model

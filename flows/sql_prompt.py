@@ -2,7 +2,8 @@
 
 prompt_toolkit gives line editing, a history kept in ~/.transship_sql_history and tab completion of table
 names, column names and SQL keywords. A statement runs when it ends with `;` (it may span lines); every
-statement is checked by warehouse.connection.check_read_only_sql before it runs. `.tables` lists the tables,
+statement is checked by warehouse.analyst_sql.check_statement and runs on the sandboxed connection
+warehouse.analyst_sql.connect_analyst gives. `.tables` lists the tables,
 `.quit` (or Ctrl-D) leaves.
 """
 
@@ -14,7 +15,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from warehouse.connection import WarehouseError, check_read_only_sql, rows
+from warehouse.analyst_sql import run_query
+from warehouse.connection import WarehouseError, rows
 
 KEYWORDS = ("select", "from", "where", "group by", "order by", "limit", "join", "left join", "on", "using", "as",
             "and", "or", "not", "in", "between", "like", "ilike", "distinct", "count", "sum", "avg", "min", "max",
@@ -32,23 +34,24 @@ def completion_words(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def frame_table(frame: pl.DataFrame, max_rows: int):
-    """A rich Table of the first max_rows rows (numbers right-aligned, floats to 4 significant digits)."""
-    from rich.markup import escape
+    """A rich Table of the first max_rows rows (numbers right-aligned, floats to 4 significant digits). Every
+    cell and header is plain Text: data is never read as Rich markup or emoji codes (':x:')."""
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(show_lines=False)
     for name in frame.columns:
-        table.add_column(name, justify="right" if frame[name].dtype.is_numeric() else "left")
+        table.add_column(Text(name), justify="right" if frame[name].dtype.is_numeric() else "left")
     for row in frame.head(max_rows).iter_rows():
-        table.add_row(*["" if v is None else (f"{v:,.4g}" if isinstance(v, float) else escape(str(v))) for v in row])
+        table.add_row(*[Text("" if v is None else (f"{v:,.4g}" if isinstance(v, float) else str(v))) for v in row])
     return table
 
 
-def run_statement(con: duckdb.DuckDBPyConnection, query: str) -> pl.DataFrame | None:
-    """Check, then run one input; the result as a frame (None for statements without rows)."""
-    check_read_only_sql(query)
-    relation = con.sql(query)
-    return None if relation is None else relation.pl()
+def error_text(message: str):
+    """An error line for the prompt: red, and never read as markup (it quotes the analyst's input)."""
+    from rich.text import Text
+
+    return Text(message, style="red")
 
 
 def interactive(con: duckdb.DuckDBPyConnection, max_rows: int = 200, session=None,
@@ -87,12 +90,12 @@ def interactive(con: duckdb.DuckDBPyConnection, max_rows: int = 200, session=Non
             continue
         query, buffer = buffer, ""
         try:
-            frame = run_statement(con, query)
+            frame = run_query(con, query)
         except WarehouseError as exc:
-            show(f"[red]{exc}[/red]")
+            show(error_text(str(exc)))
             continue
         except duckdb.Error as exc:
-            show(f"[red]query failed: {str(exc).splitlines()[0]}[/red]")
+            show(error_text(f"query failed: {str(exc).splitlines()[0]}"))
             continue
         ran += 1
         if frame is not None:

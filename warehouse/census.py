@@ -23,12 +23,11 @@ quantity columns named like "Customs Value (Gen) ($US)" and "First Unit of Quant
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import polars as pl
 
-from warehouse.files import IngestError, decode, normalise_name, read_bytes
+from warehouse.files import IngestError, decode, normalise_name, parse_json, read_bytes
 from warehouse.national import canonical_frame, prepared_records, original_record
 from warehouse.raw_load import Prepared
 from warehouse.partners import attach_partners
@@ -61,12 +60,10 @@ def looks_like_usa_trade_online(head: str) -> bool:
 
 
 def _read_api(path: Path) -> pl.DataFrame:
-    text, _ = decode(read_bytes(path))
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise IngestError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-                          "a Census API response may have been cut off: fetch it again") from None
+        doc = parse_json(path, read_bytes(path))
+    except IngestError as exc:
+        raise IngestError(f"{exc}; a Census API response may have been cut off: fetch it again") from None
     if not (isinstance(doc, list) and doc and all(isinstance(r, list) for r in doc)):
         raise IngestError(f"{path}: a Census API response is a JSON array of arrays with the header first")
     header, body = doc[0], doc[1:]

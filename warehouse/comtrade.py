@@ -18,7 +18,8 @@ import polars as pl
 
 from warehouse.files import IngestError, normalise_name, read_table, strip_blanks
 from warehouse.national import original_record
-from warehouse.raw_load import LoadResult, Prepared, append_checked
+from warehouse.raw_load import (MAX_QUANTITY, LoadResult, Prepared, amount_problems, append_checked, period_date,
+                                period_problems)
 
 FORMAT = "comtrade"
 
@@ -161,8 +162,12 @@ WITH t AS (
                  WHEN ref_month_s IS NOT NULL AND ref_month_s NOT IN ('52', '0') THEN 'M'
                  ELSE 'A' END)) AS freq_code
     FROM t
-), checked AS (
+), dated AS (
     SELECT typed.*,
+        {period_date} AS period_d
+    FROM typed
+), checked AS (
+    SELECT dated.*,
         CASE
             WHEN reporter_s IS NULL THEN ['reporter_code', NULL, 'missing reporter code']
             WHEN reporter_d IS NULL OR reporter_d <> floor(reporter_d)
@@ -182,12 +187,13 @@ WITH t AS (
             WHEN cmd_s IS NULL THEN ['cmd_code', NULL, 'missing commodity code']
             WHEN NOT (regexp_full_match(cmd_s, '[0-9]{{1,10}}') OR upper(cmd_s) = 'TOTAL')
                 THEN ['cmd_code', cmd_s, 'commodity code is not an HS code (2 to 10 digits or TOTAL)']
-            WHEN year_i IS NULL OR year_i NOT BETWEEN 1950 AND 2100
+            WHEN year_i IS NULL OR year_i NOT BETWEEN 1 AND 9999
                 THEN ['period', coalesce(ref_year_s, period_s), 'year is missing or not a year']
             WHEN freq_code NOT IN ('A', 'M')
                 THEN ['freq_code', freq_code_s, 'frequency must be A (annual) or M (monthly)']
             WHEN freq_code = 'M' AND (month_i IS NULL OR month_i NOT BETWEEN 1 AND 12)
                 THEN ['period', coalesce(ref_month_s, period_s), 'monthly record without a month 1-12']
+            {period_problems}
             WHEN qty_unit_s IS NOT NULL AND qty_unit_d IS NULL
                 THEN ['qty_unit_code', qty_unit_s, 'quantity unit code is not a number']
             WHEN mot_s IS NOT NULL AND mot_d IS NULL
@@ -198,6 +204,7 @@ WITH t AS (
                 THEN ['cif_value', cif_s, 'CIF value is not a number']
             WHEN fob_s IS NOT NULL AND fob_value IS NULL
                 THEN ['fob_value', fob_s, 'FOB value is not a number']
+            {amount_problems}
             WHEN coalesce(primary_value, cif_value, fob_value) IS NULL
                 THEN ['primary_value', NULL, 'no trade value (primaryValue, cifvalue and fobvalue all empty)']
             WHEN least(primary_value, cif_value, fob_value) < 0
@@ -210,10 +217,21 @@ WITH t AS (
                 THEN ['net_wgt', coalesce(net_wgt_s, qty_s), 'negative weight or quantity']
             ELSE NULL
         END AS problem
-    FROM typed
+    FROM dated
 )
 SELECT * FROM checked
 """
+
+
+_PERIOD_DATE = period_date("year_i", "CASE WHEN freq_code = 'M' THEN month_i ELSE 1 END")
+_PERIOD_PROBLEMS = period_problems("period_d", "coalesce(period_s, ref_year_s || coalesce('-' || ref_month_s, ''))")
+_AMOUNT_PROBLEMS = "".join([
+    amount_problems("primary_value", "primary_value", "primary_s", "trade value"),
+    amount_problems("cif_value", "cif_value", "cif_s", "CIF value"),
+    amount_problems("fob_value", "fob_value", "fob_s", "FOB value"),
+    amount_problems("net_wgt", "net_wgt", "net_wgt_s", "net weight", MAX_QUANTITY),
+    amount_problems("qty", "qty", "qty_s", "quantity", MAX_QUANTITY),
+])
 
 
 def prepare_comtrade_file(path: Path) -> Prepared:
@@ -227,14 +245,15 @@ def write_comtrade(con: duckdb.DuckDBPyConnection, prepared: Prepared, *, batch_
     """Check each record of a prepared Comtrade file and append it to `raw.comtrade_records` or `raw.rejects`."""
     path, incoming, note = prepared.path, prepared.frame, prepared.notes
     fields = {f: _null_if_token(f) for f in FIELDS}
-    sql = _CHECK_SQL.format(**fields, known_flows=str(KNOWN_FLOWS))
+    sql = _CHECK_SQL.format(**fields, known_flows=str(KNOWN_FLOWS), period_date=_PERIOD_DATE,
+                            period_problems=_PERIOD_PROBLEMS, amount_problems=_AMOUNT_PROBLEMS)
     loaded, rejected = append_checked(
         con, incoming, check_sql=sql, path=path, file_sha256=file_sha256, batch_id=batch_id, loaded_at=loaded_at,
         insert_sql="""
             INSERT INTO raw.comtrade_records BY NAME
             SELECT ? AS batch_id, ? AS source_file, ? AS file_sha256, source_row, ?::TIMESTAMP AS loaded_at,
                    freq_code,
-                   make_date(year_i, CASE WHEN freq_code = 'M' THEN month_i ELSE 1 END, 1) AS period,
+                   period_d AS period,
                    CASE WHEN period_s IS NOT NULL THEN 'period column'
                         WHEN ? <> '' THEN 'file name' ELSE 'refYear or year column' END AS period_from,
                    reporter_d::INTEGER AS reporter_code, flow_s AS flow_code,

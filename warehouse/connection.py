@@ -7,7 +7,6 @@ live file only when the run has finished (see `warehouse.publish`).
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,7 @@ def release_memory(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("SET memory_limit = '" + limit.replace("'", "''") + "'" if limit else "RESET memory_limit")
 
 
-def connect_read_only(path: Path) -> duckdb.DuckDBPyConnection:
+def connect_read_only(path: Path, extra_config: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
     path = Path(path)
     if not path.exists():
         raise WarehouseError(
@@ -53,7 +52,7 @@ def connect_read_only(path: Path) -> duckdb.DuckDBPyConnection:
             "or point --warehouse at an existing file."
         )
     try:
-        return duckdb.connect(str(path), read_only=True, config=_memory_config())
+        return duckdb.connect(str(path), read_only=True, config={**_memory_config(), **(extra_config or {})})
     except duckdb.IOException as exc:
         raise WarehouseError(f"{path}: cannot open read-only ({exc})") from None
 
@@ -86,30 +85,3 @@ def execute_script(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, A
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
     result = rows(con, sql, params)
     return result[0][0] if result else None
-
-
-class WriteRefused(WarehouseError):
-    """A query given to the read-only SQL command would write somewhere."""
-
-
-# Statement kinds that only read. A read-only connection already refuses writes to the warehouse itself, but
-# DuckDB lets it ATTACH another file read-write and COPY results out, so those are checked here too.
-READING_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "SET", "VARIABLE_SET", "RELATION"}
-
-
-def check_read_only_sql(query: str) -> None:
-    """Raise WriteRefused, naming the statement, if `query` holds anything but reads. ATTACH is allowed only
-    with (READ_ONLY)."""
-    try:
-        statements = duckdb.extract_statements(query)
-    except duckdb.Error as exc:
-        raise WriteRefused(f"query failed: {str(exc).splitlines()[0]}") from None
-    for statement in statements:
-        kind = statement.type.name
-        text = " ".join(statement.query.split())
-        if kind == "ATTACH" and re.search(r"\(\s*READ_ONLY\s*\)", text, re.IGNORECASE):
-            continue
-        if kind not in READING_STATEMENTS:
-            hint = (" Attach other files with (READ_ONLY)." if kind == "ATTACH" else
-                    " To export results, use --csv and redirect the output." if kind in ("COPY", "EXPORT") else "")
-            raise WriteRefused(f"refused: `{text[:80]}` would write ({kind}); transship sql is read-only.{hint}")

@@ -26,6 +26,8 @@ from typing import Any
 
 import httpx
 
+from warehouse.files import IngestError, parse_json
+
 COMTRADE_URL = "https://comtradeapi.un.org"
 CENSUS_URL = "https://api.census.gov"
 CENSUS_FIELDS = ("CTY_CODE", "CTY_NAME", "I_COMMODITY", "I_COMMODITY_SDESC", "COMM_LVL", "GEN_VAL_MO", "CON_VAL_MO",
@@ -43,6 +45,35 @@ class Retry:
     max_wait_seconds: float = 120.0
 
 
+@dataclass(frozen=True)
+class FetchLimits:
+    """What a fetch may cost. An answer larger than max_answer_bytes is refused (a real Comtrade+ answer is
+    capped at 100,000 records, some 50 MB; a Census answer is far smaller), as is one that takes longer than
+    answer_seconds to arrive whole (the read timeout alone lets a server that sends a byte a second hold a
+    fetch for ever); the whole fetch stops after total_seconds, waits for rate limits included."""
+
+    max_answer_bytes: int = 256 << 20
+    answer_seconds: float = 300.0
+    total_seconds: float = 3600.0
+    read_timeout_seconds: float = 60.0
+
+
+class _Deadline:
+    """The whole fetch's deadline, checked before each request and while each answer arrives."""
+
+    def __init__(self, limits: FetchLimits) -> None:
+        self.limits = limits
+        self.ends = time.monotonic() + limits.total_seconds
+
+    def left(self) -> float:
+        return self.ends - time.monotonic()
+
+    def check(self, url: str) -> None:
+        if self.left() <= 0:
+            raise FetchError(f"{url}: the fetch took longer than {self.limits.total_seconds:g} s in all (--deadline) and "
+                             "was stopped. Nothing was written; ask for fewer months or codes at a time, or raise it.")
+
+
 @dataclass
 class FetchResult:
     folder: Path
@@ -55,14 +86,44 @@ def _redact(params: dict[str, Any]) -> dict[str, Any]:
     return {k: ("***" if k.lower() in ("key", "subscription-key") else v) for k, v in params.items()}
 
 
+def _answer(client: httpx.Client, url: str, params: dict[str, Any], headers: dict[str, str],
+            deadline: _Deadline) -> tuple[httpx.Response, bytes]:
+    """One GET, its body read in pieces: refused past the size cap, or when the answer as a whole takes longer
+    than its time cap (or the fetch's deadline)."""
+    limits = deadline.limits
+    ends = time.monotonic() + min(limits.answer_seconds, max(deadline.left(), 0.0))
+    with client.stream("GET", url, params=params, headers=headers) as response:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limits.max_answer_bytes:
+            raise FetchError(f"{url}: the answer would be {int(declared):,} bytes, more than the cap of "
+                             f"{limits.max_answer_bytes:,} (--max-answer-mb). Nothing was written; ask for fewer "
+                             "months or codes at a time, or raise the cap.")
+        body = bytearray()
+        for piece in response.iter_bytes():
+            body += piece
+            if len(body) > limits.max_answer_bytes:
+                raise FetchError(f"{url}: the answer passed {limits.max_answer_bytes:,} bytes, the cap "
+                                 "(--max-answer-mb), and was cut off. Nothing was written; ask for fewer months or "
+                                 "codes at a time, or raise the cap.")
+            if time.monotonic() > ends:
+                deadline.check(url)
+                raise FetchError(f"{url}: the answer was still arriving after {limits.answer_seconds:g} s "
+                                 f"({len(body):,} bytes so far), the cap on one answer (--answer-seconds). Nothing "
+                                 "was written; the server is too slow now: try again later.")
+    return response, bytes(body)
+
+
 def _get(client: httpx.Client, url: str, params: dict[str, Any], headers: dict[str, str], retry: Retry,
-         sleep: Callable[[float], None], log: list[str]) -> tuple[httpx.Response, Any, int]:
+         sleep: Callable[[float], None], log: list[str],
+         deadline: _Deadline | None = None) -> tuple[httpx.Response, Any, int]:
     """One GET with retries; returns the response, its parsed JSON (None for 204) and the attempts used."""
+    deadline = deadline or _Deadline(FetchLimits())
     wait = retry.backoff_seconds
     last = ""
     for attempt in range(1, retry.attempts + 1):
+        deadline.check(url)
         try:
-            response = client.get(url, params=params, headers=headers)
+            response, body = _answer(client, url, params, headers, deadline)
         except httpx.ConnectError as exc:
             raise FetchError(f"cannot reach {url} ({exc}). Are you offline? Nothing was written; run the fetch "
                              "again when the network is back, or put downloaded files in the data folder.") from None
@@ -74,7 +135,7 @@ def _get(client: httpx.Client, url: str, params: dict[str, Any], headers: dict[s
                 pause = float(after) if after.replace(".", "", 1).isdigit() else wait
                 last = f"HTTP 429 (rate limited), waited {pause:g} s"
                 log.append(f"{url}: {last}")
-                sleep(min(pause, retry.max_wait_seconds))
+                sleep(min(pause, retry.max_wait_seconds, max(deadline.left(), 0.0)))
                 wait *= 2
                 continue
             if response.status_code >= 500:
@@ -82,19 +143,24 @@ def _get(client: httpx.Client, url: str, params: dict[str, Any], headers: dict[s
             elif response.status_code == 204:
                 return response, None, attempt
             elif response.status_code >= 400:
-                raise FetchError(f"{url}: HTTP {response.status_code}: {response.text[:300].strip()}. "
+                text = body[:300].decode("utf-8", errors="replace").strip()
+                raise FetchError(f"{url}: HTTP {response.status_code}: {text}. "
                                  + ("Check the API key." if response.status_code in (401, 403) else
                                     "Check the codes, periods and reporter asked for."))
             else:
                 try:
-                    return response, response.json(), attempt
-                except ValueError:
-                    last = f"the answer is not complete JSON ({len(response.content)} bytes, cut off?)"
+                    return response, parse_json(Path(url), body), attempt
+                except IngestError:
+                    last = f"the answer is not complete JSON ({len(body)} bytes, cut off?)"
         log.append(f"{url}: attempt {attempt}: {last}")
         if attempt < retry.attempts:
-            sleep(min(wait, retry.max_wait_seconds))
+            sleep(min(wait, retry.max_wait_seconds, max(deadline.left(), 0.0)))
             wait *= 2
     raise FetchError(f"{url}: gave up after {retry.attempts} attempts: {last}. Nothing was written.")
+
+
+def _client(limits: FetchLimits) -> httpx.Client:
+    return httpx.Client(timeout=httpx.Timeout(limits.read_timeout_seconds, connect=min(30.0, limits.read_timeout_seconds)))
 
 
 class _Staging:
@@ -143,6 +209,7 @@ def fetch_comtrade(
     out_dir: Path, *, reporter: int, flow: str, codes: list[str], months: list[str], api_key: str,
     base_url: str = COMTRADE_URL, max_records: int = 100000, retry: Retry | None = None,
     sleep: Callable[[float], None] = time.sleep, progress: Callable[[str], None] | None = None,
+    limits: FetchLimits = FetchLimits(),
 ) -> FetchResult:
     """Monthly Comtrade+ records (`/data/v1/get/C/M/HS`) for one reporter and flow, by HS codes and months."""
     if not api_key:
@@ -155,14 +222,15 @@ def fetch_comtrade(
     log: list[str] = []
     done: list[dict[str, Any]] = []
     result = FetchResult(folder=Path())
-    with httpx.Client(timeout=60) as client, _Staging(out_dir, "comtrade") as staging:
+    deadline = _Deadline(limits)
+    with _client(limits) as client, _Staging(out_dir, "comtrade") as staging:
         while pending:
             chunk_periods, chunk_codes = pending.pop(0)
             params = {"reporterCode": reporter, "flowCode": flow, "period": ",".join(chunk_periods),
                       "cmdCode": ",".join(chunk_codes), "includeDesc": "false", "maxRecords": max_records}
             if progress:
                 progress(f"comtrade: {reporter} {flow} {chunk_periods[0]}..{chunk_periods[-1]} {','.join(chunk_codes)}")
-            _, body, attempts = _get(client, url, params, headers, retry, sleep, log)
+            _, body, attempts = _get(client, url, params, headers, retry, sleep, log, deadline)
             if not isinstance(body, dict) or not isinstance(body.get("data"), list):
                 raise FetchError(f"{url}: unexpected answer (no 'data' list): {str(body)[:200]}")
             if body.get("error"):
@@ -198,6 +266,7 @@ def fetch_census(
     out_dir: Path, *, codes: list[str], months: list[str], api_key: str | None = None,
     base_url: str = CENSUS_URL, retry: Retry | None = None,
     sleep: Callable[[float], None] = time.sleep, progress: Callable[[str], None] | None = None,
+    limits: FetchLimits = FetchLimits(),
 ) -> FetchResult:
     """US imports by partner (`/data/timeseries/intltrade/imports/hs`) for HS/HTS codes and months.
 
@@ -207,7 +276,8 @@ def fetch_census(
     log: list[str] = []
     done: list[dict[str, Any]] = []
     result = FetchResult(folder=Path())
-    with httpx.Client(timeout=60) as client, _Staging(out_dir, "census") as staging:
+    deadline = _Deadline(limits)
+    with _client(limits) as client, _Staging(out_dir, "census") as staging:
         for month in months:
             for code in codes:
                 level = f"HS{len(code)}"
@@ -217,7 +287,7 @@ def fetch_census(
                     params["key"] = api_key
                 if progress:
                     progress(f"census: {code} {month}")
-                _, body, attempts = _get(client, url, params, {}, retry, sleep, log)
+                _, body, attempts = _get(client, url, params, {}, retry, sleep, log, deadline)
                 entry = {"params": _redact(params), "attempts": attempts}
                 if body is None:
                     done.append(entry | {"file": None, "records": 0, "note": "HTTP 204: no data for this query"})

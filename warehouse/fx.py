@@ -17,7 +17,7 @@ import duckdb
 
 from warehouse.files import normalise_name, read_csv_text
 from warehouse.national import original_record
-from warehouse.raw_load import LoadResult, Prepared, append_checked
+from warehouse.raw_load import LoadResult, Prepared, append_checked, period_date, period_problems
 
 FORMAT = "fx_rates"
 COLUMNS = ("period", "currency", "unitsperusd", "source")
@@ -27,22 +27,27 @@ def looks_like_fx(header: list[str]) -> bool:
     return [normalise_name(h) for h in header] == list(COLUMNS)
 
 
-_CHECK_SQL = """
+_CHECK_SQL = f"""
+WITH typed AS (
+    SELECT *,
+        try_cast(regexp_extract(period, '^(\\d{{4}})', 1) AS INTEGER) AS year_i,
+        try_cast(nullif(regexp_extract(period, '^\\d{{4}}\\D?(\\d{{1,2}})$', 1), '') AS INTEGER) AS month_i,
+        try_cast(units_per_usd AS DOUBLE) AS rate
+    FROM incoming
+)
 SELECT *,
-    try_cast(regexp_extract(period, '^(\\d{4})', 1) AS INTEGER) AS year_i,
-    try_cast(nullif(regexp_extract(period, '^\\d{4}\\D?(\\d{1,2})$', 1), '') AS INTEGER) AS month_i,
-    try_cast(units_per_usd AS DOUBLE) AS rate,
+    {period_date("year_i", "month_i")} AS period_d,
     CASE
-        WHEN try_cast(nullif(regexp_extract(period, '^\\d{4}\\D?(\\d{1,2})$', 1), '') AS INTEGER) NOT BETWEEN 1 AND 12
-             OR regexp_extract(period, '^(\\d{4})', 1) = ''
+        WHEN year_i IS NULL OR month_i IS NULL OR month_i NOT BETWEEN 1 AND 12
             THEN ['period', period, 'period must be YYYY-MM']
-        WHEN NOT regexp_full_match(coalesce(upper(trim(currency)), ''), '[A-Z]{3}')
+        {period_problems(period_date("year_i", "month_i"), "period")}
+        WHEN NOT regexp_full_match(coalesce(upper(trim(currency)), ''), '[A-Z]{{3}}')
             THEN ['currency', currency, 'currency must be a 3-letter ISO 4217 code such as CNY']
-        WHEN try_cast(units_per_usd AS DOUBLE) IS NULL OR try_cast(units_per_usd AS DOUBLE) <= 0
+        WHEN rate IS NULL OR NOT isfinite(rate) OR rate <= 0 OR rate > 1e12
             THEN ['units_per_usd', units_per_usd, 'rate must be a positive number of currency units per US dollar']
         WHEN coalesce(trim(source), '') = '' THEN ['source', NULL, 'name the source of the rate']
     END AS problem
-FROM incoming
+FROM typed
 """
 
 
@@ -62,7 +67,7 @@ def write_fx(con: duckdb.DuckDBPyConnection, prepared: Prepared, *, batch_id: st
         insert_sql="""
             INSERT INTO raw.fx_rates BY NAME
             SELECT ? AS batch_id, ? AS source_file, ? AS file_sha256, source_row, ?::TIMESTAMP AS loaded_at,
-                   make_date(year_i, month_i, 1) AS period, upper(trim(currency)) AS currency,
+                   period_d AS period, upper(trim(currency)) AS currency,
                    rate AS units_per_usd, trim(source) AS rate_source
             FROM _checked WHERE problem IS NULL ORDER BY source_row
             """,

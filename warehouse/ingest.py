@@ -19,7 +19,7 @@ import polars as pl
 
 from warehouse import baci, census, comtrade, faults, fx, gacc, user_table
 from warehouse.connection import release_memory, rows
-from warehouse.files import IngestError, file_sha256, head_text
+from warehouse.files import IngestError, InputLimits, file_sha256, head_text, limits_in_force
 from warehouse.raw_load import Prepared
 
 DATA_SUFFIXES = (".csv", ".json", ".txt", ".csv.gz", ".json.gz", ".txt.gz", ".gz")
@@ -110,6 +110,7 @@ class FileToLoad:
     path: Path
     file_format: str
     file_sha256: str
+    limits: InputLimits = InputLimits()  # what reading it may cost (travels with it to a Dask worker)
 
 
 def prepare_file(item: FileToLoad, countries: pl.DataFrame, check_digest: bool = False) -> Prepared:
@@ -123,9 +124,10 @@ def prepare_file(item: FileToLoad, countries: pl.DataFrame, check_digest: bool =
         if here != item.file_sha256:
             raise IngestError(f"{item.path}: this machine's copy differs from the run's (SHA-256 {here[:12]} "
                               f"against {item.file_sha256[:12]}); workers must see the same data folder")
-    if item.file_format == baci.FORMAT:
-        return baci.prepare_baci_file(item.path, countries)
-    return PREPARERS[item.file_format](item.path)
+    with limits_in_force(item.limits):
+        if item.file_format == baci.FORMAT:
+            return baci.prepare_baci_file(item.path, countries)
+        return PREPARERS[item.file_format](item.path)
 
 
 # How ingest_folder gets the Prepared files: given the files to load and the country table, yield each
@@ -139,7 +141,8 @@ def prepare_here(files: list[FileToLoad], countries: pl.DataFrame) -> Iterator[P
         yield prepare_file(item, countries)
 
 
-def plan(con: duckdb.DuckDBPyConnection, data_dir: Path) -> list[FileOutcome | FileToLoad]:
+def plan(con: duckdb.DuckDBPyConnection, data_dir: Path,
+         limits: InputLimits = InputLimits()) -> list[FileOutcome | FileToLoad]:
     """What ingest_folder will do with each file under data_dir, in load order: a FileOutcome for the files
     it will not load (skipped, companion, already loaded: in an earlier run or earlier in this one) and a
     FileToLoad for the others."""
@@ -164,7 +167,7 @@ def plan(con: duckdb.DuckDBPyConnection, data_dir: Path) -> list[FileOutcome | F
                                        notes=f"same content as {this_run[digest]}, loaded in this run"))
         else:
             this_run[digest] = str(path)
-            planned.append(FileToLoad(path, fmt, digest))
+            planned.append(FileToLoad(path, fmt, digest, limits))
     return planned
 
 
@@ -175,10 +178,11 @@ def ingest_folder(
     batch_id: str,
     progress: Callable[[str], None] | None = None,
     prepare: PrepareMap = prepare_here,
+    limits: InputLimits = InputLimits(),
 ) -> list[FileOutcome]:
     """Load every new recognised file under data_dir into the raw layer. Raises IngestError on a bad file.
     Files are read through `prepare` (here, or on a Dask cluster) and written here, one at a time, in order."""
-    planned = plan(con, Path(data_dir))
+    planned = plan(con, Path(data_dir), limits)
     to_load = [p for p in planned if isinstance(p, FileToLoad)]
     countries = con.sql("SELECT m49_code, iso3 FROM ref.countries").pl()
     prepared = prepare(to_load, countries)

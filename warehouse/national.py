@@ -18,7 +18,8 @@ import duckdb
 import polars as pl
 
 from warehouse.files import strip_blanks
-from warehouse.raw_load import LoadResult, Prepared, append_checked
+from warehouse.raw_load import (MAX_QUANTITY, LoadResult, Prepared, amount_problems, append_checked, period_date,
+                                period_problems)
 
 # The canonical frame a loader produces (all text). partner_kind comes from warehouse.partners.
 CANONICAL = (
@@ -137,19 +138,23 @@ WITH t AS (
         upper(frequency) AS freq,
         try_cast(regexp_extract(period_text, '^\\s*(\\d{{4}})', 1) AS INTEGER) AS year_i,
         try_cast(nullif(regexp_extract(period_text, '^\\s*\\d{{4}}\\D{{0,3}}(\\d{{1,2}})(\\D|$)', 1), '') AS INTEGER) AS month_i,
-        regexp_replace(coalesce(commodity_code, ''), '[.\\s]', '', 'g') AS code_s
+        regexp_replace(coalesce(commodity_code, ''), '[.\\s]', '', 'g') AS code_s,
+        try_cast(coalesce(value_scale, '1') AS DOUBLE) AS scale_d
     FROM incoming
 ), typed AS (
-    SELECT t.*, try_cast(value_s AS DOUBLE) AS value_d, try_cast(qty_s AS DOUBLE) AS qty_d FROM t
+    SELECT t.*, try_cast(value_s AS DOUBLE) AS value_d, try_cast(qty_s AS DOUBLE) AS qty_d,
+        {period_date("year_i", "CASE WHEN freq = 'M' THEN month_i ELSE 1 END")} AS period_d
+    FROM t
 )
 SELECT typed.*,
     CASE
         WHEN set_aside IS NOT NULL THEN ['row', NULL, set_aside]
         WHEN freq NOT IN ('M', 'A') THEN ['frequency', frequency, 'frequency must be M (monthly) or A (annual)']
         WHEN period_text IS NULL THEN ['period', NULL, 'missing period']
-        WHEN year_i IS NULL OR year_i NOT BETWEEN 1950 AND 2100 THEN ['period', period_text, 'period has no year']
+        WHEN year_i IS NULL THEN ['period', period_text, 'period has no year']
         WHEN freq = 'M' AND (month_i IS NULL OR month_i NOT BETWEEN 1 AND 12)
             THEN ['period', period_text, 'monthly record without a month 1-12']
+        {period_problems("period_d", "period_text")}
         WHEN reporter_iso3 IS NULL OR reporter_iso3 NOT IN (SELECT iso3 FROM ref.countries)
             THEN ['reporter', reporter_iso3, 'reporter is not a known ISO3 code']
         WHEN partner_label IS NULL THEN ['partner', NULL, 'missing partner']
@@ -162,8 +167,12 @@ SELECT typed.*,
         WHEN value_s IS NULL THEN ['value', value, 'no trade value']
         WHEN value_d IS NULL THEN ['value', value, 'trade value is not a number']
         WHEN value_d < 0 THEN ['value', value, 'negative trade value']
+        WHEN scale_d IS NULL OR NOT isfinite(scale_d) OR scale_d <= 0
+            THEN ['value_scale', value_scale, 'value scale must be a positive number (1, or 1000 for thousands)']
+        {amount_problems("value", "value_d * scale_d", "value", "trade value (times its scale)")}
         WHEN qty_s IS NOT NULL AND qty_d IS NULL THEN ['quantity', qty, 'quantity is not a number']
         WHEN qty_d < 0 THEN ['quantity', qty, 'negative quantity']
+        {amount_problems("quantity", "qty_d", "qty", "quantity", MAX_QUANTITY)}
         WHEN currency NOT IN ('USD', 'CNY') OR currency IS NULL
             THEN ['currency', currency, 'currency must be USD or CNY (RMB)']
         ELSE NULL
@@ -192,11 +201,11 @@ def append_records(
             INSERT INTO raw.national_records BY NAME
             SELECT ? AS batch_id, ? AS source, ? AS source_file, ? AS file_sha256, source_row, part,
                    ?::TIMESTAMP AS loaded_at, freq AS frequency,
-                   make_date(year_i, CASE WHEN freq = 'M' THEN month_i ELSE 1 END, 1) AS period,
+                   period_d AS period,
                    coalesce(lower(is_ytd) = 'true', false) AS is_ytd,
                    reporter_iso3, partner_label, partner_code_native, partner_iso3, partner_kind, flow,
                    code_s AS commodity_code, code_system, hs_revision, value_d AS value, currency,
-                   coalesce(try_cast(value_scale AS DOUBLE), 1) AS value_scale, value_basis, value_measure,
+                   scale_d AS value_scale, value_basis, value_measure,
                    qty_d AS qty, upper(qty_unit) AS qty_unit
             FROM _checked WHERE problem IS NULL ORDER BY source_row, part
             """,

@@ -19,6 +19,39 @@ import polars as pl
 from warehouse.connection import rows
 
 
+# Limits every loader applies to its typed values, written once so that every source refuses the same things
+# with the same reasons (a rejected row keeps its column, value and reason in raw.rejects).
+FIRST_PERIOD = "1988-01-01"  # the Harmonized System began in January 1988
+MAX_AMOUNT = 1e14  # a value in its currency (after any scale): more than a year of world trade
+MAX_QUANTITY = 1e13  # a quantity in its unit: ten billion tonnes when in kg
+
+
+def period_problems(period: str, shown: str) -> str:
+    """CASE branches refusing a period (a DATE expression; `shown` is the text to quote) before 1988 or
+    after the month the load runs in: a period from the future is a typo or a corrupt file, never data."""
+    return f"""
+            WHEN {period} IS NULL THEN ['period', {shown}, 'not a valid date']
+            WHEN {period} < DATE '{FIRST_PERIOD}'
+                THEN ['period', {shown}, 'period before 1988: HS codes, which these figures are classified by, began in 1988']
+            WHEN {period} > date_trunc('month', current_date)
+                THEN ['period', {shown}, 'period after the month of this run (' || strftime(current_date, '%Y-%m')
+                                         || '): trade figures cannot come from the future']"""
+
+
+def amount_problems(column: str, value: str, shown: str, what: str, limit: float = MAX_AMOUNT) -> str:
+    """CASE branches refusing a number (a DOUBLE expression, NULL passes) that is not finite or is beyond
+    `limit` in size: such a figure is a unit or scale error, and it would overflow the exact sums downstream."""
+    return f"""
+            WHEN NOT isfinite({value}) THEN ['{column}', {shown}, '{what} is not a finite number']
+            WHEN abs({value}) > {limit:.0e}
+                THEN ['{column}', {shown}, '{what} is larger than {limit:.0e}: not a plausible customs figure (a unit or scale error?)']"""
+
+
+def period_date(year: str, month: str) -> str:
+    """A DATE from integer year and month expressions, NULL (never an error) when they make no date."""
+    return (f"try_cast(lpad(({year})::VARCHAR, 4, '0') || '-' || lpad(({month})::VARCHAR, 2, '0') || '-01' AS DATE)")
+
+
 @dataclass(frozen=True)
 class LoadResult:
     source_file: str

@@ -31,6 +31,7 @@ A blank value in a part is a reject ("no trade value"), never a zero.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 
@@ -66,21 +67,43 @@ def _read_table(path: Path, header_row: int) -> pl.DataFrame:
     return body.filter(pl.any_horizontal(pl.col(header).is_not_null()))
 
 
+MAX_MAPPING_BYTES = 1 << 20  # a mapping is a few lines of TOML
+
+
+def read_mapping(mapping_path: Path) -> dict:
+    """The mapping file's TOML, or an IngestError naming the file: too large, not UTF-8, not TOML, or nested
+    beyond what the parser can follow."""
+    if mapping_path.stat().st_size > MAX_MAPPING_BYTES:
+        raise IngestError(f"{mapping_path}: {mapping_path.stat().st_size:,} bytes; a mapping file is a few lines of "
+                          f"TOML (at most {MAX_MAPPING_BYTES:,} bytes)")
+    try:
+        return tomllib.loads(mapping_path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise IngestError(f"{mapping_path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise IngestError(f"{mapping_path}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise IngestError(f"{mapping_path}: tables or arrays nested too deep to read; a mapping needs two levels "
+                          "([[parts]] and an inline table)") from None
+
+
 def prepare_user_table(path: Path) -> Prepared:
     mapping_path = mapping_for(path)
     if mapping_path is None:
         raise IngestError(f"{path}: no mapping file beside it ({path.name}.mapping.toml)")
-    try:
-        spec = tomllib.loads(mapping_path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise IngestError(f"{mapping_path}: not valid TOML ({exc})") from None
+    spec = read_mapping(mapping_path)
 
     def fail(key: str, why: str) -> IngestError:
         return IngestError(f"{mapping_path}: {key}: {why}")
 
     header_row = spec.get("header_row", 1)
-    if not isinstance(header_row, int) or header_row < 1:
+    if not isinstance(header_row, int) or isinstance(header_row, bool) or header_row < 1:
         raise fail("header_row", "must be a line number, 1 or more")
+    value_scale = spec.get("value_scale", 1)
+    if (not isinstance(value_scale, int | float) or isinstance(value_scale, bool) or not math.isfinite(value_scale)
+            or value_scale <= 0):
+        raise fail("value_scale", f"{value_scale!r} is not a positive number: write 1 for values as they are, "
+                                  "1000 for values in thousands")
     frame = _read_table(path, header_row)
     columns = [c for c in frame.columns if c != "source_row"]
 
@@ -98,7 +121,13 @@ def prepare_user_table(path: Path) -> Prepared:
             return pl.lit(default)
         if isinstance(value, dict):
             return pl.col(column(key, value.get("column")))
-        return pl.lit(str(value))
+        return pl.lit(text(key, value))
+
+    def text(key: str, value: object) -> str:
+        """A constant of the mapping: text or a number, nothing nested."""
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise fail(key, f"{value!r}: write a text or a number here")
+        return str(value)
 
     for key in ("period", "code", "parts"):
         if key not in spec:
@@ -106,20 +135,22 @@ def prepare_user_table(path: Path) -> Prepared:
     parts = spec["parts"]
     if not isinstance(parts, list) or not parts:
         raise fail("parts", "needs at least one [[parts]] table with partner and value")
-    frequency = str(spec.get("frequency", "M")).upper()
+    frequency = text("frequency", spec.get("frequency", "M")).upper()
     skip = spec.get("skip")
     skipped = pl.lit(False)
     if skip is not None:
         if not isinstance(skip, dict) or "equals" not in skip:
             raise fail("skip", 'write it as { column = "...", equals = "..." }')
-        skipped = pl.col(column("skip.column", skip.get("column"))).str.strip_chars() == str(skip["equals"])
+        skipped = pl.col(column("skip.column", skip.get("column"))).str.strip_chars() == text("skip.equals", skip["equals"])
     pieces = []
     for n, part in enumerate(parts, start=1):
         where = f"parts[{n}]"
+        if not isinstance(part, dict):
+            raise fail(where, "each part is a table ([[parts]]) with partner and value")
         partner = field(f"{where}.partner", part.get("partner"))
         labelled = attach_partners(frame, partner)
         value_col = column(f"{where}.value", part.get("value"))
-        qty = pl.col(column(f"{where}.quantity", part["quantity"])) if part.get("quantity") else pl.lit(None)
+        qty = pl.col(column(f"{where}.quantity", part["quantity"])) if part.get("quantity") else pl.lit(None, pl.String)
         piece = canonical_frame(labelled, {
             "part": pl.lit(n),
             "record": original_record(columns),
@@ -132,13 +163,13 @@ def prepare_user_table(path: Path) -> Prepared:
             "partner_how": pl.col("partner_how"),
             "flow": field("flow", spec.get("flow")).str.to_uppercase(),
             "commodity_code": pl.col(column("code", spec["code"])),
-            "code_system": pl.lit(str(spec.get("code_system", "HS"))),
-            "hs_revision": pl.lit(spec.get("hs_revision")),
+            "code_system": pl.lit(text("code_system", spec.get("code_system", "HS"))),
+            "hs_revision": pl.lit(None if spec.get("hs_revision") is None else text("hs_revision", spec["hs_revision"])),
             "value": pl.col(value_col),
             "currency": field("currency", spec.get("currency"), "USD").str.to_uppercase(),
-            "value_scale": pl.lit(str(spec.get("value_scale", 1))),
-            "value_basis": pl.lit(str(spec.get("value_basis", "as reported"))),
-            "value_measure": pl.lit(str(part.get("label", spec.get("source", "user table")))),
+            "value_scale": pl.lit(repr(float(value_scale))),
+            "value_basis": pl.lit(text("value_basis", spec.get("value_basis", "as reported"))),
+            "value_measure": pl.lit(text(f"{where}.label", part.get("label", spec.get("source", "user table")))),
             "qty": qty,
             "qty_unit": field(f"{where}.unit", part.get("unit"), ""),
             "set_aside": pl.when(skipped).then(pl.lit(f"skipped by the mapping ({mapping_path.name}: skip)")),

@@ -1,0 +1,102 @@
+"""How a failure reaches the person who ran a command: one `error:` line that says what to do, and an exit
+code a scheduler can act on (2: the input or the setup needs fixing; 1: a fault in transship itself).
+
+A run marks the exception that ended it with whether it had published (`mark_run_outcome`), so the last
+line says truthfully whether the warehouse changed. Tracebacks and library noise appear with --debug only.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import traceback
+
+import click
+
+BAD_INPUT, INTERNAL, ABORTED = 2, 1, 130
+_OUTCOME = "_transship_outcome"
+
+
+def mark_run_outcome(exc: BaseException, *, published: bool, stage: str) -> None:
+    """Note on `exc` whether the run that raised it had published its warehouse, and in which stage it
+    failed (kept on the exception: it passes unchanged through Prefect's flow and task engines)."""
+    if getattr(exc, _OUTCOME, None) is None:
+        try:
+            setattr(exc, _OUTCOME, (published, stage))
+        except AttributeError:  # an exception type without a __dict__: the message says less, that is all
+            pass
+
+
+def run_outcome(exc: BaseException) -> tuple[bool, str] | None:
+    return getattr(exc, _OUTCOME, None)
+
+
+def bad_input_types() -> tuple[type[BaseException], ...]:
+    """Failures that mean the input, the warehouse file or the setup needs the user's attention."""
+    from warehouse.catalogue import CatalogueError
+    from warehouse.connection import WarehouseError
+    from warehouse.fetch import FetchError
+    from warehouse.files import IngestError
+
+    return (IngestError, WarehouseError, CatalogueError, FetchError, click.ClickException)
+
+
+def outcome_line(exc: BaseException) -> str:
+    outcome = run_outcome(exc)
+    if outcome is None:
+        return ""
+    published, stage = outcome
+    if published:
+        return (f"The run published the warehouse; it failed afterwards ({stage}). Its scores and flagged lists are "
+                "in the warehouse: `transship sql` reads them.")
+    return f"The warehouse was left as it was before this run (it failed in {stage})."
+
+
+def report(exc: BaseException, debug: bool) -> int:
+    """Print the failure for a person (stderr) and return the exit code."""
+    if debug:
+        traceback.print_exception(exc)
+    if isinstance(exc, click.exceptions.Abort | KeyboardInterrupt):
+        click.echo("aborted", err=True)
+        return ABORTED
+    if isinstance(exc, click.UsageError):
+        if exc.ctx is not None:
+            click.echo(exc.ctx.get_usage(), err=True)
+        click.secho(f"error: {exc.format_message()}", fg="red", err=True)
+        return BAD_INPUT
+    if isinstance(exc, click.ClickException):
+        click.secho(f"error: {exc.format_message()}", fg="red", err=True)
+        return BAD_INPUT
+    if isinstance(exc, bad_input_types()):
+        click.secho(f"error: {first_line(exc)}", fg="red", err=True)
+        code = BAD_INPUT
+    else:
+        click.secho(f"error: internal fault: {type(exc).__name__}: {first_line(exc)}", fg="red", err=True)
+        click.echo("This is a fault in transship or a library it uses, not in your input. Run the command again "
+                   "with --debug (transship --debug ...) for the traceback, and report it with the run's id.",
+                   err=True)
+        code = INTERNAL
+    line = outcome_line(exc)
+    if line:
+        click.echo(line, err=True)
+    return code
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text if "\n" not in text or isinstance(exc, bad_input_types()) else text.splitlines()[0]
+
+
+def forget(exc: BaseException) -> None:
+    """Let go of what the failure's tracebacks hold (DuckDB connections, frames), so that nothing of it is
+    still alive when the interpreter exits (the DuckDB bindings list every object alive then)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if current.__traceback__ is not None:
+            traceback.clear_frames(current.__traceback__)
+            current.__traceback__ = None
+        current = current.__cause__ or current.__context__
+    sys.last_type = sys.last_value = sys.last_traceback = None
+    gc.collect()
