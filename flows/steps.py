@@ -311,7 +311,9 @@ def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id
     from warehouse.outputs import write_group_scores
 
     ensure_registry(con)
-    registered = latest(con)
+    refused: dict[tuple[str, str], str] = {}
+    # A refit never reads the registered models (a full build rescores every group).
+    registered = {} if params.model_policy == "refit" else latest(con, refused)
     groups = con.sql("SELECT DISTINCT frequency, mineral FROM features.route_features ORDER BY ALL").fetchall()
     drift_all: dict[tuple[str, str], pl.DataFrame] = {}
     summaries: list[dict[str, Any]] = []
@@ -322,7 +324,8 @@ def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id
             rows = _group_rows(con, frequency, mineral)
             _group_step(i, len(groups), frequency, mineral, f"{rows.height:,} route-periods")
             release_memory(con)
-            reuse, reasons, drift = choose_models(rows, registered, params.model_policy, params.drift_psi)
+            reuse, reasons, drift = choose_models(rows, registered, params.model_policy, params.drift_psi,
+                                                  refused=refused)
             if rows.is_empty():  # nothing scoreable: score_routes says why from the group's rows
                 rows = con.sql(f"SELECT {', '.join(SCORING_INPUTS)} FROM features.route_features"
                                " WHERE frequency = ? AND mineral = ?",
@@ -360,7 +363,8 @@ def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, 
     from warehouse.outputs import delete_changed_ranges, delete_score_rows, ensure_route_scores_view, write_group_scores
 
     ensure_registry(con)
-    registered = latest(con)
+    refused: dict[tuple[str, str], str] = {}
+    registered = latest(con, refused)
     ensure_route_scores_view(con)  # a warehouse from before route_scores became a view
 
     changed = features.filter(scoreable(features)).sort(KEYS) if features.height else features
@@ -383,7 +387,8 @@ def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, 
         whole_group = params.model_policy == "refit" or model is None or touches_training
         if whole_group:  # the choice hashes the model's training rows: it needs the whole group
             rows = _group_rows(con, frequency, mineral)
-            reuse, reasons, drift = choose_models(rows, registered, params.model_policy, params.drift_psi)
+            reuse, reasons, drift = choose_models(rows, registered, params.model_policy, params.drift_psi,
+                                                  refused=refused)
         else:  # training rows untouched: the choice needs only the rows after them (for the drift check)
             rows = _group_rows(con, frequency, mineral, after=model.periods[1])
             reuse, reasons, drift = choose_models(rows, registered, params.model_policy, params.drift_psi,

@@ -2,8 +2,10 @@
 
 A model is stored with the run that fitted it, so publishing the warehouse publishes its models
 atomically. The card says what it was trained on and how: features, training periods, parameters,
-library and code versions, row counts and a hash of its training rows. The artifact is the pickled
-RouteScorer (zlib): load it only from a warehouse you trust, as with any pickle.
+library and code versions, row counts and a hash of its training rows. The artifact is the RouteScorer as
+plain data (models/artifact.py: JSON and NumPy arrays, never a pickle), checked before it is used, so a
+warehouse received from elsewhere cannot run code here. A model stored otherwise (the pickles of earlier
+versions) or failing the checks is not loaded: its group is fitted anew, and the run says why.
 
 model_id = "<frequency>-<mineral>-<12 hex>", a hash of the training rows, the parameters, the features and
 the library versions: fitting the same data the same way gives the same id, so a re-run adds nothing.
@@ -22,8 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
-import zlib
 from dataclasses import asdict
 from datetime import datetime, timezone
 from importlib.metadata import version
@@ -32,6 +32,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from models import artifact
 from models.scoring import FittedGroup, ScoreParams, by_group, training_sha256
 
 REGISTRY_DDL = """
@@ -50,7 +51,8 @@ CREATE TABLE IF NOT EXISTS models.registry (
     training_sha256 VARCHAR,
     card JSON,
     artifact BLOB,
-    last_fitted_at TIMESTAMP
+    last_fitted_at TIMESTAMP,
+    artifact_format VARCHAR
 );
 CREATE TABLE IF NOT EXISTS models.drift (
     run_id VARCHAR NOT NULL,
@@ -71,6 +73,8 @@ def ensure_registry(con: duckdb.DuckDBPyConnection) -> None:
     # Registries written before last_fitted_at existed: add it, taking the time the model was stored.
     con.execute("ALTER TABLE models.registry ADD COLUMN IF NOT EXISTS last_fitted_at TIMESTAMP")
     con.execute("UPDATE models.registry SET last_fitted_at = created_at WHERE last_fitted_at IS NULL")
+    # Registries from before models were stored as plain data: their artifacts are pickles, never loaded.
+    con.execute("ALTER TABLE models.registry ADD COLUMN IF NOT EXISTS artifact_format VARCHAR")
 
 
 def library_versions() -> dict[str, str]:
@@ -112,26 +116,41 @@ def register(con: duckdb.DuckDBPyConnection, group: FittedGroup, params: ScorePa
     # The same model fitted again (same data, same way) keeps its first row; only last_fitted_at moves, so
     # that "the latest model" is the one fitted last, not the one first stored.
     con.execute(
-        """INSERT INTO models.registry VALUES (?, ?, ?, ?, ?, ?, ?::DATE, ?::DATE, ?, ?, ?, ?::JSON, ?, ?)
-           ON CONFLICT (model_id) DO UPDATE SET last_fitted_at = excluded.last_fitted_at""",
+        """INSERT INTO models.registry (model_id, frequency, mineral, created_at, run_id, code_version,
+               training_first_period, training_last_period, n_train, n_routes, training_sha256, card, artifact,
+               last_fitted_at, artifact_format)
+           VALUES (?, ?, ?, ?, ?, ?, ?::DATE, ?::DATE, ?, ?, ?, ?::JSON, ?, ?, ?)
+           ON CONFLICT (model_id) DO UPDATE SET last_fitted_at = excluded.last_fitted_at,
+               artifact = excluded.artifact, artifact_format = excluded.artifact_format""",
         [model_id, group.frequency, group.mineral, now, run_id,
          code_version, group.periods[0] if group.periods else None, group.periods[1] if group.periods else None,
          group.n_train, group.n_routes, group.training_sha256, json.dumps(card),
-         zlib.compress(pickle.dumps(group.scorer), 6), now])
+         artifact.dumps(group.scorer), now, artifact.FORMAT])
     return model_id
 
 
-def latest(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], FittedGroup]:
-    """The latest registered model per (frequency, mineral), loaded."""
+def latest(con: duckdb.DuckDBPyConnection,
+           refused: dict[tuple[str, str], str] | None = None) -> dict[tuple[str, str], FittedGroup]:
+    """The latest registered model per (frequency, mineral), loaded from plain data (models/artifact.py).
+    A model that cannot be loaded safely is left out; with `refused`, why is noted there per group."""
     found = con.execute("""
         SELECT model_id, frequency, mineral, training_first_period::VARCHAR, training_last_period::VARCHAR, n_train,
-               n_routes, training_sha256, artifact
+               n_routes, training_sha256, artifact, artifact_format
         FROM models.registry
         QUALIFY row_number() OVER (PARTITION BY frequency, mineral ORDER BY last_fitted_at DESC, model_id) = 1
     """).fetchall()
     out = {}
-    for model_id, frequency, mineral, first, last, n_train, n_routes, sha, artifact in found:
-        scorer = pickle.loads(zlib.decompress(artifact))  # noqa: S301 - our own warehouse's artifact
+    for model_id, frequency, mineral, first, last, n_train, n_routes, sha, stored, stored_format in found:
+        try:
+            if stored_format != artifact.FORMAT:
+                raise artifact.ArtifactError(
+                    "stored by an earlier transship as a pickle, which is never loaded (a pickle can run code)"
+                    if stored_format is None else f"stored in an unknown format {stored_format!r}")
+            scorer = artifact.loads(bytes(stored or b""))
+        except artifact.ArtifactError as exc:
+            if refused is not None:
+                refused[(frequency, mineral)] = f"registered model {model_id} not loaded: {exc}"
+            continue
         out[(frequency, mineral)] = FittedGroup(frequency, mineral, scorer, n_train, (first, last), "reused",
                                                 training_sha256=sha, n_routes=n_routes, model_id=model_id,
                                                 reused=True)
@@ -152,13 +171,14 @@ def drift_report(model: FittedGroup, rows: pl.DataFrame, psi_limit: float) -> pl
 
 def choose_models(candidates: pl.DataFrame, registered: dict[tuple[str, str], FittedGroup], policy: str,
                   psi_limit: float, training_unchanged: bool = False,
+                  refused: dict[tuple[str, str], str] | None = None,
                   ) -> tuple[dict[tuple[str, str], FittedGroup], dict[tuple[str, str], str],
                              dict[tuple[str, str], pl.DataFrame]]:
     """Which registered models to reuse, the reason for each group's choice, and the drift reports.
 
     training_unchanged: the caller knows that no row of the models' training periods changed (an
     incremental run that touched only later periods), so `candidates` may hold only the later rows and the
-    training rows are not hashed again."""
+    training rows are not hashed again. refused: why a group's registered model was not loaded (latest)."""
     reuse: dict[tuple[str, str], FittedGroup] = {}
     reasons: dict[tuple[str, str], str] = {}
     drift: dict[tuple[str, str], pl.DataFrame] = {}
@@ -169,10 +189,11 @@ def choose_models(candidates: pl.DataFrame, registered: dict[tuple[str, str], Fi
             reasons[key] = "refit: asked for"
             continue
         if model is None:
+            why = (refused or {}).get(key)
             if policy == "reuse":
-                raise LookupError(f"--model reuse: no registered model for {mineral} ({frequency}); "
+                raise LookupError(f"--model reuse: {why or 'no registered model'} for {mineral} ({frequency}); "
                                   "run once with --model refit (or auto) to fit one")
-            reasons[key] = "fitted: no registered model yet"
+            reasons[key] = f"fitted anew: {why}" if why else "fitted: no registered model yet"
             continue
         report = drift_report(model, group, psi_limit)
         drift[key] = report

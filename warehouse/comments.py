@@ -47,7 +47,7 @@ RELATIONS: dict[str, str] = {
     "main.flag_history": "Every run's flagged routes, append-only. Key: (run_id, frequency, mineral, hs_code, hub_iso3).",
     "main.revision_impact": "Routes touched by revisions loaded in the latest run, and what happened to their flag.",
     "main.runs": "One row per run. Key: run_id. Status, error, input files with hashes and counts, parameters, code version, models used, row counts per layer.",
-    "models.registry": "One row per fitted model. Key: model_id. Card (JSON): features, training periods, parameters, library and code versions, training-row hash; artifact: the pickled model.",
+    "models.registry": "One row per fitted model. Key: model_id. Card (JSON): features, training periods, parameters, library and code versions, training-row hash; artifact: the model as plain data (JSON and NumPy arrays, models/artifact.py; never a pickle), artifact_format its format.",
     "models.drift": "One row per run, model and input: population stability index of the new periods against the training data. Key: (run_id, model_id, feature). drifted = psi > 0.25.",
 }
 
