@@ -539,10 +539,13 @@ def hub_to_us_peak_share() -> pl.Expr:
 
 
 def has_history(p: FeatureParams) -> pl.Expr:
-    """has_history: the route has W + P periods on the grid up to t, so every window is complete. Counted
-    by `grid_index` (the period's position on the frequency's grid) when the frame has it, so that a frame
-    holding only a route's later periods counts right; else from the frame's first period."""
-    return (pl.col("grid_index") >= p.window + p.prior - 1).alias("has_history")
+    """has_history: the route has W + P periods on the grid up to t and both legs are known in all of them,
+    so every window is complete. Counted by `grid_index` (the period's position on the frequency's grid) when
+    the frame has it, so that a frame holding only a route's later periods counts right; else from the
+    frame's first period. A period a side did not publish is unknown (a null leg, and so a null window or
+    prior sum): a history with such a gap is not complete."""
+    known = pl.all_horizontal(pl.col(f"{leg}_{part}").is_not_null() for leg in LEGS_KG for part in ("window", "prior"))
+    return ((pl.col("grid_index") >= p.window + p.prior - 1) & known).alias("has_history")
 
 
 def mirror_gap(importer_side: str, exporter_side: str, floor: pl.Expr, name: str) -> pl.Expr:

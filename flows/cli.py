@@ -119,6 +119,7 @@ def build_line(build: dict | None) -> str:
 def _summarise(run: dict, warehouse: Path) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console()
     files = Table(title="Input files", title_justify="left")
@@ -126,8 +127,8 @@ def _summarise(run: dict, warehouse: Path) -> None:
         files.add_column(col, justify="right" if col in ("read", "loaded", "rejected") else "left",
                          overflow="fold", ratio=3 if col == "notes" else None)
     for f in run["input_files"]:
-        files.add_row(Path(f["source_file"]).name, f["file_format"] or "-", f["status"], f"{f['rows_read']:,}",
-                      f"{f['rows_loaded']:,}", f"{f['rows_rejected']:,}", f["notes"])
+        files.add_row(Text(Path(f["source_file"]).name), f["file_format"] or "-", f["status"], f"{f['rows_read']:,}",
+                      f"{f['rows_loaded']:,}", f"{f['rows_rejected']:,}", Text(f["notes"] or ""))
     console.print(files)
     counts = run["layer_counts"]
     console.print(build_line(run.get("build")))
@@ -139,7 +140,7 @@ def _summarise(run: dict, warehouse: Path) -> None:
         f"routes flagged [bold]{counts.get('main.flagged_routes', 0):,}[/bold]")
     for m in run.get("models", []):
         colour = "yellow" if m["note"].startswith("not scored") or m.get("drift") else "dim"
-        console.print(f"[{colour}]{m['frequency']} {m['mineral']}: {m.get('model_id') or 'no model'}: {m['note']}[/{colour}]")
+        console.print(Text(f"{m['frequency']} {m['mineral']}: {m.get('model_id') or 'no model'}: {m['note']}", style=colour))
     if run.get("seconds"):
         console.print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in run["seconds"].items())
                       + f" (stages: {sum(run['seconds'].values()):.1f})")
@@ -150,6 +151,9 @@ def _summarise(run: dict, warehouse: Path) -> None:
     if peak:  # the peak so far after each stage: the stage where it reaches its maximum set it
         top = max(peak.values())
         console.print(f"peak memory {top:.2f} GB (RSS), reached in {next(k for k, v in peak.items() if v == top)}")
+    why = ((run.get("build") or {}).get("coverage") or {}).get("why_nothing_scored")
+    if why:
+        console.print(Text(f"Nothing was scored: {why}", style="yellow"))
     console.print(f"warehouse: {warehouse}   report: {run['report_dir']}/report.html")
 
 
@@ -477,8 +481,15 @@ def _evaluate_on_labels(warehouse: Path, show_features: bool) -> None:
 @click.option("--mineral", default=None, help="Only needed when HUB:HS names routes of two minerals (811292).")
 @click.option("--list", "show_list", is_flag=True, help="Show the queue: flagged, held-back and watched routes.")
 @click.option("--history", is_flag=True, help="Show every decision recorded, oldest first.")
+@click.option("--export", "export_to", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write every decision to this JSON file (a copy also sits beside the warehouse, refreshed after "
+                   "each run and decision: <warehouse>.decisions.json).")
+@click.option("--import", "import_from", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Add the decisions of an export (or of a <warehouse>.decisions.json) that the warehouse does not "
+                   "have yet: how decisions come back after a damaged warehouse is rebuilt.")
 def review(route: str | None, decision: str | None, warehouse: Path, analyst: str | None, note: str | None,
-           frequency: str | None, mineral: str | None, show_list: bool, history: bool) -> None:
+           frequency: str | None, mineral: str | None, show_list: bool, history: bool, export_to: Path | None,
+           import_from: Path | None) -> None:
     """Record a decision on a route, or show the review queue.
 
     \b
@@ -486,6 +497,7 @@ def review(route: str | None, decision: str | None, warehouse: Path, analyst: st
     transship review THA:282580 confirmed --by "J. Doe" --note "matches the bills of lading"
     transship review --list
     transship review --history
+    transship review --export decisions.json      (and --import decisions.json)
 
     ROUTE is a rank in the latest flagged list or HUB:HS (ISO3 and product code). Decisions:
     confirmed (stays on the watch list; its later periods are always reported), dismissed (held back from
@@ -496,6 +508,20 @@ def review(route: str | None, decision: str | None, warehouse: Path, analyst: st
     from warehouse.connection import WarehouseError
     from warehouse.review import RouteRef, decision_history, record_decision, review_queue
 
+    if export_to or import_from:
+        from warehouse.decisions_file import export_decisions, import_decisions
+
+        if import_from:
+            added, present = import_decisions(warehouse, import_from)
+            click.echo(f"imported {added:,} decision(s) from {import_from}; {present:,} were already in {warehouse}")
+        if export_to:
+            con = _open_read_only(warehouse)
+            try:
+                n = export_decisions(con, warehouse, export_to)
+            finally:
+                con.close()
+            click.echo(f"exported {n:,} decision(s) to {export_to}")
+        return
     if show_list or history:
         con = _open_read_only(warehouse)
         try:

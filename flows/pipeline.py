@@ -32,8 +32,10 @@ from warehouse.build import build_models, build_scope, plan_build
 from warehouse.catalogue import load_catalogue
 from warehouse.comments import apply_comments
 from warehouse.connection import WarehouseError, connect_read_only, connect_read_write, rows
+from warehouse.coverage import scoring_coverage
 from warehouse.ingest import PrepareMap, ingest_folder, prepare_here
 from warehouse.outputs import now_utc, record_run
+from warehouse.decisions_file import write_decisions_backup
 from warehouse.review import carry_over_decisions
 from warehouse.schema import ensure_schema, write_reference_tables
 
@@ -172,14 +174,28 @@ def publish_build(build: Path, live: Path) -> int:
     """Carry the live file's review decisions into the build (one recorded during this run is not lost),
     then rename the build over the live file, under the publication lock. Returns the decisions carried."""
     with pub.publication_lock(live):
-        con = connect_read_write(build)
-        try:
-            carried = carry_over_decisions(con, live)
-            con.execute("CHECKPOINT")
-        finally:
-            con.close()
-        faults.at("publish")
-        pub.publish(build, live)
+        pub.remove_stale_copies(live)
+        for _ in range(3):
+            # The live file as it is now: no other writer holding it, no foreign write-ahead log (set aside).
+            pub.wait_for_writers(live, progress=step)
+            for note in pub.check_live(live):
+                step(note)
+            seen = pub.live_signature(live)
+            con = connect_read_write(build)
+            try:
+                carried = carry_over_decisions(con, live)
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+            faults.at("publish")
+            pub.wait_for_writers(live, progress=step)
+            if pub.live_signature(live) == seen:
+                break
+            # Another program (not transship review, which takes this lock) wrote to the live file meanwhile.
+            step("the warehouse changed while its decisions were carried over: carrying them over again")
+        for note in pub.publish(build, live):
+            step(note)
+    write_decisions_backup(live)
     return carried
 
 
@@ -265,7 +281,7 @@ def transship_pipeline(data_dir: Path, settings: Settings) -> dict[str, Any]:
 
 def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[str, Any]:
     """The run's steps; fills `run` in place so that a failure's details reach the caller."""
-    live = Path(settings.warehouse)
+    live = pub.real_path(Path(settings.warehouse))
     run_id = new_run_id()
     run.update({
         "run_id": run_id, "started_at": now_utc(), "status": "running", "data_dir": str(data_dir),
@@ -279,9 +295,16 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
     run["seconds"], run["peak_rss_gb"] = seconds, peak_rss
 
     with pub.exclusive_run(live):
-        abandoned = pub.abandoned_builds(live)
-        build, stage, published = pub.build_path(live, run_id), "copying the warehouse", False
+        build, stage, published, live_sound = pub.build_path(live, run_id), "checking the warehouse", False, False
         try:
+            # The live file first: locked, damaged, or two names for it stop the run here, and nothing is written
+            # into it (not even this run's failure); a foreign write-ahead log is set aside.
+            pub.check_single_name(live)
+            for note in pub.check_live(live):
+                step(note)
+            live_sound = True
+            abandoned = pub.abandoned_builds(live)
+            stage = "copying the warehouse"
             if settings.dask_address:
                 from flows.fanout import check_scheduler
 
@@ -321,6 +344,9 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
                 run["build"]["retried_after_duckdb_internal_error"] = scored["retried"]
             con_counts = _raw_counts(build)
             run["layer_counts"].update(con_counts)
+            run["build"]["coverage"] = _coverage(build, run["input_files"], settings)
+            if run["build"]["coverage"]["why_nothing_scored"]:
+                step(f"nothing was scored: {run['build']['coverage']['why_nothing_scored']}")
             lap("score")
             run["build"]["seconds"] = seconds
             run["build"]["peak_rss_gb"] = peak_rss
@@ -337,6 +363,12 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
                 raise
             pub.discard_build(build)
             run.update(status="failed", finished_at=now_utc(), error=f"{stage}: {type(exc).__name__}: {exc}")
+            damaged = _damaged(exc, live)
+            if damaged is not None:  # the copy read from the live file is damaged: so is the live file
+                raise _failed(damaged, stage) from exc
+            if not live_sound:
+                mark_run_outcome(exc, published=False, stage=stage)
+                raise
             if not pub.out_of_space(exc):
                 _record_failure(live, run)
             else:  # do not write to a full disk: the run is recorded nowhere but this message and Prefect's
@@ -365,10 +397,33 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
     return run
 
 
+def _damaged(exc: BaseException, live: Path) -> WarehouseError | None:
+    """A DuckDB error that says the data read are damaged (a checksum, a block cut short), as advice."""
+    from warehouse.connection import WarehouseDamaged, open_error
+
+    if isinstance(exc, WarehouseDamaged):
+        return exc
+    if isinstance(exc, duckdb.Error) and any(m in str(exc) for m in ("Corrupt database", "Could not read enough bytes")):
+        return open_error(live, exc, writing=False)
+    return None
+
+
 def _failed(exc: BaseException, stage: str) -> BaseException:
     """`exc`, marked as ending a run that did not publish."""
     mark_run_outcome(exc, published=False, stage=stage)
     return exc
+
+
+def _coverage(build: Path, input_files: list[dict[str, Any]], settings: Settings) -> dict[str, Any]:
+    """What the data let this run score, and why nothing was when nothing was (warehouse.coverage)."""
+    from features.route_features import FeatureParams
+
+    needed = {f: p.window + p.prior for f in ("M", "A") for p in [FeatureParams.for_frequency(f, settings.features)]}
+    con = connect_read_write(build)
+    try:
+        return scoring_coverage(con, input_files, needed)
+    finally:
+        con.close()
 
 
 def _raw_counts(build: Path) -> dict[str, int]:

@@ -16,6 +16,10 @@ def _md_escape(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _why_nothing(run: dict[str, Any]) -> str | None:
+    return ((run.get("build") or {}).get("coverage") or {}).get("why_nothing_scored")
+
+
 def render_revisions(revisions: pl.DataFrame | None) -> list[str]:
     """The section on figures published again with different numbers, and the flags they touched."""
     if revisions is None or revisions.is_empty():
@@ -48,6 +52,7 @@ def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int,
         f"set aside as rejects {sum(f['rows_rejected'] for f in run.get('input_files', [])):,}",
         f"- Route-periods scored: {run.get('layer_counts', {}).get('main.route_scores', 0):,}; "
         f"routes flagged: {flagged.height}",
+        *([f"- **Nothing was scored**: {_md_escape(why)}"] if (why := _why_nothing(run)) else []),
         "",
         "Score: the route score, higher = more suspicious: the isolation forest's anomaly score times the",
         "route's volume weight (its excess as a share of the product's US imports), and 0 unless both legs",

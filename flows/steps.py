@@ -72,8 +72,10 @@ def _features_of(legs: pl.DataFrame, con: duckdb.DuckDBPyConnection, monthly: Fe
     frequencies = legs["frequency"].unique(maintain_order=True).to_list()
     # One frequency (the rule in a batch): the frame as it is, not a copy made by group_by.
     groups = [(freq, legs if len(frequencies) == 1 else legs.filter(pl.col("frequency") == freq)) for freq in frequencies]
+    # No legs at all (nothing loaded, or nothing that makes a route): an empty frame of the features' columns.
+    groups = groups or [("M", legs)]
     frames = [build_route_features(group, FeatureParams.for_frequency(freq, monthly), floors) for freq, group in groups]
-    return pl.concat([f.collect() for f in frames], how="diagonal_relaxed") if frames else legs.drop("grid_index")
+    return pl.concat([f.collect() for f in frames], how="diagonal_relaxed")
 
 
 def route_features_from(con: duckdb.DuckDBPyConnection, monthly: FeatureParams) -> pl.DataFrame:
@@ -327,8 +329,8 @@ def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id
             reuse, reasons, drift = choose_models(rows, registered, params.model_policy, params.drift_psi,
                                                   refused=refused)
             if rows.is_empty():  # nothing scoreable: score_routes says why from the group's rows
-                rows = con.sql(f"SELECT {', '.join(SCORING_INPUTS)} FROM features.route_features"
-                               " WHERE frequency = ? AND mineral = ?",
+                rows = con.sql(f"SELECT {', '.join(SCORING_INPUTS)}, cn_side_published, us_side_published"
+                               " FROM features.route_features WHERE frequency = ? AND mineral = ?",
                                params=[frequency, mineral]).pl()
             chosen.append((reasons, drift))
             yield rows, params, reuse
@@ -343,9 +345,9 @@ def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id
         release_memory(con)  # and what DuckDB kept of writing them
         drift_all.update(drift)
         summaries.extend(_summary(g, params, drift) for g in fitted)
-    if not groups:
-        write_group_scores(con, *score_routes(route_features_from(con, FeatureParams()), params, {})[:2], run_id,
-                           create=True)
+    if not groups:  # nothing to score: the tables, empty, in their shape
+        scores, explanations, _ = score_routes(route_features_from(con, FeatureParams()), params, {})
+        write_group_scores(con, _with_model_ids(scores, []), _with_model_ids(explanations, []), run_id, create=True)
     write_drift(con, run_id, drift_all, registered)
     return summaries
 

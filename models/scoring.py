@@ -185,6 +185,26 @@ def explain_group(scored: pl.DataFrame, scorer: RouteScorer, params: ScoreParams
     return out, long
 
 
+def not_scored_note(group: pl.DataFrame) -> str:
+    """Why a group (one frequency and mineral) has no scoreable route-period, in words: the history a period
+    needs against the periods the data cover, and, where the frame says which periods each side published,
+    the ones missing (unknown, so never counted as history)."""
+    unit = "months" if group["frequency"][0] == "M" else "years"
+    needed = int(group["window_periods"][0]) + int(group["prior_periods"][0])
+    periods = group.select("period", *[c for c in ("cn_side_published", "us_side_published") if c in group.columns])
+    periods = periods.unique("period").sort("period")
+    shown = (lambda d: str(d)[:7] if unit == "months" else str(d)[:4])  # noqa: E731
+    note = (f"not scored: a period needs {needed} {unit} of history on both legs (window + prior); the data cover "
+            f"{periods.height} {unit} ({shown(periods['period'].min())} to {shown(periods['period'].max())})")
+    if {"cn_side_published", "us_side_published"} <= set(periods.columns):
+        missing = periods.filter(~(pl.col("cn_side_published") & pl.col("us_side_published")))
+        if missing.height:
+            listed = ", ".join(shown(p) for p in missing["period"].head(6)) + (", ..." if missing.height > 6 else "")
+            note += (f", of which {missing.height} not published by China's side or the US side ({listed}): "
+                     "unknown, not zero")
+    return note
+
+
 def score_routes(features: pl.DataFrame, params: ScoreParams,
                  reuse: dict[tuple[str, str], FittedGroup] | None = None,
                  ) -> tuple[pl.DataFrame, pl.DataFrame, list[FittedGroup]]:
@@ -225,12 +245,7 @@ def score_routes(features: pl.DataFrame, params: ScoreParams,
     done = {(g.frequency, g.mineral) for g in fitted}
     for (frequency, mineral), group in by_group(features):
         if (frequency, mineral) not in done:
-            fitted.append(FittedGroup(
-                frequency, mineral, None, 0, None,
-                f"not scored: no route-period has a full history (window + prior = "
-                f"{int(group['window_periods'][0]) + int(group['prior_periods'][0])} periods); "
-                f"the data cover {group['period'].n_unique()} {'months' if frequency == 'M' else 'years'} "
-                f"({group['period'].min()} to {group['period'].max()})"))
+            fitted.append(FittedGroup(frequency, mineral, None, 0, None, not_scored_note(group)))
     if not scored:  # same columns, no rows: downstream tables keep their shape
         empty = candidates.head(0).with_columns(
             anomaly_score=pl.lit(None, dtype=pl.Float64), score_percentile=pl.lit(None, dtype=pl.Float64),

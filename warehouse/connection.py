@@ -7,6 +7,7 @@ live file only when the run has finished (see `warehouse.publish`).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,57 @@ STORAGE_VERSION = "v1.5.0"
 
 class WarehouseError(RuntimeError):
     """The warehouse file cannot be opened as asked; the message says what to do."""
+
+
+class WarehouseLocked(WarehouseError):
+    """Another program has the warehouse open for writing."""
+
+
+class WarehouseDamaged(WarehouseError):
+    """The file is not a readable DuckDB warehouse: damaged, cut short, or not a warehouse at all."""
+
+
+class ForeignWal(WarehouseError):
+    """The write-ahead log beside the warehouse belongs to another version of the file."""
+
+
+def decisions_backup(path: Path) -> Path:
+    """Where the analysts' decisions are kept beside the warehouse (warehouse.review writes it)."""
+    return Path(path).with_name(Path(path).name + ".decisions.json")
+
+
+def wal_path(path: Path) -> Path:
+    return Path(path).with_name(Path(path).name + ".wal")
+
+
+def open_error(path: Path, exc: BaseException, writing: bool) -> WarehouseError:
+    """What a failure to open (or read) the warehouse means, as advice: locked, a foreign write-ahead log,
+    or a damaged file. DuckDB says which in its message; anything else is reported as it is."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    holder = re.search(r"Conflicting lock is held in (.+?) \(PID (\d+)\)", text)
+    if "Could not set lock" in text or holder:
+        who = f"{holder.group(1)}, process {holder.group(2)}" if holder else "another process"
+        return WarehouseLocked(
+            f"{path}: another program has it open for writing ({who}). Wait for it to finish, or close it "
+            "(a DuckDB shell opened without -readonly holds the file); readers never block each other.")
+    if "WAL" in text:
+        return ForeignWal(
+            f"{path}: its write-ahead log {wal_path(path).name} belongs to another version of the file and cannot "
+            f"be applied ({first}). It was left by a program that wrote to the warehouse while it was being "
+            f"replaced. `transship run` sets it aside by itself; or move it aside: mv {wal_path(path)} "
+            f"{wal_path(path)}.old")
+    if any(m in text for m in ("not a valid DuckDB database file", "Could not read enough bytes", "Corrupt database",
+                               "checksum", "truncated", "cut short")):
+        backup = decisions_backup(path)
+        kept = (f"the analysts' decisions are kept beside it in {backup.name}: after the rebuild, "
+                f"`transship review --import {backup}` brings them back" if backup.exists() else
+                f"no copy of the analysts' decisions ({backup.name}) was found beside it")
+        return WarehouseDamaged(
+            f"{path}: not a readable DuckDB warehouse ({first}): the file is damaged or cut short. Restore it from "
+            f"a backup, or move it aside and run again to build a new one; {kept}.")
+    verb = "for writing" if writing else "read-only"
+    return WarehouseError(f"{path}: cannot open {verb} ({first})")
 
 
 def _memory_config() -> dict[str, str]:
@@ -52,9 +104,28 @@ def connect_read_only(path: Path, extra_config: dict[str, Any] | None = None) ->
             "or point --warehouse at an existing file."
         )
     try:
-        return duckdb.connect(str(path), read_only=True, config={**_memory_config(), **(extra_config or {})})
-    except duckdb.IOException as exc:
-        raise WarehouseError(f"{path}: cannot open read-only ({exc})") from None
+        con = duckdb.connect(str(path), read_only=True, config={**_memory_config(), **(extra_config or {})})
+    except duckdb.Error as exc:
+        raise open_error(path, exc, writing=False) from None
+    try:
+        check_whole_blocks(con, path)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+DUCKDB_HEADER_BYTES = 3 * 4096  # the file header and the two database headers before the first block
+
+
+def check_whole_blocks(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """A DuckDB file is its 12 KiB of headers and whole blocks: a file of any other size was cut short (DuckDB
+    itself opens it, and fails only when a query reaches the missing blocks)."""
+    ((block_size,),) = con.execute("SELECT block_size FROM pragma_database_size()").fetchall()
+    size = Path(path).stat().st_size
+    if block_size and (size - DUCKDB_HEADER_BYTES) % int(block_size):
+        raise open_error(path, OSError(f"cut short: {size:,} bytes is not its headers and whole blocks of "
+                                       f"{int(block_size):,}"), writing=False)
 
 
 def connect_read_write(path: Path) -> duckdb.DuckDBPyConnection:
@@ -63,10 +134,8 @@ def connect_read_write(path: Path) -> duckdb.DuckDBPyConnection:
     config = {"storage_compatibility_version": STORAGE_VERSION, **_memory_config()}
     try:
         return duckdb.connect(str(path), config=config)
-    except duckdb.IOException as exc:
-        raise WarehouseError(
-            f"{path}: cannot open for writing ({exc}). Another process may hold it: wait for it to finish."
-        ) from None
+    except duckdb.Error as exc:
+        raise open_error(path, exc, writing=True) from None
 
 
 def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[tuple]:

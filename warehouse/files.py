@@ -120,11 +120,17 @@ def _utf16_as_utf8(data: bytes, path: Path | None = None, partial: bool = False)
     is the start of a file and may end in half a character."""
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         encoding = "utf-16"
-    else:
+    else:  # ASCII-range text as UTF-16: one byte of each pair NUL, the other not (a file of NULs is neither)
         head = data[:1024]
-        if len(head) < 4 or head.count(0) < len(head) // 2 - 1:
+        even, odd = head[0::2], head[1::2]
+        if len(head) < 8:
             return data
-        encoding = "utf-16-le" if head[1::2].count(0) > len(head) // 4 else "utf-16-be"
+        if odd.count(0) >= 0.9 * len(odd) and even.count(0) <= 0.1 * len(even):
+            encoding = "utf-16-le"
+        elif even.count(0) >= 0.9 * len(even) and odd.count(0) <= 0.1 * len(odd):
+            encoding = "utf-16-be"
+        else:
+            return data
     try:
         return data.decode(encoding, errors="ignore" if partial else "strict").lstrip("\ufeff").encode("utf-8")
     except UnicodeDecodeError as exc:

@@ -3,6 +3,13 @@
 Readers never see a half-built warehouse: a run copies the live file, writes the copy, checkpoints and
 closes it, then renames it over the live file (os.replace is atomic on one filesystem). Readers that
 have the old file open keep their snapshot. A run that fails leaves the live file as it was.
+
+The live file is named by its real path (symbolic links resolved), so two names for one warehouse share one
+run lock; a file with several hard links is refused (a publish would part them). Before a run, the live
+file's state is checked (`check_live`): missing, locked by a writer, damaged, or carrying a write-ahead log
+of another version of it, each with its own message. A replacement (`replace_live`) waits for any other
+writer to let go first, and sets aside a write-ahead log left beside the replaced file, which could never
+be applied to the new one.
 """
 
 from __future__ import annotations
@@ -18,7 +25,75 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from warehouse.connection import WarehouseError
+from warehouse.connection import (ForeignWal, WarehouseDamaged, WarehouseError, WarehouseLocked, check_whole_blocks,
+                                  connect_read_only, open_error, rows, wal_path)
+
+
+def real_path(path: Path) -> Path:
+    """The warehouse's real path: symbolic links resolved, so that every name for one file takes one lock and
+    a publish replaces the file itself, not the link."""
+    return Path(os.path.realpath(path))
+
+
+def check_single_name(live: Path) -> None:
+    """Refuse a warehouse file with more than one hard link: publishing replaces the file under this name
+    only, and the other names would go on showing (and taking decisions into) the old one."""
+    try:
+        links = live.stat().st_nlink
+    except FileNotFoundError:
+        return
+    if links > 1:
+        raise WarehouseError(
+            f"{live}: the file has {links} hard links (other names for the same file). A run or a decision "
+            "replaces the file under this name only, and the other names would keep the old warehouse. Remove "
+            f"the other names (find / -samefile {live}), or use a symbolic link instead.")
+
+
+def set_aside(path: Path, why: str) -> Path:
+    """Rename a file out of the way (never delete it): <path>.set-aside-<UTC time>."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    target = path.with_name(f"{path.name}.set-aside-{stamp}")
+    os.replace(path, target)
+    return target
+
+
+def check_live(live: Path) -> list[str]:
+    """The live warehouse's state before a run writes: fine (or absent: a first run), or a WarehouseError
+    subclass that says what to do (locked by another writer, damaged or cut short). A write-ahead log that
+    belongs to another version of the file is set aside (it can never be applied) and said. Returns notes."""
+    notes: list[str] = []
+    wal = wal_path(live)
+    if not live.exists():
+        if wal.exists():
+            notes.append(f"a write-ahead log without its warehouse was set aside as {set_aside(wal, 'orphan').name}")
+        return notes
+    for _ in range(2):
+        try:
+            con = connect_read_only(live)
+        except ForeignWal as exc:
+            kept = set_aside(wal, "foreign")
+            notes.append(f"{live.name}: its write-ahead log belonged to another version of the file and could never "
+                         f"be applied; set aside as {kept.name} ({str(exc).split('(', 1)[-1].split(')')[0]})")
+            continue
+        try:
+            probe_readable(con, live)
+        finally:
+            con.close()
+        return notes
+    raise WarehouseDamaged(f"{live}: cannot be opened even with its write-ahead log set aside")
+
+
+def probe_readable(con, live: Path) -> None:
+    """Cheap reads that a damaged file fails: the catalogue, and the analysts' decisions read whole (what a
+    run carries over). A damage elsewhere surfaces when the run reads it, and is reported the same way."""
+    import duckdb
+
+    try:
+        check_whole_blocks(con, live)
+        if rows(con, "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'review' AND table_name = 'decisions'")[0][0]:
+            rows(con, "SELECT * FROM review.decisions")
+    except duckdb.Error as exc:
+        raise open_error(live, exc, writing=False) from None
 
 
 @contextmanager
@@ -142,15 +217,65 @@ def copy_file(src: Path, dst: Path, threads: int = COPY_THREADS) -> None:
     shutil.copystat(src, dst)
 
 
-def publish(build: Path, live: Path) -> None:
-    """Replace the live warehouse with the finished build (the build must be closed and checkpointed)."""
+def publish(build: Path, live: Path) -> list[str]:
+    """Replace the live warehouse with the finished build (the build must be closed and checkpointed); see
+    replace_live. Returns notes for the person watching."""
     if build.with_name(build.name + ".wal").exists():
         raise WarehouseError(f"{build}: write-ahead log still present; the build was not checkpointed")
-    os.replace(build, live)
+    return replace_live(build, live)
+
+
+def remove_stale_copies(live: Path) -> None:
+    """Remove the copies a decision being recorded left behind when its process died (<warehouse>.review-PID).
+    Call with the publication lock held: a decision holds it as long as its copy exists."""
+    for stale in live.parent.glob(f"{live.name}.review-*"):
+        discard_build(stale)
+
+
+def live_signature(live: Path) -> tuple:
+    """What changes when anything writes to the live file or its write-ahead log."""
+    def stat(path: Path) -> tuple:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return ()
+        return st.st_ino, st.st_size, st.st_mtime_ns
+    return stat(live), stat(wal_path(live))
+
+
+def wait_for_writers(live: Path, timeout_s: float = 120.0, progress=None) -> None:
+    """Wait until no other program has the live file open for writing (DuckDB locks it for a writer; a
+    read-only open fails then). Raises WarehouseLocked after timeout_s."""
+    deadline, said = time.monotonic() + timeout_s, False
+    while live.exists():
+        try:
+            connect_read_only(live).close()
+            return
+        except WarehouseLocked:
+            if time.monotonic() > deadline:
+                raise
+            if progress and not said:
+                progress(f"waiting (up to {timeout_s:.0f} s) for the program that has {live.name} open for writing")
+                said = True
+            time.sleep(0.5)
+        except WarehouseError:  # damaged or with a foreign log: the replacement is the cure
+            return
+
+
+def replace_live(new: Path, live: Path, wait_s: float = 120.0) -> list[str]:
+    """Rename `new` over the live file, once no other program writes it. A write-ahead log beside the live
+    file after the rename was written against the file just replaced (a writer that was killed, or that
+    slipped in): it is set aside, never left to break the next open. Returns notes."""
+    wait_for_writers(live, wait_s)
+    os.replace(new, live)
+    wal = wal_path(live)
+    if wal.exists():
+        return [f"a write-ahead log written against the replaced file was set aside as {set_aside(wal, 'replaced').name}"]
+    return []
 
 
 def discard_build(build: Path) -> None:
-    """Remove a build file, its write-ahead log and DuckDB's spill folder (<build>.tmp)."""
+    """Remove a build file (or a decision's copy), its write-ahead log and DuckDB's spill folder (<build>.tmp)."""
     for path in (build, build.with_name(build.name + ".wal")):
         path.unlink(missing_ok=True)
     shutil.rmtree(build.with_name(build.name + ".tmp"), ignore_errors=True)

@@ -22,16 +22,19 @@ How decisions act (in `warehouse.outputs`):
 
 from __future__ import annotations
 
+import errno
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import polars as pl
 
 from warehouse import publish as pub
-from warehouse.connection import WarehouseError, connect_read_only, connect_read_write, rows
+from warehouse.connection import WarehouseError, connect_read_write, rows
 
 DECISIONS = ("confirmed", "dismissed", "watching")
 
@@ -163,34 +166,73 @@ def record_decision(live: Path, ref: RouteRef, decision: str, analyst: str, note
         raise WarehouseError("a decision needs the analyst's name (--by, or the TRANSSHIP_ANALYST variable)")
     if not note.strip():
         raise WarehouseError("a decision needs a note saying why (--note)")
-    with pub.publication_lock(live, lock_timeout_s):
-        con = connect_read_only(live)
-        try:
-            row = resolve_route(con, ref, frequency, mineral)
-        finally:
-            con.close()
-        tmp = live.with_name(f"{live.name}.review-{os.getpid()}")
-        for stale in live.parent.glob(f"{live.name}.review-*"):  # left by a writer that died; we hold the lock
-            stale.unlink(missing_ok=True)
-        pub.copy_file(live, tmp)
-        try:
-            con = connect_read_write(tmp)
+    live = pub.real_path(live)
+
+    def append(con: duckdb.DuckDBPyConnection) -> dict:
+        row = resolve_route(con, ref, frequency, mineral)
+        decision_id = rows(con, "SELECT coalesce(max(decision_id), 0) + 1 FROM review.decisions")[0][0]
+        row.update(decision_id=decision_id, analyst=analyst.strip(), decision=decision, note=note.strip(),
+                   decided_at=datetime.now(timezone.utc).replace(tzinfo=None))
+        con.register("_decision", pl.DataFrame([row]))
+        con.execute("INSERT INTO review.decisions BY NAME SELECT * FROM _decision")
+        con.unregister("_decision")
+        return row
+
+    return change_live(live, append, lock_timeout_s)
+
+
+T = TypeVar("T")
+
+
+def change_live(live: Path, change: Callable[[duckdb.DuckDBPyConnection], T], lock_timeout_s: float = 120.0) -> T:
+    """Apply `change` to the live warehouse the safe way: under the publication lock, once no other program
+    writes it, on a copy that is checkpointed and renamed over it; then refresh the decisions' backup beside
+    it. A full or read-only disk, or a folder this user cannot write, is an error that says so, and no copy is
+    left behind."""
+    pub.check_single_name(live)
+    if not live.exists():
+        raise WarehouseError(f"{live}: no warehouse here yet. Run `transship run --data DIR` (or `transship demo`) "
+                             "first, or point --warehouse at an existing file.")
+    tmp = live.with_name(f"{live.name}.review-{os.getpid()}")
+    try:
+        with pub.publication_lock(live, lock_timeout_s):
+            pub.wait_for_writers(live, lock_timeout_s)
+            pub.check_live(live)
+            pub.remove_stale_copies(live)
             try:
-                ensure_review_schema(con)
-                decision_id = rows(con, "SELECT coalesce(max(decision_id), 0) + 1 FROM review.decisions")[0][0]
-                row.update(decision_id=decision_id, analyst=analyst.strip(), decision=decision, note=note.strip(),
-                           decided_at=datetime.now(timezone.utc).replace(tzinfo=None))
-                con.register("_decision", pl.DataFrame([row]))
-                con.execute("INSERT INTO review.decisions BY NAME SELECT * FROM _decision")
-                con.unregister("_decision")
-                con.execute("CHECKPOINT")
-            finally:
-                con.close()
-            pub.publish(tmp, live)
-        except BaseException:
-            pub.discard_build(tmp)
-            raise
-    return row
+                pub.copy_file(live, tmp)
+                con = connect_read_write(tmp)
+                try:
+                    ensure_review_schema(con)
+                    result = change(con)
+                    con.execute("CHECKPOINT")
+                finally:
+                    con.close()
+                pub.replace_live(tmp, live, lock_timeout_s)
+            except BaseException:
+                pub.discard_build(tmp)
+                raise
+    except OSError as exc:
+        raise WarehouseError(_disk_advice(live, exc)) from None
+    except duckdb.Error as exc:
+        if pub.out_of_space(exc):
+            raise WarehouseError(_disk_advice(live, OSError(errno.ENOSPC, str(exc)))) from None
+        raise
+    from warehouse.decisions_file import write_decisions_backup
+
+    write_decisions_backup(live)
+    return result
+
+
+def _disk_advice(live: Path, exc: OSError) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return (f"{live.parent}: the disk is full ({exc.strerror or exc}). Recording a decision writes a copy of the "
+                f"warehouse ({live.stat().st_size / 1e6:,.0f} MB) beside it; free that much and try again. Nothing "
+                "was recorded and the warehouse is as it was.")
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (f"{live.parent}: this user cannot write there ({exc.strerror or exc}). A decision is written into "
+                "the warehouse's folder; ask for write access, or work on a copy. Nothing was recorded.")
+    return f"{live}: could not record the decision ({exc}). Nothing was recorded and the warehouse is as it was."
 
 
 def review_queue(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:

@@ -119,7 +119,7 @@ def test_sql_command_reads_and_refuses_to_write(first_run, tmp_path):
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.splitlines()[:3] == ["rank,hub_iso3", "1,THA", "2,MEX"]
     refused = cli("sql", "--warehouse", str(settings.warehouse), "drop table route_scores", cwd=root)
-    assert refused.returncode != 0 and "read-only" in (refused.stderr + refused.stdout).lower()
+    assert refused.returncode == 2 and "(DROP would write); transship sql only reads the warehouse" in refused.stderr
     attach = cli("sql", "--warehouse", str(settings.warehouse), f"attach '{tmp_path / 'x.duckdb'}' as x (READ_WRITE)", cwd=root)
     assert attach.returncode != 0 and "would write (ATTACH)" in attach.stderr
     assert not (tmp_path / "x.duckdb").exists()

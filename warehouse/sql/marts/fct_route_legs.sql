@@ -3,7 +3,7 @@
 -- hs_code is the HS6 heading (HS 2022); mineral names the series: a metal of its own (gallium, germanium)
 -- where national lines separate it, or the catalogue's HS6 mineral (gallium_germanium is then a shared series).
 -- A hub is any country or "nes" area that China exports to, or the US imports from.
--- Legs (kg and USD; no trade = 0, not a missing row):
+-- Legs (kg and USD; no trade = 0, not a missing row; NULL = unknown: the side did not publish that period):
 --   cn_to_hub_*     China's exports to the hub: China-reported (flow X), or BACI
 --   hub_to_us_*     US imports from the hub: US-reported (flow M), or BACI
 --   cn_to_us_*      China's exports to the US (direct route, China's side)
@@ -22,7 +22,9 @@
 -- tables) first, then UN Comtrade, then BACI; *_source says which was used. A national line that is only
 -- the remainder of an HS6 the catalogue splits by metal (e.g. "other" 811292 lines) is left out of the
 -- HS6 series, which then comes from HS6 sources only. Monthly and annual series are never mixed.
--- The grid covers, per frequency, the periods that both China's side and the US side cover.
+-- The grid covers, per frequency, the periods from both sides' first to their last; cn_side_published and
+-- us_side_published say whether each side published the period (a year missing from the files is unknown on
+-- its side's legs, never a year of zero trade: it would sit in every later three-year baseline).
 -- Inputs made by fct_route_legs__inputs.sql: _mart_flows (the flows that can feed a leg), _mart_routes and
 -- _mart_grid (every route, every period). Scope: the rows in_mart_scope (warehouse/build.py): the periods
 -- rebuilt, and every period of a product that gained or lost a route; a full build's scope is everything.
@@ -111,31 +113,32 @@ WITH unit_values AS (
 )
 SELECT
     r.frequency, r.mineral, r.hs6 AS hs_code, r.hub_iso3, p.period,
-    coalesce(b.cn_to_hub_kg, 0)::DOUBLE AS cn_to_hub_kg,
-    coalesce(b.cn_to_hub_usd, 0)::DOUBLE AS cn_to_hub_usd,
-    coalesce(b.hub_to_us_kg, 0)::DOUBLE AS hub_to_us_kg,
-    coalesce(b.hub_to_us_usd, 0)::DOUBLE AS hub_to_us_usd,
-    coalesce(t.cn_to_us_kg, 0)::DOUBLE AS cn_to_us_kg,
-    coalesce(t.cn_to_us_usd, 0)::DOUBLE AS cn_to_us_usd,
-    coalesce(t.us_from_cn_kg, 0)::DOUBLE AS us_from_cn_kg,
-    coalesce(t.us_from_cn_usd, 0)::DOUBLE AS us_from_cn_usd,
-    coalesce(t.cn_to_world_kg, 0)::DOUBLE AS cn_to_world_kg,
-    coalesce(t.cn_to_world_usd, 0)::DOUBLE AS cn_to_world_usd,
-    coalesce(t.us_from_world_kg, 0)::DOUBLE AS us_from_world_kg,
-    coalesce(t.us_from_world_usd, 0)::DOUBLE AS us_from_world_usd,
+    CASE WHEN pc.period IS NOT NULL THEN coalesce(b.cn_to_hub_kg, 0)::DOUBLE END AS cn_to_hub_kg,
+    CASE WHEN pc.period IS NOT NULL THEN coalesce(b.cn_to_hub_usd, 0)::DOUBLE END AS cn_to_hub_usd,
+    CASE WHEN pu.period IS NOT NULL THEN coalesce(b.hub_to_us_kg, 0)::DOUBLE END AS hub_to_us_kg,
+    CASE WHEN pu.period IS NOT NULL THEN coalesce(b.hub_to_us_usd, 0)::DOUBLE END AS hub_to_us_usd,
+    CASE WHEN pc.period IS NOT NULL THEN coalesce(t.cn_to_us_kg, 0)::DOUBLE END AS cn_to_us_kg,
+    CASE WHEN pc.period IS NOT NULL THEN coalesce(t.cn_to_us_usd, 0)::DOUBLE END AS cn_to_us_usd,
+    CASE WHEN pu.period IS NOT NULL THEN coalesce(t.us_from_cn_kg, 0)::DOUBLE END AS us_from_cn_kg,
+    CASE WHEN pu.period IS NOT NULL THEN coalesce(t.us_from_cn_usd, 0)::DOUBLE END AS us_from_cn_usd,
+    CASE WHEN pc.period IS NOT NULL THEN coalesce(t.cn_to_world_kg, 0)::DOUBLE END AS cn_to_world_kg,
+    CASE WHEN pc.period IS NOT NULL THEN coalesce(t.cn_to_world_usd, 0)::DOUBLE END AS cn_to_world_usd,
+    CASE WHEN pu.period IS NOT NULL THEN coalesce(t.us_from_world_kg, 0)::DOUBLE END AS us_from_world_kg,
+    CASE WHEN pu.period IS NOT NULL THEN coalesce(t.us_from_world_usd, 0)::DOUBLE END AS us_from_world_usd,
     coalesce(b.value_without_kg_usd, 0)::DOUBLE AS value_without_kg_usd,
     coalesce(b.kg_estimated, 0)::DOUBLE AS kg_estimated,
     coalesce(b.value_kg_missing_usd, 0)::DOUBLE AS value_kg_missing_usd,
-    coalesce(b.cn_to_hub_fob_usd, 0)::DOUBLE AS cn_to_hub_fob_usd,
-    coalesce(b.hub_to_us_fob_usd, 0)::DOUBLE AS hub_to_us_fob_usd,
-    coalesce(t.cn_to_us_fob_usd, 0)::DOUBLE AS cn_to_us_fob_usd,
-    coalesce(t.us_from_cn_fob_usd, 0)::DOUBLE AS us_from_cn_fob_usd,
+    CASE WHEN pc.period IS NOT NULL THEN coalesce(b.cn_to_hub_fob_usd, 0)::DOUBLE END AS cn_to_hub_fob_usd,
+    CASE WHEN pu.period IS NOT NULL THEN coalesce(b.hub_to_us_fob_usd, 0)::DOUBLE END AS hub_to_us_fob_usd,
+    CASE WHEN pc.period IS NOT NULL THEN coalesce(t.cn_to_us_fob_usd, 0)::DOUBLE END AS cn_to_us_fob_usd,
+    CASE WHEN pu.period IS NOT NULL THEN coalesce(t.us_from_cn_fob_usd, 0)::DOUBLE END AS us_from_cn_fob_usd,
     coalesce(m.hub_reported_from_cn_kg, 0)::DOUBLE AS hub_reported_from_cn_kg,
     coalesce(m.hub_reported_from_cn_fob_usd, 0)::DOUBLE AS hub_reported_from_cn_fob_usd,
     coalesce(m.hub_reported_to_us_kg, 0)::DOUBLE AS hub_reported_to_us_kg,
     coalesce(m.hub_reported_to_us_fob_usd, 0)::DOUBLE AS hub_reported_to_us_fob_usd,
     rp.hub_iso3 IS NOT NULL AS hub_reports_period,
-    b.cn_to_hub_source, b.hub_to_us_source
+    b.cn_to_hub_source, b.hub_to_us_source,
+    pc.period IS NOT NULL AS cn_side_published, pu.period IS NOT NULL AS us_side_published
 FROM _mart_routes AS r
 JOIN _mart_grid AS p USING (frequency)
 LEFT JOIN bilateral AS b ON b.frequency = r.frequency AND b.mineral = r.mineral AND b.hs6 = r.hs6
@@ -144,6 +147,8 @@ LEFT JOIN totals AS t ON t.frequency = r.frequency AND t.mineral = r.mineral AND
 LEFT JOIN mirrors AS m ON m.frequency = r.frequency AND m.mineral = r.mineral AND m.hs6 = r.hs6
                       AND m.hub_iso3 = r.hub_iso3 AND m.period = p.period
 LEFT JOIN reporting AS rp ON rp.frequency = r.frequency AND rp.period = p.period AND rp.hub_iso3 = r.hub_iso3
+LEFT JOIN _mart_published AS pc ON pc.frequency = r.frequency AND pc.period = p.period AND pc.side = 'CHN'
+LEFT JOIN _mart_published AS pu ON pu.frequency = r.frequency AND pu.period = p.period AND pu.side = 'USA'
 WHERE in_mart_scope(r.frequency, r.hs6, p.period)
 -- No ORDER BY: sorting a batch's ~30 wide columns while the legs are held did not fit where the query alone
 -- does (4 M route-periods in 750 MB); rows come in batches of products in key order (warehouse/build.py).

@@ -5,6 +5,9 @@
 --                 us_side = US imports (US-reported or BACI); a BACI China->US row is on both sides.
 --   _mart_routes  every (frequency, mineral, hs6, hub) with a leg in any period
 --   _mart_grid    per frequency, every period from the latest first to the earliest last period of the two sides
+--   _mart_published  per frequency and side (CHN: China's exports, USA: US imports), the periods that side
+--                 published anything in (any product or partner, set-aside rows included: a World total says the
+--                 period was published). A leg in a period its side did not publish is unknown (NULL), not 0.
 CREATE OR REPLACE TEMP VIEW _mart_flows AS
 WITH split_hs6 AS (
     -- HS6 headings that the catalogue divides among minerals at the national level.
@@ -44,3 +47,15 @@ WITH coverage AS (
 SELECT c.frequency, unnest(generate_series(c.first_period, c.last_period,
        CASE c.frequency WHEN 'M' THEN INTERVAL 1 MONTH ELSE INTERVAL 1 YEAR END))::DATE AS period
 FROM coverage AS c WHERE c.first_period <= c.last_period;
+
+CREATE OR REPLACE TEMP TABLE _mart_published AS
+WITH reported AS (
+    SELECT source, frequency, period, reporter_iso3 AS reporter, flow FROM staging.stg_flows
+    UNION ALL
+    SELECT source, frequency, period, reporter, flow FROM staging.stg_flows_excluded
+)
+SELECT DISTINCT frequency, period, 'CHN' AS side FROM reported
+WHERE source = 'baci' OR (reporter IN ('CHN', '156') AND flow = 'X')
+UNION
+SELECT DISTINCT frequency, period, 'USA' AS side FROM reported
+WHERE source = 'baci' OR (reporter IN ('USA', '842') AND flow = 'M');
