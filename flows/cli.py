@@ -99,6 +99,14 @@ def _run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None,
     return transship_pipeline(data_dir, settings)
 
 
+def _plain_row(table, *cells) -> None:
+    """A table row whose text cells are plain Text: a value from a warehouse or a file (a name, a note, a path)
+    is never read as Rich markup or an emoji code."""
+    from rich.text import Text
+
+    table.add_row(*[Text(c) if isinstance(c, str) else c for c in cells])
+
+
 def build_line(build: dict | None) -> str:
     """One line on how the run built: full (why) or incremental (what it rebuilt)."""
     if not build:
@@ -121,7 +129,7 @@ def _summarise(run: dict, warehouse: Path) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    console = Console()
+    console = Console(emoji=False)
     files = Table(title="Input files", title_justify="left")
     for col in ("file", "format", "status", "read", "loaded", "rejected", "notes"):
         files.add_column(col, justify="right" if col in ("read", "loaded", "rejected") else "left",
@@ -348,7 +356,8 @@ def _attach_pair(ctx, param, values: tuple[str, ...]) -> tuple[tuple[str, Path],
 @cli.command()
 @click.argument("query", required=False)
 @warehouse_option
-@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
+@click.option("--csv", "as_csv", is_flag=True,
+              help="Print CSV instead of a table (text a spreadsheet would run as a formula starts with ').")
 @click.option("--max-rows", type=int, default=200, show_default=True, help="Rows shown in table mode.")
 @click.option("--attach", "attach", multiple=True, callback=_attach_pair, metavar="NAME=FILE",
               help="Also open this DuckDB warehouse, read-only, as NAME (e.g. to compare with last month's). "
@@ -391,7 +400,9 @@ def sql(query: str | None, warehouse: Path, as_csv: bool, max_rows: int, attach:
     finally:
         con.close()
     if as_csv:
-        sys.stdout.write(frame.write_csv())
+        from flows.spreadsheet import spreadsheet_safe
+
+        sys.stdout.write(spreadsheet_safe(frame).write_csv())
         return
     from flows.progress import wide_console
 
@@ -548,7 +559,6 @@ def review(route: str | None, decision: str | None, warehouse: Path, analyst: st
 
 
 def _queue_table(frame):
-    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="Review queue (latest run)", title_justify="left")
@@ -557,26 +567,25 @@ def _queue_table(frame):
                          overflow="fold", no_wrap=col in ("route", "peak"))
     for r in frame.iter_rows(named=True):
         decided = (f"{r['decision']} by {r['analyst']} {r['decided_at']:%Y-%m-%d}: {r['note']}" if r["decision"] else "-")
-        table.add_row(r["list"], str(r["rank"] or "-"), f"{r['hub_iso3']}:{r['hs_code']}", escape(r["hub_name"] or ""),
-                      f"{r['mineral']} ({r['frequency']})", str(r["peak_period"] or "-"),
-                      "-" if r["peak_route_score"] is None else f"{r['peak_route_score']:.3f}",
-                      "-" if r["evidence_kg"] is None else f"{r['evidence_kg'] / 1000:,.1f}", escape(decided))
+        _plain_row(table, r["list"], str(r["rank"] or "-"), f"{r['hub_iso3']}:{r['hs_code']}", r["hub_name"] or "",
+                   f"{r['mineral']} ({r['frequency']})", str(r["peak_period"] or "-"),
+                   "-" if r["peak_route_score"] is None else f"{r['peak_route_score']:.3f}",
+                   "-" if r["evidence_kg"] is None else f"{r['evidence_kg'] / 1000:,.1f}", decided)
     if frame.is_empty():
         table.caption = "nothing flagged, held back or watched"
     return table
 
 
 def _history_table(frame):
-    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="Review decisions, oldest first", title_justify="left")
     for col in ("id", "decided (UTC)", "analyst", "route", "decision", "run seen", "evidence t", "note"):
         table.add_column(col, overflow="fold")
     for r in frame.iter_rows(named=True):
-        table.add_row(str(r["decision_id"]), f"{r['decided_at']:%Y-%m-%d %H:%M}", escape(r["analyst"]),
-                      f"{r['hub_iso3']}:{r['hs_code']} {r['mineral']}", r["decision"], r["run_id"] or "-",
-                      "-" if r["evidence_kg"] is None else f"{r['evidence_kg'] / 1000:,.1f}", escape(r["note"]))
+        _plain_row(table, str(r["decision_id"]), f"{r['decided_at']:%Y-%m-%d %H:%M}", r["analyst"],
+                   f"{r['hub_iso3']}:{r['hs_code']} {r['mineral']}", r["decision"], r["run_id"] or "-",
+                   "-" if r["evidence_kg"] is None else f"{r['evidence_kg'] / 1000:,.1f}", r["note"])
     if frame.is_empty():
         table.caption = "no decisions recorded yet"
     return table
@@ -611,8 +620,8 @@ def models(warehouse: Path, model_id: str | None) -> None:
     for col in ("model", "freq", "mineral", "created (UTC)", "trained on", "rows", "routes", "in use", "drift (last run)"):
         table.add_column(col, no_wrap=col != "drift (last run)")
     for mid, freq, mineral, created, first, last, n, routes, used, drift in listed:
-        table.add_row(mid, freq, mineral, f"{created:%Y-%m-%d %H:%M}", f"{first}..{last}", f"{n:,}", f"{routes:,}",
-                      f"{used:,} rows" if used else "-", drift or "-")
+        _plain_row(table, mid, freq, mineral, f"{created:%Y-%m-%d %H:%M}", f"{first}..{last}", f"{n:,}", f"{routes:,}",
+                   f"{used:,} rows" if used else "-", drift or "-")
     wide_console().print(table)
 
 
@@ -640,7 +649,7 @@ def schema(warehouse: Path, relation: str | None) -> None:
             for col in ("column", "type", "meaning"):
                 table.add_column(col, no_wrap=col != "meaning")
             for row in found:
-                table.add_row(*row)
+                _plain_row(table, *row)
         else:
             found = con.execute("""
                 SELECT schema_name || '.' || table_name AS name, estimated_size::VARCHAR, coalesce(comment, ''),
@@ -653,7 +662,7 @@ def schema(warehouse: Path, relation: str | None) -> None:
             for col in ("table", "rows (est.)", "grain, key, units"):
                 table.add_column(col, no_wrap=col != "grain, key, units", justify="right" if col == "rows (est.)" else "left")
             for name, size, comment, _ in found:
-                table.add_row(name, size if size == "view" else f"{int(size):,}", comment)
+                _plain_row(table, name, size if size == "view" else f"{int(size):,}", comment)
     finally:
         con.close()
     wide_console().print(table)
@@ -719,8 +728,8 @@ def lineage(route: str, period: str, warehouse: Path, reports: Path, mineral: st
     transship lineage 1 2025-04          (rank 1 of the latest flagged list)
 
     ROUTE is HUB:HS or a rank; PERIOD is YYYY-MM (monthly) or YYYY (annual)."""
-    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     from flows.progress import wide_console
     from warehouse.connection import WarehouseError
@@ -736,25 +745,26 @@ def lineage(route: str, period: str, warehouse: Path, reports: Path, mineral: st
         con.close()
     s, r, m = found.score, found.run, found.model
     console = wide_console()
-    console.print(f"[bold]{s['hub_iso3']}:{s['hs_code']}[/bold] {s['mineral']} ({s['frequency']}), period "
+    console.print(Text.assemble((f"{s['hub_iso3']}:{s['hs_code']}", "bold"), f" {s['mineral']} ({s['frequency']}), period "
                   f"{s['period']}: route_score {s['route_score'] or 0:.3f}, anomaly_score {s['anomaly_score'] or 0:.3f}, "
-                  f"flagged {'yes' if s['flagged'] else 'no'}")
-    console.print(f"  run      {r['run_id']}  {r['status']}, {r['started_at']:%Y-%m-%d %H:%M:%S} -> "
-                  f"{r['finished_at']:%Y-%m-%d %H:%M:%S} UTC, code {r['code_version']}, data {escape(r['data_dir'] or '-')}")
+                  f"flagged {'yes' if s['flagged'] else 'no'}"))
+    console.print(Text(f"  run      {r['run_id']}  {r['status']}, {r['started_at']:%Y-%m-%d %H:%M:%S} -> "
+                       f"{r['finished_at']:%Y-%m-%d %H:%M:%S} UTC, code {r['code_version']}, data {r['data_dir'] or '-'}"))
     if m:
-        console.print(f"  model    {m['model_id']}  fitted by run {m['run_id']} at {m['created_at']:%Y-%m-%d %H:%M:%S}, "
-                      f"code {m['code_version']}; trained on {m['training_first_period']}..{m['training_last_period']}, "
-                      f"{m['n_train']:,} rows of {m['n_routes']:,} routes, training data sha256 {m['training_sha256'][:16]}")
+        console.print(Text(f"  model    {m['model_id']}  fitted by run {m['run_id']} at {m['created_at']:%Y-%m-%d %H:%M:%S}, "
+                           f"code {m['code_version']}; trained on {m['training_first_period']}..{m['training_last_period']}, "
+                           f"{m['n_train']:,} rows of {m['n_routes']:,} routes, training data sha256 "
+                           f"{m['training_sha256'][:16]}"))
     else:
         console.print("  model    none (this row was not scored by a model)")
-    console.print(f"  report   {found.report_dir / 'report.html' if found.report_dir else '(not on disk under ' + str(reports) + ')'}")
-    table = Table(title=f"Input files behind it: flows of {s['hs_code']} reported by CHN, USA or {s['hub_iso3']}, "
-                        f"{found.first_period} .. {s['period']}", title_justify="left")
+    console.print(Text(f"  report   {found.report_dir / 'report.html' if found.report_dir else '(not on disk under ' + str(reports) + ')'}"))
+    table = Table(title=Text(f"Input files behind it: flows of {s['hs_code']} reported by CHN, USA or {s['hub_iso3']}, "
+                             f"{found.first_period} .. {s['period']}"), title_justify="left")
     for col in ("file", "sha256", "format", "loaded by run", "flows", "periods", "reported"):
         table.add_column(col, overflow="fold", justify="right" if col == "flows" else "left")
     for f in found.files.iter_rows(named=True):
-        table.add_row(escape(f["source_file"]), f["file_sha256"] or "-", f["file_format"] or "-", f["loaded_by_run"] or "-",
-                      f"{f['flows']:,}", f"{f['first_period']}..{f['last_period']}", f["reported"])
+        _plain_row(table, f["source_file"], f["file_sha256"] or "-", f["file_format"] or "-", f["loaded_by_run"] or "-",
+                   f"{f['flows']:,}", f"{f['first_period']}..{f['last_period']}", f["reported"])
     console.print(table)
 
 

@@ -27,6 +27,7 @@ import polars as pl
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from features.route_features import FeatureParams, periods_before
+from flows.spreadsheet import spreadsheet_safe
 
 LEG_COLOURS = {"cn_to_hub_kg": "#c0392b", "hub_to_us_kg": "#1f5fa8", "us_from_cn_kg": "#7f7f7f"}
 LEG_NAMES = {"cn_to_hub_kg": "China -> hub (China's exports)", "hub_to_us_kg": "hub -> US (US imports)",
@@ -270,9 +271,10 @@ def render_html(data: ReportData, top_n: int) -> str:
 
 
 def write_outputs(out: Path, data: ReportData, top_n: int) -> dict[str, Path]:
-    """report.html, flagged_routes.csv and flagged_routes.parquet (the same rows) into out/."""
+    """report.html, flagged_routes.csv and flagged_routes.parquet (the same rows; in the CSV, text that a
+    spreadsheet would run as a formula starts with an apostrophe) into out/."""
     paths = {"html": out / "report.html", "csv": out / "flagged_routes.csv", "parquet": out / "flagged_routes.parquet"}
     paths["html"].write_text(render_html(data, top_n), encoding="utf-8")
-    data.flagged.write_csv(paths["csv"])
+    spreadsheet_safe(data.flagged).write_csv(paths["csv"])
     data.flagged.write_parquet(paths["parquet"])
     return paths

@@ -9,7 +9,7 @@ import time
 
 from rich.console import Console
 
-_console = Console(stderr=True, highlight=False)
+_console = Console(stderr=True, highlight=False, emoji=False)
 _start = time.monotonic()
 
 
@@ -42,4 +42,4 @@ class Laps:
 def wide_console() -> Console:
     """A console for tables: the terminal's width, or 160 columns when the output is a pipe or a file (so
     that identifiers are not broken across lines)."""
-    return Console(width=None if sys.stdout.isatty() else 160)
+    return Console(width=None if sys.stdout.isatty() else 160, emoji=False)

@@ -5,11 +5,18 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from warehouse.catalogue import load_catalogue
 from warehouse.schema import ensure_schema, write_reference_tables
 
 REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real"
+
+# The fuzz tests (hypothesis): in CI a fixed, bounded set of examples, the same on every run and no example
+# database written into the checkout; HYPOTHESIS_PROFILE=fuzz for a long local hunt (tests.helpers.examples).
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
+hypothesis_settings.register_profile("fuzz", deadline=None, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture

@@ -15,6 +15,11 @@ import polars as pl
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def examples(n: int) -> int:
+    """How many examples a fuzz test tries: n in CI, forty times that with HYPOTHESIS_PROFILE=fuzz."""
+    return n * 40 if os.environ.get("HYPOTHESIS_PROFILE") == "fuzz" else n
+
+
 def query(path: Path, sql: str) -> pl.DataFrame:
     """A query's result from a read-only connection, closed at once (so a run can replace the file)."""
     con = duckdb.connect(str(path), read_only=True)

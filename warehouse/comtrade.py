@@ -140,11 +140,12 @@ WITH t AS (
     FROM incoming
 ), typed AS (
     SELECT t.*,
-        try_cast(reporter_s AS DOUBLE) AS reporter_d,
-        try_cast(partner_s AS DOUBLE) AS partner_d,
-        try_cast(partner2_s AS DOUBLE) AS partner2_d,
-        try_cast(mot_s AS DOUBLE) AS mot_d,
-        try_cast(qty_unit_s AS DOUBLE) AS qty_unit_d,
+        -- Codes are whole numbers of a few digits: anything else (a fraction, 2^31, 1e300) is not a code.
+        {code_reporter} AS reporter_d,
+        {code_partner} AS partner_d,
+        {code_partner2} AS partner2_d,
+        {code_mot} AS mot_d,
+        {code_qty_unit} AS qty_unit_d,
         try_cast(qty_s AS DOUBLE) AS qty,
         try_cast(net_wgt_s AS DOUBLE) AS net_wgt,
         try_cast(cif_s AS DOUBLE) AS cif_value,
@@ -170,17 +171,17 @@ WITH t AS (
     SELECT dated.*,
         CASE
             WHEN reporter_s IS NULL THEN ['reporter_code', NULL, 'missing reporter code']
-            WHEN reporter_d IS NULL OR reporter_d <> floor(reporter_d)
-                THEN ['reporter_code', reporter_s, 'reporter code is not a whole number']
-            WHEN reporter_d::INTEGER NOT IN (SELECT m49_code FROM ref.countries)
+            WHEN reporter_d IS NULL
+                THEN ['reporter_code', reporter_s, 'reporter code is not a whole number of up to 6 digits']
+            WHEN reporter_d NOT IN (SELECT m49_code FROM ref.countries)
                 THEN ['reporter_code', reporter_s, 'unknown reporter code: not a UN M49 / Comtrade country code']
             WHEN partner_s IS NULL THEN ['partner_code', NULL, 'missing partner code']
-            WHEN partner_d IS NULL OR partner_d <> floor(partner_d)
-                THEN ['partner_code', partner_s, 'partner code is not a whole number']
-            WHEN partner_d::INTEGER NOT IN (SELECT m49_code FROM ref.countries)
+            WHEN partner_d IS NULL
+                THEN ['partner_code', partner_s, 'partner code is not a whole number of up to 6 digits']
+            WHEN partner_d NOT IN (SELECT m49_code FROM ref.countries)
                 THEN ['partner_code', partner_s, 'unknown partner code: not a UN M49 / Comtrade country code']
             WHEN partner2_s IS NOT NULL AND partner2_d IS NULL
-                THEN ['partner2_code', partner2_s, 'partner2 code is not a number']
+                THEN ['partner2_code', partner2_s, 'partner2 code is not a whole number of up to 6 digits']
             WHEN flow_s IS NULL THEN ['flow_code', NULL, 'missing flow code']
             WHEN flow_s NOT IN {known_flows}
                 THEN ['flow_code', flow_s, 'unknown flow code (expected M, X, RM, RX, ...)']
@@ -195,9 +196,9 @@ WITH t AS (
                 THEN ['period', coalesce(ref_month_s, period_s), 'monthly record without a month 1-12']
             {period_problems}
             WHEN qty_unit_s IS NOT NULL AND qty_unit_d IS NULL
-                THEN ['qty_unit_code', qty_unit_s, 'quantity unit code is not a number']
+                THEN ['qty_unit_code', qty_unit_s, 'quantity unit code is not a whole number of up to 6 digits']
             WHEN mot_s IS NOT NULL AND mot_d IS NULL
-                THEN ['mot_code', mot_s, 'mode-of-transport code is not a number']
+                THEN ['mot_code', mot_s, 'mode-of-transport code is not a whole number of up to 6 digits']
             WHEN primary_s IS NOT NULL AND primary_value IS NULL
                 THEN ['primary_value', primary_s, 'trade value is not a number']
             WHEN cif_s IS NOT NULL AND cif_value IS NULL
@@ -223,6 +224,14 @@ SELECT * FROM checked
 """
 
 
+def _code(column: str) -> str:
+    """A numeric code (M49 country, unit, mode of transport) as an INTEGER: "842" and "842.0" are 842; NULL for
+    anything that is not a whole number from -1 (Comtrade's "not applicable") to 999,999 (never a failed cast:
+    2147483648 is a reject)."""
+    number = f"try_cast({column} AS DOUBLE)"
+    return f"CASE WHEN {number} BETWEEN -1 AND 999999 AND {number} = floor({number}) THEN {number}::INTEGER END"
+
+
 _PERIOD_DATE = period_date("year_i", "CASE WHEN freq_code = 'M' THEN month_i ELSE 1 END")
 _PERIOD_PROBLEMS = period_problems("period_d", "coalesce(period_s, ref_year_s || coalesce('-' || ref_month_s, ''))")
 _AMOUNT_PROBLEMS = "".join([
@@ -246,7 +255,8 @@ def write_comtrade(con: duckdb.DuckDBPyConnection, prepared: Prepared, *, batch_
     path, incoming, note = prepared.path, prepared.frame, prepared.notes
     fields = {f: _null_if_token(f) for f in FIELDS}
     sql = _CHECK_SQL.format(**fields, known_flows=str(KNOWN_FLOWS), period_date=_PERIOD_DATE,
-                            period_problems=_PERIOD_PROBLEMS, amount_problems=_AMOUNT_PROBLEMS)
+                            period_problems=_PERIOD_PROBLEMS, amount_problems=_AMOUNT_PROBLEMS,
+                            **{f"code_{c}": _code(f"{c}_s") for c in ("reporter", "partner", "partner2", "mot", "qty_unit")})
     loaded, rejected = append_checked(
         con, incoming, check_sql=sql, path=path, file_sha256=file_sha256, batch_id=batch_id, loaded_at=loaded_at,
         insert_sql="""

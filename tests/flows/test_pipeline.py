@@ -121,7 +121,7 @@ def test_sql_command_reads_and_refuses_to_write(first_run, tmp_path):
     refused = cli("sql", "--warehouse", str(settings.warehouse), "drop table route_scores", cwd=root)
     assert refused.returncode == 2 and "(DROP would write); transship sql only reads the warehouse" in refused.stderr
     attach = cli("sql", "--warehouse", str(settings.warehouse), f"attach '{tmp_path / 'x.duckdb'}' as x (READ_WRITE)", cwd=root)
-    assert attach.returncode != 0 and "would write (ATTACH)" in attach.stderr
+    assert attach.returncode == 2 and "(ATTACH opens another file)" in attach.stderr
     assert not (tmp_path / "x.duckdb").exists()
     missing = cli("sql", "--warehouse", str(tmp_path / "none.duckdb"), "select 1", cwd=root)
     assert missing.returncode != 0 and "no warehouse here yet" in missing.stderr

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from models import artifact
+from tests.helpers import examples
 from models.iforest import MODEL_FEATURES, RouteScorer
 from models.registry import choose_models, latest
 
@@ -95,7 +96,7 @@ def test_tampered_artifacts_are_refused_with_a_reason(scorer):
         assert name  # each case refused by name above; pytest shows which on failure
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(picks=st.lists(st.tuples(st.integers(min_value=0), st.integers(-(2**40), 2**40)), min_size=1, max_size=4))
 def test_any_node_array_a_stranger_writes_loads_and_scores_or_is_refused(scorer, frame, picks):
     # Whatever numbers a crafted warehouse puts in a tree's nodes, the process neither crashes nor hangs.
