@@ -72,7 +72,8 @@ def _run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None,
          flag_quantile: float, census_measure: str = "general imports", cif_fob_rate: float = 0.10,
          queue_size: int | None = None, model_policy: str = "auto", dismissed_regrowth: float = 0.5,
          notify_url: str | None = None, notify_command: str | None = None, full: bool = False,
-         dask_address: str | None = None, max_file_mb: int | None = None) -> dict:
+         dask_address: str | None = None, max_file_mb: int | None = None,
+         max_json_depth: int | None = None) -> dict:
     _quiet_prefect()
     from features.route_features import FeatureParams
     from flows.pipeline import transship_pipeline
@@ -83,7 +84,8 @@ def _run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None,
     from warehouse.files import InputLimits
     from warehouse.schema import SourceParams
 
-    limits = InputLimits() if max_file_mb is None else InputLimits(max_file_bytes=max_file_mb << 20)
+    limits = InputLimits(**{k: v for k, v in (("max_file_bytes", max_file_mb and max_file_mb << 20),
+                                              ("max_json_depth", max_json_depth)) if v is not None})
     settings = Settings(input_limits=limits, warehouse=warehouse, reports_dir=reports, catalogue=catalogue,
                         features=FeatureParams(window=window),
                         scoring=ScoreParams(flag_quantile=flag_quantile, queue_size=queue_size, model_policy=model_policy),
@@ -200,10 +202,14 @@ def _summarise(run: dict, warehouse: Path) -> None:
               show_default=True,
               help="Refuse an input file larger than this once decompressed (env TRANSSHIP_MAX_FILE_MB): reading a "
                    "file takes a few times its size in memory, and a small .gz can expand to gigabytes.")
+@click.option("--max-json-depth", type=click.IntRange(2, 10_000), envvar="TRANSSHIP_MAX_JSON_DEPTH", default=32,
+              show_default=True,
+              help="Refuse a JSON file nested deeper than this (env TRANSSHIP_MAX_JSON_DEPTH); trade records nest "
+                   "2 or 3 levels.")
 def run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, window: int,
         flag_quantile: float, queue_size: int | None, model_policy: str, census_measure: str,
         cif_fob_rate: float, dismissed_regrowth: float, notify_url: str | None, notify_command: str | None,
-        full: bool, dask_address: str | None, max_file_mb: int) -> None:
+        full: bool, dask_address: str | None, max_file_mb: int, max_json_depth: int) -> None:
     """Run the pipeline over every supported file under --data.
 
     Recognised by their header: UN Comtrade (API JSON, bulk CSV), US Census API JSON and USA Trade Online
@@ -211,7 +217,7 @@ def run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, 
     your own tables with a NAME.mapping.toml beside them."""
     result = _run(data_dir, warehouse, reports, catalogue, window, flag_quantile, census_measure, cif_fob_rate,
                   queue_size, model_policy, dismissed_regrowth, notify_url, notify_command, full, dask_address,
-                  max_file_mb=max_file_mb)
+                  max_file_mb=max_file_mb, max_json_depth=max_json_depth)
     _summarise(result, warehouse)
 
 
@@ -275,8 +281,8 @@ def _fetch_limits_options(f):
                      help="Stop the whole fetch after this many seconds (waits for rate limits included).")(f)
     f = click.option("--answer-seconds", type=click.FloatRange(1), default=300, show_default=True,
                      help="Give up on an answer still arriving after this many seconds (a stalled server).")(f)
-    return click.option("--max-answer-mb", type=click.IntRange(1), default=256, show_default=True,
-                        help="Refuse an answer larger than this.")(f)
+    return click.option("--max-answer-mb", type=click.IntRange(1), default=128, show_default=True,
+                        help="Refuse an answer larger than this (parsing one takes ~15x its size in memory).")(f)
 
 
 def _fetch_limits(max_answer_mb: int, answer_seconds: float, total_seconds: float):

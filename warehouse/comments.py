@@ -29,7 +29,7 @@ RELATIONS: dict[str, str] = {
     "staging.stg_flows": "Canonical flows of every source. Key: (source, frequency, period, reporter_iso3, partner_iso3, flow, hs_code). value_usd and value_fob_usd in US dollars, qty_kg in kilograms (NULL = not published), period is the first day of the month or year.",
     "staging.stg_flows_excluded": "Loaded records not used as flows, with the reason (duplicate, total, grouping, superseded...). Key: (file_sha256, source_row, part).",
     "staging.stg_revisions": "One row per flow published again with different figures: old and new value (USD) and quantity (kg).",
-    "marts.fct_route_legs": "Both legs of every route on a complete period grid. Key: (frequency, mineral, hs_code, hub_iso3, period). kg and USD; no trade = 0; hs_code is the HS6 heading.",
+    "marts.fct_route_legs": "Both legs of every route on a complete period grid. Key: (frequency, mineral, hs_code, hub_iso3, period). kg and USD; no trade = 0; NULL = unknown (the side did not publish the period); hs_code is the HS6 heading.",
     "features.route_features": "Every feature of every route-period. Key: (frequency, mineral, hs_code, hub_iso3, period). Windows: *_window = the scoring window, *_prior = the periods before it (36 months by default). kg, USD, shares 0..1.",
     "main.route_scores": "Scores of every route-period with a full history and some trade, with all its features (a view: main.route_score_values joined to features.route_features). Key: (frequency, mineral, hs_code, hub_iso3, period). route_score and anomaly_score: higher = more suspicious. model_id names the model in models.registry; run_id the run that scored the row (an incremental run scores only new or changed route-periods).",
     "main.route_score_values": "What scoring adds to each scored route-period (the stored part of main.route_scores, which adds the features). Key: (frequency, mineral, hs_code, hub_iso3, period).",
@@ -53,7 +53,7 @@ RELATIONS: dict[str, str] = {
 
 # (relation, column) -> meaning and unit
 COLUMNS: dict[tuple[str, str], str] = {
-    ("main.runs", "build"): "How the run built: mode (full or incremental), reason, periods rebuilt per layer and frequency, routes changed by kind, route-periods whose features and scores were rewritten.",
+    ("main.runs", "build"): "How the run built: mode (full or incremental), reason, periods rebuilt per layer and frequency, routes changed by kind, route-periods whose features and scores were rewritten; coverage: what the data let the run score per side and frequency, and why_nothing_scored when nothing was.",
     ("main.route_scores", "route_score"): "anomaly_score x volume_weight, 0 unless direction_ok and sustained; ranks flagged lists. Higher = more suspicious.",
     ("main.route_scores", "anomaly_score"): "Isolation forest score in (0, 1]. Higher = more suspicious.",
     ("main.route_scores", "score_percentile"): "Share of the model's training route-periods scoring at or below this one (0..1).",
@@ -70,6 +70,11 @@ COLUMNS: dict[tuple[str, str], str] = {
     ("marts.fct_route_legs", "cn_to_hub_kg"): "China's exports to the hub in the period, kg (China-reported, else BACI).",
     ("marts.fct_route_legs", "hub_to_us_kg"): "US imports from the hub in the period, kg (US-reported, else BACI).",
     ("marts.fct_route_legs", "us_from_cn_kg"): "US imports from China in the period (the direct route, US side), kg.",
+    ("marts.fct_route_legs", "cn_side_published"): "China's side (its customs, Comtrade reporter 156, or BACI) published figures for the period; when false, China's legs are NULL: unknown, not zero.",
+    ("marts.fct_route_legs", "us_side_published"): "The US side (Census, Comtrade reporter 842, or BACI) published figures for the period; when false, the US legs are NULL: unknown, not zero.",
+    ("features.route_features", "has_history"): "The route has the window and its prior periods on the grid, with both legs known in all of them (no period a side did not publish): only such route-periods are scored.",
+    ("main.runs", "error"): "Why a failed run failed: the stage and the error.",
+    ("models.registry", "artifact_format"): "How the artifact is stored: transship-arrays-1 (plain data, loaded after checks); NULL for a pickle from an earlier version, which is never loaded.",
 }
 
 

@@ -48,11 +48,12 @@ class Retry:
 @dataclass(frozen=True)
 class FetchLimits:
     """What a fetch may cost. An answer larger than max_answer_bytes is refused (a real Comtrade+ answer is
-    capped at 100,000 records, some 50 MB; a Census answer is far smaller), as is one that takes longer than
+    capped at 100,000 records, some 70 MB; a Census answer is far smaller; parsing an answer takes about 15
+    times its size in memory), as is one that takes longer than
     answer_seconds to arrive whole (the read timeout alone lets a server that sends a byte a second hold a
     fetch for ever); the whole fetch stops after total_seconds, waits for rate limits included."""
 
-    max_answer_bytes: int = 256 << 20
+    max_answer_bytes: int = 128 << 20
     answer_seconds: float = 300.0
     total_seconds: float = 3600.0
     read_timeout_seconds: float = 60.0

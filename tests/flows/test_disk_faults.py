@@ -79,3 +79,31 @@ def test_duckdb_out_of_memory_fails_the_run_with_advice(prefect_harness, tmp_pat
                                              r"Raise the limit"):
         transship_pipeline(paths["data_dir"], settings)
     assert not list(settings.warehouse.parent.glob("*.building-*"))
+
+
+def test_a_decision_on_a_full_disk_says_so_and_leaves_no_copy(scored_warehouse, mount, tmp_path):
+    from warehouse.review import RouteRef, record_decision
+
+    path, _ = scored_warehouse
+    disk = mount("full", int(path.stat().st_size * 1.4))
+    live = disk / "w.duckdb"
+    shutil.copy2(path, live)
+    before = sha(live)
+    with pytest.raises(WarehouseError, match=r"the disk is full .*free that much and try again\. Nothing was recorded"):
+        record_decision(live, RouteRef(rank=1), "confirmed", "A. Analyst", "checked")
+    assert sha(live) == before
+    assert not list(disk.glob("w.duckdb.review-*"))  # no half-written copy for the next run to trip over
+
+
+def test_a_decision_on_a_read_only_disk_says_so(scored_warehouse, mount, tmp_path):
+    from warehouse.review import RouteRef, record_decision
+
+    path, _ = scored_warehouse
+    disk = mount("ro-later", 4 * path.stat().st_size)
+    live = disk / "w.duckdb"
+    shutil.copy2(path, live)
+    done = subprocess.run(["mount", "-o", "remount,ro", str(disk)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot remount read-only here ({done.stderr.strip()})")
+    with pytest.raises(WarehouseError, match=r"this user cannot write there \(Read-only file system\)"):
+        record_decision(live, RouteRef(rank=1), "confirmed", "A. Analyst", "checked")

@@ -47,3 +47,4 @@ def test_an_analysts_name_is_inert_in_the_flagged_csv_and_in_the_terminal(scored
     assert "❌" not in history.stdout and "⚠" not in history.stdout
     assert cli("sql", "--warehouse", str(live), "--csv", "select analyst from review.decisions").stdout.splitlines() == [
         "analyst", f"\"'{hostile}\"" if "," in hostile else f"'{hostile}"]
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -12,7 +13,7 @@ import pytest
 
 from warehouse.build import build_models
 from warehouse.connection import rows
-from warehouse.fetch import FetchError, Retry, fetch_census, fetch_comtrade, months_between
+from warehouse.fetch import FetchError, FetchLimits, Retry, fetch_census, fetch_comtrade, months_between
 from warehouse.ingest import ingest_folder
 
 FAST = Retry(attempts=4, backoff_seconds=0.01, max_wait_seconds=0.05)
@@ -63,6 +64,31 @@ class Replay(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body[: len(body) // 2])  # the connection closes mid-body
+            self.close_connection = True
+        elif kind == "big":  # a large answer, its length declared or not (payload: bytes, declared)
+            body, declared = payload
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            if declared:
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                for start in range(0, len(body), 1 << 16):
+                    self.wfile.write(body[start:start + (1 << 16)])
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up: what the cap is for
+                pass
+            self.close_connection = True
+        elif kind == "drip":  # a byte at a time, slowly: each read is quick, the answer never ends
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            try:
+                for _ in range(200):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
             self.close_connection = True
         elif kind == "json":
             body = json.dumps(payload).encode()
@@ -154,3 +180,30 @@ def test_failures_leave_nothing_behind(server, tmp_path):
     assert list((tmp_path / "data").iterdir()) == []
     with pytest.raises(FetchError, match="COMTRADE_API_KEY"):
         fetch_comtrade(tmp_path / "data", reporter=156, flow="X", codes=["282580"], months=["2025-01"], api_key="")
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["length declared", "length not declared"])
+def test_an_answer_larger_than_the_cap_is_refused_and_nothing_is_written(server, tmp_path, declared):
+    body = json.dumps([["CTY_CODE", "CTY_NAME", "I_COMMODITY", "GEN_VAL_MO", "time"]]
+                      + [["5520", "VIETNAM", "8112921000", "1", "2025-01"]] * 40_000).encode()  # ~1.9 MB
+    Replay.script = {"census 8112921000 2025-01": [("big", (body, declared))]}
+    limits = FetchLimits(max_answer_bytes=1 << 20)
+    with pytest.raises(FetchError, match=r"more than the cap of 1,048,576|passed 1,048,576 bytes, the cap"):
+        fetch_census(tmp_path / "data", codes=["8112921000"], months=["2025-01"], base_url=server, retry=FAST,
+                     sleep=lambda s: None, limits=limits)
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_a_server_that_drips_is_given_up_on_and_the_whole_fetch_has_a_deadline(server, tmp_path):
+    Replay.script = {"census 8112921000 2025-01": [("drip", 0.05)], "census 8112921000 2025-02": [("drip", 0.05)]}
+    started = time.monotonic()
+    with pytest.raises(FetchError, match=r"still arriving after 1 s .* the cap on one answer"):
+        fetch_census(tmp_path / "data", codes=["8112921000"], months=["2025-01"], base_url=server, retry=FAST,
+                     sleep=lambda s: None, limits=FetchLimits(answer_seconds=1))
+    assert time.monotonic() - started < 8  # each read was quick; the answer as a whole had a limit
+    started = time.monotonic()
+    with pytest.raises(FetchError, match=r"took longer than 1.5 s in all \(--deadline\)"):
+        fetch_census(tmp_path / "data", codes=["8112921000"], months=["2025-01", "2025-02"], base_url=server,
+                     retry=FAST, sleep=lambda s: None, limits=FetchLimits(answer_seconds=60, total_seconds=1.5))
+    assert time.monotonic() - started < 8
+    assert list((tmp_path / "data").iterdir()) == []

@@ -1,0 +1,19 @@
+"""The command line's options restate some settings' defaults for --help; they must agree with the dataclass
+that owns each."""
+
+from __future__ import annotations
+
+
+def test_the_command_lines_caps_are_the_settings_defaults():
+    # One dataclass owns each default; the options that restate them for --help must agree.
+    from flows.cli import fetch_census_cmd, run
+    from warehouse.fetch import FetchLimits
+    from warehouse.files import InputLimits
+
+    options = {p.name: p.default for p in run.params}
+    assert options["max_file_mb"] << 20 == InputLimits().max_file_bytes
+    assert options["max_json_depth"] == InputLimits().max_json_depth
+    fetch = {p.name: p.default for p in fetch_census_cmd.params}
+    limits = FetchLimits()
+    assert (fetch["max_answer_mb"] << 20, fetch["answer_seconds"], fetch["total_seconds"]) == (
+        limits.max_answer_bytes, limits.answer_seconds, limits.total_seconds)
