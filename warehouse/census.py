@@ -186,7 +186,7 @@ def prepare_usa_trade_online(path: Path) -> Prepared:
     body = "\n".join(lines[header_at:])
     try:
         frame = pl.read_csv(io.StringIO(body), infer_schema=False, truncate_ragged_lines=False)
-    except pl.exceptions.ComputeError as exc:
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as exc:
         raise IngestError(f"{path}: not a readable CSV table ({str(exc).splitlines()[0]})") from None
     frame = frame.with_row_index("source_row", offset=header_at + 2).with_columns(pl.col("source_row").cast(pl.Int64))
     by_norm = {normalise_name(c): c for c in frame.columns if c != "source_row"}

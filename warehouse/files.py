@@ -205,7 +205,7 @@ def read_csv_text(path: Path) -> pl.DataFrame:
             infer_schema=False,
             truncate_ragged_lines=False,
         )
-    except pl.exceptions.ComputeError as exc:
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as exc:
         raise IngestError(f"{path}: not a readable CSV table ({str(exc).splitlines()[0]})") from None
     if frame.height == 0:
         raise IngestError(f"{path}: the file has a header but no data rows")
@@ -326,9 +326,12 @@ def read_rows(path: Path) -> pl.DataFrame:
     on the first line: pick the header row, then name the columns with `header_names`."""
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         return read_sheet_rows(path)
+    data = utf8_bytes(path)
+    if not data.strip():
+        raise IngestError(f"{path}: the file is empty")
     try:
-        raw = pl.read_csv(utf8_bytes(path), has_header=False, infer_schema=False, truncate_ragged_lines=True)
-    except pl.exceptions.ComputeError as exc:
+        raw = pl.read_csv(data, has_header=False, infer_schema=False, truncate_ragged_lines=True)
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as exc:
         raise IngestError(f"{path}: not a readable CSV table ({str(exc).splitlines()[0]})") from None
     return raw.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
 

@@ -150,3 +150,11 @@ def test_a_workbook_that_expands_past_the_cap_is_refused(con, tmp_path):
 def test_json_depth_counts_brackets_outside_strings_only():
     assert json_depth(b'{"data": [{"a": "[[[{{{", "b": "x\\"[[", "c": "\\\\"}]}') == 3
     assert json_depth(b"[]") == 1 and json_depth(b"") == 0 and json_depth(b'"[[["') == 0
+
+
+def test_an_empty_table_beside_its_mapping_is_refused_by_name(con, tmp_path):
+    # Found by the fuzz suite: an empty user table failed inside Polars (NoDataError).
+    write(tmp_path / "d" / "t.csv", "")
+    write(tmp_path / "d" / "t.csv.mapping.toml", 'period = "month"\ncode = "code"')
+    with pytest.raises(IngestError, match=r"t\.csv: the file is empty"):
+        ingest_folder(con, tmp_path / "d", batch_id="b1")
