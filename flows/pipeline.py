@@ -7,19 +7,17 @@ Tasks pass file paths and small summaries, never connections or big frames.
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import duckdb
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.errors import mark_run_outcome
+from flows.errors import failed, mark_run_outcome, record_failure, want_of_room
 from flows.progress import Laps, step
 from flows.html_report import gather
 from flows.notify import ARTIFACT_KEY, notify, summary_markdown
@@ -31,8 +29,8 @@ from warehouse import publish as pub
 from warehouse.build import build_models, build_scope, plan_build
 from warehouse.catalogue import load_catalogue
 from warehouse.comments import apply_comments
-from warehouse.connection import WarehouseError, connect_read_only, connect_read_write, rows
-from warehouse.coverage import scoring_coverage
+from warehouse.connection import connect_read_only, connect_read_write, damage_in, rows
+from warehouse.coverage import coverage_of, raw_counts
 from warehouse.ingest import PrepareMap, ingest_folder, prepare_here
 from warehouse.outputs import now_utc, record_run
 from warehouse.decisions_file import write_decisions_backup
@@ -234,20 +232,6 @@ def record_abandoned(build: Path, abandoned: list[dict[str, Any]], run_id: str) 
         con.close()
 
 
-def _record_failure(live: Path, run: dict[str, Any]) -> None:
-    """Best effort: note the failed run in the live warehouse (its data stay untouched)."""
-    try:
-        con = connect_read_write(live)
-        try:
-            ensure_schema(con)
-            record_run(con, run)
-            con.execute("CHECKPOINT")
-        finally:
-            con.close()
-    except Exception as exc:  # the run's own error matters more than this note
-        step(f"could not record the failed run in {live}: {exc}")
-
-
 def announce(run: dict[str, Any], settings: Settings, flagged: Any = None) -> None:
     """The run's summary as a Prefect artifact, and to the configured webhook / command. Never raises."""
     summary = summary_markdown(run, flagged)
@@ -342,9 +326,8 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
             run["build"]["score_peak_rss_gb"] = scored.get("peak_rss_gb", {})
             if scored.get("retried"):
                 run["build"]["retried_after_duckdb_internal_error"] = scored["retried"]
-            con_counts = _raw_counts(build)
-            run["layer_counts"].update(con_counts)
-            run["build"]["coverage"] = _coverage(build, run["input_files"], settings)
+            run["layer_counts"].update(raw_counts(build))
+            run["build"]["coverage"] = coverage_of(build, run["input_files"], _history_needed(settings))
             if run["build"]["coverage"]["why_nothing_scored"]:
                 step(f"nothing was scored: {run['build']['coverage']['why_nothing_scored']}")
             lap("score")
@@ -363,28 +346,17 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
                 raise
             pub.discard_build(build)
             run.update(status="failed", finished_at=now_utc(), error=f"{stage}: {type(exc).__name__}: {exc}")
-            damaged = _damaged(exc, live)
+            damaged = damage_in(exc, live)
             if damaged is not None:  # the copy read from the live file is damaged: so is the live file
-                raise _failed(damaged, stage) from exc
+                raise failed(damaged, stage) from exc
             if not live_sound:
                 mark_run_outcome(exc, published=False, stage=stage)
                 raise
-            if not pub.out_of_space(exc):
-                _record_failure(live, run)
-            else:  # do not write to a full disk: the run is recorded nowhere but this message and Prefect's
-                raise _failed(WarehouseError(
-                    f"{live.parent}: the disk is full ({stage} could not write). A run needs room for a copy of "
-                    f"the warehouse plus what it adds; free space there or point --warehouse elsewhere. The "
-                    f"partial build was removed."), stage) from exc
-            if isinstance(exc, duckdb.OutOfMemoryException):
-                limit = os.environ.get("TRANSSHIP_DUCKDB_MEMORY_LIMIT")
-                raise _failed(WarehouseError(
-                    f"{stage}: DuckDB ran out of memory within "
-                    f"{'TRANSSHIP_DUCKDB_MEMORY_LIMIT=' + limit if limit else 'its default limit (80 % of RAM)'} "
-                    f"({str(exc).splitlines()[0]}). Raise the limit (or unset it), or run on a machine with more "
-                    f"memory: measured, 5 M input rows (488 MB of CSV) complete within 400 MB and 20 M rows "
-                    f"(2 GB) within 1.5 GB, spilling to <warehouse>.tmp. The partial build was removed."),
-                    stage) from exc
+            if not pub.out_of_space(exc):  # never write to a full disk: the run is then recorded in the message only
+                record_failure(live, run)
+            advice = want_of_room(exc, stage, live)
+            if advice is not None:
+                raise failed(advice, stage) from exc
             mark_run_outcome(exc, published=False, stage=stage)
             raise
     try:
@@ -397,42 +369,11 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
     return run
 
 
-def _damaged(exc: BaseException, live: Path) -> WarehouseError | None:
-    """A DuckDB error that says the data read are damaged (a checksum, a block cut short), as advice."""
-    from warehouse.connection import WarehouseDamaged, open_error
-
-    if isinstance(exc, WarehouseDamaged):
-        return exc
-    if isinstance(exc, duckdb.Error) and any(m in str(exc) for m in ("Corrupt database", "Could not read enough bytes")):
-        return open_error(live, exc, writing=False)
-    return None
-
-
-def _failed(exc: BaseException, stage: str) -> BaseException:
-    """`exc`, marked as ending a run that did not publish."""
-    mark_run_outcome(exc, published=False, stage=stage)
-    return exc
-
-
-def _coverage(build: Path, input_files: list[dict[str, Any]], settings: Settings) -> dict[str, Any]:
-    """What the data let this run score, and why nothing was when nothing was (warehouse.coverage)."""
+def _history_needed(settings: Settings) -> dict[str, int]:
+    """Periods of history a route-period needs on both legs to be scored, per frequency (window + prior)."""
     from features.route_features import FeatureParams
 
-    needed = {f: p.window + p.prior for f in ("M", "A") for p in [FeatureParams.for_frequency(f, settings.features)]}
-    con = connect_read_write(build)
-    try:
-        return scoring_coverage(con, input_files, needed)
-    finally:
-        con.close()
-
-
-def _raw_counts(build: Path) -> dict[str, int]:
-    con = connect_read_write(build)
-    try:
-        return {name: rows(con, f"SELECT count(*) FROM {name}")[0][0]
-                for name in ("raw.loads", "raw.comtrade_records", "raw.national_records", "raw.rejects")}
-    finally:
-        con.close()
+    return {f: p.window + p.prior for f in ("M", "A") for p in [FeatureParams.for_frequency(f, settings.features)]}
 
 
 @flow(name="transship-scheduled")

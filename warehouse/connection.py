@@ -72,6 +72,16 @@ def open_error(path: Path, exc: BaseException, writing: bool) -> WarehouseError:
     return WarehouseError(f"{path}: cannot open {verb} ({first})")
 
 
+def damage_in(exc: BaseException, path: Path) -> WarehouseError | None:
+    """`exc` as advice when it says the data read from `path` are damaged (a checksum, a block cut short);
+    None when it is another failure."""
+    if isinstance(exc, WarehouseDamaged):
+        return exc
+    if isinstance(exc, duckdb.Error) and any(m in str(exc) for m in ("Corrupt database", "Could not read enough bytes")):
+        return open_error(path, exc, writing=False)
+    return None
+
+
 def _memory_config() -> dict[str, str]:
     """An operator's cap on DuckDB's memory (e.g. "4GB"), for every connection the process opens, the
     read-only ones (the report's) too: beyond it, DuckDB spills to <warehouse>.tmp. Unset, DuckDB takes up

@@ -8,11 +8,12 @@ Read after the score step, from the build (raw, staging, marts, features and sco
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from warehouse.connection import rows, scalar
+from warehouse.connection import connect_read_write, rows, scalar
 
 # China's exports and US imports, as the mart reads them (fct_route_legs__inputs.sql): the reporter's own
 # figures, or BACI's reconciled flows.
@@ -118,3 +119,22 @@ def _why(c: dict[str, Any], history_needed: dict[str, int]) -> str:
         return "; ".join(parts) + "."
     return ("every route-period with a full history had no trade on its legs in its window or its prior, so there "
             "was nothing to score.")
+
+
+def coverage_of(path: Path, input_files: list[dict[str, Any]], needed: dict[str, int]) -> dict[str, Any]:
+    """scoring_coverage of the warehouse file at `path`."""
+    con = connect_read_write(path)
+    try:
+        return scoring_coverage(con, input_files, needed)
+    finally:
+        con.close()
+
+
+def raw_counts(path: Path) -> dict[str, int]:
+    """Rows in the raw layer's tables of the warehouse file at `path`."""
+    con = connect_read_write(path)
+    try:
+        return {name: rows(con, f"SELECT count(*) FROM {name}")[0][0]
+                for name in ("raw.loads", "raw.comtrade_records", "raw.national_records", "raw.rejects")}
+    finally:
+        con.close()
