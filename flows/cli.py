@@ -734,7 +734,6 @@ def lineage(route: str, period: str, warehouse: Path, reports: Path, mineral: st
     transship lineage 1 2025-04          (rank 1 of the latest flagged list)
 
     ROUTE is HUB:HS or a rank; PERIOD is YYYY-MM (monthly) or YYYY (annual)."""
-    from rich.table import Table
     from rich.text import Text
 
     from flows.progress import wide_console
@@ -750,28 +749,31 @@ def lineage(route: str, period: str, warehouse: Path, reports: Path, mineral: st
     finally:
         con.close()
     s, r, m = found.score, found.run, found.model
-    console = wide_console()
-    console.print(Text.assemble((f"{s['hub_iso3']}:{s['hs_code']}", "bold"), f" {s['mineral']} ({s['frequency']}), period "
-                  f"{s['period']}: route_score {s['route_score'] or 0:.3f}, anomaly_score {s['anomaly_score'] or 0:.3f}, "
-                  f"flagged {'yes' if s['flagged'] else 'no'}"))
-    console.print(Text(f"  run      {r['run_id']}  {r['status']}, {r['started_at']:%Y-%m-%d %H:%M:%S} -> "
-                       f"{r['finished_at']:%Y-%m-%d %H:%M:%S} UTC, code {r['code_version']}, data {r['data_dir'] or '-'}"))
+    say = wide_console().print
+    # soft_wrap: identifiers (paths, SHA-256, run ids) are never broken across lines; the terminal wraps.
+    say(Text.assemble((f"{s['hub_iso3']}:{s['hs_code']}", "bold"), f" {s['mineral']} ({s['frequency']}), period "
+        f"{s['period']}: route_score {s['route_score'] or 0:.3f}, anomaly_score {s['anomaly_score'] or 0:.3f}, "
+        f"flagged {'yes' if s['flagged'] else 'no'}"), soft_wrap=True)
+    say(Text(f"  run      {r['run_id']}  {r['status']}, {r['started_at']:%Y-%m-%d %H:%M:%S} -> "
+             f"{r['finished_at']:%Y-%m-%d %H:%M:%S} UTC, code {r['code_version']}, data {r['data_dir'] or '-'}"),
+        soft_wrap=True)
     if m:
-        console.print(Text(f"  model    {m['model_id']}  fitted by run {m['run_id']} at {m['created_at']:%Y-%m-%d %H:%M:%S}, "
-                           f"code {m['code_version']}; trained on {m['training_first_period']}..{m['training_last_period']}, "
-                           f"{m['n_train']:,} rows of {m['n_routes']:,} routes, training data sha256 "
-                           f"{m['training_sha256'][:16]}"))
+        say(Text(f"  model    {m['model_id']}  fitted by run {m['run_id']} at {m['created_at']:%Y-%m-%d %H:%M:%S}, "
+                 f"code {m['code_version']}; trained on {m['training_first_period']}..{m['training_last_period']}, "
+                 f"{m['n_train']:,} rows of {m['n_routes']:,} routes, training data sha256 "
+                 f"{m['training_sha256'][:16]}"), soft_wrap=True)
     else:
-        console.print("  model    none (this row was not scored by a model)")
-    console.print(Text(f"  report   {found.report_dir / 'report.html' if found.report_dir else '(not on disk under ' + str(reports) + ')'}"))
-    table = Table(title=Text(f"Input files behind it: flows of {s['hs_code']} reported by CHN, USA or {s['hub_iso3']}, "
-                             f"{found.first_period} .. {s['period']}"), title_justify="left")
-    for col in ("file", "sha256", "format", "loaded by run", "flows", "periods", "reported"):
-        table.add_column(col, overflow="fold", justify="right" if col == "flows" else "left")
+        say(Text("  model    none (this row was not scored by a model)"))
+    say(Text(f"  report   {found.report_dir / 'report.html' if found.report_dir else '(not on disk under ' + str(reports) + ')'}"),
+        soft_wrap=True)
+    say(Text(f"  inputs   flows of {s['hs_code']} reported by CHN, USA or {s['hub_iso3']}, {found.first_period} .. "
+             f"{s['period']} (the window, the prior years and the transit lags): {found.files.height} file(s)"),
+        soft_wrap=True)
     for f in found.files.iter_rows(named=True):
-        _plain_row(table, f["source_file"], f["file_sha256"] or "-", f["file_format"] or "-", f["loaded_by_run"] or "-",
-                   f"{f['flows']:,}", f"{f['first_period']}..{f['last_period']}", f["reported"])
-    console.print(table)
+        say(Text(f"    {f['source_file']}"), soft_wrap=True)
+        say(Text(f"      {f['file_format'] or '-'}, reported by {f['reported']}: {f['flows']:,} flows over "
+                 f"{f['first_period']}..{f['last_period']}, loaded by run {f['loaded_by_run'] or '-'}"), soft_wrap=True)
+        say(Text(f"      sha256 {f['file_sha256'] or '-'}"), soft_wrap=True)
 
 
 def main() -> None:

@@ -56,4 +56,10 @@ def test_the_lineage_command_prints_the_chain(scored_warehouse):
     done = cli("lineage", "1", "2025-04", "--warehouse", str(path))
     assert done.returncode == 0, done.stderr
     assert run["run_id"] in done.stdout and "model    M-antimony-" in done.stdout
-    assert "comtrade_CHN_X_monthly" in done.stdout and "sha256" in done.stdout
+    # Each input file on a line of its own with its whole SHA-256, never broken across lines, however long
+    # the path (the run's data folder here is deep under pytest's temporary folder).
+    files = sorted(Path(run["data_dir"]).glob("comtrade_*"))
+    assert files
+    for f in files:
+        assert f"    {f}\n" in done.stdout
+        assert f"sha256 {hashlib.sha256(f.read_bytes()).hexdigest()}\n" in done.stdout
