@@ -6,7 +6,7 @@ score (features written, scores not yet), publish (the build finished and closed
 live file), report (published, report not yet written). Actions: kill (the default: SIGKILL to this
 process, no clean-up runs), raise (a RuntimeError, as a fault in transship's own code would), sleep=SECONDS
 (hold the run there), or wait=PATH (hold it until PATH exists, at most ten minutes: a drill starts a second
-run meanwhile, then creates PATH). Unset, it does nothing.
+run meanwhile, then creates PATH; the run creates PATH.reached when it gets there, for the drill to wait on). Unset, it does nothing.
 """
 
 from __future__ import annotations
@@ -35,5 +35,6 @@ def at(point: str) -> None:
         time.sleep(float(action.removeprefix("sleep=")))
     elif action.startswith("wait="):
         gate, deadline = Path(action.removeprefix("wait=")), time.monotonic() + 600
+        gate.with_name(gate.name + ".reached").touch()
         while not gate.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
