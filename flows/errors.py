@@ -20,17 +20,17 @@ BAD_INPUT, INTERNAL, ABORTED = 2, 1, 130
 _OUTCOME = "_transship_outcome"
 
 
-def mark_run_outcome(exc: BaseException, *, published: bool, stage: str) -> None:
-    """Note on `exc` whether the run that raised it had published its warehouse, and in which stage it
-    failed (kept on the exception: it passes unchanged through Prefect's flow and task engines)."""
+def mark_run_outcome(exc: BaseException, *, published: bool, stage: str, run_id: str | None = None) -> None:
+    """Note on `exc` whether the run that raised it had published its warehouse, in which stage it failed and
+    the run's id (kept on the exception: it passes unchanged through Prefect's flow and task engines)."""
     if getattr(exc, _OUTCOME, None) is None:
         try:
-            setattr(exc, _OUTCOME, (published, stage))
+            setattr(exc, _OUTCOME, (published, stage, run_id))
         except AttributeError:  # an exception type without a __dict__: the message says less, that is all
             pass
 
 
-def run_outcome(exc: BaseException) -> tuple[bool, str] | None:
+def run_outcome(exc: BaseException) -> tuple[bool, str, str | None] | None:
     return getattr(exc, _OUTCOME, None)
 
 
@@ -48,11 +48,12 @@ def outcome_line(exc: BaseException) -> str:
     outcome = run_outcome(exc)
     if outcome is None:
         return ""
-    published, stage = outcome
+    published, stage, run_id = outcome
+    run = f"run {run_id}" if run_id else "the run"
     if published:
-        return (f"The run published the warehouse; it failed afterwards ({stage}). Its scores and flagged lists are "
-                "in the warehouse: `transship sql` reads them.")
-    return f"The warehouse was left as it was before this run (it failed in {stage})."
+        return (f"The warehouse was published by {run}; it failed afterwards ({stage}). Its scores and flagged "
+                "lists are in the warehouse: `transship sql` reads them.")
+    return f"The warehouse was left as it was before this run ({run}, failed in {stage})."
 
 
 def report(exc: BaseException, debug: bool) -> int:
@@ -105,9 +106,9 @@ def forget(exc: BaseException) -> None:
     gc.collect()
 
 
-def failed(exc: BaseException, stage: str) -> BaseException:
+def failed(exc: BaseException, stage: str, run_id: str | None = None) -> BaseException:
     """`exc`, marked as ending a run that did not publish."""
-    mark_run_outcome(exc, published=False, stage=stage)
+    mark_run_outcome(exc, published=False, stage=stage, run_id=run_id)
     return exc
 
 

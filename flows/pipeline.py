@@ -342,28 +342,28 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
             lap("publish")
         except BaseException as exc:
             if published:  # only tidying up failed: the run is in the warehouse
-                mark_run_outcome(exc, published=True, stage="tidying up after publishing")
+                mark_run_outcome(exc, published=True, stage="tidying up after publishing", run_id=run["run_id"])
                 raise
             pub.discard_build(build)
             run.update(status="failed", finished_at=now_utc(), error=f"{stage}: {type(exc).__name__}: {exc}")
             damaged = damage_in(exc, live)
             if damaged is not None:  # the copy read from the live file is damaged: so is the live file
-                raise failed(damaged, stage) from exc
+                raise failed(damaged, stage, run["run_id"]) from exc
             if not live_sound:
-                mark_run_outcome(exc, published=False, stage=stage)
+                mark_run_outcome(exc, published=False, stage=stage, run_id=run["run_id"])
                 raise
             if not pub.out_of_space(exc):  # never write to a full disk: the run is then recorded in the message only
                 record_failure(live, run)
             advice = want_of_room(exc, stage, live)
             if advice is not None:
-                raise failed(advice, stage) from exc
-            mark_run_outcome(exc, published=False, stage=stage)
+                raise failed(advice, stage, run["run_id"]) from exc
+            mark_run_outcome(exc, published=False, stage=stage, run_id=run["run_id"])
             raise
     try:
         faults.at("report")
         run["report_dir"] = report_flow(live, Path(settings.reports_dir), run, settings.report_top_n)
     except BaseException as exc:
-        mark_run_outcome(exc, published=True, stage="writing the report")
+        mark_run_outcome(exc, published=True, stage="writing the report", run_id=run["run_id"])
         raise
     lap("report")
     return run

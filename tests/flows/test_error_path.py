@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -51,18 +52,21 @@ def test_a_fault_in_transship_is_one_line_and_exit_1_and_the_traceback_only_with
     lines = quiet.stderr.strip().splitlines()
     assert lines[0] == "error: internal fault: RuntimeError: injected fault at build (TRANSSHIP_FAULT)"
     assert "run the command again with --debug" in lines[1].lower()
-    assert lines[2] == "The warehouse was left as it was before this run (it failed in build)."
+    # The run's id, which the advice asks to report, is on the last line (and the run is noted in `runs`).
+    ran = re.fullmatch(r"The warehouse was left as it was before this run \(run (\S+), failed in build\)\.", lines[2])
+    assert ran, lines[2]
     assert len(lines) == 3  # no traceback, no Prefect log, no leaked-object report from the DuckDB bindings
     monkeypatch.setenv("TRANSSHIP_FAULT", "build:raise")
     monkeypatch.setenv("TRANSSHIP_DEBUG", "")  # --debug sets it; monkeypatch puts it back as it was
     debug = cli("--debug", *args)
     assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
     assert debug.stderr.rstrip().splitlines()[-1].startswith("The warehouse was left as it was")
-    # The live file is sound: the failed run is noted in it (its data untouched).
-    assert "injected fault" in subprocess.run(
+    # The live file is sound: the failed run is noted in it under that id (its data untouched).
+    noted = subprocess.run(
         [sys.executable, "-c", f"import duckdb; print(duckdb.connect({str(live)!r}, read_only=True).sql("
-                               "\"SELECT error FROM main.runs WHERE status = 'failed'\").fetchall())"],
+                               "\"SELECT run_id, error FROM main.runs WHERE status = 'failed'\").fetchall())"],
         capture_output=True, text=True).stdout
+    assert ran.group(1) in noted and "injected fault" in noted
 
 
 def test_bad_input_is_exit_2_with_the_file_named(prefect_harness, tmp_path):
