@@ -426,12 +426,15 @@ def sql(query: str | None, warehouse: Path, as_csv: bool, max_rows: int, attach:
               show_default=True, help="Where the metrics are written as JSON.")
 @click.option("--features/--no-features", "show_features", default=True, show_default=True,
               help="Show each single feature's row in the table.")
+@click.option("--worlds-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Instead of seeded worlds: score every folder of files under DIR that has a truth file beside it "
+                   "(NAME_truth.json, as in the validation worlds) or inside it (truth.json), per world.")
 @click.option("--labels", "on_labels", is_flag=True,
               help="Instead of seeded worlds: measure the latest run's scores in --warehouse against the routes "
                    "analysts confirmed (true) and dismissed (false) with transship review.")
 @warehouse_option
-def evaluate(worlds: int, first_seed: int, jobs: int, out: Path, show_features: bool, on_labels: bool,
-             warehouse: Path) -> None:
+def evaluate(worlds: int, first_seed: int, jobs: int, out: Path, show_features: bool, worlds_dir: Path | None,
+             on_labels: bool, warehouse: Path) -> None:
     """Measure detection on many seeded worlds: the model against the plain rule and each single feature.
 
     Each world plants 3 to 5 rerouting routes (hubs, minerals, start months, sizes from large to barely above
@@ -442,6 +445,18 @@ def evaluate(worlds: int, first_seed: int, jobs: int, out: Path, show_features: 
         _evaluate_on_labels(warehouse, show_features)
         return
     from features.route_features import FeatureParams
+    if worlds_dir is not None:
+        from flows.evaluate import print_folder_evaluation, run_folder_evaluation
+        from flows.progress import step
+        from models.scoring import ScoreParams
+
+        if out == Path("reports/evaluation.json"):
+            out = Path("reports/evaluation-worlds.json")
+        step(f"evaluation: the world folders under {worlds_dir}, {jobs} at a time")
+        report = run_folder_evaluation(worlds_dir, jobs, out, FeatureParams(), ScoreParams(), progress=step)
+        print_folder_evaluation(report)
+        click.echo(f"{report['seconds']} s; metrics written to {out}")
+        return
     from flows.evaluate import print_evaluation, run_evaluation
     from flows.progress import step
     from models.scoring import ScoreParams

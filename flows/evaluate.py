@@ -67,32 +67,45 @@ def demo_verdict(warehouse: Path, truth_path: Path) -> pl.DataFrame:
 EVAL_FIRST, EVAL_LAST = "2023-01-01", "2025-06-01"
 
 
-def score_world(seed: int, workdir: Path, monthly: FeatureParams, params: ScoreParams) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Write seeded world `seed` as Comtrade files, load, build, compute features and score it, in-process
-    (no Prefect), in a throwaway warehouse. Returns (route scores, the truth's stories)."""
+def score_folder(data_dir: Path, workdir: Path, monthly: FeatureParams, params: ScoreParams,
+                 batch_id: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Load, build, compute features and score the files in `data_dir` in-process (no Prefect), in a
+    throwaway warehouse under `workdir`. Returns (the scored route-periods, the plain rules' values)."""
     from flows.steps import route_features_from
     from models.scoring import score_routes
-    from warehouse.catalogue import load_catalogue
     from warehouse.build import build_models
+    from warehouse.catalogue import load_catalogue
     from warehouse.connection import connect_read_write
     from warehouse.ingest import ingest_folder
-    from warehouse.sample_world import random_stories, write_sample_world
+    from warehouse.plain_rules import plain_rules
     from warehouse.schema import SourceParams, ensure_schema, write_reference_tables
 
-    stories = random_stories(seed)
-    paths = write_sample_world(workdir, seed=seed, stories=stories)
+    workdir.mkdir(parents=True, exist_ok=True)
     con = connect_read_write(workdir / "world.duckdb")
     try:
         ensure_schema(con)
         write_reference_tables(con, load_catalogue(None), SourceParams())
-        ingest_folder(con, paths["data_dir"], batch_id=f"world-{seed}", progress=lambda _: None)
+        ingest_folder(con, data_dir, batch_id=batch_id, progress=lambda _: None)
         build_models(con)
         features = route_features_from(con, monthly)
+        rules = plain_rules(con)
     finally:
         con.close()
     scores, _, _ = score_routes(features, params)
+    return scores, rules
+
+
+def score_world(seed: int, workdir: Path, monthly: FeatureParams, params: ScoreParams
+                ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Write seeded world `seed` as Comtrade files and score it (score_folder). Returns (route scores, the
+    truth's stories, the plain rules' values)."""
+    from warehouse.sample_world import random_stories, write_sample_world
+
+    stories = random_stories(seed)
+    paths = write_sample_world(workdir, seed=seed, stories=stories)
+    scores, rules = score_folder(paths["data_dir"], workdir, monthly, params, f"world-{seed}")
     truth = pl.DataFrame(json.loads(paths["truth"].read_text(encoding="utf-8"))["stories"])
-    return scores, truth
+    return scores, truth, rules
 
 
 def evaluate_world(seed: int, root: str, monthly: FeatureParams, params: ScoreParams) -> dict:
@@ -105,8 +118,10 @@ def evaluate_world(seed: int, root: str, monthly: FeatureParams, params: ScorePa
     t0 = time.perf_counter()
     workdir = Path(root) / f"world-{seed:04d}"
     try:
-        scores, truth = score_world(seed, workdir, monthly, params)
-        results = {s.name: evaluate_scorer(scores, truth, s, EVAL_FIRST, EVAL_LAST, monthly.window) for s in scorers()}
+        scores, truth, rules = score_world(seed, workdir, monthly, params)
+        frames = {"scores": scores, "rules": rules}
+        results = {s.name: evaluate_scorer(frames[s.frame], truth, s, EVAL_FIRST, EVAL_LAST, monthly.window)
+                   for s in scorers()}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     planted = truth.filter(pl.col("kind") == "planted").drop("description").to_dicts()
@@ -216,3 +231,156 @@ def print_evaluation(report: dict, features: bool = True) -> None:
             console.print(f"  seed {m['seed']}: {m['hs_code']} via {m['hub_iso3']}, {m['size_class']}, lag {m['lag']}, "
                           f"{'brand-new' if m['brand_new'] else 'existing' if m['existing_us_t'] else 'background'}, "
                           f"start {m['start']}, rank {m['rank']}")
+
+
+# ---------------------------------------------------------------- folders of files with their truth
+VALIDATION_FROM = "2021-01-01"
+
+
+def world_folders(root: Path) -> list[tuple[str, Path, Path]]:
+    """(name, data folder, truth file) for each folder under `root` that has a truth beside it
+    (`NAME_truth.json`, the validation worlds' layout) or inside it (`truth.json`)."""
+    found = []
+    for folder in sorted(p for p in Path(root).iterdir() if p.is_dir()):
+        for truth in (folder.with_name(folder.name + "_truth.json"), folder / "truth.json"):
+            if truth.is_file():
+                found.append((folder.name, folder, truth))
+                break
+    return found
+
+
+def read_episodes(truth: Path) -> pl.DataFrame:
+    """The planted routes of a truth file: hub_iso3, hs_code, start, end (first days of months), kg.
+    Accepts the validation worlds' `episodes` (hs6, YYYY-MM) and the sample world's `stories`."""
+    from warehouse.files import IngestError, parse_json
+
+    data = parse_json(truth, truth.read_bytes())
+    try:
+        rows = _episode_rows(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IngestError(f"{truth}: a planted route lacks a field or has a bad one ({exc!r}): each needs hub_iso3, "
+                          "hs6 (or hs_code), start and end as YYYY-MM") from None
+    if rows is None:
+        raise IngestError(f"{truth}: not a truth file: expected a JSON object with an `episodes` list "
+                          "(hub_iso3, hs6, start, end) or a `stories` list")
+    frame = pl.DataFrame(rows, schema={"hub_iso3": pl.String, "hs_code": pl.String, "start": pl.String,
+                                       "end": pl.String, "kg": pl.Float64})
+    return frame.with_columns(pl.col("start", "end").str.to_date("%Y-%m"))
+
+
+def _episode_rows(data: object) -> list[dict] | None:
+    if isinstance(data, dict) and isinstance(data.get("episodes"), list):
+        rows = [{"hub_iso3": str(e["hub_iso3"]), "hs_code": str(e["hs6"])[:6], "start": str(e["start"])[:7],
+                 "end": str(e["end"])[:7], "kg": float(e.get("kg") or 0)} for e in data["episodes"]]
+    elif isinstance(data, dict) and isinstance(data.get("stories"), list):
+        rows = [{"hub_iso3": str(e["hub_iso3"]), "hs_code": str(e["hs_code"]), "start": str(e["start"])[:7],
+                 "end": str(e["end"])[:7], "kg": 0.0} for e in data["stories"] if e.get("kind") == "planted"]
+    else:
+        return None
+    return rows
+
+
+def folder_scorers() -> list:
+    from models.evaluation import PLAIN_RULES, Scorer
+
+    return [Scorer("model", "model", pl.col("route_score"), "route_score (models/scoring.py)"),
+            Scorer("forest_alone", "model", pl.col("anomaly_score"), "isolation forest score alone"),
+            *PLAIN_RULES]
+
+
+def evaluate_folder(name: str, data_dir: Path, truth: Path, root: str, monthly: FeatureParams,
+                    params: ScoreParams) -> dict:
+    """Every folder scorer's metrics on one folder of files (run in a worker process)."""
+    import shutil
+    import time
+
+    from models.evaluation import evaluate_on_episodes
+
+    t0 = time.perf_counter()
+    episodes = read_episodes(truth)
+    workdir = Path(root) / name
+    try:
+        scores, rules = score_folder(data_dir, workdir, monthly, params, f"folder-{name}")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    frames = {"scores": scores, "rules": rules}
+    results = {s.name: evaluate_on_episodes(frames[s.frame], episodes, s, VALIDATION_FROM) for s in folder_scorers()}
+    return {"world": name, "data_dir": str(data_dir), "truth": str(truth),
+            "seconds": round(time.perf_counter() - t0, 1), "results": results}
+
+
+def run_folder_evaluation(root: Path, jobs: int, out: Path, monthly: FeatureParams, params: ScoreParams,
+                          progress=print) -> dict:
+    """Score every world folder under `root` (world_folders) and write the metrics as JSON to `out`."""
+    import tempfile
+    import time
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    from warehouse.files import IngestError
+
+    worlds = world_folders(root)
+    if not worlds:
+        raise IngestError(f"{root}: no folder with a truth file beside it (NAME_truth.json) or inside it "
+                          "(truth.json)")
+    t0 = time.perf_counter()
+    done: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="transship-eval-") as tmp:
+        if jobs <= 1:
+            for name, data_dir, truth in worlds:
+                done.append(evaluate_folder(name, data_dir, truth, tmp, monthly, params))
+                progress(f"{name} scored in {done[-1]['seconds']} s ({len(done)}/{len(worlds)})")
+        else:
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+                futures = [pool.submit(evaluate_folder, name, d, t, tmp, monthly, params) for name, d, t in worlds]
+                for fut in as_completed(futures):
+                    done.append(fut.result())
+                    progress(f"{done[-1]['world']} scored in {done[-1]['seconds']} s ({len(done)}/{len(worlds)})")
+    done.sort(key=lambda w: w["world"])
+    names = [s.name for s in folder_scorers()]
+    mean = {n: float(np.mean([w["results"][n]["average_precision"] for w in done])) for n in names}
+    report = {"root": str(root), "from": VALIDATION_FROM, "seconds": round(time.perf_counter() - t0, 1),
+              "mean_average_precision": mean, "per_world": done}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    return report
+
+
+def print_folder_evaluation(report: dict) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from flows.progress import wide_console
+
+    console = wide_console()
+    names = [s.name for s in folder_scorers()]
+    table = Table(title=f"Average precision per world ({report['root']}; routes = hub x HS6 by their highest score "
+                        f"from {report['from'][:7]}; ties rank planted routes last)", title_justify="left")
+    table.add_column("world")
+    table.add_column("planted", justify="right")
+    for n in names:
+        table.add_column(n, justify="right")
+    table.add_column("model - better rule", justify="right")
+    table.add_column("planted missed (rank > planted) / never scored", justify="right")
+
+    def margin(r: dict) -> float:
+        return r["model"] - max(r["rule_a_excess"], r["rule_b_zscore"])
+
+    for w in report["per_world"]:
+        res = w["results"]
+        aps = {n: res[n]["average_precision"] for n in names}
+        model = res["model"]
+        missed = sum(1 for p in model["planted_ranks"] if p["rank"] is None or p["rank"] > model["planted"])
+        table.add_row(Text(w["world"]), str(model["planted"]), *[f"{aps[n]:.3f}" for n in names],
+                      f"{margin(aps):+.3f}", f"{missed} / {model['unscored']}")
+    mean = report["mean_average_precision"]
+    table.add_row("mean", "", *[f"{mean[n]:.3f}" for n in names], f"{margin(mean):+.3f}", "")
+    console.print(table)
+    for w in report["per_world"]:
+        model = w["results"]["model"]
+        missed = [p for p in model["planted_ranks"] if p["rank"] is None or p["rank"] > model["planted"]]
+        if missed:
+            console.print(Text(f"{w['world']}: planted routes the model ranks below the top {model['planted']}: " + "; ".join(
+                f"{p['hub_iso3']}/{p['hs_code']} {p['start'][:7]}..{p['end'][:7]} "
+                + ("never scored" if p["rank"] is None else f"rank {p['rank']} (score {p['score']:.3f}, peak {p['peak_period'][:7]})")
+                for p in missed)), soft_wrap=True)

@@ -3,7 +3,9 @@
 A route (hs_code, hub) is scored by its highest score over the evaluation months (over all of its series,
 e.g. gallium and germanium), and ranked; planted routes are the positives, everything else (look-alikes
 and the background) the negatives. Tied routes rank planted last (then by hub and code): a tie never
-works in a scorer's favour, which matters for the yes/no plain rules.
+works in a scorer's favour, which matters for the yes/no plain rules and for gates that zero many routes.
+A route the scorer never scored is not ranked; a planted one counts as missed (average precision is over
+every planted route of the truth, ranked or not).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class Scorer:
     kind: str  # model | rule | feature
     expr: pl.Expr  # higher = more suspicious, per route-period
     words: str
+    frame: str = "scores"  # what it reads: the model's scored route-periods, or "rules" (warehouse.plain_rules)
 
 
 def _rule_ranked() -> pl.Expr:
@@ -42,6 +45,15 @@ EXTRA_FEATURES = (
 )
 
 
+PLAIN_RULES = (
+    Scorer("rule_a_excess", "rule", pl.col("rule_a_excess_kg"),
+           "rule A: smaller of both legs' kg excess, 5-month window over prior 36 months", "rules"),
+    Scorer("rule_b_zscore", "rule", pl.col("rule_b_z"),
+           "rule B: smaller of both legs' z-scores, 5-month mean vs prior 36 months, from 12 prior months",
+           "rules"),
+)
+
+
 def scorers() -> list[Scorer]:
     out = [
         Scorer("model", "model", pl.col("route_score"),
@@ -54,6 +66,7 @@ def scorers() -> list[Scorer]:
                "plain rule in kg, with the floor as smallest prior"),
         Scorer("rule_seeds_ranked", "rule", _rule_ranked(),
                "plain rule in kg with the floor, ranked by kg above the run rate"),
+        *PLAIN_RULES,
     ]
     seen = set()
     for f in MODEL_FEATURES:
@@ -74,19 +87,39 @@ def route_scores_for(scores: pl.DataFrame, scorer: Scorer, first: str, last: str
             .agg(pl.col("_s").first().alias("score"), pl.col("period").first().alias("peak_period")))
 
 
+def average_precision(planted_in_rank_order: np.ndarray, n_planted: int) -> float:
+    """Average precision of a ranking (best first; ties already ordered planted last) over `n_planted`
+    positives, some of which may be absent from the ranking (never scored): each counts 0."""
+    y = np.asarray(planted_in_rank_order, dtype=bool)
+    if not n_planted:
+        return float("nan")
+    hits = np.cumsum(y)
+    return float((hits[y] / (np.flatnonzero(y) + 1)).sum() / n_planted)
+
+
+def ranked_routes(routes: pl.DataFrame, planted: pl.DataFrame) -> pl.DataFrame:
+    """`routes` (hs_code, hub_iso3, score, ...) with a null score dropped, ranked best first, planted last
+    among ties (then by hub and code); `planted`: the planted routes' hs_code and hub_iso3."""
+    marks = planted.select("hs_code", "hub_iso3").unique().with_columns(_planted=pl.lit(True))
+    return (routes.filter(pl.col("score").is_not_null() & pl.col("score").is_finite())
+            .join(marks, on=["hs_code", "hub_iso3"], how="left")
+            .with_columns(pl.col("_planted").fill_null(False))
+            .sort(["score", "_planted", "hub_iso3", "hs_code"], descending=[True, False, False, False])
+            .with_row_index("rank", offset=1))
+
+
 def evaluate_scorer(scores: pl.DataFrame, stories: pl.DataFrame, scorer: Scorer, first: str, last: str,
                     window: int, top: int = 20) -> dict:
     """Metrics of one scorer on one world. `stories`: the truth (hub_iso3, hs_code, kind, start, end, ...)."""
-    routes = route_scores_for(scores, scorer, first, last)
-    ranked = (routes.join(stories.select("hs_code", "hub_iso3", "kind", "size_class", "start", "end"),
-                          on=["hs_code", "hub_iso3"], how="left")
-              .with_columns(pl.col("kind").fill_null("background"),
-                            pl.col("score").replace([np.inf, -np.inf], None).fill_null(-1e300))
-              .with_columns((pl.col("kind") == "planted").alias("_planted"))
-              .sort(["score", "_planted", "hub_iso3", "hs_code"], descending=[True, False, False, False])
-              .with_row_index("rank", offset=1))
-    y = (ranked["kind"] == "planted").to_numpy()
-    n_pos = int(y.sum())
+    routes = route_scores_for(scores, scorer, first, last).with_columns(
+        pl.col("score").replace([np.inf, -np.inf], None))
+    stories_planted = stories.filter(pl.col("kind") == "planted")
+    ranked = (ranked_routes(routes, stories_planted)
+              .join(stories.select("hs_code", "hub_iso3", "kind", "size_class", "start", "end"),
+                    on=["hs_code", "hub_iso3"], how="left")
+              .with_columns(pl.col("kind").fill_null("background")))
+    y = ranked["_planted"].to_numpy()
+    n_pos = stories_planted.select("hs_code", "hub_iso3").unique().height
     k = max(n_pos, 1)
     planted = ranked.filter(pl.col("kind") == "planted")
     # A planted route peaks in its own window when its best period lies between its start and W-1 periods
@@ -96,17 +129,51 @@ def evaluate_scorer(scores: pl.DataFrame, stories: pl.DataFrame, scorer: Scorer,
         & (pl.col("peak_period") <= pl.col("end").str.to_date("%Y-%m").dt.offset_by(f"{window - 1}mo")))
     real = planted.filter(pl.col("size_class").is_in(["large", "medium"]))
     return {
-        "average_precision": float(average_precision_score(y, ranked["score"].to_numpy())) if n_pos else None,
+        "average_precision": average_precision(y, n_pos) if n_pos else None,
         "precision_at_k": float(y[:k].sum() / k) if n_pos else None,
         "recall_top20": float(y[:top].sum() / n_pos) if n_pos else None,
         "planted": n_pos,
+        "planted_unscored": n_pos - planted.height,
         "planted_peaking_in_window": peak_ok.height,
-        "real_size_planted": real.height,
+        "real_size_planted": stories_planted.filter(pl.col("size_class").is_in(["large", "medium"])).height,
         "real_size_in_top20": real.filter(pl.col("rank") <= top).height,
         "lookalikes_in_top_k": ranked.head(k).filter(~pl.col("kind").is_in(["planted", "background"]))["kind"].to_list(),
         "lookalikes_in_top20": ranked.head(top).filter(~pl.col("kind").is_in(["planted", "background"]))["kind"].to_list(),
         "planted_ranks": planted.select("hub_iso3", "hs_code", "rank", "score", "peak_period")
         .with_columns(pl.col("peak_period").cast(pl.String)).to_dicts(),
+    }
+
+
+def months_apart(a: pl.Expr, b: pl.Expr) -> pl.Expr:
+    """Whole months from date a to date b."""
+    return (b.dt.year() - a.dt.year()) * 12 + (b.dt.month() - a.dt.month())
+
+
+def evaluate_on_episodes(frame: pl.DataFrame, episodes: pl.DataFrame, scorer: Scorer, first: str,
+                         top: int = 20, slack_months: int = 2) -> dict:
+    """One scorer against a truth of planted episodes (hub_iso3, hs_code, start, end as dates), as the
+    validation worlds give it: routes scored by their highest score from `first` on, average precision over
+    every planted route, precision at k = planted routes, recall in the top 20, planted routes whose best
+    period lies in their episode (give or take `slack_months`), and planted routes never scored."""
+    routes = route_scores_for(frame, scorer, first, "9999-12-01").with_columns(
+        pl.col("score").replace([np.inf, -np.inf], None))
+    planted = episodes.group_by("hs_code", "hub_iso3").agg(pl.col("start").min(), pl.col("end").max())
+    ranked = ranked_routes(routes, planted)
+    y = ranked["_planted"].to_numpy()
+    n = planted.height
+    k = max(n, 1)
+    found = planted.join(ranked.select("hs_code", "hub_iso3", "rank", "score", "peak_period"),
+                         on=["hs_code", "hub_iso3"], how="left").sort("rank", nulls_last=True)
+    timely = found.filter(months_apart(pl.col("start"), pl.col("peak_period")) >= -slack_months,
+                          months_apart(pl.col("peak_period"), pl.col("end")) >= -slack_months)
+    return {
+        "average_precision": average_precision(y, n) if n else None,
+        "precision_at_k": float(y[:k].sum() / k) if n else None,
+        "recall_top20": float(y[:top].sum() / n) if n else None,
+        "planted": n, "timely": timely.height, "unscored": found.filter(pl.col("rank").is_null()).height,
+        "routes_ranked": ranked.height,
+        "planted_ranks": found.with_columns(pl.col("start", "end", "peak_period").cast(pl.String)).to_dicts(),
+        "top": ranked.head(top).select("hub_iso3", "hs_code", "_planted", "score").to_dicts(),
     }
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import polars as pl
+import pytest
 
 from features.route_features import FeatureParams
 from flows.evaluate import run_evaluation
 from models.evaluation import Scorer, evaluate_scorer
 from models.scoring import ScoreParams
+from tests.conftest import REAL
 
 
 def test_metrics_by_hand():
@@ -39,4 +42,75 @@ def test_harness_on_three_worlds(tmp_path):
     assert model["average_precision"] >= 0.9
     assert model["average_precision"] >= best_rule + 0.2
     assert model["real_size_in_top20"] == model["real_size_planted"]
-    assert {"model", "rule_literal", "rule_seeds_ranked", "co_robust_z"} <= set(report["scorers"])
+    assert {"model", "rule_literal", "rule_seeds_ranked", "rule_a_excess", "rule_b_zscore", "co_robust_z"} <= set(
+        report["scorers"])
+
+
+def test_metrics_on_episodes_by_hand():
+    from models.evaluation import evaluate_on_episodes
+
+    frame = pl.DataFrame({
+        "hs_code": ["1", "1", "2", "3", "4", "5"], "hub_iso3": ["A", "A", "B", "C", "D", "E"],
+        "period": pl.Series(["2021-01-01", "2024-02-01", "2024-01-01", "2024-01-01", "2024-01-01",
+                             "2020-06-01"]).str.to_date(),
+        "s": [0.2, 0.9, 0.8, 0.8, None, 5.0]})
+    episodes = pl.DataFrame({"hub_iso3": ["A", "C", "D"], "hs_code": ["1", "3", "4"],
+                             "start": ["2024-01", "2023-06", "2024-01"], "end": ["2024-03", "2023-09", "2024-02"]}
+                            ).with_columns(pl.col("start", "end").str.to_date("%Y-%m"))
+    m = evaluate_on_episodes(frame, episodes, Scorer("s", "rule", pl.col("s"), "", "rules"), "2021-01-01")
+    # E's only score is before 2021: not ranked. D is never scored: missed, yet still a planted route.
+    # Ranked: A 0.9 (planted), B 0.8, C 0.8 (planted, last among the tie).
+    assert m["routes_ranked"] == 3 and m["planted"] == 3 and m["unscored"] == 1
+    assert [(p["hub_iso3"], p["rank"]) for p in m["planted_ranks"]] == [("A", 1), ("C", 3), ("D", None)]
+    assert m["average_precision"] == (1 / 1 + 2 / 3) / 3
+    assert m["precision_at_k"] == 2 / 3
+    # A peaks in 2024-02, inside its episode; C in 2024-01, four months after its episode ended.
+    assert m["timely"] == 1
+
+
+def test_a_folder_of_worlds_is_read_with_its_truth_beside_or_inside(tmp_path):
+    from flows.evaluate import read_episodes, world_folders
+    from warehouse.files import IngestError
+
+    (tmp_path / "w1").mkdir()
+    (tmp_path / "w1_truth.json").write_text(json.dumps({"episodes": [
+        {"hub_iso3": "THA", "hs6": "282580", "start": "2024-12", "end": "2025-04", "kg": 1000}]}))
+    (tmp_path / "w2").mkdir()
+    (tmp_path / "w2" / "truth.json").write_text(json.dumps({"stories": [
+        {"kind": "planted", "hub_iso3": "MEX", "hs_code": "811010", "start": "2025-01", "end": "2025-03"},
+        {"kind": "one_off", "hub_iso3": "KOR", "hs_code": "811010", "start": "2025-01", "end": "2025-01"}]}))
+    (tmp_path / "no_truth").mkdir()
+    found = world_folders(tmp_path)
+    assert [(name, truth.name) for name, _, truth in found] == [("w1", "w1_truth.json"), ("w2", "truth.json")]
+    assert read_episodes(found[0][2]).row(0) == ("THA", "282580", date(2024, 12, 1), date(2025, 4, 1), 1000.0)
+    assert read_episodes(found[1][2])["hub_iso3"].to_list() == ["MEX"]
+    (tmp_path / "bad.json").write_text(json.dumps({"episodes": [{"hub_iso3": "THA"}]}))
+    with pytest.raises(IngestError, match="bad.json: a planted route lacks a field"):
+        read_episodes(tmp_path / "bad.json")
+
+
+VALIDATION = REAL.parent / "validation-worlds"
+
+
+@pytest.mark.skipif(not (VALIDATION / "world-1005").is_dir(), reason=f"{VALIDATION} is absent (in ../shared)")
+def test_a_validation_world_gives_the_figures_of_the_shared_scoring_tool(tmp_path):
+    """transship's own evaluation of a folder reproduces ../shared/tools/score_worlds.py: the same routes,
+    the same plain rules, the same average precision (ties ranking planted routes last)."""
+    import re
+    import subprocess
+    import sys
+
+    from flows.evaluate import evaluate_folder
+
+    world = VALIDATION / "world-1005"
+    truth = VALIDATION / "world-1005_truth.json"
+    ours = evaluate_folder("world-1005", world, truth, str(tmp_path), FeatureParams(), ScoreParams())["results"]
+    tool = subprocess.run([sys.executable, str(REAL.parent.parent / "tools" / "score_worlds.py"), str(truth),
+                           "--baselines", str(world)], capture_output=True, text=True, timeout=120)
+    assert tool.returncode == 0, tool.stderr
+    theirs = {m.group(1): float(m.group(2)) for m in re.finditer(r"^rule: (.+?): routes=\d+ AP=([0-9.]+)", tool.stdout,
+                                                                   re.M)}
+    assert round(ours["rule_a_excess"]["average_precision"], 3) == theirs["both legs kg excess over prior 36m (min of the two)"]
+    assert round(ours["rule_b_zscore"]["average_precision"], 3) == theirs[
+        "both legs z-score, 5m mean vs prior mean (min of the two)"]
+    assert ours["model"]["planted"] == 9 and 0 <= ours["model"]["average_precision"] <= 1
