@@ -435,12 +435,14 @@ def sql(query: str | None, warehouse: Path, as_csv: bool, max_rows: int, attach:
 @warehouse_option
 def evaluate(worlds: int, first_seed: int, jobs: int, out: Path, show_features: bool, worlds_dir: Path | None,
              on_labels: bool, warehouse: Path) -> None:
-    """Measure detection on many seeded worlds: the model against the plain rule and each single feature.
+    """Measure detection on many seeded worlds: the model against the plain rules and each single feature.
 
-    Each world plants 3 to 5 rerouting routes (hubs, minerals, start months, sizes from large to barely above
-    the floor, lags of 0 to 3 months, partial pass-through, brand-new or grown on existing trade) among one
-    look-alike of each kind. Routes are scored by their highest score over 2023-01..2025-06. Prints a table
-    and writes JSON (per world and averaged). No Prefect, no warehouse: each world runs in a temporary folder."""
+    Each world plants 3 to 6 rerouting routes (hubs, minerals, start months from 2020-06, sizes from large
+    down to under the floor, lags of 0 to 4 months, 40-100 % pass-through, ramps, lumpy shipments, routes
+    split over two hubs, brand-new or grown on existing trade) among one look-alike of each kind. Routes are
+    scored by their highest score over 2021-01..2025-06. Prints a table, average precision by difficulty
+    class, and writes JSON (per world and averaged). No Prefect, no warehouse: each world runs in a
+    temporary folder. --worlds-dir measures folders of files with their truth instead."""
     if on_labels:
         _evaluate_on_labels(warehouse, show_features)
         return

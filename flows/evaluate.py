@@ -64,7 +64,25 @@ def demo_verdict(warehouse: Path, truth_path: Path) -> pl.DataFrame:
 
 
 # ---------------------------------------------------------------- the evaluation harness
-EVAL_FIRST, EVAL_LAST = "2023-01-01", "2025-06-01"
+EVAL_FIRST, EVAL_LAST = "2021-01-01", "2025-06-01"
+# The first month with the window and the full prior behind it, in data from 2019-01 (5 + 36 months).
+FULL_HISTORY_FROM = "2022-05"
+
+
+def with_difficulty(stories: pl.DataFrame) -> pl.DataFrame:
+    """The truth's stories with the classes the harness reports planted routes by: size, history (whether the
+    route's first month has the full window + 36 prior months of data before it), lag, the trade it grows
+    on, mineral and whether its goods arrive as lumpy shipments."""
+    def col(name: str, default) -> pl.Expr:
+        return pl.col(name) if name in stories.columns else pl.lit(default)
+
+    return stories.with_columns(
+        history=pl.when(pl.col("start") >= FULL_HISTORY_FROM).then(pl.lit("full")).otherwise(pl.lit("short")),
+        lag_months=pl.when(col("lag", 0) <= 1).then(pl.lit("0-1")).otherwise(pl.lit("2-4")),
+        trade=pl.when(col("brand_new", False)).then(pl.lit("brand-new"))
+        .when(col("existing_us_t", 0.0) > 0).then(pl.lit("existing")).otherwise(pl.lit("background")),
+        shipments=pl.when(col("lumpy", False)).then(pl.lit("lumpy")).otherwise(pl.lit("steady")),
+    )
 
 
 def score_folder(data_dir: Path, workdir: Path, monthly: FeatureParams, params: ScoreParams,
@@ -119,6 +137,7 @@ def evaluate_world(seed: int, root: str, monthly: FeatureParams, params: ScorePa
     workdir = Path(root) / f"world-{seed:04d}"
     try:
         scores, truth, rules = score_world(seed, workdir, monthly, params)
+        truth = with_difficulty(truth)
         frames = {"scores": scores, "rules": rules}
         results = {s.name: evaluate_scorer(frames[s.frame], truth, s, EVAL_FIRST, EVAL_LAST, monthly.window)
                    for s in scorers()}
@@ -149,6 +168,7 @@ def summarise(worlds: list[dict]) -> dict:
             "real_size_planted": sum(p["real_size_planted"] for p in per),
             "real_size_in_top20": sum(p["real_size_in_top20"] for p in per),
             "lookalikes_in_top_k": lookalikes,
+            "by_class": _pooled_classes([p["by_class"] for p in per]),
         }
     missed = []
     for w in worlds:
@@ -157,10 +177,24 @@ def summarise(worlds: list[dict]) -> dict:
         for story in w["planted"]:
             r = ranks.get((story["hub_iso3"], story["hs_code"]), {})
             if not r or r["rank"] > k:
-                missed.append({"seed": w["seed"], **{c: story[c] for c in ("hub_iso3", "hs_code", "size_class", "lag",
-                               "brand_new", "existing_us_t", "extra_us_t", "start", "months")},
+                missed.append({"seed": w["seed"], **{c: story.get(c) for c in (
+                               "hub_iso3", "hs_code", "size_class", "lag", "brand_new", "existing_us_t", "extra_us_t",
+                               "start", "months", "history", "ramp", "lumpy", "split_with")},
                                "rank": r.get("rank"), "score": r.get("score")})
     return {"scorers": summary, "model_missed_top_k": missed}
+
+
+def _pooled_classes(per_world: list[dict]) -> dict:
+    """Per class column and value, the average precision over worlds weighted by their planted routes."""
+    pooled: dict[str, dict[str, dict]] = {}
+    for classes in per_world:
+        for column, values in classes.items():
+            for value, m in values.items():
+                slot = pooled.setdefault(column, {}).setdefault(value, {"weighted": 0.0, "planted": 0})
+                slot["weighted"] += m["average_precision"] * m["planted"]
+                slot["planted"] += m["planted"]
+    return {c: {v: {"average_precision": m["weighted"] / m["planted"], "planted": m["planted"]}
+                for v, m in values.items()} for c, values in pooled.items()}
 
 
 def run_evaluation(worlds: int, first_seed: int, jobs: int, out: Path, monthly: FeatureParams,
@@ -219,6 +253,16 @@ def print_evaluation(report: dict, features: bool = True) -> None:
                       f"{s['real_size_in_top20']}/{s['real_size_planted']}",
                       ", ".join(f"{k} {v}" for k, v in sorted(s["lookalikes_in_top_k"].items())) or "-")
     console.print(table)
+    shown = [n for n in ("model", "anomaly_score", "rule_a_excess", "rule_b_zscore") if n in report["scorers"]]
+    by_class = Table(title="Average precision by the planted routes' difficulty (each class against every route "
+                           "not planted)", title_justify="left")
+    for col in ("class", "value", "planted", *shown):
+        by_class.add_column(col, justify="left" if col in ("class", "value") else "right")
+    for column, values in report["scorers"]["model"]["by_class"].items():
+        for value, m in values.items():
+            by_class.add_row(column, value, str(m["planted"]), *[
+                f"{report['scorers'][n]['by_class'][column][value]['average_precision']:.3f}" for n in shown])
+    console.print(by_class)
     model = report["scorers"]["model"]
     best_rule = max((s for s in report["scorers"].values() if s["kind"] == "rule"), key=lambda s: s["average_precision"])
     console.print(f"model average precision {model['average_precision']:.3f}; best plain rule "
@@ -230,7 +274,10 @@ def print_evaluation(report: dict, features: bool = True) -> None:
         for m in missed:
             console.print(f"  seed {m['seed']}: {m['hs_code']} via {m['hub_iso3']}, {m['size_class']}, lag {m['lag']}, "
                           f"{'brand-new' if m['brand_new'] else 'existing' if m['existing_us_t'] else 'background'}, "
-                          f"start {m['start']}, rank {m['rank']}")
+                          f"start {m['start']} ({m['history']} history)"
+                          + (f", ramp {m['ramp']}" if m.get("ramp") else "") + (", lumpy" if m.get("lumpy") else "")
+                          + (f", split with {m['split_with']}" if m.get("split_with") else "")
+                          + f", rank {m['rank']}", soft_wrap=True)
 
 
 # ---------------------------------------------------------------- folders of files with their truth

@@ -128,7 +128,9 @@ def evaluate_scorer(scores: pl.DataFrame, stories: pl.DataFrame, scorer: Scorer,
         (pl.col("peak_period") >= pl.col("start").str.to_date("%Y-%m"))
         & (pl.col("peak_period") <= pl.col("end").str.to_date("%Y-%m").dt.offset_by(f"{window - 1}mo")))
     real = planted.filter(pl.col("size_class").is_in(["large", "medium"]))
+    classes = [c for c in DIFFICULTY_CLASSES if c in stories.columns]
     return {
+        "by_class": {c: class_average_precision(routes, stories_planted, c) for c in classes},
         "average_precision": average_precision(y, n_pos) if n_pos else None,
         "precision_at_k": float(y[:k].sum() / k) if n_pos else None,
         "recall_top20": float(y[:top].sum() / n_pos) if n_pos else None,
@@ -147,6 +149,20 @@ def evaluate_scorer(scores: pl.DataFrame, stories: pl.DataFrame, scorer: Scorer,
 def months_apart(a: pl.Expr, b: pl.Expr) -> pl.Expr:
     """Whole months from date a to date b."""
     return (b.dt.year() - a.dt.year()) * 12 + (b.dt.month() - a.dt.month())
+
+
+def class_average_precision(routes: pl.DataFrame, planted: pl.DataFrame, column: str) -> dict[str, dict]:
+    """Average precision per value of `column` of the planted routes (hs_code, hub_iso3, column): each class's
+    planted routes against every route that is not planted (the other planted routes left out of that
+    ranking). {value: {"average_precision", "planted"}}."""
+    out = {}
+    for value in sorted(planted[column].drop_nulls().unique().to_list(), key=str):
+        mine = planted.filter(pl.col(column) == value).select("hs_code", "hub_iso3")
+        others = planted.filter(pl.col(column) != value).select("hs_code", "hub_iso3")
+        ranked = ranked_routes(routes.join(others, on=["hs_code", "hub_iso3"], how="anti"), mine)
+        out[str(value)] = {"average_precision": average_precision(ranked["_planted"].to_numpy(), mine.height),
+                           "planted": mine.height}
+    return out
 
 
 def evaluate_on_episodes(frame: pl.DataFrame, episodes: pl.DataFrame, scorer: Scorer, first: str,
@@ -175,6 +191,11 @@ def evaluate_on_episodes(frame: pl.DataFrame, episodes: pl.DataFrame, scorer: Sc
         "planted_ranks": found.with_columns(pl.col("start", "end", "peak_period").cast(pl.String)).to_dicts(),
         "top": ranked.head(top).select("hub_iso3", "hs_code", "_planted", "score").to_dicts(),
     }
+
+
+# The planted routes' difficulty classes the harness reports average precision for (flows.evaluate adds them
+# to the truth's stories).
+DIFFICULTY_CLASSES = ("size_class", "history", "lag_months", "trade", "mineral", "shipments")
 
 
 LABEL_KEYS = ["frequency", "mineral", "hs_code", "hub_iso3"]

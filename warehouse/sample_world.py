@@ -52,7 +52,10 @@ class Story:
     existing_cn_t: float = 0.0  # planted on an existing trade: its China->hub tonnes per month
     existing_us_t: float = 0.0  # ... and its hub->US tonnes per month
     brand_new: bool = False  # planted: the hub shipped none of the product to the US before
-    size_class: str = ""  # planted: large | medium | small (barely above noise)
+    size_class: str = ""  # planted: large | medium | small (barely above noise) | faint (at or below the floor)
+    ramp: int = 0  # planted: months the surge takes to reach its size (0: at once)
+    lumpy: bool = False  # planted: the surge arrives as shipments (a Poisson number of lots a month)
+    split_with: str = ""  # planted: the other hub a route split over two hubs also runs through
 
     @property
     def mineral(self) -> str:
@@ -100,38 +103,54 @@ SIZE_SHARES = {"large": (0.10, 0.30), "medium": (0.03, 0.10)}
 
 
 def random_stories(seed: int) -> tuple[Story, ...]:
-    """A varied world for the evaluation harness: 3 to 5 planted routes and one look-alike of each kind.
+    """A varied world for the evaluation harness: 3 to 6 planted routes and one look-alike of each kind.
 
-    Planted routes vary in hub, product, start month (2023-03 to 2025-02), size (extra hub->US tonnes per
-    month as a share of the product's US imports: large 10-30 %, medium 3-10 %; small: 1.5 to 4 of the
-    mineral's volume floors over five months, barely above what the catalogue calls noise), lag (0-3 months), pass-through (50-100 %), length (4-9 months),
-    and kind: brand-new (no hub->US trade before), grown on an existing trade, or on the hub's ordinary
-    background. Every story has its own hub."""
+    Planted routes vary in hub, product, start month (seven in ten around the December 2024 ban, 2024-09 to
+    2025-02; the rest from 2020-06 on, so some have only 17 months of history before them), size (extra
+    hub->US tonnes per month as a share of the product's US imports: large 10-30 %, medium 3-10 %; small:
+    1.5 to 4 of the mineral's volume floors over five months; faint: 0.5 to 1.5 floors, at or under what
+    the catalogue calls noise), lag (0-4 months), pass-through (40-100 %), length (3-9 months), a ramp
+    (none, or 1-3 months to full size), whether the goods arrive as lumpy shipments, and kind: brand-new
+    (no hub->US trade before), grown on an existing trade (as large as half to twice the surge, noisy), or
+    on the hub's ordinary background. About one route in seven is split over two hubs (each planted, each
+    carrying half). Every story has its own hub."""
     rng = np.random.default_rng(10_000 + seed)
     hubs = [str(h) for h in rng.permutation(PARTNERS)]
     codes = list(PRODUCTS)
-    first, last = _month_index("2023-03"), _month_index("2025-02")
+    first, last = _month_index("2020-06"), _month_index("2025-02")
+    around_ban = _month_index("2024-09")
     stories: list[Story] = []
-    for _ in range(int(rng.integers(3, 6))):
+    for _ in range(int(rng.integers(3, 7))):
         hub, hs = hubs.pop(), codes[int(rng.integers(len(codes)))]
-        size = str(rng.choice(["large", "medium", "small"], p=[0.4, 0.4, 0.2]))
-        if size == "small":  # 1.5 to 4 volume floors over five months: above the floor, not by much
-            extra_us = round(FLOOR_T[PRODUCTS[hs][0]] / 5 * float(rng.uniform(1.5, 4.0)), 3)
+        size = str(rng.choice(["large", "medium", "small", "faint"], p=[0.3, 0.3, 0.25, 0.15]))
+        if size in ("small", "faint"):  # in volume floors over five months
+            low, high = (1.5, 4.0) if size == "small" else (0.5, 1.5)
+            extra_us = round(FLOOR_T[PRODUCTS[hs][0]] / 5 * float(rng.uniform(low, high)), 3)
         else:
             extra_us = round(PRODUCTS[hs][2] * float(rng.uniform(*SIZE_SHARES[size])), 3)
-        pass_through = float(rng.uniform(0.5, 1.0))
-        lag, months = int(rng.integers(0, 4)), int(rng.integers(4, 10))
-        start = _month_text(int(rng.integers(first, last + 1)))
+        pass_through = float(rng.uniform(0.4, 1.0))
+        lag, months = int(rng.integers(0, 5)), int(rng.integers(3, 10))
+        start_i = int(rng.integers(around_ban, last + 1)) if rng.random() < 0.7 else int(rng.integers(first, around_ban))
+        start = _month_text(start_i)
         shape = str(rng.choice(["brand-new", "existing", "background"]))
-        existing = (extra_us / pass_through * float(rng.uniform(0.5, 1.0)), extra_us * float(rng.uniform(0.2, 0.6))) \
+        existing = (extra_us / pass_through * float(rng.uniform(0.5, 2.0)), extra_us * float(rng.uniform(0.5, 2.0))) \
             if shape == "existing" else (0.0, 0.0)
+        ramp = int(rng.integers(1, 4)) if rng.random() < 0.4 else 0
+        lumpy = bool(rng.random() < 0.3)
+        split = bool(rng.random() < 0.15)
         words = {"brand-new": "brand-new route", "existing": "grown on an existing trade",
                  "background": "on the hub's ordinary trade"}[shape]
-        stories.append(Story(
-            hub, hs, "planted",
-            f"{size} route via {hub}, {words}, lag {lag}, {pass_through:.0%} pass-through, {months} months",
-            start, round(extra_us / pass_through, 3), extra_us, lag, months, round(existing[0], 3),
-            round(existing[1], 3), shape == "brand-new", size))
+        ways = [hub, hubs.pop()] if split else [hub]
+        for i, way in enumerate(ways):
+            share = 1 / len(ways)
+            other = ways[1 - i] if split else ""
+            stories.append(Story(
+                way, hs, "planted",
+                f"{size} route via {way}, {words}, lag {lag}, {pass_through:.0%} pass-through, {months} months"
+                + (f", ramp {ramp} months" if ramp else "") + (", lumpy shipments" if lumpy else "")
+                + (f", split with {other}" if other else ""),
+                start, round(extra_us / pass_through * share, 3), round(extra_us * share, 3), lag, months,
+                round(existing[0], 3), round(existing[1], 3), shape == "brand-new", size, ramp, lumpy, other))
     for kind in LOOKALIKE_KINDS:
         hub, hs = hubs.pop(), codes[int(rng.integers(len(codes)))]
         stories.append(Story(hub, hs, kind, LOOKALIKE_WORDS[kind], _month_text(int(rng.integers(first, last + 1)))))
@@ -197,10 +216,17 @@ def generate(seed: int = 7, stories: tuple[Story, ...] = STORIES) -> tuple[pl.Da
                     if story.existing_cn_t or story.existing_us_t:  # an existing trade to grow on
                         cn = cn + story.existing_cn_t * rng.lognormal(0, 0.2, n_t)
                         us = us + story.existing_us_t * rng.lognormal(0, 0.2, n_t)
-                    on_cn = (t >= s0 - lag) & (t < s0 - lag + length)
-                    on_us = (t >= s0) & (t < s0 + length)
-                    cn = cn + extra_cn * on_cn * rng.lognormal(0, 0.15, n_t)
-                    us = us + extra_us * on_us * rng.lognormal(0, 0.15, n_t)
+                    # A ramp grows the surge linearly over its first `ramp` months.
+                    grow_cn = np.clip((t - (s0 - lag) + 1) / (story.ramp + 1), 0, 1) if story.ramp else 1.0
+                    grow_us = np.clip((t - s0 + 1) / (story.ramp + 1), 0, 1) if story.ramp else 1.0
+                    on_cn = ((t >= s0 - lag) & (t < s0 - lag + length)) * grow_cn
+                    on_us = ((t >= s0) & (t < s0 + length)) * grow_us
+                    if story.lumpy:  # shipments: a Poisson number of lots a month (mean 1.5), same mean tonnage
+                        cn = cn + extra_cn * on_cn * rng.poisson(1.5, n_t) / 1.5 * rng.lognormal(0, 0.4, n_t)
+                        us = us + extra_us * on_us * rng.poisson(1.5, n_t) / 1.5 * rng.lognormal(0, 0.4, n_t)
+                    else:
+                        cn = cn + extra_cn * on_cn * rng.lognormal(0, 0.15, n_t)
+                        us = us + extra_us * on_us * rng.lognormal(0, 0.15, n_t)
                 elif story.kind == "producer_surge":
                     cn = cn * 0.2
                     us = us + (us_world * 0.25) * (t >= s0) * rng.lognormal(0, 0.2, n_t)

@@ -33,17 +33,22 @@ def test_metrics_by_hand():
 
 
 def test_harness_on_three_worlds(tmp_path):
+    """The widened generator (faint routes under the floor, short histories, lags to 4 months, ramps, lumpy
+    shipments, split routes) is no longer the model's mirror: on seeds 0-2 the model ranks the large and
+    medium routes near the top and beats rule A, but not the forest alone or rule B everywhere (issue 24).
+    Measured on 2026-12-05: model 0.617, forest alone 0.713, rule A 0.357, rule B 0.489."""
     out = tmp_path / "eval.json"
     report = run_evaluation(3, 0, 1, out, FeatureParams(), ScoreParams(n_estimators=100), progress=lambda _: None)
     saved = json.loads(out.read_text())
     assert saved["worlds"] == 3 and len(saved["per_world"]) == 3
-    model = report["scorers"]["model"]
-    best_rule = max(s["average_precision"] for s in report["scorers"].values() if s["kind"] == "rule")
-    assert model["average_precision"] >= 0.9
-    assert model["average_precision"] >= best_rule + 0.2
-    assert model["real_size_in_top20"] == model["real_size_planted"]
-    assert {"model", "rule_literal", "rule_seeds_ranked", "rule_a_excess", "rule_b_zscore", "co_robust_z"} <= set(
-        report["scorers"])
+    scorers = report["scorers"]
+    model = scorers["model"]
+    assert model["average_precision"] >= scorers["rule_a_excess"]["average_precision"] + 0.1
+    by_size = model["by_class"]["size_class"]
+    assert by_size["large"]["average_precision"] >= 0.9 and by_size["medium"]["average_precision"] >= 0.7
+    for column, values in model["by_class"].items():  # every planted route is in one class of each column
+        assert sum(v["planted"] for v in values.values()) == model["planted"], column
+    assert {"model", "rule_literal", "rule_seeds_ranked", "rule_a_excess", "rule_b_zscore", "co_robust_z"} <= set(scorers)
 
 
 def test_metrics_on_episodes_by_hand():
