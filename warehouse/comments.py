@@ -54,11 +54,11 @@ RELATIONS: dict[str, str] = {
 # (relation, column) -> meaning and unit
 COLUMNS: dict[tuple[str, str], str] = {
     ("main.runs", "build"): "How the run built: mode (full or incremental), reason, periods rebuilt per layer and frequency, routes changed by kind, route-periods whose features and scores were rewritten; coverage: what the data let the run score per side and frequency, and why_nothing_scored when nothing was.",
-    ("main.route_scores", "route_score"): "anomaly_score x volume_weight, 0 unless direction_ok and sustained; ranks flagged lists. Higher = more suspicious.",
+    ("main.route_scores", "route_score"): "anomaly_score x (0.5 + 0.5 volume_weight) x logistic(co_robust_z - 1) x logistic((0.6 - hub_to_us_peak_share) / 0.1): graded, no gate sets it to 0; ranks routes and flagged lists. Higher = more suspicious.",
     ("main.route_scores", "anomaly_score"): "Isolation forest score in (0, 1]. Higher = more suspicious.",
     ("main.route_scores", "score_percentile"): "Share of the model's training route-periods scoring at or below this one (0..1).",
     ("main.route_scores", "volume_weight"): "Route's kg above its run rate as a share of the product's US imports, log scale, 0..1 (1 from 10 %).",
-    ("main.route_scores", "flagged"): "In the review queue: route_score > 0 and anomaly_score at or above the model's threshold (or in the period's top N with --queue-size).",
+    ("main.route_scores", "flagged"): "In the review queue: both gates hold (direction_ok, sustained), volume_weight > 0, and anomaly_score at or above the model's threshold (or in the period's top N by route_score with --queue-size).",
     ("main.route_scores", "rule_flag"): "The plain rule: the window beats the whole prior 36 months on both legs, in kg.",
     ("main.route_scores", "period"): "Last period of the scoring window (first day of the month or year).",
     ("main.route_scores", "top_features"): "The features whose reset to the route's typical values lowers the score most, in words.",

@@ -174,9 +174,22 @@ def _m49(iso3: str) -> int:
     return {"USA": 842, "TWN": 490}.get(iso3) or int(pycountry.countries.get(alpha_3=iso3).numeric)
 
 
-def generate(seed: int = 7, stories: tuple[Story, ...] = STORIES) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """China-reported exports and US-reported imports (tonnes and USD by partner, code and month)."""
+# Goods that share an HS6 line with gallium and germanium (indium, niobium, vanadium, rhenium in 811292;
+# zirconium dioxide in 282560): tonnes a month per tonne of the metals, and their USD/kg. 811292 from CEPII
+# BACI 2024 (US imports 803 t, USD 413/kg on average, against about 72 t a year of the metals here); 282560
+# an assumption (zirconia is bulk and cheap; the shared BACI subset does not hold the line). The harness's
+# worlds carry them (generate(shared_lines=True)): a route of a few hundred kg of gallium is small against
+# its line in weight and in value.
+OTHER_IN_LINE = {"811292": (10.0, 300.0), "282560": (30.0, 6.0)}
+
+
+def generate(seed: int = 7, stories: tuple[Story, ...] = STORIES,
+             shared_lines: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """China-reported exports and US-reported imports (tonnes and USD by partner, code and month).
+    shared_lines: add the other goods of gallium's and germanium's HS6 lines (OTHER_IN_LINE), drawn with
+    a generator of their own (the rest of the world stays as without them)."""
     rng = np.random.default_rng(seed)
+    other_rng = np.random.default_rng(seed + 500_000)
     months = _months()
     n_t = len(months)
     t = np.arange(n_t)
@@ -247,21 +260,34 @@ def generate(seed: int = 7, stories: tuple[Story, ...] = STORIES) -> tuple[pl.Da
                     us = np.where(t >= s0, 1.5 * tiny, 0.0) * rng.lognormal(0, 0.3, n_t)
             uv_noise_cn = rng.lognormal(0, 0.08, n_t)
             uv_noise_us = rng.lognormal(0, 0.08, n_t)
+            cn_usd, us_usd = cn * 1000 * price * uv_noise_cn, us * 1000 * price * 1.04 * uv_noise_us
+            if shared_lines and hs in OTHER_IN_LINE:
+                ratio, other_price = OTHER_IN_LINE[hs]
+                for leg, world_t, share in (("cn", cn_world, 0.55 / len(PARTNERS)), ("us", us_world, 0.45 / len(PARTNERS))):
+                    other = (world_t * ratio * share * other_rng.lognormal(0, 1.5) * other_rng.lognormal(0, 0.3, n_t)
+                             * (other_rng.random(n_t) < 0.85))
+                    if leg == "cn":
+                        cn, cn_usd = cn + other, cn_usd + other * 1000 * other_price
+                    else:
+                        us, us_usd = us + other, us_usd + other * 1000 * other_price * 1.04
             cn_rows.append(pl.DataFrame({
-                "period": months, "partner_iso3": hub, "hs_code": hs,
-                "tonnes": cn, "usd": cn * 1000 * price * uv_noise_cn,
+                "period": months, "partner_iso3": hub, "hs_code": hs, "tonnes": cn, "usd": cn_usd,
             }))
             us_rows.append(pl.DataFrame({
-                "period": months, "partner_iso3": hub, "hs_code": hs,
-                "tonnes": us, "usd": us * 1000 * price * 1.04 * uv_noise_us,
+                "period": months, "partner_iso3": hub, "hs_code": hs, "tonnes": us, "usd": us_usd,
             }))
         # The direct route: large before the controls, gone after the ban.
         direct = us_world * 0.5 * np.where(t < start_cut, 1.0, np.where(t < ban_i, 0.5, 0.0)) * rng.lognormal(0, 0.2, n_t)
+        direct_usd = direct * 1000 * price
+        direct_us = direct * rng.lognormal(0, 0.05, n_t)
+        if shared_lines and hs in OTHER_IN_LINE:  # the line's other goods are not controlled: they keep flowing
+            ratio, other_price = OTHER_IN_LINE[hs]
+            other = us_world * ratio * 0.3 * other_rng.lognormal(0, 0.2, n_t)
+            direct, direct_us, direct_usd = direct + other, direct_us + other, direct_usd + other * 1000 * other_price
         cn_rows.append(pl.DataFrame({"period": months, "partner_iso3": "USA", "hs_code": hs,
-                                     "tonnes": direct, "usd": direct * 1000 * price}))
+                                     "tonnes": direct, "usd": direct_usd}))
         us_rows.append(pl.DataFrame({"period": months, "partner_iso3": "CHN", "hs_code": hs,
-                                     "tonnes": direct * rng.lognormal(0, 0.05, n_t),
-                                     "usd": direct * 1000 * price * 1.04}))
+                                     "tonnes": direct_us, "usd": direct_usd * 1.04}))
     cn_frame = pl.concat(cn_rows).filter(pl.col("tonnes") > 0.0005)
     us_frame = pl.concat(us_rows).filter(pl.col("tonnes") > 0.0005)
     return cn_frame, us_frame
@@ -310,7 +336,7 @@ def _comtrade_records(frame: pl.DataFrame, reporter_iso3: str, flow: str, rng: n
 
 
 def write_sample_world(out_dir: Path, seed: int = 7, stories: tuple[Story, ...] = STORIES,
-                       hold_back: int = 0) -> dict[str, Path]:
+                       hold_back: int = 0, shared_lines: bool = False) -> dict[str, Path]:
     """Write the data files into out_dir/data and the truth beside it (out_dir/truth.json).
 
     hold_back: keep the last N months out of out_dir/data and write each as its own monthly release,
@@ -320,7 +346,7 @@ def write_sample_world(out_dir: Path, seed: int = 7, stories: tuple[Story, ...] 
     data_dir = out_dir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed + 1)
-    cn, us = generate(seed, stories)
+    cn, us = generate(seed, stories, shared_lines)
     months = _months()
     cutoff = months[len(months) - hold_back] if hold_back else None
     paths: dict[str, Path] = {"data_dir": data_dir, "truth": write_truth(out_dir, seed, stories)}

@@ -140,10 +140,12 @@ def test_reused_models_rescore_only_what_changed_and_match_a_full_rebuild(tmp_pa
     scored = out["incremental"]["main.route_scores"]
     rescored = out["incremental"]["main.route_scores rescored"]
     assert 0 < rescored <= 400 < scored  # June and the revised months, out of every scored route-period
-    # What is written back: those, and the few stored rows whose flag or explanation changed; not the
+    # What is written back: those, and the stored rows whose flag or explanation changed; not the
     # groups' other rows. (The full rebuild, with the same run id, writes with `create`.)
     incremental_writes = sum(n for run_id, full, n in written if run_id == "20250701T000000Z-second" and not full)
-    assert rescored <= incremental_writes < rescored + 100 < scored
+    # Measured 2026-12-05: 400 rescored, 508 written. With graded route scores every route ranks, so a new
+    # month moves the peak period (explained) of more of the top 50 routes than when gates zeroed most.
+    assert rescored <= incremental_writes < rescored + 150 < scored
     assert table_differences(tmp_path / "incremental.duckdb", tmp_path / "full.duckdb") == {}
     # The rows it did not rescore keep the run that scored them.
     runs = query(tmp_path / "incremental.duckdb", "SELECT run_id, count(*) AS n FROM route_scores GROUP BY 1 ORDER BY 1")

@@ -153,3 +153,28 @@ def test_planted_routes_lead_and_look_alikes_stay_out(scored):
     flagged = scores.filter("flagged").select("hub_iso3").unique()["hub_iso3"].to_list()
     for lookalike in ("BOL", "TJK", "OMN", "IND", "BEL", "JPN", "LAO"):
         assert lookalike not in flagged
+
+
+def test_route_score_is_graded_by_the_evidence_and_flags_keep_their_gates():
+    """No gate sets route_score to 0: it falls smoothly as co_robust_z falls below its threshold or one
+    period carries more of the window, never exceeds the anomaly score, and ignores the peak share in
+    annual windows; the review queue still needs both gates."""
+    from models.scoring import ScoreParams, apply_threshold, gates, graded_route_score
+
+    p = ScoreParams()
+    rows = pl.DataFrame({
+        "anomaly_score": [0.8] * 7, "volume_weight": [1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0],
+        "co_robust_z": [3.0, 1.0, 0.5, -2.0, 3.0, 3.0, 3.0],
+        "hub_to_us_peak_share": [0.3, 0.3, 0.3, 0.3, 0.3, 0.9, 0.9], "window_periods": [5, 5, 5, 5, 5, 5, 1],
+        "route_excess_kg": [1e6] * 7, "volume_floor_kg": [1e3] * 7, "kg_coverage": [1.0] * 7,
+        "score_threshold": [0.7] * 7, "frequency": ["M"] * 7, "period": [1] * 7})
+    direction_ok, sustained = gates(p)
+    out = apply_threshold(rows.with_columns(direction_ok, sustained).with_columns(graded_route_score(p)), p)
+    score = out["route_score"].to_list()
+    assert all(0 < s <= 0.8 for s in score)
+    assert score[0] > score[1] > score[2] > score[3]  # co_robust_z 3, 1 (the threshold), 0.5, -2
+    assert abs(score[1] / score[0] - 0.5 / (1 / (1 + np.exp(-2.0)))) < 1e-9  # at the threshold: half of sigma(2)
+    assert score[4] == score[0] / 2  # no volume: half, not nothing
+    # One lump (90 % in one period) keeps a twentieth; an annual window cannot show one: no peak factor.
+    assert score[5] < score[0] / 10 and score[6] == pytest.approx(0.8 / (1 + np.exp(-2.0)))
+    assert out["flagged"].to_list() == [True, True, False, False, False, False, True]
