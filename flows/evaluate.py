@@ -65,19 +65,26 @@ def demo_verdict(warehouse: Path, truth_path: Path) -> pl.DataFrame:
 
 # ---------------------------------------------------------------- the evaluation harness
 EVAL_FIRST, EVAL_LAST = "2021-01-01", "2025-06-01"
-# The first month with the window and the full prior behind it, in data from 2019-01 (5 + 36 months).
-FULL_HISTORY_FROM = "2022-05"
 
 
-def with_difficulty(stories: pl.DataFrame) -> pl.DataFrame:
+def full_history_from(monthly: FeatureParams) -> str:
+    """The first month (YYYY-MM) of the seeded worlds with the window and the whole prior in the data before
+    it (2022-05 for a 5-month window and 36 prior months from 2019-01)."""
+    from warehouse.sample_world import START
+
+    i = START.year * 12 + START.month - 1 + monthly.window + monthly.prior - 1
+    return f"{i // 12}-{i % 12 + 1:02d}"
+
+
+def with_difficulty(stories: pl.DataFrame, full_from: str) -> pl.DataFrame:
     """The truth's stories with the classes the harness reports planted routes by: size, history (whether the
-    route's first month has the full window + 36 prior months of data before it), lag, the trade it grows
-    on, mineral and whether its goods arrive as lumpy shipments."""
+    route's first month, YYYY-MM, is `full_from` or later: the window and the whole prior in the data before
+    it), lag, the trade it grows on, mineral and whether its goods arrive as lumpy shipments."""
     def col(name: str, default) -> pl.Expr:
         return pl.col(name) if name in stories.columns else pl.lit(default)
 
     return stories.with_columns(
-        history=pl.when(pl.col("start") >= FULL_HISTORY_FROM).then(pl.lit("full")).otherwise(pl.lit("short")),
+        history=pl.when(pl.col("start") >= full_from).then(pl.lit("full")).otherwise(pl.lit("short")),
         lag_months=pl.when(col("lag", 0) <= 1).then(pl.lit("0-1")).otherwise(pl.lit("2-4")),
         trade=pl.when(col("brand_new", False)).then(pl.lit("brand-new"))
         .when(col("existing_us_t", 0.0) > 0).then(pl.lit("existing")).otherwise(pl.lit("background")),
@@ -137,7 +144,7 @@ def evaluate_world(seed: int, root: str, monthly: FeatureParams, params: ScorePa
     workdir = Path(root) / f"world-{seed:04d}"
     try:
         scores, truth, rules = score_world(seed, workdir, monthly, params)
-        truth = with_difficulty(truth)
+        truth = with_difficulty(truth, full_history_from(monthly))
         frames = {"scores": scores, "rules": rules}
         results = {s.name: evaluate_scorer(frames[s.frame], truth, s, EVAL_FIRST, EVAL_LAST, monthly.window)
                    for s in scorers()}
@@ -197,29 +204,39 @@ def _pooled_classes(per_world: list[dict]) -> dict:
                 for v, m in values.items()} for c, values in pooled.items()}
 
 
-def run_evaluation(worlds: int, first_seed: int, jobs: int, out: Path, monthly: FeatureParams,
-                   params: ScoreParams, progress=print) -> dict:
-    """Generate `worlds` seeded worlds, score each, and write the metrics as JSON to `out`."""
+def in_workers(fn, argsets: list[dict], jobs: int, progress) -> list[dict]:
+    """`fn(**args, root=root)` for each of `argsets`, `jobs` at a time in spawned processes (one: in this
+    one), `root` a temporary folder removed afterwards; `progress(result, done, total)` after each. Results
+    in the order they finish."""
     import tempfile
-    import time
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
 
-    t0 = time.perf_counter()
-    seeds = list(range(first_seed, first_seed + worlds))
     done: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="transship-eval-") as root:
         if jobs <= 1:
-            for seed in seeds:
-                done.append(evaluate_world(seed, root, monthly, params))
-                progress(f"world {len(done)}/{worlds} (seed {seed}) scored in {done[-1]['seconds']} s")
+            for args in argsets:
+                done.append(fn(**args, root=root))
+                progress(done[-1], len(done), len(argsets))
         else:
             # spawn, not fork: Polars' thread pool does not survive a fork.
             with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-                futures = [pool.submit(evaluate_world, seed, root, monthly, params) for seed in seeds]
-                for fut in as_completed(futures):
+                for fut in as_completed([pool.submit(fn, **args, root=root) for args in argsets]):
                     done.append(fut.result())
-                    progress(f"world {len(done)}/{worlds} (seed {done[-1]['seed']}) scored in {done[-1]['seconds']} s")
+                    progress(done[-1], len(done), len(argsets))
+    return done
+
+
+def run_evaluation(worlds: int, first_seed: int, jobs: int, out: Path, monthly: FeatureParams,
+                   params: ScoreParams, progress=print) -> dict:
+    """Generate `worlds` seeded worlds, score each, and write the metrics as JSON to `out`."""
+    import time
+
+    t0 = time.perf_counter()
+    done = in_workers(evaluate_world, [{"seed": seed, "monthly": monthly, "params": params}
+                                       for seed in range(first_seed, first_seed + worlds)],
+                      jobs, lambda w, n, total: progress(f"world {n}/{total} (seed {w['seed']}) scored in "
+                                                         f"{w['seconds']} s"))
     done.sort(key=lambda w: w["seed"])
     report = {"worlds": worlds, "first_seed": first_seed, "evaluation_months": [EVAL_FIRST, EVAL_LAST],
               "window": monthly.window, "parameters": {"n_estimators": params.n_estimators,
@@ -359,10 +376,7 @@ def evaluate_folder(name: str, data_dir: Path, truth: Path, root: str, monthly: 
 def run_folder_evaluation(root: Path, jobs: int, out: Path, monthly: FeatureParams, params: ScoreParams,
                           progress=print) -> dict:
     """Score every world folder under `root` (world_folders) and write the metrics as JSON to `out`."""
-    import tempfile
     import time
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from multiprocessing import get_context
 
     from warehouse.files import IngestError
 
@@ -371,18 +385,9 @@ def run_folder_evaluation(root: Path, jobs: int, out: Path, monthly: FeaturePara
         raise IngestError(f"{root}: no folder with a truth file beside it (NAME_truth.json) or inside it "
                           "(truth.json)")
     t0 = time.perf_counter()
-    done: list[dict] = []
-    with tempfile.TemporaryDirectory(prefix="transship-eval-") as tmp:
-        if jobs <= 1:
-            for name, data_dir, truth in worlds:
-                done.append(evaluate_folder(name, data_dir, truth, tmp, monthly, params))
-                progress(f"{name} scored in {done[-1]['seconds']} s ({len(done)}/{len(worlds)})")
-        else:
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-                futures = [pool.submit(evaluate_folder, name, d, t, tmp, monthly, params) for name, d, t in worlds]
-                for fut in as_completed(futures):
-                    done.append(fut.result())
-                    progress(f"{done[-1]['world']} scored in {done[-1]['seconds']} s ({len(done)}/{len(worlds)})")
+    done = in_workers(evaluate_folder, [{"name": name, "data_dir": d, "truth": t, "monthly": monthly, "params": params}
+                                         for name, d, t in worlds], jobs,
+                      lambda w, n, total: progress(f"{w['world']} scored in {w['seconds']} s ({n}/{total})"))
     done.sort(key=lambda w: w["world"])
     names = [s.name for s in folder_scorers()]
     mean = {n: float(np.mean([w["results"][n]["average_precision"] for w in done])) for n in names}
@@ -391,6 +396,11 @@ def run_folder_evaluation(root: Path, jobs: int, out: Path, monthly: FeaturePara
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
     return report
+
+
+def below_top_k(model: dict) -> list[dict]:
+    """The planted routes a scorer's results rank below the top k (k = planted routes) or never scored."""
+    return [p for p in model["planted_ranks"] if p["rank"] is None or p["rank"] > model["planted"]]
 
 
 def print_folder_evaluation(report: dict) -> None:
@@ -417,7 +427,7 @@ def print_folder_evaluation(report: dict) -> None:
         res = w["results"]
         aps = {n: res[n]["average_precision"] for n in names}
         model = res["model"]
-        missed = sum(1 for p in model["planted_ranks"] if p["rank"] is None or p["rank"] > model["planted"])
+        missed = len(below_top_k(model))
         table.add_row(Text(w["world"]), str(model["planted"]), *[f"{aps[n]:.3f}" for n in names],
                       f"{margin(aps):+.3f}", f"{missed} / {model['unscored']}")
     mean = report["mean_average_precision"]
@@ -425,7 +435,7 @@ def print_folder_evaluation(report: dict) -> None:
     console.print(table)
     for w in report["per_world"]:
         model = w["results"]["model"]
-        missed = [p for p in model["planted_ranks"] if p["rank"] is None or p["rank"] > model["planted"]]
+        missed = below_top_k(model)
         if missed:
             console.print(Text(f"{w['world']}: planted routes the model ranks below the top {model['planted']}: " + "; ".join(
                 f"{p['hub_iso3']}/{p['hs_code']} {p['start'][:7]}..{p['end'][:7]} "
