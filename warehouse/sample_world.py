@@ -234,12 +234,15 @@ def generate(seed: int = 7, stories: tuple[Story, ...] = STORIES,
                     grow_us = np.clip((t - s0 + 1) / (story.ramp + 1), 0, 1) if story.ramp else 1.0
                     on_cn = ((t >= s0 - lag) & (t < s0 - lag + length)) * grow_cn
                     on_us = ((t >= s0) & (t < s0 + length)) * grow_us
-                    if story.lumpy:  # shipments: a Poisson number of lots a month (mean 1.5), same mean tonnage
-                        cn = cn + extra_cn * on_cn * rng.poisson(1.5, n_t) / 1.5 * rng.lognormal(0, 0.4, n_t)
-                        us = us + extra_us * on_us * rng.poisson(1.5, n_t) / 1.5 * rng.lognormal(0, 0.4, n_t)
-                    else:
-                        cn = cn + extra_cn * on_cn * rng.lognormal(0, 0.15, n_t)
-                        us = us + extra_us * on_us * rng.lognormal(0, 0.15, n_t)
+                    def surge(base: np.ndarray, lumpy: bool = story.lumpy) -> np.ndarray:
+                        """base with its monthly noise; lumpy: a Poisson number of lots a month (mean 1.5),
+                        the same mean tonnage."""
+                        if lumpy:
+                            return base * rng.poisson(1.5, n_t) / 1.5 * rng.lognormal(0, 0.4, n_t)
+                        return base * rng.lognormal(0, 0.15, n_t)
+
+                    cn = cn + surge(extra_cn * on_cn)
+                    us = us + surge(extra_us * on_us)
                 elif story.kind == "producer_surge":
                     cn = cn * 0.2
                     us = us + (us_world * 0.25) * (t >= s0) * rng.lognormal(0, 0.2, n_t)
@@ -263,13 +266,17 @@ def generate(seed: int = 7, stories: tuple[Story, ...] = STORIES,
             cn_usd, us_usd = cn * 1000 * price * uv_noise_cn, us * 1000 * price * 1.04 * uv_noise_us
             if shared_lines and hs in OTHER_IN_LINE:
                 ratio, other_price = OTHER_IN_LINE[hs]
-                for leg, world_t, share in (("cn", cn_world, 0.55 / len(PARTNERS)), ("us", us_world, 0.45 / len(PARTNERS))):
-                    other = (world_t * ratio * share * other_rng.lognormal(0, 1.5) * other_rng.lognormal(0, 0.3, n_t)
-                             * (other_rng.random(n_t) < 0.85))
-                    if leg == "cn":
-                        cn, cn_usd = cn + other, cn_usd + other * 1000 * other_price
-                    else:
-                        us, us_usd = us + other, us_usd + other * 1000 * other_price * 1.04
+
+                def other_goods(world_t: float, share: float) -> np.ndarray:
+                    """A partner's tonnes a month of the line's other goods (`share` of the world's), present in
+                    85 % of months."""
+                    return (world_t * ratio * share * other_rng.lognormal(0, 1.5)
+                            * other_rng.lognormal(0, 0.3, n_t) * (other_rng.random(n_t) < 0.85))
+
+                other_cn = other_goods(cn_world, 0.55 / len(PARTNERS))
+                other_us = other_goods(us_world, 0.45 / len(PARTNERS))
+                cn, cn_usd = cn + other_cn, cn_usd + other_cn * 1000 * other_price
+                us, us_usd = us + other_us, us_usd + other_us * 1000 * other_price * 1.04
             cn_rows.append(pl.DataFrame({
                 "period": months, "partner_iso3": hub, "hs_code": hs, "tonnes": cn, "usd": cn_usd,
             }))
