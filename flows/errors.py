@@ -8,9 +8,9 @@ line says truthfully whether the warehouse changed. Tracebacks and library noise
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import traceback
-
 from pathlib import Path
 from typing import Any
 
@@ -114,8 +114,6 @@ def failed(exc: BaseException, stage: str, run_id: str | None = None) -> BaseExc
 
 def want_of_room(exc: BaseException, stage: str, live: Path) -> BaseException | None:
     """A run's failure for want of disk or memory, as advice; None for any other failure."""
-    import os
-
     import duckdb
 
     from warehouse.connection import WarehouseError

@@ -30,7 +30,7 @@ from warehouse.build import build_models, build_scope, plan_build
 from warehouse.catalogue import load_catalogue
 from warehouse.comments import apply_comments
 from warehouse.connection import connect_read_only, connect_read_write, damage_in, rows
-from warehouse.coverage import coverage_of, raw_counts
+from warehouse.coverage import raw_counts_and_coverage
 from warehouse.ingest import PrepareMap, ingest_folder, prepare_here
 from warehouse.outputs import now_utc, record_run
 from warehouse.decisions_file import write_decisions_backup
@@ -326,8 +326,9 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
             run["build"]["score_peak_rss_gb"] = scored.get("peak_rss_gb", {})
             if scored.get("retried"):
                 run["build"]["retried_after_duckdb_internal_error"] = scored["retried"]
-            run["layer_counts"].update(raw_counts(build))
-            run["build"]["coverage"] = coverage_of(build, run["input_files"], _history_needed(settings))
+            counts, run["build"]["coverage"] = raw_counts_and_coverage(build, run["input_files"],
+                                                                       _history_needed(settings))
+            run["layer_counts"].update(counts)
             if run["build"]["coverage"]["why_nothing_scored"]:
                 step(f"nothing was scored: {run['build']['coverage']['why_nothing_scored']}")
             lap("score")

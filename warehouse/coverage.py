@@ -121,20 +121,14 @@ def _why(c: dict[str, Any], history_needed: dict[str, int]) -> str:
             "was nothing to score.")
 
 
-def coverage_of(path: Path, input_files: list[dict[str, Any]], needed: dict[str, int]) -> dict[str, Any]:
-    """scoring_coverage of the warehouse file at `path`."""
+def raw_counts_and_coverage(path: Path, input_files: list[dict[str, Any]], needed: dict[str, int]
+                            ) -> tuple[dict[str, int], dict[str, Any]]:
+    """Of the warehouse file at `path`, on one connection: the rows in the raw layer's tables, and
+    scoring_coverage."""
     con = connect_read_write(path)
     try:
-        return scoring_coverage(con, input_files, needed)
-    finally:
-        con.close()
-
-
-def raw_counts(path: Path) -> dict[str, int]:
-    """Rows in the raw layer's tables of the warehouse file at `path`."""
-    con = connect_read_write(path)
-    try:
-        return {name: rows(con, f"SELECT count(*) FROM {name}")[0][0]
-                for name in ("raw.loads", "raw.comtrade_records", "raw.national_records", "raw.rejects")}
+        counts = {name: rows(con, f"SELECT count(*) FROM {name}")[0][0]
+                  for name in ("raw.loads", "raw.comtrade_records", "raw.national_records", "raw.rejects")}
+        return counts, scoring_coverage(con, input_files, needed)
     finally:
         con.close()
