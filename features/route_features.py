@@ -29,16 +29,26 @@ class FeatureParams:
     the seeds' three years); lag: L used by pass-through; max_lag: the longest transit considered by the
     lag-aligned features (0..max_lag); comove_window: periods over which legs' co-movement is measured;
     z_signal: the robust z-score both legs must reach for a period to count towards persistence;
-    full_weight_share: a route whose excess is this share of the product's US imports gets full volume weight.
+    full_weight_share: a route whose excess is this share of the product's US imports gets full volume weight;
+    min_prior: the fewest prior periods a route-period is scored from. Where fewer than P exist (data that
+    begin less than W + P periods before t, a code new in an HS revision) the prior sums are over the periods
+    that exist, scaled to P (prior_periods says how many), so that a route is scored from its second year.
     """
 
     window: int = 5
     prior: int = 36
+    min_prior: int = 12
     lag: int = 2
     max_lag: int = 3
     comove_window: int = 12
     z_signal: float = 2.0
     full_weight_share: float = 0.10
+
+    def __post_init__(self) -> None:
+        if self.min_prior < 1:
+            raise ValueError(f"min_prior must be at least 1 period, not {self.min_prior}")
+        if self.min_prior > self.prior:  # a prior shorter than the minimum: the minimum is the whole prior
+            object.__setattr__(self, "min_prior", self.prior)
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any] | None) -> FeatureParams:
@@ -49,11 +59,12 @@ class FeatureParams:
 
     @classmethod
     def for_frequency(cls, frequency: str, monthly: FeatureParams) -> FeatureParams:
-        """Annual data: one-year window against the prior three years, no lag, co-movement over 5 years."""
+        """Annual data: one-year window against the prior three years (all three needed: a median and a
+        spread of fewer years say little), no lag, co-movement over 5 years."""
         if frequency == "M":
             return monthly
-        return FeatureParams(window=1, prior=3, lag=0, max_lag=0, comove_window=5, z_signal=monthly.z_signal,
-                             full_weight_share=monthly.full_weight_share)
+        return FeatureParams(window=1, prior=3, min_prior=3, lag=0, max_lag=0, comove_window=5,
+                             z_signal=monthly.z_signal, full_weight_share=monthly.full_weight_share)
 
 
 def periods_before(period: date, n: int, frequency: str) -> date:
@@ -114,7 +125,9 @@ class Running:
     """A column of the features' first pass: `values` (an expression over the frame's rows) summed, or with
     kind "max" maximised, over the n rows ending `offset` rows before t; null unless the route has `reach`
     periods before t and all n values are there. A sum is of exact integers (_exact), divided back by `scale`
-    when given (else the integer sum is the column).
+    when given (else the integer sum is the column). With `min_n`, a row whose route has fewer than n periods
+    before it (but at least min_n) gets the sum of those it has (the window cut at the route's first period):
+    the prior periods of a short history; reach is then min_n - 1 + offset.
 
     One definition, two ways to compute it: `expr` over every row (a rolling window: a full build, where
     every row is kept), and running_at for some rows only (an incremental build, which keeps a tenth of the
@@ -127,8 +140,20 @@ class Running:
     offset: int = 0
     scale: int | None = None
     kind: str = "sum"
+    min_n: int | None = None
 
     def expr(self) -> pl.Expr:
+        if self.min_n is not None:
+            # Partial windows at a route's start: rolled within the route (a window must not reach into the
+            # route before), then moved down `offset` rows; a window holding a null is null, as with n values.
+            def in_route(e: pl.Expr) -> pl.Expr:
+                return e.over(ROUTE_ID)
+            total = in_route(self.values.rolling_sum(window_size=self.n, min_samples=1))
+            nulls = in_route(self.values.is_null().cast(pl.Int32).rolling_sum(window_size=self.n, min_samples=1))
+            if self.offset:
+                total, nulls = in_route(total.shift(self.offset)), in_route(nulls.shift(self.offset))
+            out = within_route(pl.when(nulls == 0).then(total), self.reach)
+            return (_divided(out, self.scale) if self.scale else out).alias(self.name)
         v = self.values.shift(self.offset) if self.offset else self.values
         rolled = (v.rolling_sum if self.kind == "sum" else v.rolling_max)(window_size=self.n, min_samples=self.n)
         out = within_route(rolled, self.reach)
@@ -154,6 +179,8 @@ def running_at(frame: pl.DataFrame, runs: list[Running], rows: np.ndarray) -> pl
         s = sources[key]
         last = rows - r.offset
         first = last - (r.n - 1)
+        if r.min_n is not None:  # cut at the route's first row (rows - position)
+            first = np.maximum(first, rows - position)
         ok = (first >= 0) & (position >= r.reach)
         first, last = np.where(ok, first, 0), np.where(ok, last, 0)
         if key not in totals:
@@ -180,10 +207,12 @@ def running_at(frame: pl.DataFrame, runs: list[Running], rows: np.ndarray) -> pl
     return pl.DataFrame(columns)
 
 
-def _window_sum(col: str, n: int, name: str, offset: int = 0) -> Running:
+def _window_sum(col: str, n: int, name: str, offset: int = 0, min_n: int | None = None) -> Running:
     """`name`: Σ col over periods t-offset-n+1 .. t-offset within the route (null until enough periods
-    exist), summed exactly in thousandths of the column's unit."""
-    return Running(name, _exact(pl.col(col), EXACT_SCALE), n, reach=n - 1 + offset, offset=offset, scale=EXACT_SCALE)
+    exist: n, or min_n when given, the sum then over the periods the route has), summed exactly in
+    thousandths of the column's unit."""
+    reach = (n if min_n is None else min_n) - 1 + offset
+    return Running(name, _exact(pl.col(col), EXACT_SCALE), n, reach=reach, offset=offset, scale=EXACT_SCALE, min_n=min_n)
 
 
 def window_total(leg: str, p: FeatureParams) -> Running:
@@ -192,8 +221,23 @@ def window_total(leg: str, p: FeatureParams) -> Running:
 
 
 def prior_total(leg: str, p: FeatureParams) -> Running:
-    """`<leg>_prior`: Σ leg over the P periods before the window (t-W-P+1..t-W). Unit: the leg's."""
-    return _window_sum(leg, p.prior, f"{leg}_prior", offset=p.window)
+    """`<leg>_prior`: Σ leg over the P periods before the window (t-W-P+1..t-W), or over those of them the
+    route has (at least min_prior); scaled to P periods in the second pass (scaled_prior). Unit: the leg's."""
+    return _window_sum(leg, p.prior, f"{leg}_prior", offset=p.window, min_n=p.min_prior)
+
+
+def prior_count(p: FeatureParams) -> Running:
+    """prior_periods: how many prior periods the route has before the window, P at most (min_prior at
+    least, else null): the history its prior sums, medians and spreads are taken over."""
+    one = (pl.col(ROUTE_POS) * 0 + 1).cast(pl.Int64)
+    return Running("prior_periods", one, p.prior, reach=p.min_prior - 1 + p.window, offset=p.window, min_n=p.min_prior)
+
+
+def scaled_prior(leg: str, p: FeatureParams) -> pl.Expr:
+    """`<leg>_prior` scaled to P periods where the route has fewer (× P / prior_periods): a year of history
+    stands for three, so that every comparison with "the prior three years" reads the same. Unit: the leg's."""
+    raw = pl.col(f"{leg}_prior")
+    return pl.when(pl.col("prior_periods") < p.prior).then(raw * p.prior / pl.col("prior_periods")).otherwise(raw).alias(f"{leg}_prior")
 
 
 def spike_ratio(leg: str, floor: pl.Expr) -> pl.Expr:
@@ -433,9 +477,9 @@ _USD_SPANS = ("_cn_to_hub_usd_span", "_hub_to_us_usd_span")
 def coverage_sums(p: FeatureParams) -> list[Running]:
     """Helper columns for kg_coverage: Σ value_kg_missing_usd and, for coverage_total, Σ cn_to_hub_usd and
     Σ hub_to_us_usd over t-W-P+1..t."""
-    span = p.window + p.prior
-    return [_window_sum("value_kg_missing_usd", span, COVERAGE_SUMS[0]),
-            *[_window_sum(leg, span, name) for leg, name in zip(("cn_to_hub_usd", "hub_to_us_usd"), _USD_SPANS)]]
+    span, least = p.window + p.prior, p.window + p.min_prior
+    return [_window_sum("value_kg_missing_usd", span, COVERAGE_SUMS[0], min_n=least),
+            *[_window_sum(leg, span, name, min_n=least) for leg, name in zip(("cn_to_hub_usd", "hub_to_us_usd"), _USD_SPANS)]]
 
 
 def coverage_total() -> pl.Expr:
@@ -460,6 +504,46 @@ def co_robust_z() -> pl.Expr:
     (tried: a steady look-alike of the sample world passed the gate); route_excess_kg and
     signal_persistence carry the lag."""
     return pl.min_horizontal("cn_to_hub_kg_robust_z", "hub_to_us_kg_robust_z").alias("co_robust_z")
+
+
+# The own-history z of each leg: the spread of its prior periods as a plain standard deviation (from an exact
+# sum of squares), so that a route whose history is lumps and zeros has a spread its lumps set, where the
+# MAD of mostly zeros is 0 and the robust z falls back to the mineral's floor. Values above SQUARE_CAP kg a
+# period (500,000 t a month, far above any route of these minerals) count as SQUARE_CAP in the squares, so
+# that 36 squares always fit an Int64.
+SQUARE_CAP = 500_000_000
+MEAN_Z_LEGS = ("cn_to_hub_kg", "hub_to_us_kg")
+
+
+def _squares(leg: str) -> str:
+    return f"_{leg}_squares_prior"
+
+
+def prior_squares(leg: str, p: FeatureParams) -> Running:
+    """Helper column for mean_z: Σ round(leg kg)² over the prior periods (those prior_total sums), exact."""
+    kg = pl.col(leg).clip(0, SQUARE_CAP).round().cast(pl.Int64)
+    return Running(_squares(leg), kg * kg, p.prior, reach=p.min_prior - 1 + p.window, offset=p.window,
+                   min_n=p.min_prior)
+
+
+def mean_z(leg: str, p: FeatureParams) -> pl.Expr:
+    """`<leg>_mean_z` = (window mean per period - prior mean) / max(prior standard deviation, 10 % of the
+    prior mean, F / (100 W)): the leg's window against its own history, in its own spread (the plain rule B
+    of the evaluation, with a floor of a hundredth of the mineral's volume floor per period, 1 kg for
+    gallium and germanium). Judged against the route itself, so a route of a few hundred kilograms of
+    gallium is as visible as one of thousands of tonnes of antimony. Unitless."""
+    n = pl.col("prior_periods").cast(pl.Float64)
+    mean = _divided(pl.col(f"{leg}_prior"), p.prior)  # the scaled prior: Σ × P / n, so Σ / n
+    variance = (pl.col(_squares(leg)).cast(pl.Float64) / n - mean * mean).clip(lower_bound=0.0)
+    floor = _divided(pl.col("volume_floor_kg"), 100.0 * p.window)
+    scale = pl.max_horizontal(variance.sqrt(), 0.1 * mean, floor)
+    return ((_divided(pl.col(f"{leg}_window"), p.window) - mean) / scale).alias(f"{leg}_mean_z")
+
+
+def co_mean_z() -> pl.Expr:
+    """co_mean_z = min(cn_to_hub_kg_mean_z, hub_to_us_kg_mean_z): the quieter leg against its own history in
+    its own spread (rule B's z-score, as a feature). Unitless."""
+    return pl.min_horizontal(*[f"{leg}_mean_z" for leg in MEAN_Z_LEGS]).alias("co_mean_z")
 
 
 def world_unit_value_change() -> pl.Expr:
@@ -539,13 +623,14 @@ def hub_to_us_peak_share() -> pl.Expr:
 
 
 def has_history(p: FeatureParams) -> pl.Expr:
-    """has_history: the route has W + P periods on the grid up to t and both legs are known in all of them,
-    so every window is complete. Counted by `grid_index` (the period's position on the frequency's grid) when
+    """has_history: the route has W + min_prior periods on the grid up to t (W + 12 months by default; the
+    prior sums are over the min_prior..P periods before the window that exist, prior_periods) and both legs
+    are known in all of them, so every window is complete. Counted by `grid_index` (the period's position on the frequency's grid) when
     the frame has it, so that a frame holding only a route's later periods counts right; else from the
     frame's first period. A period a side did not publish is unknown (a null leg, and so a null window or
     prior sum): a history with such a gap is not complete."""
     known = pl.all_horizontal(pl.col(f"{leg}_{part}").is_not_null() for leg in LEGS_KG for part in ("window", "prior"))
-    return ((pl.col("grid_index") >= p.window + p.prior - 1) & known).alias("has_history")
+    return ((pl.col("grid_index") >= p.window + p.min_prior - 1) & known).alias("has_history")
 
 
 def mirror_gap(importer_side: str, exporter_side: str, floor: pl.Expr, name: str) -> pl.Expr:
@@ -650,7 +735,7 @@ def build_route_features(legs: pl.DataFrame | pl.LazyFrame, params: FeatureParam
     if coverage:
         lf = lf.with_columns(coverage_total())
     lf = row_features(lf, p, coverage=coverage, mirror=mirror)
-    helpers = [SUPPLY, PEAK, *(COVERAGE_SUMS if coverage else ()), *(_USD_SPANS if coverage else ()),
+    helpers = [SUPPLY, PEAK, *[_squares(leg) for leg in MEAN_Z_LEGS], *(COVERAGE_SUMS if coverage else ()), *(_USD_SPANS if coverage else ()),
                *[_lagged_window(lag) for lag in range(p.max_lag + 1)],
                *[_co_sum(k, lag) for lag in range(p.max_lag + 1) for k in ("x", "y", "xy", "xx", "yy")]]
     marker = [NEEDED] if NEEDED in names else []
@@ -664,6 +749,8 @@ def first_pass(p: FeatureParams, coverage: bool, mirror: bool) -> list[Running]:
     return [
         *[window_total(c, p) for c in totals],
         *[prior_total(c, p) for c in totals],
+        prior_count(p),
+        *[prior_squares(leg, p) for leg in MEAN_Z_LEGS],
         supply_window(p),
         window_peak(p),
         *lagged_windows(p),
@@ -676,8 +763,8 @@ def first_pass(p: FeatureParams, coverage: bool, mirror: bool) -> list[Running]:
 def row_features(lf: pl.LazyFrame, p: FeatureParams, coverage: bool, mirror: bool) -> pl.LazyFrame:
     """build_route_features' second pass: the features computed row by row from the first pass's sums and
     the robust baselines (signal_persistence excepted: it counts along the frame's rows, by ROUTE_POS)."""
+    lf = lf.with_columns(has_history(p), *[scaled_prior(c, p) for c in (*LEGS_KG, *LEGS_USD, *CONTEXT)])
     lf = lf.with_columns(
-        has_history(p),
         *[spike_ratio(c, pl.col("volume_floor_kg")) for c in LEGS_KG],
         *[spike_ratio(c, pl.col("volume_floor_usd")) for c in LEGS_USD],
         *[excess_over_run_rate(c, p) for c in LEGS_KG],
@@ -715,7 +802,7 @@ def row_features(lf: pl.LazyFrame, p: FeatureParams, coverage: bool, mirror: boo
         ((pl.col("cn_to_hub_usd_spike_ratio") > 1) & (pl.col("hub_to_us_usd_spike_ratio") > 1)).alias("seeds_test_usd"),
         (pl.col("hub_to_us_kg_prior") == 0).alias("new_route"),
         pl.lit(p.window).alias("window_periods"),
-        pl.lit(p.prior).alias("prior_periods"),
+        pl.lit(p.min_prior).alias("min_prior_periods"),
     )
     lf = lf.with_columns(
         reroute_ceiling_share(),
@@ -725,8 +812,9 @@ def row_features(lf: pl.LazyFrame, p: FeatureParams, coverage: bool, mirror: boo
         volume_weight(p),
         *[robust_z(leg, p, per_period=False) for leg in ROBUST_LEGS],
         *[robust_z(leg, p, per_period=True) for leg in ROBUST_LEGS],
+        *[mean_z(leg, p) for leg in MEAN_Z_LEGS],
     )
-    lf = lf.with_columns(three_leg_excess_kg(), signal_persistence(p), co_robust_z(),
+    lf = lf.with_columns(three_leg_excess_kg(), signal_persistence(p), co_robust_z(), co_mean_z(),
                          kg_coverage() if coverage else pl.lit(1.0).alias("kg_coverage"))
     return mirror_features(lf) if mirror else lf
 

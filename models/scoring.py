@@ -60,6 +60,7 @@ class ScoreParams:
     min_train_rows: int = 30
     max_peak_share: float = 0.6
     min_co_robust_z: float = 1.0
+    min_co_mean_z: float = 1.0
     min_kg_coverage: float = 0.9
     explain_top: int = 3
     explain_routes: int = 50
@@ -90,7 +91,8 @@ KEYS = [*ROUTE_KEYS, "period"]
 SCORING_INPUTS = tuple(dict.fromkeys([
     *KEYS, "has_history", "cn_to_hub_kg_window", "cn_to_hub_kg_prior", "hub_to_us_kg_window", "hub_to_us_kg_prior",
     "hub_to_us_usd_window", "cn_to_hub_usd_window", *MODEL_FEATURE_COLUMNS, "route_excess_kg", "volume_floor_kg",
-    "co_robust_z", "kg_coverage", "hub_to_us_peak_share", "window_periods", "prior_periods", "volume_weight",
+    "co_robust_z", "co_mean_z", "kg_coverage", "hub_to_us_peak_share", "window_periods", "prior_periods", "min_prior_periods",
+    "volume_weight",
     "rule_flag"]))
 
 
@@ -146,9 +148,11 @@ def graded_route_score(params: ScoreParams) -> pl.Expr:
     volume = 0.5 + 0.5 * pl.col("volume_weight").fill_null(0.0).fill_nan(0.0).clip(0.0, 1.0)
     direction = _logistic(pl.col("co_robust_z").fill_nan(None).fill_null(params.min_co_robust_z - 20.0)
                           .clip(-50.0, 50.0) - params.min_co_robust_z)
+    own_spread = _logistic(pl.col("co_mean_z").fill_nan(None).fill_null(params.min_co_mean_z - 20.0)
+                           .clip(-50.0, 50.0) - params.min_co_mean_z)
     one_lump = pl.when(pl.col("window_periods") < 3).then(1.0).otherwise(
         _logistic((params.max_peak_share - pl.col("hub_to_us_peak_share").fill_nan(None).fill_null(1.0)) / 0.1))
-    return (pl.col("anomaly_score") * volume * direction * one_lump).alias("route_score")
+    return (pl.col("anomaly_score") * volume * direction * own_spread * one_lump).alias("route_score")
 
 
 def score_group(group: pl.DataFrame, scorer: RouteScorer, params: ScoreParams, scores=None) -> pl.DataFrame:
@@ -221,11 +225,12 @@ def not_scored_note(group: pl.DataFrame) -> str:
     needs against the periods the data cover, and, where the frame says which periods each side published,
     the ones missing (unknown, so never counted as history)."""
     unit = "months" if group["frequency"][0] == "M" else "years"
-    needed = int(group["window_periods"][0]) + int(group["prior_periods"][0])
+    needed = int(group["window_periods"][0]) + int(group["min_prior_periods"][0])
     periods = group.select("period", *[c for c in ("cn_side_published", "us_side_published") if c in group.columns])
     periods = periods.unique("period").sort("period")
     shown = (lambda d: str(d)[:7] if unit == "months" else str(d)[:4])  # noqa: E731
-    note = (f"not scored: a period needs {needed} {unit} of history on both legs (window + prior); the data cover "
+    note = (f"not scored: a period needs {needed} {unit} of history on both legs (window + the fewest prior "
+            f"{unit} scored from); the data cover "
             f"{periods.height} {unit} ({shown(periods['period'].min())} to {shown(periods['period'].max())})")
     if {"cn_side_published", "us_side_published"} <= set(periods.columns):
         missing = periods.filter(~(pl.col("cn_side_published") & pl.col("us_side_published")))

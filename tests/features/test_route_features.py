@@ -82,6 +82,38 @@ def test_no_history_before_window_plus_prior_periods():
     assert out["has_history"].to_list() == [False, False, False, False, True]
 
 
+def test_a_short_history_is_scored_from_min_prior_periods_with_its_prior_scaled_to_p():
+    short = FeatureParams(window=2, prior=3, lag=1, min_prior=2)
+    out = build_route_features(legs([10, 20, 30, 40, 50], [0, 6, 30, 60, 90]), short, FLOORS).collect()
+    assert out["has_history"].to_list() == [False, False, False, True, True]
+    assert out["prior_periods"].to_list() == [None, None, None, 2, 3]
+    month4 = out.row(3, named=True)  # window = months 3-4, prior = months 1-2 only, scaled to 3 months
+    assert month4["cn_to_hub_kg_prior"] == pytest.approx((10 + 20) * 3 / 2)
+    assert month4["hub_to_us_kg_prior"] == pytest.approx((0 + 6) * 3 / 2)
+    assert month4["cn_to_hub_kg_excess"] == pytest.approx(70 - 45 * 2 / 3)  # the run rate of what exists
+    assert month4["cn_to_hub_kg_spike_ratio"] == pytest.approx(70 / 45)
+    month5 = out.row(4, named=True)  # a full prior: no scaling
+    assert month5["cn_to_hub_kg_prior"] == pytest.approx(60) and month5["min_prior_periods"] == 2
+    # min_prior above the prior is the whole prior (annual data keep their three years)
+    assert FeatureParams(window=2, prior=3).min_prior == 3
+    with pytest.raises(ValueError, match="min_prior"):
+        FeatureParams(min_prior=0)
+
+
+def test_mean_z_is_the_window_against_the_legs_own_prior_mean_and_spread():
+    r = row(legs([10, 20, 30, 40, 50], [0, 0, 30, 60, 90]), 5)  # prior months 1-3, window 4-5
+    sd_cn = np.std([10, 20, 30])  # population SD, 8.165
+    assert r["cn_to_hub_kg_mean_z"] == pytest.approx((45 - 20) / sd_cn)
+    assert r["hub_to_us_kg_mean_z"] == pytest.approx((75 - 10) / np.std([0, 0, 30]))
+    assert r["co_mean_z"] == pytest.approx(r["cn_to_hub_kg_mean_z"])
+    # A steady prior has no spread: the floor is 10 % of its mean (here above F / (100 W) = 0.05 kg).
+    steady = row(legs([20, 20, 20, 40, 40], [20, 20, 20, 40, 40]), 5)
+    assert steady["cn_to_hub_kg_mean_z"] == pytest.approx((40 - 20) / 2.0)
+    # A route that never traded before: the floor of a hundredth of the volume floor per period.
+    new = row(legs([0, 0, 0, 3, 3], [0, 0, 0, 3, 3]), 5)
+    assert new["co_mean_z"] == pytest.approx(3 / (10 / 200))
+
+
 # ---------------------------------------------------------------- the detection features (issue 4)
 Q = FeatureParams(window=2, prior=3, lag=1, max_lag=1, comove_window=4, z_signal=2.0)
 
@@ -310,3 +342,38 @@ def test_sums_looked_up_at_some_rows_equal_the_rolling_windows_bit_for_bit():
         assert 0 < rolling[r.name].null_count() < n
     assert (rolling["big_3"].drop_nulls() == 3 * 2 ** 61).all() and n * 2 ** 61 > 2 ** 63  # the total wrapped
     assert rolling.filter(pl.col(ROUTE_POS) >= 40)["kg_36_before_5"].null_count() == 3  # the null at position 2
+
+
+def test_short_histories_come_out_the_same_from_running_totals_as_from_rolling_windows():
+    """A frame with every row NEEDED takes its sums from running totals cut at each route's first row
+    (running_at), a frame without from rolling windows within the route: the prior sums, counts and squares
+    of short histories (fewer than P prior periods) must agree bit for bit, a window holding a null must be
+    null both ways, and a short history must not read the route before it."""
+    from features.route_features import NEEDED
+
+    rng = np.random.default_rng(3)
+    p = FeatureParams()
+
+    def route(hub, length):
+        values = lambda: (rng.choice([0.0, 0.0, 3.5, 1e3, 98765.4321], length) * rng.random(length)).round(3)  # noqa: E731
+        return pl.DataFrame({
+            "frequency": "M", "mineral": "sb", "hs_code": "282580", "hub_iso3": hub,
+            "period": [date(2019 + i // 12, i % 12 + 1, 1) for i in range(length)],
+            "cn_to_hub_kg": values(), "hub_to_us_kg": values(), "cn_to_hub_usd": values(), "hub_to_us_usd": values(),
+            "us_from_cn_kg": values(), "cn_to_world_kg": values(), "us_from_world_kg": values(), "us_from_world_usd": values()})
+
+    every = pl.concat([route("BIG", 30).with_columns(pl.col("cn_to_hub_kg") * 1e4), route("SHORT", p.window + p.min_prior + 4),
+                       route("NULL", 30)])
+    every = every.with_columns(pl.when((pl.col("hub_iso3") == "NULL") & (pl.int_range(pl.len()).over("hub_iso3") == 20))
+                               .then(None).otherwise(pl.col("cn_to_hub_kg")).alias("cn_to_hub_kg"))
+    whole = build_route_features(every, p, FLOORS).collect()
+    marked = build_route_features(every.with_columns(pl.lit(True).alias(NEEDED)), p, FLOORS).collect()
+    assert marked.equals(whole)
+    short = whole.filter(hub_iso3="SHORT", has_history=True)
+    assert short.height == 5 and short["prior_periods"].to_list() == [12, 13, 14, 15, 16]
+    # SHORT's first scored period sums its own first 12 months only (BIG's larger values would show).
+    first = every.filter(hub_iso3="SHORT").head(12)
+    assert short["cn_to_hub_kg_prior"][0] == pytest.approx(first["cn_to_hub_kg"].sum() * 36 / 12)
+    # A null in the prior (NULL's period 21) makes its prior unknown while it is in the prior periods.
+    nulls = whole.filter(hub_iso3="NULL")
+    assert nulls.filter(pl.col("period") >= date(2020, 10, 1))["cn_to_hub_kg_prior"].null_count() == 5

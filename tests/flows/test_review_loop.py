@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def loop(prefect_harness, tmp_path_factory):
-    """Run 1; dismiss the background route (RUS 282580, rank 5) and confirm Thailand; run 2."""
+    """Run 1; dismiss the background route (RUS 282580, rank 5) and confirm Thailand (rank 2); run 2."""
     world = write_sample_world(tmp_path_factory.mktemp("world"), seed=7)
     out = tmp_path_factory.mktemp("loop")
     settings = Settings(warehouse=out / "w.duckdb", reports_dir=out / "reports")
@@ -36,7 +36,7 @@ def loop(prefect_harness, tmp_path_factory):
     w = str(settings.warehouse)
     dismissed = cli("review", "RUS:282580", "dismissed", "--warehouse", w, "--by", "Jane Analyst",
                     "--note", "Russian smelter's own exports <b>not</b> Chinese origin")
-    confirmed = cli("review", "1", "confirmed", "--warehouse", w, "--by", "Jane Analyst", "--note", "bills of lading match")
+    confirmed = cli("review", "2", "confirmed", "--warehouse", w, "--by", "Jane Analyst", "--note", "bills of lading match")
     second = transship_pipeline(world["data_dir"], settings)
     return {"world": world, "settings": settings, "first": first, "second": second, "before": before,
             "cli": (dismissed, confirmed)}

@@ -130,7 +130,8 @@ def test_flagged_routes_explain_themselves_in_words(scored):
     expl = explanations.filter(pl.col("hub_iso3") == "THA", pl.col("period") == tha["period"][0],
                                pl.col("hs_code") == "282580")
     assert expl["position"].to_list() == list(range(1, expl.height + 1))
-    assert (expl["value"] > expl["normal_high"]).all()  # each top feature is above the model's normal range
+    # each top feature lies outside the model's normal range (above it, or below it for a fall)
+    assert ((expl["value"] > expl["normal_high"]) | (expl["value"] < expl["normal_low"])).all(), expl
 
 
 def test_changing_the_threshold_does_not_refit(scored):
@@ -164,7 +165,7 @@ def test_route_score_is_graded_by_the_evidence_and_flags_keep_their_gates():
     p = ScoreParams()
     rows = pl.DataFrame({
         "anomaly_score": [0.8] * 7, "volume_weight": [1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0],
-        "co_robust_z": [3.0, 1.0, 0.5, -2.0, 3.0, 3.0, 3.0],
+        "co_robust_z": [3.0, 1.0, 0.5, -2.0, 3.0, 3.0, 3.0], "co_mean_z": [1e9] * 7,
         "hub_to_us_peak_share": [0.3, 0.3, 0.3, 0.3, 0.3, 0.9, 0.9], "window_periods": [5, 5, 5, 5, 5, 5, 1],
         "route_excess_kg": [1e6] * 7, "volume_floor_kg": [1e3] * 7, "kg_coverage": [1.0] * 7,
         "score_threshold": [0.7] * 7, "frequency": ["M"] * 7, "period": [1] * 7})
@@ -178,3 +179,10 @@ def test_route_score_is_graded_by_the_evidence_and_flags_keep_their_gates():
     # One lump (90 % in one period) keeps a twentieth; an annual window cannot show one: no peak factor.
     assert score[5] < score[0] / 10 and score[6] == pytest.approx(0.8 / (1 + np.exp(-2.0)))
     assert out["flagged"].to_list() == [True, True, False, False, False, False, True]
+    # The window against the route's own spread (co_mean_z) moves it the same way, and is not a gate.
+    spread = apply_threshold(rows.with_columns(direction_ok, sustained, co_mean_z=pl.Series([3.0, 1.0, 0.0, -3.0, 1e9, 1e9, 1e9]))
+                             .with_columns(graded_route_score(p)), p)
+    by_spread = spread["route_score"].to_list()
+    assert by_spread[0] == pytest.approx(score[0] / (1 + np.exp(-2.0)))  # co_mean_z 3: sigma(2) of it
+    assert by_spread[1] == pytest.approx(score[1] / 2)  # at min_co_mean_z: half
+    assert spread["flagged"].to_list() == out["flagged"].to_list()

@@ -42,7 +42,7 @@ def test_a_flagged_score_leads_to_its_run_model_and_the_files_with_their_hashes(
 
 
 def test_lineage_refuses_periods_and_routes_it_cannot_trace(ro):
-    with pytest.raises(WarehouseError, match="it is scored from 2022-05 to 2025-06"):
+    with pytest.raises(WarehouseError, match="it is scored from 2020-05 to 2025-06"):
         route_lineage(ro, RouteRef.parse("THA:282580"), "2019-04")
     with pytest.raises(WarehouseError, match="not scored at all"):
         route_lineage(ro, RouteRef.parse("ZZZ:282580"), "2025-04")
