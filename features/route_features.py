@@ -553,19 +553,34 @@ def world_unit_value_change() -> pl.Expr:
                             "us_from_world_kg_prior", "world_unit_value_change")
 
 
+def route_excess_usd() -> pl.Expr:
+    """route_excess_usd = min(cn_to_hub_usd_excess, hub_to_us_usd_excess): the smaller leg's value above its
+    prior run rate over the window (not lag-aligned). USD."""
+    return pl.min_horizontal("cn_to_hub_usd_excess", "hub_to_us_usd_excess").alias("route_excess_usd")
+
+
+def _share_weight(share: pl.Expr, p: FeatureParams) -> pl.Expr:
+    return (_divided(_divided(share * 100, p.full_weight_share).log1p(), float(np.log1p(100)))).clip(0.0, 1.0)
+
+
 def volume_weight(p: FeatureParams) -> pl.Expr:
-    """volume_weight = clip(log10(1 + 100 × s / S) / log10(101), 0, 1), where s = max(route_excess_kg, 0) /
-    max(us_from_world_kg_window, F) is the route's excess as a share of the product's US imports in the
-    window, and S = full_weight_share (default 10 %).
+    """volume_weight = clip(log10(1 + 100 × s / S) / log10(101), 0, 1), where s is the route's excess as a
+    share of the product's US imports in the window, in kilograms (max(route_excess_kg, 0) /
+    max(us_from_world_kg_window, F)) or in value (max(route_excess_usd, 0) / max(us_from_world_usd_window,
+    F_usd)), whichever is larger, and S = full_weight_share (default 10 %).
 
     0 for a route with no excess; 0.15 at S/100 of the US market; 0.52 at S/10; 1 from S up. It multiplies
     the anomaly score into the route score, so that a route moving a few hundred kilograms of a product the
     US imports by the thousand tonnes cannot outrank one moving thousands of tonnes; measured against the
-    product's own market, so that a gallium route is not weighed against antimony tonnages. It counts
-    kilograms above the run rate, not ratios, so a brand-new route of real size (prior 0) keeps a full weight."""
-    share = pl.col("route_excess_kg").clip(lower_bound=0.0) / pl.max_horizontal(
+    product's own market, so that a gallium route is not weighed against antimony tonnages, and in value as
+    well as weight, so that a few hundred kilograms of gallium at USD 300-3,000/kg inside an HS6 line of
+    cheaper metals counts for what it is worth. It counts excess over the run rate, not ratios, so a
+    brand-new route of real size (prior 0) keeps a full weight."""
+    share_kg = pl.col("route_excess_kg").clip(lower_bound=0.0) / pl.max_horizontal(
         pl.col("us_from_world_kg_window"), pl.col("volume_floor_kg"))
-    return ((_divided(_divided(share * 100, p.full_weight_share).log1p(), float(np.log1p(100)))).clip(0.0, 1.0)).alias("volume_weight")
+    share_usd = pl.col("route_excess_usd").clip(lower_bound=0.0) / pl.max_horizontal(
+        pl.col("us_from_world_usd_window"), pl.col("volume_floor_usd"))
+    return pl.max_horizontal(_share_weight(share_kg, p), _share_weight(share_usd, p).fill_null(0.0)).alias("volume_weight")
 
 
 SUPPLY = "_cn_to_hub_kg_supply"
@@ -767,7 +782,7 @@ def row_features(lf: pl.LazyFrame, p: FeatureParams, coverage: bool, mirror: boo
     lf = lf.with_columns(
         *[spike_ratio(c, pl.col("volume_floor_kg")) for c in LEGS_KG],
         *[spike_ratio(c, pl.col("volume_floor_usd")) for c in LEGS_USD],
-        *[excess_over_run_rate(c, p) for c in LEGS_KG],
+        *[excess_over_run_rate(c, p) for c in (*LEGS_KG, *LEGS_USD)],
         pass_through_kg(p),
         hub_to_us_peak_share(),
         *[
@@ -787,6 +802,7 @@ def row_features(lf: pl.LazyFrame, p: FeatureParams, coverage: bool, mirror: boo
     lf = lf.with_columns(
         co_spike_ratio_kg(),
         route_excess_kg(p),
+        route_excess_usd(),
         reroute_ceiling_kg(p),
         share_change("hub_share_of_cn_exports"),
         share_change("hub_share_of_us_imports"),
@@ -803,6 +819,7 @@ def row_features(lf: pl.LazyFrame, p: FeatureParams, coverage: bool, mirror: boo
         (pl.col("hub_to_us_kg_prior") == 0).alias("new_route"),
         pl.lit(p.window).alias("window_periods"),
         pl.lit(p.min_prior).alias("min_prior_periods"),
+        pl.lit(p.prior).alias("full_prior_periods"),
     )
     lf = lf.with_columns(
         reroute_ceiling_share(),

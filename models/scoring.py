@@ -1,8 +1,9 @@
 """Fit (or reuse) one RouteScorer per (frequency, mineral), score its route-periods, explain the top ones.
 Pure: frames in, frames out.
 
-Which route-periods are scored: those with a complete history (W + P periods on the grid) and some trade
-on either leg in the window or the prior periods. A route with no trade at all has nothing to score.
+Which route-periods are scored: those with the window and at least min_prior prior periods on the grid
+(12 months by default; the prior sums are over what exists, scaled to P, and `prior_periods` says how many)
+and some trade on either leg in the window or the prior periods. A route with no trade at all has nothing to score.
 
 Scores, per route-period (higher = more suspicious, all of them):
 - anomaly_score: the isolation forest's score in (0, 1] (models/iforest.py);
@@ -11,9 +12,13 @@ Scores, per route-period (higher = more suspicious, all of them):
   erases it (a route that misses a threshold by a little ranks just below one that meets it, not with
   the quiet routes at 0):
       route_score = anomaly_score × (0.5 + 0.5 × volume_weight)
-                    × σ(co_robust_z − min_co_robust_z) × σ((max_peak_share − hub_to_us_peak_share) / 0.1)
+                    × σ(co_robust_z − min_co_robust_z) × σ(co_mean_z − min_co_mean_z)
+                    × σ((max_peak_share − hub_to_us_peak_share) / 0.1)
   with σ the logistic function (0.5 at the threshold; a co_robust_z 2 below it keeps 0.12 of the score, a
-  peak share 0.2 above it 0.12). Volume halves the score at most: a few hundred kilograms of gallium inside
+  peak share 0.2 above it 0.12). co_robust_z reads each leg against its median in robust deviations,
+  floored at the mineral's volume floor (steady trade); co_mean_z against its mean in its own standard
+  deviation (rule B's z: lumps and zeros set the spread, and a route of a few hundred kilograms is judged
+  in its own scale, not the mineral's floor). Volume halves the score at most: a few hundred kilograms of gallium inside
   a line of other metals is small against the product's US imports and may still be a route. The peak
   share does not apply to windows of fewer than 3 periods (annual data cannot show a lump). Chosen on the
   project's own harness (`transship evaluate`, seeds 0-19 of the widened generator; seeds 20-29 held out),
@@ -92,6 +97,7 @@ SCORING_INPUTS = tuple(dict.fromkeys([
     *KEYS, "has_history", "cn_to_hub_kg_window", "cn_to_hub_kg_prior", "hub_to_us_kg_window", "hub_to_us_kg_prior",
     "hub_to_us_usd_window", "cn_to_hub_usd_window", *MODEL_FEATURE_COLUMNS, "route_excess_kg", "volume_floor_kg",
     "co_robust_z", "co_mean_z", "kg_coverage", "hub_to_us_peak_share", "window_periods", "prior_periods", "min_prior_periods",
+    "full_prior_periods",
     "volume_weight",
     "rule_flag"]))
 
@@ -202,6 +208,23 @@ def rows_to_explain(scored: pl.DataFrame, params: ScoreParams) -> pl.Series:
     return (scored["flagged"] | marked["_peak"].fill_null(False)).alias("explained")
 
 
+def history_notes(chosen: pl.DataFrame) -> pl.DataFrame:
+    """row (0, 1, ... over `chosen`) and _history: the words an explanation starts with when the row was
+    scored from a short history ("short history: 14 prior months, scaled to 36; "), else ""."""
+    unit = pl.when(pl.col("frequency") == "M").then(pl.lit("months")).otherwise(pl.lit("years"))
+    short = pl.col("prior_periods") < pl.col("full_prior_periods")
+    return chosen.select(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("row"),
+        pl.when(short).then(pl.format("short history: {} prior {}, scaled to {}; ", "prior_periods", unit,
+                                      "full_prior_periods")).otherwise(pl.lit("")).alias("_history"))
+
+
+def _with_history(text: pl.DataFrame, chosen: pl.DataFrame) -> pl.DataFrame:
+    """`text` (row, top_features) with each row's history note in front of its top_features."""
+    return text.join(history_notes(chosen), on="row", how="left").with_columns(
+        pl.concat_str(pl.col("_history").fill_null(""), "top_features").alias("top_features")).drop("_history")
+
+
 def explain_group(scored: pl.DataFrame, scorer: RouteScorer, params: ScoreParams) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(scored with top_features text, long explanation table keyed by route and period)."""
     scored = scored.with_row_index("_row").with_columns(rows_to_explain(scored, params))
@@ -210,7 +233,10 @@ def explain_group(scored: pl.DataFrame, scorer: RouteScorer, params: ScoreParams
                                               nulls_equal=True, maintain_order="left")
     long = scorer.explain(chosen, typical, top=params.explain_top)
     keys = chosen.select("_row", *ROUTE_KEYS, "period").with_row_index("row").with_columns(pl.col("row").cast(pl.Int64))
-    text = explanation_text(long).join(keys.select("row", "_row"), on="row").drop("row")
+    # Every chosen row gets a line (a row with no feature far from its route's typical says so).
+    text = keys.select("row").join(explanation_text(long), on="row", how="left").with_columns(
+        pl.col("top_features").fill_null("no feature far from the route's typical"))
+    text = _with_history(text, chosen).join(keys.select("row", "_row"), on="row").drop("row")
     # The text joined to the row numbers alone (a full join would copy every column of a large group).
     top = scored.select("_row").join(text, on="_row", how="left", maintain_order="left")["top_features"]
     out = scored.with_columns(top).drop("_row").with_columns(
@@ -360,8 +386,9 @@ def rescore_changed(context: pl.DataFrame, new_rows: pl.DataFrame, scorer: Route
                                                  maintain_order="left")
         explained_now = scorer.explain(chosen, typical, top=params.explain_top)
         row_keys = again.with_row_index("row").with_columns(pl.col("row").cast(pl.Int64))
-        text = row_keys.join(explanation_text(explained_now), on="row", how="left").drop("row").with_columns(
+        text = row_keys.join(explanation_text(explained_now), on="row", how="left").with_columns(
             pl.col("top_features").fill_null("no feature far from the route's typical"))
+        text = _with_history(text, chosen).drop("row")
         long = explained_now.join(row_keys, on="row").drop("row")
     out = scored.join(text.rename({"top_features": "_now"}), on=KEYS, how="left", maintain_order="left").with_columns(
         top_features=pl.when(pl.col("_again")).then(pl.col("_now"))

@@ -176,8 +176,14 @@ def test_volume_weight_is_the_excess_against_the_products_us_market():
     # excess 50 kg (see above) against US imports of 200 kg in the window: 25 % of the market, full weight.
     assert qrow(legs([10, 20, 30, 40, 50], [0, 0, 30, 60, 90]), 5)["volume_weight"] == 1.0
     # The same route in a market of 5,000 kg per month: 50 / 10,000 = 0.5 %, weight log(1 + 5) / log(101).
-    big = qrow(legs([10, 20, 30, 40, 50], [0, 0, 30, 60, 90], us_world=[5000] * 5), 5)
+    big = qrow(legs([10, 20, 30, 40, 50], [0, 0, 30, 60, 90], us_world=[5000] * 5, us_world_usd=[50_000] * 5), 5)
     assert big["volume_weight"] == pytest.approx(np.log(6) / np.log(101))
+    # In value as well as weight: the same kilograms at 30 times the line's unit value (gallium in a line of
+    # cheaper metals) are 15 % of the line's value (legs at 10 $/kg... 300 $/kg): full weight.
+    dear = qrow(legs([10, 20, 30, 40, 50], [0, 0, 30, 60, 90], us_world=[5000] * 5, us_world_usd=[50_000] * 5,
+                     hub_us_usd=[0, 0, 9000, 18000, 27000]).with_columns(pl.col("cn_to_hub_usd") * 30), 5)
+    assert dear["route_excess_kg"] == big["route_excess_kg"] and dear["route_excess_usd"] == pytest.approx(15_000)
+    assert dear["volume_weight"] == 1.0
     # No excess, no weight.
     assert qrow(legs([10] * 5, [10] * 5), 5)["volume_weight"] == 0.0
 
