@@ -57,7 +57,7 @@ PLAIN_RULES = (
 def scorers() -> list[Scorer]:
     out = [
         Scorer("model", "model", pl.col("route_score"),
-               "isolation forest × volume weight, gated (models/scoring.py)"),
+               "isolation forest × volume weight × direction and history evidence, graded (models/scoring.py)"),
         Scorer("rule_literal", "rule", pl.col("rule_flag").cast(pl.Float64),
                "plain rule: window beats the prior 3 years on both legs (kg)"),
         Scorer("rule_seeds_usd", "rule", pl.col("seeds_test_usd").cast(pl.Float64),

@@ -186,3 +186,18 @@ def test_route_score_is_graded_by_the_evidence_and_flags_keep_their_gates():
     assert by_spread[0] == pytest.approx(score[0] / (1 + np.exp(-2.0)))  # co_mean_z 3: sigma(2) of it
     assert by_spread[1] == pytest.approx(score[1] / 2)  # at min_co_mean_z: half
     assert spread["flagged"].to_list() == out["flagged"].to_list()
+
+
+def test_an_explanation_of_a_row_scored_from_a_short_history_says_so_first(scored):
+    """Rows scored from fewer prior periods than a full history start their explanation with how many."""
+    from models.scoring import _with_history
+
+    chosen = pl.DataFrame({"frequency": ["M", "M", "A"], "prior_periods": [14, 36, 3], "full_prior_periods": [36, 36, 3]})
+    text = pl.DataFrame({"row": [0, 1, 2], "top_features": ["why 0", "why 1", "why 2"]})
+    out = _with_history(text, chosen)["top_features"].to_list()
+    assert out == ["short history: 14 prior months, scaled to 36; why 0", "why 1", "why 2"]
+    # In the scored sample world: every explained row of a short history starts so, no other does.
+    scores = scored[0].filter(pl.col("top_features").is_not_null())
+    short = scores.filter(pl.col("prior_periods") < pl.col("full_prior_periods"))
+    assert short.height > 0 and short["top_features"].str.starts_with("short history: ").all()
+    assert not scores.filter(pl.col("prior_periods") == pl.col("full_prior_periods"))["top_features"].str.starts_with("short").any()
