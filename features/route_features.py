@@ -237,7 +237,8 @@ def scaled_prior(leg: str, p: FeatureParams) -> pl.Expr:
     """`<leg>_prior` scaled to P periods where the route has fewer (× P / prior_periods): a year of history
     stands for three, so that every comparison with "the prior three years" reads the same. Unit: the leg's."""
     raw = pl.col(f"{leg}_prior")
-    return pl.when(pl.col("prior_periods") < p.prior).then(raw * p.prior / pl.col("prior_periods")).otherwise(raw).alias(f"{leg}_prior")
+    scaled = raw * p.prior / pl.col("prior_periods")
+    return pl.when(pl.col("prior_periods") < p.prior).then(scaled).otherwise(raw).alias(f"{leg}_prior")
 
 
 def spike_ratio(leg: str, floor: pl.Expr) -> pl.Expr:
@@ -479,7 +480,8 @@ def coverage_sums(p: FeatureParams) -> list[Running]:
     Σ hub_to_us_usd over t-W-P+1..t."""
     span, least = p.window + p.prior, p.window + p.min_prior
     return [_window_sum("value_kg_missing_usd", span, COVERAGE_SUMS[0], min_n=least),
-            *[_window_sum(leg, span, name, min_n=least) for leg, name in zip(("cn_to_hub_usd", "hub_to_us_usd"), _USD_SPANS)]]
+            *[_window_sum(leg, span, name, min_n=least)
+              for leg, name in zip(("cn_to_hub_usd", "hub_to_us_usd"), _USD_SPANS)]]
 
 
 def coverage_total() -> pl.Expr:
@@ -580,7 +582,8 @@ def volume_weight(p: FeatureParams) -> pl.Expr:
         pl.col("us_from_world_kg_window"), pl.col("volume_floor_kg"))
     share_usd = pl.col("route_excess_usd").clip(lower_bound=0.0) / pl.max_horizontal(
         pl.col("us_from_world_usd_window"), pl.col("volume_floor_usd"))
-    return pl.max_horizontal(_share_weight(share_kg, p), _share_weight(share_usd, p).fill_null(0.0)).alias("volume_weight")
+    by_value = _share_weight(share_usd, p).fill_null(0.0)
+    return pl.max_horizontal(_share_weight(share_kg, p), by_value).alias("volume_weight")
 
 
 SUPPLY = "_cn_to_hub_kg_supply"
@@ -750,7 +753,8 @@ def build_route_features(legs: pl.DataFrame | pl.LazyFrame, params: FeatureParam
     if coverage:
         lf = lf.with_columns(coverage_total())
     lf = row_features(lf, p, coverage=coverage, mirror=mirror)
-    helpers = [SUPPLY, PEAK, *[_squares(leg) for leg in MEAN_Z_LEGS], *(COVERAGE_SUMS if coverage else ()), *(_USD_SPANS if coverage else ()),
+    helpers = [SUPPLY, PEAK, *[_squares(leg) for leg in MEAN_Z_LEGS],
+               *(COVERAGE_SUMS if coverage else ()), *(_USD_SPANS if coverage else ()),
                *[_lagged_window(lag) for lag in range(p.max_lag + 1)],
                *[_co_sum(k, lag) for lag in range(p.max_lag + 1) for k in ("x", "y", "xy", "xx", "yy")]]
     marker = [NEEDED] if NEEDED in names else []

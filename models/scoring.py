@@ -3,7 +3,8 @@ Pure: frames in, frames out.
 
 Which route-periods are scored: those with the window and at least min_prior prior periods on the grid
 (12 months by default; the prior sums are over what exists, scaled to P, and `prior_periods` says how many)
-and some trade on either leg in the window or the prior periods. A route with no trade at all has nothing to score.
+and some trade on either leg in the window or the prior periods. A route with no trade at all has nothing
+to score.
 
 Scores, per route-period (higher = more suspicious, all of them):
 - anomaly_score: the isolation forest's score in (0, 1] (models/iforest.py);
@@ -18,8 +19,9 @@ Scores, per route-period (higher = more suspicious, all of them):
   peak share 0.2 above it 0.12). co_robust_z reads each leg against its median in robust deviations,
   floored at the mineral's volume floor (steady trade); co_mean_z against its mean in its own standard
   deviation (rule B's z: lumps and zeros set the spread, and a route of a few hundred kilograms is judged
-  in its own scale, not the mineral's floor). Volume halves the score at most: a few hundred kilograms of gallium inside
-  a line of other metals is small against the product's US imports and may still be a route. The peak
+  in its own scale, not the mineral's floor). Volume (in kg or in value, the larger) halves the score at
+  most: a few hundred kilograms of gallium inside a line of other metals is small against the product's
+  US imports and may still be a route. The peak
   share does not apply to windows of fewer than 3 periods (annual data cannot show a lump). Chosen on the
   project's own harness (`transship evaluate`, seeds 0-19 of the widened generator; seeds 20-29 held out),
   measured, not chosen, on the validation worlds (README).
@@ -96,10 +98,8 @@ KEYS = [*ROUTE_KEYS, "period"]
 SCORING_INPUTS = tuple(dict.fromkeys([
     *KEYS, "has_history", "cn_to_hub_kg_window", "cn_to_hub_kg_prior", "hub_to_us_kg_window", "hub_to_us_kg_prior",
     "hub_to_us_usd_window", "cn_to_hub_usd_window", *MODEL_FEATURE_COLUMNS, "route_excess_kg", "volume_floor_kg",
-    "co_robust_z", "co_mean_z", "kg_coverage", "hub_to_us_peak_share", "window_periods", "prior_periods", "min_prior_periods",
-    "full_prior_periods",
-    "volume_weight",
-    "rule_flag"]))
+    "co_robust_z", "co_mean_z", "kg_coverage", "hub_to_us_peak_share", "window_periods", "prior_periods",
+    "min_prior_periods", "full_prior_periods", "volume_weight", "rule_flag"]))
 
 
 def scoreable(features: pl.DataFrame) -> pl.Expr:
