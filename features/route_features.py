@@ -146,12 +146,10 @@ class Running:
         if self.min_n is not None:
             # Partial windows at a route's start: rolled within the route (a window must not reach into the
             # route before), then moved down `offset` rows; a window holding a null is null, as with n values.
-            def in_route(e: pl.Expr) -> pl.Expr:
-                return e.over(ROUTE_ID)
-            total = in_route(self.values.rolling_sum(window_size=self.n, min_samples=1))
-            nulls = in_route(self.values.is_null().cast(pl.Int32).rolling_sum(window_size=self.n, min_samples=1))
+            total = self.values.rolling_sum(window_size=self.n, min_samples=1).over(ROUTE_ID)
+            nulls = self.values.is_null().cast(pl.Int32).rolling_sum(window_size=self.n, min_samples=1).over(ROUTE_ID)
             if self.offset:
-                total, nulls = in_route(total.shift(self.offset)), in_route(nulls.shift(self.offset))
+                total, nulls = total.shift(self.offset).over(ROUTE_ID), nulls.shift(self.offset).over(ROUTE_ID)
             out = within_route(pl.when(nulls == 0).then(total), self.reach)
             return (_divided(out, self.scale) if self.scale else out).alias(self.name)
         v = self.values.shift(self.offset) if self.offset else self.values
@@ -220,17 +218,23 @@ def window_total(leg: str, p: FeatureParams) -> Running:
     return _window_sum(leg, p.window, f"{leg}_window")
 
 
+def over_prior(name: str, values: pl.Expr, p: FeatureParams, scale: int | None = None) -> Running:
+    """`name`: Σ values over the P periods before the window (t-W-P+1..t-W), or over those of them the route
+    has (at least min_prior, else null): the prior periods every prior sum, count and square is taken over."""
+    return Running(name, values, p.prior, reach=p.min_prior - 1 + p.window, offset=p.window, scale=scale,
+                   min_n=p.min_prior)
+
+
 def prior_total(leg: str, p: FeatureParams) -> Running:
-    """`<leg>_prior`: Σ leg over the P periods before the window (t-W-P+1..t-W), or over those of them the
-    route has (at least min_prior); scaled to P periods in the second pass (scaled_prior). Unit: the leg's."""
-    return _window_sum(leg, p.prior, f"{leg}_prior", offset=p.window, min_n=p.min_prior)
+    """`<leg>_prior`: Σ leg over the prior periods (over_prior), summed exactly in thousandths; scaled to P
+    periods in the second pass (scaled_prior). Unit: the leg's."""
+    return over_prior(f"{leg}_prior", _exact(pl.col(leg), EXACT_SCALE), p, scale=EXACT_SCALE)
 
 
 def prior_count(p: FeatureParams) -> Running:
     """prior_periods: how many prior periods the route has before the window, P at most (min_prior at
     least, else null): the history its prior sums, medians and spreads are taken over."""
-    one = (pl.col(ROUTE_POS) * 0 + 1).cast(pl.Int64)
-    return Running("prior_periods", one, p.prior, reach=p.min_prior - 1 + p.window, offset=p.window, min_n=p.min_prior)
+    return over_prior("prior_periods", (pl.col(ROUTE_POS) * 0 + 1).cast(pl.Int64), p)
 
 
 def scaled_prior(leg: str, p: FeatureParams) -> pl.Expr:
@@ -524,8 +528,7 @@ def _squares(leg: str) -> str:
 def prior_squares(leg: str, p: FeatureParams) -> Running:
     """Helper column for mean_z: Σ round(leg kg)² over the prior periods (those prior_total sums), exact."""
     kg = pl.col(leg).clip(0, SQUARE_CAP).round().cast(pl.Int64)
-    return Running(_squares(leg), kg * kg, p.prior, reach=p.min_prior - 1 + p.window, offset=p.window,
-                   min_n=p.min_prior)
+    return over_prior(_squares(leg), kg * kg, p)
 
 
 def mean_z(leg: str, p: FeatureParams) -> pl.Expr:
@@ -643,8 +646,8 @@ def hub_to_us_peak_share() -> pl.Expr:
 def has_history(p: FeatureParams) -> pl.Expr:
     """has_history: the route has W + min_prior periods on the grid up to t (W + 12 months by default; the
     prior sums are over the min_prior..P periods before the window that exist, prior_periods) and both legs
-    are known in all of them, so every window is complete. Counted by `grid_index` (the period's position on the frequency's grid) when
-    the frame has it, so that a frame holding only a route's later periods counts right; else from the
+    are known in all of them, so every window is complete. Counted by `grid_index` (the period's position on
+    the frequency's grid) when the frame has it, so that a frame holding only a route's later periods counts right; else from the
     frame's first period. A period a side did not publish is unknown (a null leg, and so a null window or
     prior sum): a history with such a gap is not complete."""
     known = pl.all_horizontal(pl.col(f"{leg}_{part}").is_not_null() for leg in LEGS_KG for part in ("window", "prior"))

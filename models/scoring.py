@@ -148,14 +148,17 @@ def _logistic(x: pl.Expr) -> pl.Expr:
     return 1.0 / (1.0 + (-x).exp())
 
 
+def _above(column: str, threshold: float) -> pl.Expr:
+    """σ(column - threshold): 0.5 at the threshold; an unknown value counts as 20 below it."""
+    return _logistic(pl.col(column).fill_nan(None).fill_null(threshold - 20.0).clip(-50.0, 50.0) - threshold)
+
+
 def graded_route_score(params: ScoreParams) -> pl.Expr:
     """route_score from anomaly_score and the direction evidence (module docstring); never 0 but for a
     0 anomaly score, never above anomaly_score."""
     volume = 0.5 + 0.5 * pl.col("volume_weight").fill_null(0.0).fill_nan(0.0).clip(0.0, 1.0)
-    direction = _logistic(pl.col("co_robust_z").fill_nan(None).fill_null(params.min_co_robust_z - 20.0)
-                          .clip(-50.0, 50.0) - params.min_co_robust_z)
-    own_spread = _logistic(pl.col("co_mean_z").fill_nan(None).fill_null(params.min_co_mean_z - 20.0)
-                           .clip(-50.0, 50.0) - params.min_co_mean_z)
+    direction = _above("co_robust_z", params.min_co_robust_z)
+    own_spread = _above("co_mean_z", params.min_co_mean_z)
     one_lump = pl.when(pl.col("window_periods") < 3).then(1.0).otherwise(
         _logistic((params.max_peak_share - pl.col("hub_to_us_peak_share").fill_nan(None).fill_null(1.0)) / 0.1))
     return (pl.col("anomaly_score") * volume * direction * own_spread * one_lump).alias("route_score")
@@ -239,9 +242,7 @@ def explain_group(scored: pl.DataFrame, scorer: RouteScorer, params: ScoreParams
     text = _with_history(text, chosen).join(keys.select("row", "_row"), on="row").drop("row")
     # The text joined to the row numbers alone (a full join would copy every column of a large group).
     top = scored.select("_row").join(text, on="_row", how="left", maintain_order="left")["top_features"]
-    out = scored.with_columns(top).drop("_row").with_columns(
-        pl.when(pl.col("explained")).then(pl.col("top_features").fill_null("no feature far from the route's typical"))
-        .otherwise(None).alias("top_features")).drop("explained")
+    out = scored.with_columns(top).drop("_row").drop("explained")
     long = long.join(keys, on="row").drop("row", "_row")
     return out, long
 
