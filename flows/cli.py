@@ -39,10 +39,12 @@ catalogue_option = click.option(
     help="Mineral catalogue TOML (default: the bundled warehouse/catalogue/minerals.toml).")
 window_option = click.option("--window", type=click.IntRange(1, 24), default=5, show_default=True,
                              help="Scoring window in months (monthly data).")
-quantile_option = click.option("--flag-quantile", type=click.FloatRange(0.5, 0.9999), default=0.98,
-                               show_default=True, help="Score threshold as a quantile of the model's training scores.")
+threshold_option = click.option(
+    "--min-route-score", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.3, show_default=True,
+    help="Flag a route-period whose route score is at least this (and whose gates hold). One threshold for every "
+         "mineral: the list grows with the evidence, not with the number of routes.")
 queue_option = click.option("--queue-size", type=click.IntRange(1, 10_000), default=None,
-                            help="Instead of --flag-quantile: flag the N route-periods with the highest route score "
+                            help="Instead of --min-route-score: flag the N route-periods with the highest route score "
                                  "per period (a review queue of fixed size).")
 model_option = click.option("--model", "model_policy", type=click.Choice(["auto", "reuse", "refit"]), default="auto",
                             show_default=True,
@@ -69,7 +71,7 @@ def cli() -> None:
 
 
 def _run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, window: int,
-         flag_quantile: float, census_measure: str = "general imports", cif_fob_rate: float = 0.10,
+         min_route_score: float = 0.3, census_measure: str = "general imports", cif_fob_rate: float = 0.10,
          queue_size: int | None = None, model_policy: str = "auto", dismissed_regrowth: float = 0.5,
          notify_url: str | None = None, notify_command: str | None = None, full: bool = False,
          dask_address: str | None = None, max_file_mb: int | None = None,
@@ -88,7 +90,8 @@ def _run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None,
                                               ("max_json_depth", max_json_depth)) if v is not None})
     settings = Settings(input_limits=limits, warehouse=warehouse, reports_dir=reports, catalogue=catalogue,
                         features=FeatureParams(window=window),
-                        scoring=ScoreParams(flag_quantile=flag_quantile, queue_size=queue_size, model_policy=model_policy),
+                        scoring=ScoreParams(min_route_score=min_route_score, queue_size=queue_size,
+                                            model_policy=model_policy),
                         sources=SourceParams(census_import_measure=census_measure, cif_fob_rate=cif_fob_rate),
                         dismissed_regrowth=dismissed_regrowth, notify_url=notify_url, notify_command=notify_command,
                         full=full, dask_address=dask_address)
@@ -174,7 +177,7 @@ def _summarise(run: dict, warehouse: Path) -> None:
 @reports_option
 @catalogue_option
 @window_option
-@quantile_option
+@threshold_option
 @queue_option
 @model_option
 @click.option("--census-measure", type=click.Choice(["general imports", "imports for consumption"]),
@@ -207,7 +210,7 @@ def _summarise(run: dict, warehouse: Path) -> None:
               help="Refuse a JSON file nested deeper than this (env TRANSSHIP_MAX_JSON_DEPTH); trade records nest "
                    "2 or 3 levels.")
 def run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, window: int,
-        flag_quantile: float, queue_size: int | None, model_policy: str, census_measure: str,
+        min_route_score: float, queue_size: int | None, model_policy: str, census_measure: str,
         cif_fob_rate: float, dismissed_regrowth: float, notify_url: str | None, notify_command: str | None,
         full: bool, dask_address: str | None, max_file_mb: int, max_json_depth: int) -> None:
     """Run the pipeline over every supported file under --data.
@@ -215,7 +218,7 @@ def run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, 
     Recognised by their header: UN Comtrade (API JSON, bulk CSV), US Census API JSON and USA Trade Online
     CSV, China customs (GACC) CSV/XLSX, CEPII BACI, rate tables (period,currency,units_per_usd,source), and
     your own tables with a NAME.mapping.toml beside them."""
-    result = _run(data_dir, warehouse, reports, catalogue, window, flag_quantile, census_measure, cif_fob_rate,
+    result = _run(data_dir, warehouse, reports, catalogue, window, min_route_score, census_measure, cif_fob_rate,
                   queue_size, model_policy, dismissed_regrowth, notify_url, notify_command, full, dask_address,
                   max_file_mb=max_file_mb, max_json_depth=max_json_depth)
     _summarise(result, warehouse)
@@ -246,7 +249,7 @@ def demo(seed: int, out: Path, warehouse: Path, reports: Path, formats: str, hol
         raise click.UsageError("--hold-back writes monthly releases in the Comtrade format only: drop --formats national")
     paths = (write_sample_world(out, seed=seed, hold_back=hold_back) if formats == "comtrade"
              else write_national_world(out, seed=seed))
-    result = _run(paths["data_dir"], warehouse, reports, None, 5, 0.98)
+    result = _run(paths["data_dir"], warehouse, reports, None, 5)
     _summarise(result, warehouse)
     demo_verdict(warehouse, paths["truth"])
     click.echo(f"\nOpen {result['report_dir']}/report.html (also {reports}/latest/report.html) in a browser.")

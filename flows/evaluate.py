@@ -138,7 +138,7 @@ def evaluate_world(seed: int, root: str, monthly: FeatureParams, params: ScorePa
     import shutil
     import time
 
-    from models.evaluation import evaluate_scorer, scorers
+    from models.evaluation import evaluate_scorer, flag_list_quality, scorers
 
     t0 = time.perf_counter()
     workdir = Path(root) / f"world-{seed:04d}"
@@ -148,10 +148,12 @@ def evaluate_world(seed: int, root: str, monthly: FeatureParams, params: ScorePa
         frames = {"scores": scores, "rules": rules}
         results = {s.name: evaluate_scorer(frames[s.frame], truth, s, EVAL_FIRST, EVAL_LAST, monthly.window)
                    for s in scorers()}
+        flags = flag_list_quality(scores, truth, EVAL_FIRST, EVAL_LAST)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     planted = truth.filter(pl.col("kind") == "planted").drop("description").to_dicts()
-    return {"seed": seed, "seconds": round(time.perf_counter() - t0, 1), "planted": planted, "results": results}
+    return {"seed": seed, "seconds": round(time.perf_counter() - t0, 1), "planted": planted, "results": results,
+            "flags": flags}
 
 
 def summarise(worlds: list[dict]) -> dict:
@@ -188,7 +190,12 @@ def summarise(worlds: list[dict]) -> dict:
                                "hub_iso3", "hs_code", "size_class", "lag", "brand_new", "existing_us_t", "extra_us_t",
                                "start", "months", "history", "ramp", "lumpy", "split_with")},
                                "rank": r.get("rank"), "score": r.get("score")})
-    return {"scorers": summary, "model_missed_top_k": missed}
+    flagged = sum(w["flags"]["flagged"] for w in worlds)
+    found = sum(w["flags"]["planted_flagged"] for w in worlds)
+    planted = sum(w["flags"]["planted"] for w in worlds)
+    flag_list = {"flagged": flagged, "planted_flagged": found, "planted": planted,
+                 "precision": found / flagged if flagged else None, "recall": found / planted if planted else None}
+    return {"scorers": summary, "model_missed_top_k": missed, "flag_list": flag_list}
 
 
 def _pooled_classes(per_world: list[dict]) -> dict:
@@ -240,7 +247,8 @@ def run_evaluation(worlds: int, first_seed: int, jobs: int, out: Path, monthly: 
     done.sort(key=lambda w: w["seed"])
     report = {"worlds": worlds, "first_seed": first_seed, "evaluation_months": [EVAL_FIRST, EVAL_LAST],
               "window": monthly.window, "parameters": {"n_estimators": params.n_estimators,
-                                                       "max_samples": params.max_samples},
+                                                       "max_samples": params.max_samples,
+                                                       "min_route_score": params.min_route_score},
               "seconds": round(time.perf_counter() - t0, 1), **summarise(done), "per_world": done}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
@@ -285,6 +293,13 @@ def print_evaluation(report: dict, features: bool = True) -> None:
     console.print(f"model average precision {model['average_precision']:.3f}; best plain rule "
                   f"{best_rule['average_precision']:.3f} (margin {model['average_precision'] - best_rule['average_precision']:+.3f}); "
                   f"real-size planted routes in the top 20: {model['real_size_in_top20']}/{model['real_size_planted']}")
+    flags = report.get("flag_list")
+    if flags:
+        console.print(f"flagged list (route score >= {report['parameters'].get('min_route_score')}, gates): "
+                      f"{flags['flagged']} routes over {report['worlds']} worlds, {flags['planted_flagged']} of "
+                      f"{flags['planted']} planted routes among them (precision "
+                      + (f"{flags['precision']:.2f}" if flags["precision"] is not None else "-")
+                      + (f", recall {flags['recall']:.2f})" if flags["recall"] is not None else ")"))
     missed = report["model_missed_top_k"]
     if missed:
         console.print(f"planted routes the model ranked below the top k ({len(missed)}):")

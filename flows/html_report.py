@@ -101,16 +101,27 @@ def gather(con: duckdb.DuckDBPyConnection, run: dict[str, Any], top_n: int) -> R
     )
 
 
+def flag_threshold(run: dict[str, Any]) -> str:
+    """The run's flag threshold on route_score, as recorded with its parameters (a run recorded before
+    there was one: today's default)."""
+    from models.scoring import ScoreParams
+
+    scoring = (run.get("parameters") or {}).get("scoring") or {}
+    return f"{float(scoring.get('min_route_score', ScoreParams.min_route_score)):g}"
+
+
 def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: int = 10) -> pl.DataFrame:
-    """Routes the isolation forest finds as anomalous as a flagged one (anomaly score at or above the
-    threshold) but that are not flagged, each at its most anomalous period, with the gate that held it back
-    in words: what an analyst asks first when the list is short or empty."""
+    """Routes the isolation forest puts in its top 2 % of route-periods (score_percentile >= 0.98) that are
+    not flagged, each at its most anomalous period, with what held it back in words (no tonnes above the
+    run rate, weights unknown, or a route score below the flag threshold, with the evidence that lowered
+    it): what an analyst asks first when the list is short or empty."""
     calls = con.sql(f"""
-        SELECT s.frequency, s.mineral, s.hs_code, s.hub_iso3, s.period, s.anomaly_score, s.score_threshold,
+        SELECT s.frequency, s.mineral, s.hs_code, s.hub_iso3, s.period, s.anomaly_score, s.score_percentile,
+               s.route_score, s.score_threshold,
                s.route_excess_kg, s.co_robust_z, s.kg_coverage, s.hub_to_us_peak_share, s.direction_ok, s.sustained,
                m.volume_floor_kg
         FROM main.route_scores AS s LEFT JOIN ref.minerals AS m USING (mineral)
-        WHERE NOT s.flagged AND s.anomaly_score >= s.score_threshold
+        WHERE NOT s.flagged AND s.score_percentile >= 0.98
           AND NOT EXISTS (SELECT 1 FROM main.route_scores AS f WHERE f.flagged AND f.frequency = s.frequency
                           AND f.mineral = s.mineral AND f.hs_code = s.hs_code AND f.hub_iso3 = s.hub_iso3)
         QUALIFY row_number() OVER (PARTITION BY s.frequency, s.mineral, s.hs_code, s.hub_iso3
@@ -133,6 +144,9 @@ def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: 
         .then(pl.format("one lump: a single period carries {}% of the hub's exports to the US (at most {}%)",
                         (pl.col("hub_to_us_peak_share") * 100).round(0).cast(pl.Int64), pl.lit(round(max_peak * 100)))),
     ]
+    reasons.append(pl.when(pl.col("direction_ok").fill_null(False) & (pl.col("route_score") < pl.col("score_threshold")))
+                   .then(pl.format("route score {} is below the flag threshold {}", pl.col("route_score").round(3),
+                                   pl.col("score_threshold").round(3))))
     return calls.with_columns(why_not=pl.concat_list(reasons).list.drop_nulls().list.join("; "))
 
 
@@ -267,6 +281,7 @@ def render_html(data: ReportData, top_n: int) -> str:
         held_back=data.held_back.to_dicts(), watch=watch, labels=label_summary(data.labels),
         label_rows=data.labels.to_dicts(), revisions=data.revisions.to_dicts(), models=data.run.get("models", []),
         close_calls=data.close_calls.to_dicts(), previous_run_id=data.previous_run_id,
+        flag_threshold=flag_threshold(data.run),
         plotly_js=get_plotlyjs())
 
 

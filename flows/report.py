@@ -9,7 +9,7 @@ from typing import Any
 
 import polars as pl
 
-from flows.html_report import ReportData, ratio, tonnes, write_outputs
+from flows.html_report import ReportData, flag_threshold, ratio, tonnes, write_outputs
 
 
 def _md_escape(text: Any) -> str:
@@ -58,10 +58,10 @@ def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int,
         "smoothly (never to 0) when the route's excess is a small share of the product's US imports, when",
         "the quieter leg rises less than one standard deviation beyond its own history (robust, and in its own",
         "spread), and when one period carries most of the window. Scored from 12 months of history: a",
-        "shorter prior than three years is scaled to three years (`prior_periods` in the warehouse says how long). A route is flagged when both legs exceed their prior three-year",
-        "run rate by at least the mineral's volume floor and by at least one robust standard deviation, the",
-        "window is not one lump, and its anomaly score is in the model's top 2 % (or its route score is in",
-        "the period's review queue). `why`: the features",
+        "shorter prior than three years is scaled to three years (`prior_periods` in the warehouse says how",
+        "long). A route is flagged when both legs carry tonnes beyond their prior run rate, 90 % of its trade",
+        f"has a known weight, and its route score is at least {flag_threshold(run)}, one threshold for every",
+        "mineral (or it is in the period's review queue with --queue-size). `why`: the features",
         "whose reset to the route's typical values lowers the score most, with the model's normal range.",
         "Tonnes (t) are metric tonnes; the window is the last few periods (5 months by default), the prior",
         "is the 36 months before it.",

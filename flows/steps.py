@@ -283,11 +283,10 @@ def _route_rows(con: duckdb.DuckDBPyConnection, frequency: str, mineral: str, ro
         con.unregister("_routes")
 
 
-def _summary(g: FittedGroup, params: ScoreParams, drift: dict[tuple[str, str], pl.DataFrame]) -> dict[str, Any]:
+def _summary(g: FittedGroup, drift: dict[tuple[str, str], pl.DataFrame]) -> dict[str, Any]:
     key = (g.frequency, g.mineral)
     return {"frequency": g.frequency, "mineral": g.mineral, "model_id": g.model_id, "n_train": g.n_train,
             "periods": g.periods, "note": g.note, "reused": g.reused,
-            "threshold": g.scorer.threshold_for(params.flag_quantile) if g.scorer is not None else None,
             "drift": drift[key].filter("drifted")["feature"].to_list() if key in drift else []}
 
 
@@ -344,7 +343,7 @@ def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id
         del scores, explanations  # before the next group is read
         release_memory(con)  # and what DuckDB kept of writing them
         drift_all.update(drift)
-        summaries.extend(_summary(g, params, drift) for g in fitted)
+        summaries.extend(_summary(g, drift) for g in fitted)
     if not groups:  # nothing to score: the tables, empty, in their shape
         scores, explanations, _ = score_routes(route_features_from(con, FeatureParams()), params, {})
         write_group_scores(con, _with_model_ids(scores, []), _with_model_ids(explanations, []), run_id, create=True)
@@ -421,11 +420,11 @@ def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, 
         rescored += out["run_id"].null_count() if "run_id" in out.columns else out.height
         fitted_all.extend(fitted)
     write_drift(con, run_id, drift_all, registered)
-    summaries = [_summary(g, params, drift_all) for g in fitted_all]
+    summaries = [_summary(g, drift_all) for g in fitted_all]
     for key, model in registered.items():  # groups with nothing new keep their model and their rows
         if key not in groups:
             model.note = f"reused {model.model_id}: no new or changed route-periods"
-            summaries.append(_summary(model, params, {}))
+            summaries.append(_summary(model, {}))
     return summaries, rescored
 
 

@@ -146,6 +146,17 @@ def evaluate_scorer(scores: pl.DataFrame, stories: pl.DataFrame, scorer: Scorer,
     }
 
 
+def flag_list_quality(scores: pl.DataFrame, stories: pl.DataFrame, first: str, last: str) -> dict:
+    """The model's flagged list on one world: routes with a flagged period between `first` and `last`, and
+    how many of them are planted."""
+    flagged = (scores.filter(pl.col("flagged").fill_null(False)
+                             & pl.col("period").is_between(pl.lit(first).str.to_date(), pl.lit(last).str.to_date()))
+               .select("hs_code", "hub_iso3").unique())
+    planted = stories.filter(pl.col("kind") == "planted").select("hs_code", "hub_iso3").unique()
+    return {"flagged": flagged.height, "planted": planted.height,
+            "planted_flagged": flagged.join(planted, on=["hs_code", "hub_iso3"], how="semi").height}
+
+
 def months_apart(a: pl.Expr, b: pl.Expr) -> pl.Expr:
     """Whole months from date a to date b."""
     return (b.dt.year() - a.dt.year()) * 12 + (b.dt.month() - a.dt.month())

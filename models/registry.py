@@ -91,7 +91,7 @@ def make_card(group: FittedGroup, params: ScoreParams, code_version: str) -> dic
         "n_train": group.n_train, "n_routes": group.n_routes,
         "training_sha256": group.training_sha256,
         "parameters": {"n_estimators": scorer.n_estimators, "max_samples": scorer.max_samples,
-                       "random_state": scorer.random_state, "flag_quantile": params.flag_quantile,
+                       "random_state": scorer.random_state, "min_route_score": params.min_route_score,
                        "queue_size": params.queue_size, "max_peak_share": params.max_peak_share},
         "thresholds": {str(q): scorer.threshold_for(q) for q in (0.9, 0.95, 0.98, 0.99)},
         "score_direction": "anomaly_score higher = more suspicious",

@@ -8,9 +8,11 @@ def test_the_command_lines_caps_are_the_settings_defaults():
     # One dataclass owns each default; the options that restate them for --help must agree.
     from flows.cli import fetch_census_cmd, run
     from warehouse.fetch import FetchLimits
+    from models.scoring import ScoreParams
     from warehouse.files import InputLimits
 
     options = {p.name: p.default for p in run.params}
+    assert options["min_route_score"] == ScoreParams().min_route_score
     assert options["max_file_mb"] << 20 == InputLimits().max_file_bytes
     assert options["max_json_depth"] == InputLimits().max_json_depth
     fetch = {p.name: p.default for p in fetch_census_cmd.params}

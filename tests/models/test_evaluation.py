@@ -10,7 +10,7 @@ import pytest
 
 from features.route_features import FeatureParams
 from flows.evaluate import run_evaluation
-from models.evaluation import Scorer, evaluate_scorer
+from models.evaluation import Scorer, evaluate_scorer, flag_list_quality
 from models.scoring import ScoreParams
 from tests.conftest import REAL
 
@@ -50,6 +50,20 @@ def test_harness_on_three_worlds(tmp_path):
     for column, values in model["by_class"].items():  # every planted route is in one class of each column
         assert sum(v["planted"] for v in values.values()) == model["planted"], column
     assert {"model", "rule_literal", "rule_seeds_ranked", "rule_a_excess", "rule_b_zscore", "co_robust_z"} <= set(scorers)
+    flags = report["flag_list"]  # the flagged list, summed over the worlds
+    assert flags["flagged"] == sum(w["flags"]["flagged"] for w in saved["per_world"]) >= flags["planted_flagged"]
+    assert flags["planted"] == model["planted"] and saved["parameters"]["min_route_score"] == 0.3
+
+
+def test_flag_list_quality_counts_routes_flagged_in_the_months_asked_for():
+    scores = pl.DataFrame({
+        "hs_code": ["1", "1", "2", "3", "4"], "hub_iso3": ["A", "A", "B", "C", "D"],
+        "period": pl.Series(["2024-01-01", "2024-02-01", "2024-01-01", "2023-06-01", "2024-01-01"]).str.to_date(),
+        "flagged": [True, True, True, True, None]})
+    stories = pl.DataFrame({"hs_code": ["1", "3", "4"], "hub_iso3": ["A", "C", "D"], "kind": ["planted"] * 3})
+    # A (twice, one route) and B are flagged in 2024; C only before it; D never.
+    assert flag_list_quality(scores, stories, "2024-01-01", "2024-12-01") == {"flagged": 2, "planted": 3,
+                                                                             "planted_flagged": 1}
 
 
 def test_metrics_on_episodes_by_hand():

@@ -140,9 +140,10 @@ def test_changing_the_threshold_does_not_refit(scored):
     per_period = queue.filter("flagged").group_by("frequency", "period").len()
     assert per_period["len"].max() <= 2
     assert queue["anomaly_score"].equals(scores["anomaly_score"])  # same scores, another cut
-    looser = apply_threshold(scores.with_columns(score_threshold=pl.lit(fitted[0].scorer.threshold_for(0.9))),
-                             ScoreParams())
-    assert looser["flagged"].sum() >= scores["flagged"].sum()
+    looser = apply_threshold(scores.with_columns(score_threshold=pl.lit(0.1)), ScoreParams())
+    assert looser["flagged"].sum() > scores["flagged"].sum()
+    assert scores.filter("flagged")["route_score"].min() >= ScoreParams().min_route_score
+    assert 0.1 <= looser.filter("flagged")["route_score"].min() < ScoreParams().min_route_score
 
 
 def test_planted_routes_lead_and_look_alikes_stay_out(scored):
@@ -156,19 +157,21 @@ def test_planted_routes_lead_and_look_alikes_stay_out(scored):
         assert lookalike not in flagged
 
 
-def test_route_score_is_graded_by_the_evidence_and_flags_keep_their_gates():
-    """No gate sets route_score to 0: it falls smoothly as co_robust_z falls below its threshold or one
+def test_route_score_is_graded_by_the_evidence_and_flags_need_the_score_and_the_direction():
+    """No check sets route_score to 0: it falls smoothly as co_robust_z falls below its threshold or one
     period carries more of the window, never exceeds the anomaly score, and ignores the peak share in
-    annual windows; the review queue still needs both gates."""
+    annual windows. A flag needs route_score at the threshold (0.3) and direction_ok: tonnes beyond the run
+    rate on both legs, with weights known for 90 % of the trade."""
     from models.scoring import ScoreParams, apply_threshold, gates, graded_route_score
 
     p = ScoreParams()
+    assert p.min_route_score == 0.3
     rows = pl.DataFrame({
-        "anomaly_score": [0.8] * 7, "volume_weight": [1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0],
-        "co_robust_z": [3.0, 1.0, 0.5, -2.0, 3.0, 3.0, 3.0], "co_mean_z": [1e9] * 7,
-        "hub_to_us_peak_share": [0.3, 0.3, 0.3, 0.3, 0.3, 0.9, 0.9], "window_periods": [5, 5, 5, 5, 5, 5, 1],
-        "route_excess_kg": [1e6] * 7, "volume_floor_kg": [1e3] * 7, "kg_coverage": [1.0] * 7,
-        "score_threshold": [0.7] * 7, "frequency": ["M"] * 7, "period": [1] * 7})
+        "anomaly_score": [0.8] * 9, "volume_weight": [1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0],
+        "co_robust_z": [3.0, 1.0, 0.5, -2.0, 3.0, 3.0, 3.0, 3.0, 3.0], "co_mean_z": [1e9] * 9,
+        "hub_to_us_peak_share": [0.3] * 5 + [0.9, 0.9, 0.3, 0.3], "window_periods": [5] * 6 + [1, 5, 5],
+        "route_excess_kg": [1e6] * 7 + [0.0, 1e6], "volume_floor_kg": [1e3] * 9, "kg_coverage": [1.0] * 8 + [0.5],
+        "score_threshold": [p.min_route_score] * 9, "frequency": ["M"] * 9, "period": [1] * 9})
     direction_ok, sustained = gates(p)
     out = apply_threshold(rows.with_columns(direction_ok, sustained).with_columns(graded_route_score(p)), p)
     score = out["route_score"].to_list()
@@ -178,14 +181,20 @@ def test_route_score_is_graded_by_the_evidence_and_flags_keep_their_gates():
     assert score[4] == score[0] / 2  # no volume: half, not nothing
     # One lump (90 % in one period) keeps a twentieth; an annual window cannot show one: no peak factor.
     assert score[5] < score[0] / 10 and score[6] == pytest.approx(0.8 / (1 + np.exp(-2.0)))
-    assert out["flagged"].to_list() == [True, True, False, False, False, False, True]
-    # The window against the route's own spread (co_mean_z) moves it the same way, and is not a gate.
-    spread = apply_threshold(rows.with_columns(direction_ok, sustained, co_mean_z=pl.Series([3.0, 1.0, 0.0, -3.0, 1e9, 1e9, 1e9]))
+    # Flags: the score at 0.3 or more (0.67, 0.38, 0.34 half-volume, 0.70 annual; not 0.29 at z 0.5 nor the
+    # lump), and direction_ok (not a route with no tonnes beyond its run rate, nor one of unknown weights).
+    assert score[2] < 0.3 < score[4] and score[7] == score[8] == score[0]
+    assert out["direction_ok"].to_list() == [True] * 7 + [False, False]
+    assert out["flagged"].to_list() == [True, True, False, False, True, False, True, False, False]
+    # The window against the route's own spread (co_mean_z) moves it the same way: not a check of its own,
+    # but a route score it halves below the threshold is not flagged.
+    spread = apply_threshold(rows.with_columns(direction_ok, sustained, co_mean_z=pl.Series([3.0, 1.0, 0.0, -3.0] + [1e9] * 5))
                              .with_columns(graded_route_score(p)), p)
     by_spread = spread["route_score"].to_list()
     assert by_spread[0] == pytest.approx(score[0] / (1 + np.exp(-2.0)))  # co_mean_z 3: sigma(2) of it
     assert by_spread[1] == pytest.approx(score[1] / 2)  # at min_co_mean_z: half
-    assert spread["flagged"].to_list() == out["flagged"].to_list()
+    assert by_spread[1] < 0.3 <= by_spread[0]
+    assert spread["flagged"].to_list() == [True, False, False, False, True, False, True, False, False]
 
 
 def test_an_explanation_of_a_row_scored_from_a_short_history_says_so_first(scored):
