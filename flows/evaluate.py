@@ -295,7 +295,7 @@ def print_evaluation(report: dict, features: bool = True) -> None:
                   f"real-size planted routes in the top 20: {model['real_size_in_top20']}/{model['real_size_planted']}")
     flags = report.get("flag_list")
     if flags:
-        console.print(f"flagged list (route score >= {report['parameters'].get('min_route_score')}, gates): "
+        console.print(f"flagged list (direction_ok, route score >= {report['parameters'].get('min_route_score')}): "
                       f"{flags['flagged']} routes over {report['worlds']} worlds, {flags['planted_flagged']} of "
                       f"{flags['planted']} planted routes among them (precision "
                       + (f"{flags['precision']:.2f}" if flags["precision"] is not None else "-")
@@ -373,7 +373,7 @@ def evaluate_folder(name: str, data_dir: Path, truth: Path, root: str, monthly: 
     import shutil
     import time
 
-    from models.evaluation import evaluate_on_episodes
+    from models.evaluation import evaluate_on_episodes, flag_list_quality
 
     t0 = time.perf_counter()
     episodes = read_episodes(truth)
@@ -384,8 +384,9 @@ def evaluate_folder(name: str, data_dir: Path, truth: Path, root: str, monthly: 
         shutil.rmtree(workdir, ignore_errors=True)
     frames = {"scores": scores, "rules": rules}
     results = {s.name: evaluate_on_episodes(frames[s.frame], episodes, s, VALIDATION_FROM) for s in folder_scorers()}
+    flags = flag_list_quality(scores, episodes.with_columns(kind=pl.lit("planted")), VALIDATION_FROM, "9999-12-01")
     return {"world": name, "data_dir": str(data_dir), "truth": str(truth),
-            "seconds": round(time.perf_counter() - t0, 1), "results": results}
+            "seconds": round(time.perf_counter() - t0, 1), "results": results, "flags": flags}
 
 
 def run_folder_evaluation(root: Path, jobs: int, out: Path, monthly: FeatureParams, params: ScoreParams,
@@ -434,6 +435,7 @@ def print_folder_evaluation(report: dict) -> None:
         table.add_column(n, justify="right")
     table.add_column("model - better rule", justify="right")
     table.add_column("planted missed (rank > planted) / never scored", justify="right")
+    table.add_column("flagged (planted)", justify="right")
 
     def margin(r: dict) -> float:
         return r["model"] - max(r["rule_a_excess"], r["rule_b_zscore"])
@@ -444,9 +446,13 @@ def print_folder_evaluation(report: dict) -> None:
         model = res["model"]
         missed = len(below_top_k(model))
         table.add_row(Text(w["world"]), str(model["planted"]), *[f"{aps[n]:.3f}" for n in names],
-                      f"{margin(aps):+.3f}", f"{missed} / {model['unscored']}")
+                      f"{margin(aps):+.3f}", f"{missed} / {model['unscored']}",
+                      f"{w['flags']['flagged']} ({w['flags']['planted_flagged']})" if "flags" in w else "-")
     mean = report["mean_average_precision"]
-    table.add_row("mean", "", *[f"{mean[n]:.3f}" for n in names], f"{margin(mean):+.3f}", "")
+    flagged = sum(w["flags"]["flagged"] for w in report["per_world"] if "flags" in w)
+    found = sum(w["flags"]["planted_flagged"] for w in report["per_world"] if "flags" in w)
+    table.add_row("mean", "", *[f"{mean[n]:.3f}" for n in names], f"{margin(mean):+.3f}", "",
+                  f"{flagged} ({found}) in all")
     console.print(table)
     for w in report["per_world"]:
         model = w["results"]["model"]

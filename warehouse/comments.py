@@ -54,7 +54,7 @@ RELATIONS: dict[str, str] = {
 # (relation, column) -> meaning and unit
 COLUMNS: dict[tuple[str, str], str] = {
     ("main.runs", "build"): "How the run built: mode (full or incremental), reason, periods rebuilt per layer and frequency, routes changed by kind, route-periods whose features and scores were rewritten; coverage: what the data let the run score per side and frequency, and why_nothing_scored when nothing was.",
-    ("main.route_scores", "route_score"): "anomaly_score x (0.5 + 0.5 volume_weight) x logistic(co_robust_z - 1) x logistic(co_mean_z - 1) x logistic((0.6 - hub_to_us_peak_share) / 0.1): graded, no gate sets it to 0; ranks routes and flagged lists. Higher = more suspicious.",
+    ("main.route_scores", "route_score"): "anomaly_score x (0.5 + 0.5 volume_weight) x logistic(co_robust_z - 1) x logistic(hub_to_us_kg_mean_z - 2) x logistic((0.6 - hub_to_us_peak_share) / 0.1): graded, no check sets it to 0; ranks routes, and flags them at score_threshold or above. Higher = more suspicious.",
     ("main.route_scores", "anomaly_score"): "Isolation forest score in (0, 1]. Higher = more suspicious.",
     ("main.route_scores", "score_percentile"): "Share of the model's training route-periods scoring at or below this one (0..1).",
     ("main.route_scores", "volume_weight"): "Route's kg above its run rate as a share of the product's US imports, log scale, 0..1 (1 from 10 %).",
@@ -79,7 +79,9 @@ COLUMNS: dict[tuple[str, str], str] = {
     ("features.route_features", "prior_periods"): "How many prior periods before the window the route's history holds (36 months at most; 12 at least for a scored row). Every *_prior column is scaled to 36 months when fewer exist: read a short history's figures with care.",
     ("features.route_features", "min_prior_periods"): "The fewest prior periods a route-period is scored from (FeatureParams.min_prior).",
     ("features.route_features", "full_prior_periods"): "The prior periods a full history holds (FeatureParams.prior: 36 months, 3 years); *_prior columns are scaled to it.",
-    ("features.route_features", "co_mean_z"): "The quieter leg's window mean against its own prior mean, in its prior standard deviation (floored at 10 % of the mean and at 1/100 of the mineral's volume floor per period): rule B's z-score as a feature.",
+    ("features.route_features", "hub_to_us_kg_mean_z"): "The hub's exports to the US: the window's mean per period against the prior mean, in the prior standard deviation (floored at 10 % of the mean and at 1/100 of the volume floor per period). In route_score.",
+    ("features.route_features", "cn_to_hub_kg_mean_z"): "China's exports to the hub: the window's mean per period against the prior mean, in the prior standard deviation (floors as hub_to_us_kg_mean_z).",
+    ("features.route_features", "co_mean_z"): "The quieter leg's window mean against its own prior mean, in its prior standard deviation (floored at 10 % of the mean and at 1/100 of the mineral's volume floor per period): rule B's z-score as a feature (not in route_score).",
     ("main.runs", "error"): "Why a failed run failed: the stage and the error.",
     ("models.registry", "artifact_format"): "How the artifact is stored: transship-arrays-1 (plain data, loaded after checks); NULL for a pickle from an earlier version, which is never loaded.",
 }

@@ -105,7 +105,7 @@ def test_mean_z_is_the_window_against_the_legs_own_prior_mean_and_spread():
     sd_cn = np.std([10, 20, 30])  # population SD, 8.165
     assert r["cn_to_hub_kg_mean_z"] == pytest.approx((45 - 20) / sd_cn)
     assert r["hub_to_us_kg_mean_z"] == pytest.approx((75 - 10) / np.std([0, 0, 30]))
-    assert r["co_mean_z"] == pytest.approx(r["cn_to_hub_kg_mean_z"])
+    assert r["co_mean_z"] == pytest.approx(r["cn_to_hub_kg_mean_z"])  # the quieter leg
     # A steady prior has no spread: the floor is 10 % of its mean (here above F / (100 W) = 0.05 kg).
     steady = row(legs([20, 20, 20, 40, 40], [20, 20, 20, 40, 40]), 5)
     assert steady["cn_to_hub_kg_mean_z"] == pytest.approx((40 - 20) / 2.0)

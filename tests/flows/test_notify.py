@@ -47,7 +47,7 @@ def test_a_finished_and_a_failed_run_are_announced(prefect_harness, scored_wareh
                         notify_command=f'cat > {out} && echo "$TRANSSHIP_RUN_STATUS" >> {out}')
     run = transship_pipeline(data, settings)
     assert [r["status"] for r in received] == ["succeeded"] and received[0]["run_id"] == run["run_id"]
-    assert "| 1 | MEX:282580 | antimony |" in received[0]["summary"]
+    assert "| 1 | THA:282580 | antimony |" in received[0]["summary"]
     text = out.read_text()
     assert text.startswith(f"## transship run {run['run_id']}: succeeded") and text.endswith("succeeded\n")
     artifact = Artifact.get(ARTIFACT_KEY)

@@ -58,7 +58,7 @@ def test_outputs_are_traceable_and_counts_reconcile(first_run):
                (SELECT count(DISTINCT run_id) FROM route_scores) AS runs_in_scores""").row(0)
     assert counts[0] == counts[1] and counts[2] == 1
     report = Path(run["report_dir"]) / "report.md"
-    assert "| 1 | antimony | 282580 | MEX (Mexico)" in report.read_text()
+    assert "| 1 | antimony | 282580 | THA (Thailand)" in report.read_text()
     assert (Path(settings.reports_dir) / "latest" / "flagged_routes.csv").exists()
 
 
@@ -117,7 +117,7 @@ def test_sql_command_reads_and_refuses_to_write(first_run, tmp_path):
     ok = cli("sql", "--warehouse", str(settings.warehouse), "--csv",
              "select rank, hub_iso3 from flagged_routes order by rank limit 2", cwd=root)
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.splitlines()[:3] == ["rank,hub_iso3", "1,MEX", "2,THA"]
+    assert ok.stdout.splitlines()[:3] == ["rank,hub_iso3", "1,THA", "2,MEX"]
     refused = cli("sql", "--warehouse", str(settings.warehouse), "drop table route_scores", cwd=root)
     assert refused.returncode == 2 and "(DROP would write); transship sql only reads the warehouse" in refused.stderr
     attach = cli("sql", "--warehouse", str(settings.warehouse), f"attach '{tmp_path / 'x.duckdb'}' as x (READ_WRITE)", cwd=root)

@@ -124,7 +124,8 @@ def test_a_validation_world_gives_the_figures_of_the_shared_scoring_tool(tmp_pat
 
     world = VALIDATION / "world-1005"
     truth = VALIDATION / "world-1005_truth.json"
-    ours = evaluate_folder("world-1005", world, truth, str(tmp_path), FeatureParams(), ScoreParams())["results"]
+    done = evaluate_folder("world-1005", world, truth, str(tmp_path), FeatureParams(), ScoreParams())
+    ours = done["results"]
     tool = subprocess.run([sys.executable, str(REAL.parent.parent / "tools" / "score_worlds.py"), str(truth),
                            "--baselines", str(world)], capture_output=True, text=True, timeout=120)
     assert tool.returncode == 0, tool.stderr
@@ -134,3 +135,5 @@ def test_a_validation_world_gives_the_figures_of_the_shared_scoring_tool(tmp_pat
     assert round(ours["rule_b_zscore"]["average_precision"], 3) == theirs[
         "both legs z-score, 5m mean vs prior mean (min of the two)"]
     assert ours["model"]["planted"] == 9 and 0 <= ours["model"]["average_precision"] <= 1
+    # The flagged list of the same run, against the same truth: its planted routes are among the 9.
+    assert done["flags"]["planted"] == 9 and 0 <= done["flags"]["planted_flagged"] <= done["flags"]["flagged"]

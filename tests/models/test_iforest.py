@@ -168,7 +168,7 @@ def test_route_score_is_graded_by_the_evidence_and_flags_need_the_score_and_the_
     assert p.min_route_score == 0.3
     rows = pl.DataFrame({
         "anomaly_score": [0.8] * 9, "volume_weight": [1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0],
-        "co_robust_z": [3.0, 1.0, 0.5, -2.0, 3.0, 3.0, 3.0, 3.0, 3.0], "co_mean_z": [1e9] * 9,
+        "co_robust_z": [3.0, 1.0, 0.5, -2.0, 3.0, 3.0, 3.0, 3.0, 3.0], "hub_to_us_kg_mean_z": [1e9] * 9,
         "hub_to_us_peak_share": [0.3] * 5 + [0.9, 0.9, 0.3, 0.3], "window_periods": [5] * 6 + [1, 5, 5],
         "route_excess_kg": [1e6] * 7 + [0.0, 1e6], "volume_floor_kg": [1e3] * 9, "kg_coverage": [1.0] * 8 + [0.5],
         "score_threshold": [p.min_route_score] * 9, "frequency": ["M"] * 9, "period": [1] * 9})
@@ -186,13 +186,13 @@ def test_route_score_is_graded_by_the_evidence_and_flags_need_the_score_and_the_
     assert score[2] < 0.3 < score[4] and score[7] == score[8] == score[0]
     assert out["direction_ok"].to_list() == [True] * 7 + [False, False]
     assert out["flagged"].to_list() == [True, True, False, False, True, False, True, False, False]
-    # The window against the route's own spread (co_mean_z) moves it the same way: not a check of its own,
+    # The hub's exports to the US against their own spread (hub_to_us_kg_mean_z) move it the same way: not a check of its own,
     # but a route score it halves below the threshold is not flagged.
-    spread = apply_threshold(rows.with_columns(direction_ok, sustained, co_mean_z=pl.Series([3.0, 1.0, 0.0, -3.0] + [1e9] * 5))
+    spread = apply_threshold(rows.with_columns(direction_ok, sustained, hub_to_us_kg_mean_z=pl.Series([4.0, 2.0, 0.0, -3.0] + [1e9] * 5))
                              .with_columns(graded_route_score(p)), p)
     by_spread = spread["route_score"].to_list()
-    assert by_spread[0] == pytest.approx(score[0] / (1 + np.exp(-2.0)))  # co_mean_z 3: sigma(2) of it
-    assert by_spread[1] == pytest.approx(score[1] / 2)  # at min_co_mean_z: half
+    assert by_spread[0] == pytest.approx(score[0] / (1 + np.exp(-2.0)))  # hub_to_us_kg_mean_z 4: sigma(2) of it
+    assert by_spread[1] == pytest.approx(score[1] / 2)  # at min_us_mean_z (2): half
     assert by_spread[1] < 0.3 <= by_spread[0]
     assert spread["flagged"].to_list() == [True, False, False, False, True, False, True, False, False]
 
