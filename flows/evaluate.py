@@ -127,7 +127,7 @@ def score_world(seed: int, workdir: Path, monthly: FeatureParams, params: ScoreP
     from warehouse.sample_world import random_stories, write_sample_world
 
     stories = random_stories(seed)
-    paths = write_sample_world(workdir, seed=seed, stories=stories, shared_lines=True)
+    paths = write_sample_world(workdir, seed=seed, stories=stories, shared_lines=True, real_background=True)
     scores, rules = score_folder(paths["data_dir"], workdir, monthly, params, f"world-{seed}")
     truth = pl.DataFrame(json.loads(paths["truth"].read_text(encoding="utf-8"))["stories"])
     return scores, truth, rules

@@ -45,7 +45,7 @@ Scores, per route-period (higher = more suspicious, all of them):
   evidence factors are absolute. The list grows with what happened, not with the number of models or
   routes: a group of quiet trade flags nothing. The volume floor and the robust z, hard gates before, are
   weighed in the score instead (a route 10 t above its run rate where the floor is 20 t can be flagged on
-  strong evidence). Chosen on the project's own worlds: harness seeds 0-29, 67 routes flagged, 65 of them
+  strong evidence). Chosen on the project's own worlds: harness seeds 0-29, 73 routes flagged, 71 of them
   planted; scale worlds, 8 of 8 planted routes among 8 flagged at 1 M rows and 24 of 25 among 24 at 5 M
   (0.25 finds all 25 among 32); the demo, its four planted routes and no look-alike;
 - queue_size N (when set, instead): per frequency and period, the N direction_ok route-periods with the

@@ -30,6 +30,18 @@ PRODUCTS: dict[str, tuple[str, float, float, float]] = {
 }
 # The catalogue's volume floor per scoring window, in tonnes (warehouse/catalogue/minerals.toml).
 FLOOR_T = {"antimony": 20.0, "gallium_germanium": 0.5}
+# The real partner structure (generate(real_background=True), the harness worlds): per mineral, the spread
+# of partner sizes (standard deviation of log USD value per partner) of China's exports and of US imports,
+# and the share of China's partners that also sell to the US. Measured on CEPII BACI V202601, 2019-2023
+# means per partner (../shared/data/real/baci-critical-2002-2024; tests/warehouse/test_sample_world.py
+# measures them again): 811010 for antimony (64 partners of China, 30 of the US), 811292 for gallium and
+# germanium (72 and 46). In BACI the five largest partners carry 64-79 % of each side; with these spreads
+# over the sample world's 50 partners, 87-92 % of China's exports (the demo world's spreads of 1.2-1.3:
+# about half).
+REAL_PARTNER_SPREAD: dict[str, tuple[float, float, float]] = {
+    "antimony": (2.73, 2.55, 30 / 64),
+    "gallium_germanium": (3.41, 2.56, 46 / 72),
+}
 PARTNERS = (
     "THA MEX VNM MYS BOL TJK OMN IND BEL JPN LAO KOR DEU NLD GBR FRA ITA ESP CAN BRA ARG CHL PER TUR RUS "
     "KAZ SAU ARE ISR EGY ZAF NGA AUS NZL IDN PHL SGP PAK BGD LKA POL CZE AUT SWE FIN NOR CHE HKG TWN KHM"
@@ -183,11 +195,13 @@ def _m49(iso3: str) -> int:
 OTHER_IN_LINE = {"811292": (10.0, 300.0), "282560": (30.0, 6.0)}
 
 
-def generate(seed: int = 7, stories: tuple[Story, ...] = STORIES,
-             shared_lines: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
+def generate(seed: int = 7, stories: tuple[Story, ...] = STORIES, shared_lines: bool = False,
+             real_background: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
     """China-reported exports and US-reported imports (tonnes and USD by partner, code and month).
     shared_lines: add the other goods of gallium's and germanium's HS6 lines (OTHER_IN_LINE), drawn with
-    a generator of their own (the rest of the world stays as without them)."""
+    a generator of their own (the rest of the world stays as without them). real_background: partner sizes
+    as concentrated as in the real trade (REAL_PARTNER_SPREAD: a few large partners, a long tail of small
+    ones whose months are mostly empty) instead of the demo world's milder spread."""
     rng = np.random.default_rng(seed)
     other_rng = np.random.default_rng(seed + 500_000)
     months = _months()
@@ -209,9 +223,10 @@ def generate(seed: int = 7, stories: tuple[Story, ...] = STORIES,
         start_cut = sep24 if mineral == "antimony" else aug23
         cut = 1 - 0.88 * np.clip((t - start_cut) / max(1, (n_t - 1 - start_cut)), 0, 1)
 
-        sizes_cn = rng.lognormal(0, 1.2, len(PARTNERS))
+        spread_cn, spread_us, us_partners = REAL_PARTNER_SPREAD[mineral] if real_background else (1.2, 1.3, 0.45)
+        sizes_cn = rng.lognormal(0, spread_cn, len(PARTNERS))
         sizes_cn = sizes_cn / sizes_cn.sum() * cn_world * 0.55
-        us_share = rng.lognormal(0, 1.3, len(PARTNERS)) * (rng.random(len(PARTNERS)) < 0.45)
+        us_share = rng.lognormal(0, spread_us, len(PARTNERS)) * (rng.random(len(PARTNERS)) < us_partners)
         us_share = us_share / max(us_share.sum(), 1e-9) * us_world * 0.45
         for i, hub in enumerate(PARTNERS):
             presence_cn = rng.random(n_t) < min(1.0, 0.35 + sizes_cn[i] / (cn_world * 0.02))
@@ -343,7 +358,8 @@ def _comtrade_records(frame: pl.DataFrame, reporter_iso3: str, flow: str, rng: n
 
 
 def write_sample_world(out_dir: Path, seed: int = 7, stories: tuple[Story, ...] = STORIES,
-                       hold_back: int = 0, shared_lines: bool = False) -> dict[str, Path]:
+                       hold_back: int = 0, shared_lines: bool = False,
+                       real_background: bool = False) -> dict[str, Path]:
     """Write the data files into out_dir/data and the truth beside it (out_dir/truth.json).
 
     hold_back: keep the last N months out of out_dir/data and write each as its own monthly release,
@@ -353,7 +369,7 @@ def write_sample_world(out_dir: Path, seed: int = 7, stories: tuple[Story, ...] 
     data_dir = out_dir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed + 1)
-    cn, us = generate(seed, stories, shared_lines)
+    cn, us = generate(seed, stories, shared_lines, real_background)
     months = _months()
     cutoff = months[len(months) - hold_back] if hold_back else None
     paths: dict[str, Path] = {"data_dir": data_dir, "truth": write_truth(out_dir, seed, stories)}
