@@ -159,15 +159,29 @@ def _above(column: str, threshold: float) -> pl.Expr:
     return _logistic(pl.col(column).fill_nan(None).fill_null(threshold - 20.0).clip(-50.0, 50.0) - threshold)
 
 
+# The factors of route_score after the forest's, in the words an explanation gives them.
+FACTOR_WORDS = {"size": "size", "direction": "both legs rising",
+                "us_own_spread": "exports to the US beyond their own spread", "one_lump": "not one lump"}
+
+
+def score_factors(params: ScoreParams) -> dict[str, pl.Expr]:
+    """The evidence factors that multiply anomaly_score into route_score (module docstring), each in (0, 1]."""
+    return {
+        "size": 0.5 + 0.5 * pl.col("volume_weight").fill_null(0.0).fill_nan(0.0).clip(0.0, 1.0),
+        "direction": _above("co_robust_z", params.min_co_robust_z),
+        "us_own_spread": _above("hub_to_us_kg_mean_z", params.min_us_mean_z),
+        "one_lump": pl.when(pl.col("window_periods") < 3).then(1.0).otherwise(_logistic(
+            (params.max_peak_share - pl.col("hub_to_us_peak_share").fill_nan(None).fill_null(1.0)) / 0.1)),
+    }
+
+
 def graded_route_score(params: ScoreParams) -> pl.Expr:
     """route_score from anomaly_score and the direction evidence (module docstring); never 0 but for a
     0 anomaly score, never above anomaly_score."""
-    volume = 0.5 + 0.5 * pl.col("volume_weight").fill_null(0.0).fill_nan(0.0).clip(0.0, 1.0)
-    direction = _above("co_robust_z", params.min_co_robust_z)
-    own_spread = _above("hub_to_us_kg_mean_z", params.min_us_mean_z)
-    one_lump = pl.when(pl.col("window_periods") < 3).then(1.0).otherwise(
-        _logistic((params.max_peak_share - pl.col("hub_to_us_peak_share").fill_nan(None).fill_null(1.0)) / 0.1))
-    return (pl.col("anomaly_score") * volume * direction * own_spread * one_lump).alias("route_score")
+    score = pl.col("anomaly_score")
+    for factor in score_factors(params).values():
+        score = score * factor
+    return score.alias("route_score")
 
 
 def score_group(group: pl.DataFrame, scorer: RouteScorer, params: ScoreParams, scores=None) -> pl.DataFrame:
@@ -217,21 +231,32 @@ def rows_to_explain(scored: pl.DataFrame, params: ScoreParams) -> pl.Series:
     return (scored["flagged"] | marked["_peak"].fill_null(False)).alias("explained")
 
 
-def history_notes(chosen: pl.DataFrame) -> pl.DataFrame:
-    """row (0, 1, ... over `chosen`) and _history: the words an explanation starts with when the row was
-    scored from a short history ("short history: 14 prior months, scaled to 36; "), else ""."""
+def history_notes(chosen: pl.DataFrame, params: ScoreParams) -> pl.DataFrame:
+    """row (0, 1, ... over `chosen`), _history: the words an explanation starts with when the row was scored
+    from a short history ("short history: 14 prior months, scaled to 36; ", else ""), and _factors: how its
+    route score is made, the words it ends with ("; route score 0.412 = forest 0.720 x size 0.830 x ...").
+    `chosen`: the rows' features and anomaly_score."""
     unit = pl.when(pl.col("frequency") == "M").then(pl.lit("months")).otherwise(pl.lit("years"))
     short = pl.col("prior_periods") < pl.col("full_prior_periods")
+    factors = score_factors(params)
+    parts = [pl.lit("; route score "), graded_route_score(params).round(3).cast(pl.String), pl.lit(" = forest "),
+             pl.col("anomaly_score").round(3).cast(pl.String)]
+    for name, factor in factors.items():
+        parts += [pl.lit(f" x {FACTOR_WORDS[name]} "), factor.round(3).cast(pl.String)]
     return chosen.select(
         pl.int_range(pl.len(), dtype=pl.Int64).alias("row"),
         pl.when(short).then(pl.format("short history: {} prior {}, scaled to {}; ", "prior_periods", unit,
-                                      "full_prior_periods")).otherwise(pl.lit("")).alias("_history"))
+                                      "full_prior_periods")).otherwise(pl.lit("")).alias("_history"),
+        pl.concat_str(parts).fill_null("").alias("_factors"))
 
 
-def _with_history(text: pl.DataFrame, chosen: pl.DataFrame) -> pl.DataFrame:
-    """`text` (row, top_features) with each row's history note in front of its top_features."""
-    return text.join(history_notes(chosen), on="row", how="left").with_columns(
-        pl.concat_str(pl.col("_history").fill_null(""), "top_features").alias("top_features")).drop("_history")
+def _with_history(text: pl.DataFrame, chosen: pl.DataFrame, params: ScoreParams) -> pl.DataFrame:
+    """`text` (row, top_features) with each row's history note in front of its top_features and how its
+    route score is made after them: the explanation names what the forest found and every factor that
+    moved the ranking."""
+    return text.join(history_notes(chosen, params), on="row", how="left").with_columns(
+        pl.concat_str(pl.col("_history").fill_null(""), "top_features", pl.col("_factors").fill_null(""))
+        .alias("top_features")).drop("_history", "_factors")
 
 
 def explain_group(scored: pl.DataFrame, scorer: RouteScorer, params: ScoreParams) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -245,7 +270,7 @@ def explain_group(scored: pl.DataFrame, scorer: RouteScorer, params: ScoreParams
     # Every chosen row gets a line (a row with no feature far from its route's typical says so).
     text = keys.select("row").join(explanation_text(long), on="row", how="left").with_columns(
         pl.col("top_features").fill_null("no feature far from the route's typical"))
-    text = _with_history(text, chosen).join(keys.select("row", "_row"), on="row").drop("row")
+    text = _with_history(text, chosen, params).join(keys.select("row", "_row"), on="row").drop("row")
     # The text joined to the row numbers alone (a full join would copy every column of a large group).
     top = scored.select("_row").join(text, on="_row", how="left", maintain_order="left")["top_features"]
     out = scored.with_columns(top).drop("_row").drop("explained")
@@ -395,7 +420,9 @@ def rescore_changed(context: pl.DataFrame, new_rows: pl.DataFrame, scorer: Route
         row_keys = again.with_row_index("row").with_columns(pl.col("row").cast(pl.Int64))
         text = row_keys.join(explanation_text(explained_now), on="row", how="left").with_columns(
             pl.col("top_features").fill_null("no feature far from the route's typical"))
-        text = _with_history(text, chosen).drop("row")
+        # The forest's score of each row as scored (the features carry none).
+        chosen = chosen.with_columns(anomaly_score=scored.filter("_again")["anomaly_score"])
+        text = _with_history(text, chosen, params).drop("row")
         long = explained_now.join(row_keys, on="row").drop("row")
     out = scored.join(text.rename({"top_features": "_now"}), on=KEYS, how="left", maintain_order="left").with_columns(
         top_features=pl.when(pl.col("_again")).then(pl.col("_now"))

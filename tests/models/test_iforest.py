@@ -197,16 +197,27 @@ def test_route_score_is_graded_by_the_evidence_and_flags_need_the_score_and_the_
     assert spread["flagged"].to_list() == [True, False, False, False, True, False, True, False, False]
 
 
-def test_an_explanation_of_a_row_scored_from_a_short_history_says_so_first(scored):
-    """Rows scored from fewer prior periods than a full history start their explanation with how many."""
-    from models.scoring import _with_history
+def test_an_explanation_says_first_how_short_its_history_is_and_last_how_its_route_score_is_made(scored):
+    """Rows scored from fewer prior periods than a full history start their explanation with how many; every
+    explanation ends with the route score as the product of the forest's score and each evidence factor."""
+    from models.scoring import ScoreParams, _with_history
 
-    chosen = pl.DataFrame({"frequency": ["M", "M", "A"], "prior_periods": [14, 36, 3], "full_prior_periods": [36, 36, 3]})
+    chosen = pl.DataFrame({"frequency": ["M", "M", "A"], "prior_periods": [14, 36, 3], "full_prior_periods": [36, 36, 3],
+                           "anomaly_score": [0.8, 0.8, 0.8], "volume_weight": [1.0, 0.0, 1.0],
+                           "co_robust_z": [1e9, 1.0, 1e9], "hub_to_us_kg_mean_z": [1e9, 1e9, 2.0],
+                           "window_periods": [1, 1, 1], "hub_to_us_peak_share": [1.0, 1.0, 1.0]})  # one-period windows
     text = pl.DataFrame({"row": [0, 1, 2], "top_features": ["why 0", "why 1", "why 2"]})
-    out = _with_history(text, chosen)["top_features"].to_list()
-    assert out == ["short history: 14 prior months, scaled to 36; why 0", "why 1", "why 2"]
-    # In the scored sample world: every explained row of a short history starts so, no other does.
+    out = _with_history(text, chosen, ScoreParams())["top_features"].to_list()
+    words = " x size {} x both legs rising {} x exports to the US beyond their own spread {} x not one lump {}"
+    assert out == [
+        "short history: 14 prior months, scaled to 36; why 0; route score 0.8 = forest 0.8" + words.format(1.0, 1.0, 1.0, 1.0),
+        "why 1; route score 0.2 = forest 0.8" + words.format(0.5, 0.5, 1.0, 1.0),
+        "why 2; route score 0.4 = forest 0.8" + words.format(1.0, 1.0, 0.5, 1.0)]
+    # In the scored sample world: every explained row of a short history starts so, no other does, and
+    # every explanation names the row's own route score.
     scores = scored[0].filter(pl.col("top_features").is_not_null())
     short = scores.filter(pl.col("prior_periods") < pl.col("full_prior_periods"))
     assert short.height > 0 and short["top_features"].str.starts_with("short history: ").all()
     assert not scores.filter(pl.col("prior_periods") == pl.col("full_prior_periods"))["top_features"].str.starts_with("short").any()
+    named = scores["top_features"].str.extract(r"; route score ([0-9.]+) = forest ").cast(pl.Float64)
+    assert (named - scores["route_score"].round(3)).abs().max() < 1e-9
