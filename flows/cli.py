@@ -41,8 +41,9 @@ window_option = click.option("--window", type=click.IntRange(1, 24), default=5, 
                              help="Scoring window in months (monthly data).")
 threshold_option = click.option(
     "--min-route-score", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.3, show_default=True,
-    help="Flag a route-period whose route score is at least this (and whose gates hold). One threshold for every "
-         "mineral: the list grows with the evidence, not with the number of routes.")
+    help="Flag a route-period whose route score is at least this and that carries tonnes beyond its run rate on "
+         "both legs, of known weight (direction_ok). One threshold for every mineral: the list grows with the "
+         "evidence, not with the number of routes.")
 queue_option = click.option("--queue-size", type=click.IntRange(1, 10_000), default=None,
                             help="Instead of --min-route-score: flag the N route-periods with the highest route score "
                                  "per period (a review queue of fixed size).")
