@@ -44,6 +44,17 @@ threshold_option = click.option(
     help="Flag a route-period whose route score is at least this and that carries tonnes beyond its run rate on "
          "both legs, of known weight (direction_ok). One threshold for every mineral: the list grows with the "
          "evidence, not with the number of routes.")
+
+
+def _replaced_quantile(ctx: click.Context, param: click.Parameter, value: float | None) -> None:
+    if value is not None:
+        raise click.UsageError("--flag-quantile was replaced by --min-route-score (default 0.3): flags now need a "
+                               "route score, one threshold for every mineral, not the model's top share of each "
+                               "group. Drop the option, or set --min-route-score.")
+
+
+replaced_quantile_option = click.option("--flag-quantile", type=float, default=None, hidden=True, expose_value=False,
+                                        callback=_replaced_quantile)
 queue_option = click.option("--queue-size", type=click.IntRange(1, 10_000), default=None,
                             help="Instead of --min-route-score: flag the N route-periods with the highest route score "
                                  "per period (a review queue of fixed size).")
@@ -179,6 +190,7 @@ def _summarise(run: dict, warehouse: Path) -> None:
 @catalogue_option
 @window_option
 @threshold_option
+@replaced_quantile_option
 @queue_option
 @model_option
 @click.option("--census-measure", type=click.Choice(["general imports", "imports for consumption"]),

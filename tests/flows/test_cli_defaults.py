@@ -19,3 +19,14 @@ def test_the_command_lines_caps_are_the_settings_defaults():
     limits = FetchLimits()
     assert (fetch["max_answer_mb"] << 20, fetch["answer_seconds"], fetch["total_seconds"]) == (
         limits.max_answer_bytes, limits.answer_seconds, limits.total_seconds)
+
+
+def test_the_replaced_flag_quantile_option_says_what_replaced_it(tmp_path):
+    """A scheduled command written for the old flag rule fails with advice, before any work."""
+    from click.testing import CliRunner
+
+    from flows.cli import cli
+
+    result = CliRunner().invoke(cli, ["run", "--data", str(tmp_path), "--flag-quantile", "0.98"])
+    assert result.exit_code == 2
+    assert "--flag-quantile was replaced by --min-route-score (default 0.3)" in result.output
