@@ -118,7 +118,8 @@ def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: 
     calls = con.sql(f"""
         SELECT s.frequency, s.mineral, s.hs_code, s.hub_iso3, s.period, s.anomaly_score, s.score_percentile,
                s.route_score, s.score_threshold,
-               s.route_excess_kg, s.co_robust_z, s.kg_coverage, s.hub_to_us_peak_share, s.direction_ok, s.sustained,
+               s.route_excess_kg, s.co_robust_z, s.hub_to_us_kg_mean_z, s.kg_coverage, s.hub_to_us_peak_share,
+               s.direction_ok, s.sustained,
                m.volume_floor_kg
         FROM main.route_scores AS s LEFT JOIN ref.minerals AS m USING (mineral)
         WHERE NOT s.flagged AND s.score_percentile >= 0.98
@@ -128,6 +129,7 @@ def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: 
                                    ORDER BY s.anomaly_score DESC, s.period DESC) = 1
         ORDER BY s.anomaly_score DESC, s.hub_iso3, s.hs_code LIMIT {int(limit)}""").pl()
     min_z = float(scoring.get("min_co_robust_z", 1.0))
+    min_us_z = float(scoring.get("min_us_mean_z", 2.0))
     min_cov = float(scoring.get("min_kg_coverage", 0.9))
     max_peak = float(scoring.get("max_peak_share", 0.6))
     reasons = [
@@ -137,6 +139,9 @@ def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: 
         pl.when(pl.col("co_robust_z").fill_null(-1e9) < min_z)
         .then(pl.format("the legs do not both rise beyond their own history (robust z {} < {})",
                         pl.col("co_robust_z").round(2), pl.lit(min_z))),
+        pl.when(pl.col("hub_to_us_kg_mean_z").fill_null(-1e9) < min_us_z)
+        .then(pl.format("the hub's exports to the US stay within their own history (z {} < {})",
+                        pl.col("hub_to_us_kg_mean_z").round(2), pl.lit(min_us_z))),
         pl.when(pl.col("kg_coverage").fill_null(0) < min_cov)
         .then(pl.format("only {}% of the trade has a known or estimated weight (needs {}%)",
                         (pl.col("kg_coverage").fill_null(0) * 100).round(0).cast(pl.Int64), pl.lit(round(min_cov * 100)))),

@@ -231,7 +231,7 @@ def rows_to_explain(scored: pl.DataFrame, params: ScoreParams) -> pl.Series:
     return (scored["flagged"] | marked["_peak"].fill_null(False)).alias("explained")
 
 
-def history_notes(chosen: pl.DataFrame, params: ScoreParams) -> pl.DataFrame:
+def explanation_notes(chosen: pl.DataFrame, params: ScoreParams) -> pl.DataFrame:
     """row (0, 1, ... over `chosen`), _history: the words an explanation starts with when the row was scored
     from a short history ("short history: 14 prior months, scaled to 36; ", else ""), and _factors: how its
     route score is made, the words it ends with ("; route score 0.412 = forest 0.720 x size 0.830 x ...").
@@ -250,11 +250,11 @@ def history_notes(chosen: pl.DataFrame, params: ScoreParams) -> pl.DataFrame:
         pl.concat_str(parts).fill_null("").alias("_factors"))
 
 
-def _with_history(text: pl.DataFrame, chosen: pl.DataFrame, params: ScoreParams) -> pl.DataFrame:
+def _with_notes(text: pl.DataFrame, chosen: pl.DataFrame, params: ScoreParams) -> pl.DataFrame:
     """`text` (row, top_features) with each row's history note in front of its top_features and how its
     route score is made after them: the explanation names what the forest found and every factor that
     moved the ranking."""
-    return text.join(history_notes(chosen, params), on="row", how="left").with_columns(
+    return text.join(explanation_notes(chosen, params), on="row", how="left").with_columns(
         pl.concat_str(pl.col("_history").fill_null(""), "top_features", pl.col("_factors").fill_null(""))
         .alias("top_features")).drop("_history", "_factors")
 
@@ -270,7 +270,7 @@ def explain_group(scored: pl.DataFrame, scorer: RouteScorer, params: ScoreParams
     # Every chosen row gets a line (a row with no feature far from its route's typical says so).
     text = keys.select("row").join(explanation_text(long), on="row", how="left").with_columns(
         pl.col("top_features").fill_null("no feature far from the route's typical"))
-    text = _with_history(text, chosen, params).join(keys.select("row", "_row"), on="row").drop("row")
+    text = _with_notes(text, chosen, params).join(keys.select("row", "_row"), on="row").drop("row")
     # The text joined to the row numbers alone (a full join would copy every column of a large group).
     top = scored.select("_row").join(text, on="_row", how="left", maintain_order="left")["top_features"]
     out = scored.with_columns(top).drop("_row").drop("explained")
@@ -422,7 +422,7 @@ def rescore_changed(context: pl.DataFrame, new_rows: pl.DataFrame, scorer: Route
             pl.col("top_features").fill_null("no feature far from the route's typical"))
         # The forest's score of each row as scored (the features carry none).
         chosen = chosen.with_columns(anomaly_score=scored.filter("_again")["anomaly_score"])
-        text = _with_history(text, chosen, params).drop("row")
+        text = _with_notes(text, chosen, params).drop("row")
         long = explained_now.join(row_keys, on="row").drop("row")
     out = scored.join(text.rename({"top_features": "_now"}), on=KEYS, how="left", maintain_order="left").with_columns(
         top_features=pl.when(pl.col("_again")).then(pl.col("_now"))

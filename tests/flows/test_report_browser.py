@@ -137,6 +137,9 @@ def test_close_calls_name_the_check_that_held_each_look_alike_back(report):
     why = {(r["hub_iso3"], r["hs_code"]): r["why_not"] for r in calls.iter_rows(named=True)}
     assert why[("JPN", "282580")].startswith("one lump: a single period carries 100% of the hub's exports")
     assert "below the mineral's floor of 20.0 t" in why[("BEL", "811010")]  # the price surge: no extra tonnes
+    # A background route whose legs rise but whose exports to the US stay within their own history.
+    assert why[("RUS", "282580")].startswith("the hub's exports to the US stay within their own history (z 0.48 < 2.0); "
+                                             "route score 0.054 is below the flag threshold 0.3")
     assert not set(why) & set(zip(report["data"].flagged["hub_iso3"], report["data"].flagged["hs_code"]))
     assert (calls["score_percentile"] >= 0.98).all() and calls.height <= 10
     html = report["paths"]["html"].read_text()

@@ -200,14 +200,14 @@ def test_route_score_is_graded_by_the_evidence_and_flags_need_the_score_and_the_
 def test_an_explanation_says_first_how_short_its_history_is_and_last_how_its_route_score_is_made(scored):
     """Rows scored from fewer prior periods than a full history start their explanation with how many; every
     explanation ends with the route score as the product of the forest's score and each evidence factor."""
-    from models.scoring import ScoreParams, _with_history
+    from models.scoring import ScoreParams, _with_notes
 
     chosen = pl.DataFrame({"frequency": ["M", "M", "A"], "prior_periods": [14, 36, 3], "full_prior_periods": [36, 36, 3],
                            "anomaly_score": [0.8, 0.8, 0.8], "volume_weight": [1.0, 0.0, 1.0],
                            "co_robust_z": [1e9, 1.0, 1e9], "hub_to_us_kg_mean_z": [1e9, 1e9, 2.0],
                            "window_periods": [1, 1, 1], "hub_to_us_peak_share": [1.0, 1.0, 1.0]})  # one-period windows
     text = pl.DataFrame({"row": [0, 1, 2], "top_features": ["why 0", "why 1", "why 2"]})
-    out = _with_history(text, chosen, ScoreParams())["top_features"].to_list()
+    out = _with_notes(text, chosen, ScoreParams())["top_features"].to_list()
     words = " x size {} x both legs rising {} x exports to the US beyond their own spread {} x not one lump {}"
     assert out == [
         "short history: 14 prior months, scaled to 36; why 0; route score 0.8 = forest 0.8" + words.format(1.0, 1.0, 1.0, 1.0),
