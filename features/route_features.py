@@ -210,7 +210,8 @@ def _window_sum(col: str, n: int, name: str, offset: int = 0, min_n: int | None 
     exist: n, or min_n when given, the sum then over the periods the route has), summed exactly in
     thousandths of the column's unit."""
     reach = (n if min_n is None else min_n) - 1 + offset
-    return Running(name, _exact(pl.col(col), EXACT_SCALE), n, reach=reach, offset=offset, scale=EXACT_SCALE, min_n=min_n)
+    return Running(name, _exact(pl.col(col), EXACT_SCALE), n, reach=reach, offset=offset, scale=EXACT_SCALE,
+                   min_n=min_n)
 
 
 def window_total(leg: str, p: FeatureParams) -> Running:
@@ -647,9 +648,9 @@ def has_history(p: FeatureParams) -> pl.Expr:
     """has_history: the route has W + min_prior periods on the grid up to t (W + 12 months by default; the
     prior sums are over the min_prior..P periods before the window that exist, prior_periods) and both legs
     are known in all of them, so every window is complete. Counted by `grid_index` (the period's position on
-    the frequency's grid) when the frame has it, so that a frame holding only a route's later periods counts right; else from the
-    frame's first period. A period a side did not publish is unknown (a null leg, and so a null window or
-    prior sum): a history with such a gap is not complete."""
+    the frequency's grid) when the frame has it, so that a frame holding only a route's later periods
+    counts right; else from the frame's first period. A period a side did not publish is unknown (a null
+    leg, and so a null window or prior sum): a history with such a gap is not complete."""
     known = pl.all_horizontal(pl.col(f"{leg}_{part}").is_not_null() for leg in LEGS_KG for part in ("window", "prior"))
     return ((pl.col("grid_index") >= p.window + p.min_prior - 1) & known).alias("has_history")
 

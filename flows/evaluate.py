@@ -157,8 +157,8 @@ def evaluate_world(seed: int, root: str, monthly: FeatureParams, params: ScorePa
 
 
 def summarise(worlds: list[dict]) -> dict:
-    """Averages over worlds per scorer, and the planted routes the model missed."""
-    from models.evaluation import scorers
+    """Averages over worlds per scorer, the planted routes the model missed, and the flagged lists."""
+    from models.evaluation import pooled_flag_lists, scorers
 
     summary = {}
     for s in scorers():
@@ -190,12 +190,8 @@ def summarise(worlds: list[dict]) -> dict:
                                "hub_iso3", "hs_code", "size_class", "lag", "brand_new", "existing_us_t", "extra_us_t",
                                "start", "months", "history", "ramp", "lumpy", "split_with")},
                                "rank": r.get("rank"), "score": r.get("score")})
-    flagged = sum(w["flags"]["flagged"] for w in worlds)
-    found = sum(w["flags"]["planted_flagged"] for w in worlds)
-    planted = sum(w["flags"]["planted"] for w in worlds)
-    flag_list = {"flagged": flagged, "planted_flagged": found, "planted": planted,
-                 "precision": found / flagged if flagged else None, "recall": found / planted if planted else None}
-    return {"scorers": summary, "model_missed_top_k": missed, "flag_list": flag_list}
+    return {"scorers": summary, "model_missed_top_k": missed,
+            "flag_list": pooled_flag_lists([w["flags"] for w in worlds])}
 
 
 def _pooled_classes(per_world: list[dict]) -> dict:
@@ -394,6 +390,7 @@ def run_folder_evaluation(root: Path, jobs: int, out: Path, monthly: FeaturePara
     """Score every world folder under `root` (world_folders) and write the metrics as JSON to `out`."""
     import time
 
+    from models.evaluation import pooled_flag_lists
     from warehouse.files import IngestError
 
     worlds = world_folders(root)
@@ -408,7 +405,8 @@ def run_folder_evaluation(root: Path, jobs: int, out: Path, monthly: FeaturePara
     names = [s.name for s in folder_scorers()]
     mean = {n: float(np.mean([w["results"][n]["average_precision"] for w in done])) for n in names}
     report = {"root": str(root), "from": VALIDATION_FROM, "seconds": round(time.perf_counter() - t0, 1),
-              "mean_average_precision": mean, "per_world": done}
+              "mean_average_precision": mean, "flag_list": pooled_flag_lists([w["flags"] for w in done]),
+              "per_world": done}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
     return report
@@ -447,12 +445,10 @@ def print_folder_evaluation(report: dict) -> None:
         missed = len(below_top_k(model))
         table.add_row(Text(w["world"]), str(model["planted"]), *[f"{aps[n]:.3f}" for n in names],
                       f"{margin(aps):+.3f}", f"{missed} / {model['unscored']}",
-                      f"{w['flags']['flagged']} ({w['flags']['planted_flagged']})" if "flags" in w else "-")
-    mean = report["mean_average_precision"]
-    flagged = sum(w["flags"]["flagged"] for w in report["per_world"] if "flags" in w)
-    found = sum(w["flags"]["planted_flagged"] for w in report["per_world"] if "flags" in w)
+                      f"{w['flags']['flagged']} ({w['flags']['planted_flagged']})")
+    mean, flags = report["mean_average_precision"], report["flag_list"]
     table.add_row("mean", "", *[f"{mean[n]:.3f}" for n in names], f"{margin(mean):+.3f}", "",
-                  f"{flagged} ({found}) in all")
+                  f"{flags['flagged']} ({flags['planted_flagged']}) in all")
     console.print(table)
     for w in report["per_world"]:
         model = w["results"]["model"]

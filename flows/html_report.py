@@ -106,8 +106,7 @@ def flag_threshold(run: dict[str, Any]) -> str:
     there was one: today's default)."""
     from models.scoring import ScoreParams
 
-    scoring = (run.get("parameters") or {}).get("scoring") or {}
-    return f"{float(scoring.get('min_route_score', ScoreParams.min_route_score)):g}"
+    return f"{ScoreParams.from_stored((run.get('parameters') or {}).get('scoring')).min_route_score:g}"
 
 
 def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: int = 10) -> pl.DataFrame:
@@ -128,10 +127,11 @@ def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: 
         QUALIFY row_number() OVER (PARTITION BY s.frequency, s.mineral, s.hs_code, s.hub_iso3
                                    ORDER BY s.anomaly_score DESC, s.period DESC) = 1
         ORDER BY s.anomaly_score DESC, s.hub_iso3, s.hs_code LIMIT {int(limit)}""").pl()
-    min_z = float(scoring.get("min_co_robust_z", 1.0))
-    min_us_z = float(scoring.get("min_us_mean_z", 2.0))
-    min_cov = float(scoring.get("min_kg_coverage", 0.9))
-    max_peak = float(scoring.get("max_peak_share", 0.6))
+    from models.scoring import ScoreParams
+
+    used = ScoreParams.from_stored(scoring)
+    min_z, min_us_z = used.min_co_robust_z, used.min_us_mean_z
+    min_cov, max_peak = used.min_kg_coverage, used.max_peak_share
     reasons = [
         pl.when(pl.col("route_excess_kg").fill_null(0) < pl.col("volume_floor_kg"))
         .then(pl.format("excess {} t is below the mineral's floor of {} t",
@@ -149,7 +149,8 @@ def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: 
         .then(pl.format("one lump: a single period carries {}% of the hub's exports to the US (at most {}%)",
                         (pl.col("hub_to_us_peak_share") * 100).round(0).cast(pl.Int64), pl.lit(round(max_peak * 100)))),
     ]
-    reasons.append(pl.when(pl.col("direction_ok").fill_null(False) & (pl.col("route_score") < pl.col("score_threshold")))
+    below = pl.col("direction_ok").fill_null(False) & (pl.col("route_score") < pl.col("score_threshold"))
+    reasons.append(pl.when(below)
                    .then(pl.format("route score {} is below the flag threshold {}", pl.col("route_score").round(3),
                                    pl.col("score_threshold").round(3))))
     return calls.with_columns(why_not=pl.concat_list(reasons).list.drop_nulls().list.join("; "))

@@ -157,6 +157,13 @@ def flag_list_quality(scores: pl.DataFrame, stories: pl.DataFrame, first: str, l
             "planted_flagged": flagged.join(planted, on=["hs_code", "hub_iso3"], how="semi").height}
 
 
+def pooled_flag_lists(per_world: list[dict]) -> dict:
+    """flag_list_quality of several worlds added up, with the precision and recall of the whole."""
+    flagged, found, planted = (sum(w[k] for w in per_world) for k in ("flagged", "planted_flagged", "planted"))
+    return {"flagged": flagged, "planted_flagged": found, "planted": planted,
+            "precision": found / flagged if flagged else None, "recall": found / planted if planted else None}
+
+
 def months_apart(a: pl.Expr, b: pl.Expr) -> pl.Expr:
     """Whole months from date a to date b."""
     return (b.dt.year() - a.dt.year()) * 12 + (b.dt.month() - a.dt.month())

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import polars as pl
 
@@ -80,6 +80,13 @@ class ScoreParams:
     explain_routes: int = 50
     model_policy: str = "auto"  # auto | reuse | refit (models/registry.py)
     drift_psi: float = 0.25
+
+    @classmethod
+    def from_stored(cls, stored: dict | None) -> ScoreParams:
+        """The parameters as a run stored them (main.runs.parameters -> scoring); today's defaults for
+        anything missing (a run recorded before the parameter existed)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (stored or {}).items() if k in names})
 
 
 @dataclass
@@ -144,7 +151,8 @@ def in_key_order(frame: pl.DataFrame) -> pl.DataFrame:
 
 def gates(params: ScoreParams) -> tuple[pl.Expr, pl.Expr]:
     """direction_ok and sustained (module docstring)."""
-    direction_ok = ((pl.col("route_excess_kg") > 0) & (pl.col("kg_coverage") >= params.min_kg_coverage)).fill_null(False)
+    direction_ok = ((pl.col("route_excess_kg") > 0)
+                    & (pl.col("kg_coverage") >= params.min_kg_coverage)).fill_null(False)
     # A lump needs a window of several periods to show; a one-year window (annual data) cannot tell one.
     sustained = ((pl.col("hub_to_us_peak_share") <= params.max_peak_share) | (pl.col("window_periods") < 3)).fill_null(False)
     return direction_ok.alias("direction_ok"), sustained.alias("sustained")
