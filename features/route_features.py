@@ -519,7 +519,8 @@ def co_robust_z() -> pl.Expr:
 # period (500,000 t a month, far above any route of these minerals) count as SQUARE_CAP in the squares, so
 # that 36 squares always fit an Int64.
 SQUARE_CAP = 500_000_000
-MEAN_Z_LEGS = ("cn_to_hub_kg", "hub_to_us_kg")
+MEAN_Z_KG = ("cn_to_hub_kg", "hub_to_us_kg")
+MEAN_Z_LEGS = (*MEAN_Z_KG, "cn_to_hub_usd", "hub_to_us_usd")
 
 
 def _squares(leg: str) -> str:
@@ -527,9 +528,10 @@ def _squares(leg: str) -> str:
 
 
 def prior_squares(leg: str, p: FeatureParams) -> Running:
-    """Helper column for mean_z: Σ round(leg kg)² over the prior periods (those prior_total sums), exact."""
-    kg = pl.col(leg).clip(0, SQUARE_CAP).round().cast(pl.Int64)
-    return over_prior(_squares(leg), kg * kg, p)
+    """Helper column for mean_z: Σ round(leg)² (kg or USD) over the prior periods (those prior_total sums),
+    exact."""
+    amount = pl.col(leg).clip(0, SQUARE_CAP).round().cast(pl.Int64)
+    return over_prior(_squares(leg), amount * amount, p)
 
 
 def mean_z(leg: str, p: FeatureParams) -> pl.Expr:
@@ -537,19 +539,54 @@ def mean_z(leg: str, p: FeatureParams) -> pl.Expr:
     prior mean, F / (100 W)): the leg's window against its own history, in its own spread (the plain rule B
     of the evaluation, with a floor of a hundredth of the mineral's volume floor per period, 1 kg for
     gallium and germanium). Judged against the route itself, so a route of a few hundred kilograms of
-    gallium is as visible as one of thousands of tonnes of antimony. Unitless."""
+    gallium is as visible as one of thousands of tonnes of antimony. Unitless.
+
+    For the USD legs, F is the value floor and the window mean is first brought back to the prior's world
+    price (divided by world_unit_value_change when above 1): a price surge on steady tonnes stays within
+    the route's own spread, while germanium at USD 1,000/kg arriving in a line of zirconia at USD 6/kg,
+    invisible in kilograms, stands out in value."""
     n = pl.col("prior_periods").cast(pl.Float64)
     mean = _divided(pl.col(f"{leg}_prior"), p.prior)  # the scaled prior: Σ × P / n, so Σ / n
     variance = (pl.col(_squares(leg)).cast(pl.Float64) / n - mean * mean).clip(lower_bound=0.0)
-    floor = _divided(pl.col("volume_floor_kg"), 100.0 * p.window)
+    window_mean = _divided(pl.col(f"{leg}_window"), p.window)
+    if leg.endswith("_usd"):
+        floor = _divided(pl.col("volume_floor_usd"), 100.0 * p.window)
+        window_mean = window_mean / pl.max_horizontal(pl.col("world_unit_value_change").fill_null(1.0), 1.0)
+    else:
+        floor = _divided(pl.col("volume_floor_kg"), 100.0 * p.window)
     scale = pl.max_horizontal(variance.sqrt(), 0.1 * mean, floor)
-    return ((_divided(pl.col(f"{leg}_window"), p.window) - mean) / scale).alias(f"{leg}_mean_z")
+    return ((window_mean - mean) / scale).alias(f"{leg}_mean_z")
 
 
 def co_mean_z() -> pl.Expr:
     """co_mean_z = min(cn_to_hub_kg_mean_z, hub_to_us_kg_mean_z): the quieter leg against its own history in
     its own spread (rule B's z-score, as a feature). Unitless."""
-    return pl.min_horizontal(*[f"{leg}_mean_z" for leg in MEAN_Z_LEGS]).alias("co_mean_z")
+    return pl.min_horizontal(*[f"{leg}_mean_z" for leg in MEAN_Z_KG]).alias("co_mean_z")
+
+
+def co_rise_z() -> pl.Expr:
+    """co_rise_z = min(max(cn_to_hub_kg_robust_z, cn_to_hub_usd_mean_z), hub_to_us_kg_robust_z): both legs
+    rising, as the quieter leg's rise against its own history. The China leg counts in kilograms (robust z)
+    or in value at the prior's world price (mean z), whichever is louder: a few hundred kilograms of
+    germanium into a hub that imports tonnes of cheaper goods of the same HS6 line barely moves its kilograms
+    and multiplies its value. Unitless."""
+    china = pl.max_horizontal("cn_to_hub_kg_robust_z", "cn_to_hub_usd_mean_z")
+    return pl.min_horizontal(china, pl.col("hub_to_us_kg_robust_z")).alias("co_rise_z")
+
+
+def hub_to_us_mean_z() -> pl.Expr:
+    """hub_to_us_mean_z = max(hub_to_us_kg_mean_z, hub_to_us_usd_mean_z): the hub's exports to the US against
+    their own history, in kilograms or in value at the prior's world price, whichever is louder. Unitless."""
+    return pl.max_horizontal("hub_to_us_kg_mean_z", "hub_to_us_usd_mean_z").alias("hub_to_us_mean_z")
+
+
+def floor_multiple() -> pl.Expr:
+    """floor_multiple = max(route_excess_kg / volume_floor_kg, route_excess_usd / volume_floor_usd): the
+    route's excess over its run rate in multiples of the mineral's volume floor, in kilograms or in value,
+    the larger. Below 1 the route moved less than the smallest volume that counts as a real route (a tiny
+    route whose ratios explode). Unitless."""
+    return pl.max_horizontal(pl.col("route_excess_kg") / pl.col("volume_floor_kg"),
+                             pl.col("route_excess_usd") / pl.col("volume_floor_usd")).alias("floor_multiple")
 
 
 def world_unit_value_change() -> pl.Expr:
@@ -839,7 +876,8 @@ def row_features(lf: pl.LazyFrame, p: FeatureParams, coverage: bool, mirror: boo
         *[robust_z(leg, p, per_period=True) for leg in ROBUST_LEGS],
         *[mean_z(leg, p) for leg in MEAN_Z_LEGS],
     )
-    lf = lf.with_columns(three_leg_excess_kg(), signal_persistence(p), co_robust_z(), co_mean_z(),
+    lf = lf.with_columns(three_leg_excess_kg(), signal_persistence(p), co_robust_z(), co_mean_z(), co_rise_z(),
+                         hub_to_us_mean_z(), floor_multiple(),
                          kg_coverage() if coverage else pl.lit(1.0).alias("kg_coverage"))
     return mirror_features(lf) if mirror else lf
 

@@ -54,7 +54,7 @@ RELATIONS: dict[str, str] = {
 # (relation, column) -> meaning and unit
 COLUMNS: dict[tuple[str, str], str] = {
     ("main.runs", "build"): "How the run built: mode (full or incremental), reason, periods rebuilt per layer and frequency, routes changed by kind, route-periods whose features and scores were rewritten; coverage: what the data let the run score per side and frequency, and why_nothing_scored when nothing was.",
-    ("main.route_scores", "route_score"): "anomaly_score x (0.5 + 0.5 volume_weight) x logistic(co_robust_z - 1) x logistic(hub_to_us_kg_mean_z - 2) x logistic((0.6 - hub_to_us_peak_share) / 0.1): graded, no check sets it to 0; ranks routes, and flags them at score_threshold or above. Higher = more suspicious.",
+    ("main.route_scores", "route_score"): "anomaly_score x (0.5 + 0.5 volume_weight) x (0.1 + 0.9 sqrt(min(1, floor_multiple))) x logistic(co_rise_z - 1) x logistic(hub_to_us_mean_z - 2) x logistic((0.6 - hub_to_us_peak_share) / 0.1): graded, no check sets it to 0; ranks routes, and flags them at score_threshold or above. Higher = more suspicious.",
     ("main.route_scores", "anomaly_score"): "Isolation forest score in (0, 1]. Higher = more suspicious.",
     ("main.route_scores", "score_percentile"): "Share of the model's training route-periods scoring at or below this one (0..1).",
     ("main.route_scores", "volume_weight"): "Route's kg above its run rate as a share of the product's US imports, log scale, 0..1 (1 from 10 %).",
@@ -79,7 +79,12 @@ COLUMNS: dict[tuple[str, str], str] = {
     ("features.route_features", "prior_periods"): "How many prior periods before the window the route's history holds (36 months at most; 12 at least for a scored row). Every *_prior column is scaled to 36 months when fewer exist: read a short history's figures with care.",
     ("features.route_features", "min_prior_periods"): "The fewest prior periods a route-period is scored from (FeatureParams.min_prior).",
     ("features.route_features", "full_prior_periods"): "The prior periods a full history holds (FeatureParams.prior: 36 months, 3 years); *_prior columns are scaled to it.",
-    ("features.route_features", "hub_to_us_kg_mean_z"): "The hub's exports to the US: the window's mean per period against the prior mean, in the prior standard deviation (floored at 10 % of the mean and at 1/100 of the volume floor per period). In route_score.",
+    ("features.route_features", "co_rise_z"): "Both legs rising: the quieter leg against its own history. China -> hub in kg (robust z) or in value at the prior's world price (mean z), the louder; hub -> US in kg (robust z). In route_score (threshold 1).",
+    ("features.route_features", "hub_to_us_mean_z"): "The hub's exports to the US against their own history: the louder of hub_to_us_kg_mean_z and hub_to_us_usd_mean_z. In route_score (threshold 2).",
+    ("features.route_features", "floor_multiple"): "The route's excess over its run rate in multiples of the mineral's volume floor, in kg or in USD, the larger (below 1: less than the smallest volume that counts as a route). In route_score.",
+    ("features.route_features", "hub_to_us_usd_mean_z"): "The hub's exports to the US in USD, brought back to the prior's world price (divided by world_unit_value_change when above 1): the window's mean per period against the prior mean, in the prior standard deviation (floored at 10 % of the mean and 1/100 of the value floor per period).",
+    ("features.route_features", "cn_to_hub_usd_mean_z"): "China's exports to the hub in USD at the prior's world price, against their own history (as hub_to_us_usd_mean_z).",
+    ("features.route_features", "hub_to_us_kg_mean_z"): "The hub's exports to the US: the window's mean per period against the prior mean, in the prior standard deviation (floored at 10 % of the mean and at 1/100 of the volume floor per period). In route_score through hub_to_us_mean_z.",
     ("features.route_features", "cn_to_hub_kg_mean_z"): "China's exports to the hub: the window's mean per period against the prior mean, in the prior standard deviation (floors as hub_to_us_kg_mean_z).",
     ("features.route_features", "co_mean_z"): "The quieter leg's window mean against its own prior mean, in its prior standard deviation (floored at 10 % of the mean and at 1/100 of the mineral's volume floor per period): rule B's z-score as a feature (not in route_score).",
     ("main.runs", "error"): "Why a failed run failed: the stage and the error.",
