@@ -16,7 +16,8 @@ Scores, per route-period (higher = more suspicious, all of them):
                     × σ(co_rise_z − min_rise_z) × σ(hub_to_us_mean_z − min_us_mean_z)
                     × σ((max_peak_share − hub_to_us_peak_share) / 0.1)
   with σ the logistic function (0.5 at the threshold; a z 2 below it keeps 0.12 of the score, a peak share
-  0.2 above it 0.12). Each factor judges size in kilograms and in value, the louder, so that a few hundred
+  0.2 above it 0.12). The evidence counts kilograms and value, the louder, wherever a product's value can
+  hide in its weight (the China leg, the hub's exports to the US, the floor), so that a few hundred
   kilograms of germanium at USD 1,000/kg inside an HS6 line of cheaper goods counts for what it is worth
   (the z-scores take values at the prior's world price, so a price surge on steady tonnes does not rise
   in them; floor_multiple counts value as declared, and a price surge passes the floor but not the z's):
