@@ -515,9 +515,9 @@ def co_robust_z() -> pl.Expr:
 
 # The own-history z of each leg: the spread of its prior periods as a plain standard deviation (from an exact
 # sum of squares), so that a route whose history is lumps and zeros has a spread its lumps set, where the
-# MAD of mostly zeros is 0 and the robust z falls back to the mineral's floor. Values above SQUARE_CAP kg a
-# period (500,000 t a month, far above any route of these minerals) count as SQUARE_CAP in the squares, so
-# that 36 squares always fit an Int64.
+# MAD of mostly zeros is 0 and the robust z falls back to the mineral's floor. Values above SQUARE_CAP a
+# period (500,000 t a month, or USD 500 M: far above any route of these minerals) count as SQUARE_CAP in
+# the squares, so that 36 squares always fit an Int64.
 SQUARE_CAP = 500_000_000
 MEAN_Z_KG = ("cn_to_hub_kg", "hub_to_us_kg")
 MEAN_Z_LEGS = (*MEAN_Z_KG, "cn_to_hub_usd", "hub_to_us_usd")
@@ -551,7 +551,7 @@ def mean_z(leg: str, p: FeatureParams) -> pl.Expr:
     window_mean = _divided(pl.col(f"{leg}_window"), p.window)
     if leg.endswith("_usd"):
         floor = _divided(pl.col("volume_floor_usd"), 100.0 * p.window)
-        window_mean = window_mean / pl.max_horizontal(pl.col("world_unit_value_change").fill_null(1.0), 1.0)
+        window_mean = window_mean / pl.max_horizontal(pl.col("world_unit_value_change"), 1.0)  # never null
     else:
         floor = _divided(pl.col("volume_floor_kg"), 100.0 * p.window)
     scale = pl.max_horizontal(variance.sqrt(), 0.1 * mean, floor)
