@@ -40,7 +40,7 @@ catalogue_option = click.option(
 window_option = click.option("--window", type=click.IntRange(1, 24), default=5, show_default=True,
                              help="Scoring window in months (monthly data).")
 threshold_option = click.option(
-    "--min-route-score", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.3, show_default=True,
+    "--min-route-score", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.2, show_default=True,
     help="Flag a route-period whose route score is at least this and that carries tonnes beyond its run rate on "
          "both legs, of known weight (direction_ok). One threshold for every mineral: the list grows with the "
          "evidence, not with the number of routes.")
@@ -48,7 +48,7 @@ threshold_option = click.option(
 
 def _replaced_quantile(ctx: click.Context, param: click.Parameter, value: float | None) -> None:
     if value is not None:
-        raise click.UsageError("--flag-quantile was replaced by --min-route-score (default 0.3): flags now need a "
+        raise click.UsageError("--flag-quantile was replaced by --min-route-score (default 0.2): flags now need a "
                                "route score, one threshold for every mineral, not the model's top share of each "
                                "group. Drop the option, or set --min-route-score.")
 
@@ -83,7 +83,7 @@ def cli() -> None:
 
 
 def _run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, window: int,
-         min_route_score: float = 0.3, census_measure: str = "general imports", cif_fob_rate: float = 0.10,
+         min_route_score: float = 0.2, census_measure: str = "general imports", cif_fob_rate: float = 0.10,
          queue_size: int | None = None, model_policy: str = "auto", dismissed_regrowth: float = 0.5,
          notify_url: str | None = None, notify_command: str | None = None, full: bool = False,
          dask_address: str | None = None, max_file_mb: int | None = None,

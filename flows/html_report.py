@@ -117,7 +117,8 @@ def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: 
     calls = con.sql(f"""
         SELECT s.frequency, s.mineral, s.hs_code, s.hub_iso3, s.period, s.anomaly_score, s.score_percentile,
                s.route_score, s.score_threshold,
-               s.route_excess_kg, s.floor_multiple, s.co_rise_z, s.hub_to_us_mean_z, s.kg_coverage, s.hub_to_us_peak_share,
+               s.route_excess_kg, s.floor_multiple, s.co_rise_z, s.hub_to_us_mean_z, s.us_from_cn_kg_robust_z, s.kg_coverage,
+               s.hub_to_us_peak_share,
                s.direction_ok, s.sustained,
                m.volume_floor_kg
         FROM main.route_scores AS s LEFT JOIN ref.minerals AS m USING (mineral)
@@ -130,7 +131,7 @@ def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: 
     from models.scoring import ScoreParams
 
     used = ScoreParams.from_stored(scoring)
-    min_z, min_us_z = used.min_rise_z, used.min_us_mean_z
+    min_z, min_us_z, min_fall = used.min_rise_z, used.min_us_mean_z, used.min_direct_fall_z
     min_cov, max_peak = used.min_kg_coverage, used.max_peak_share
     reasons = [
         pl.when(pl.col("floor_multiple").fill_null(0) < 1)
@@ -142,6 +143,9 @@ def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: 
         pl.when(pl.col("hub_to_us_mean_z").fill_null(-1e9) < min_us_z)
         .then(pl.format("the hub's exports to the US stay within their own history (z {} < {})",
                         pl.col("hub_to_us_mean_z").round(2), pl.lit(min_us_z))),
+        pl.when(pl.col("us_from_cn_kg_robust_z").fill_null(0) > -min_fall)
+        .then(pl.format("the US's imports from China direct have not fallen (z {}; a fall is -{} or below)",
+                        pl.col("us_from_cn_kg_robust_z").fill_null(0).round(2), pl.lit(min_fall))),
         pl.when(pl.col("kg_coverage").fill_null(0) < min_cov)
         .then(pl.format("only {}% of the trade has a known or estimated weight (needs {}%)",
                         (pl.col("kg_coverage").fill_null(0) * 100).round(0).cast(pl.Int64), pl.lit(round(min_cov * 100)))),

@@ -14,6 +14,7 @@ Scores, per route-period (higher = more suspicious, all of them):
   the quiet routes at 0):
       route_score = anomaly_score × (0.5 + 0.5 × volume_weight) × (0.1 + 0.9 × √min(1, floor_multiple))
                     × σ(co_rise_z − min_rise_z) × σ(hub_to_us_mean_z − min_us_mean_z)
+                    × (0.5 + 0.5 × σ(−us_from_cn_kg_robust_z − min_direct_fall_z))
                     × σ((max_peak_share − hub_to_us_peak_share) / 0.1)
   with σ the logistic function (0.5 at the threshold; a z 2 below it keeps 0.12 of the score, a peak share
   0.2 above it 0.12). The evidence counts kilograms and value, the louder, wherever a product's value can
@@ -33,6 +34,12 @@ Scores, per route-period (higher = more suspicious, all of them):
     market may still be a route) and against the mineral's volume floor (floor_multiple, the excess in
     multiples of the floor; a tenth of the score with no excess at all, half at a fifth of the floor): a
     tiny route whose ratios explode ranks below a real one;
+  - the direct route falls: the US's imports from China direct over the window against their own history
+    (us_from_cn_kg_robust_z, the same for every hub of a product and period): a fall of min_direct_fall_z
+    (1) or more keeps the score whole, no change (or no direct trade to fall) keeps 0.63 of it, a rise
+    about half. The third leg of the signature (China -> hub and hub -> US rise while China -> US falls) ranks a
+    route above the same rise in a month when buyers could still buy from China direct; it never erases
+    a route on its own;
   - the peak share does not apply to windows of fewer than 3 periods (annual data cannot show a lump).
   Chosen on the project's own harness (`transship evaluate`, seeds 0-19 of the widened generator; seeds
   20-29 held out), measured, not chosen, on the validation worlds (README).
@@ -46,7 +53,7 @@ Scores, per route-period (higher = more suspicious, all of them):
   require (a route whose window is mostly one month keeps a twentieth of its score).
 
 `flagged`, the review queue, by one of two thresholds an analyst can reason about (neither refits):
-- min_route_score (default 0.3): direction_ok and route_score at or above it. One threshold for every
+- min_route_score (default 0.2): direction_ok and route_score at or above it. One threshold for every
   mineral and section: the isolation forest's score is normalised by the expected path length of its
   sample size (0.5 = as easy to isolate as a typical point), so it means the same in every model, and the
   evidence factors are absolute. The list grows with what happened, not with the number of models or
@@ -76,13 +83,14 @@ from models.iforest import MODEL_FEATURES, RouteScorer, explanation_text
 class ScoreParams:
     n_estimators: int = 300
     max_samples: int = 256
-    min_route_score: float = 0.3
+    min_route_score: float = 0.2
     queue_size: int | None = None
     random_state: int = 0
     min_train_rows: int = 30
     max_peak_share: float = 0.6
     min_rise_z: float = 1.0
     min_us_mean_z: float = 2.0
+    min_direct_fall_z: float = 1.0
     min_kg_coverage: float = 0.9
     explain_top: int = 3
     explain_routes: int = 50
@@ -120,8 +128,8 @@ KEYS = [*ROUTE_KEYS, "period"]
 SCORING_INPUTS = tuple(dict.fromkeys([
     *KEYS, "has_history", "cn_to_hub_kg_window", "cn_to_hub_kg_prior", "hub_to_us_kg_window", "hub_to_us_kg_prior",
     "hub_to_us_usd_window", "cn_to_hub_usd_window", *MODEL_FEATURE_COLUMNS, "route_excess_kg", "volume_floor_kg",
-    "co_rise_z", "hub_to_us_mean_z", "floor_multiple", "kg_coverage", "hub_to_us_peak_share", "window_periods",
-    "prior_periods", "min_prior_periods", "full_prior_periods", "volume_weight", "rule_flag"]))
+    "co_rise_z", "hub_to_us_mean_z", "floor_multiple", "us_from_cn_kg_robust_z", "kg_coverage", "hub_to_us_peak_share",
+    "window_periods", "prior_periods", "min_prior_periods", "full_prior_periods", "volume_weight", "rule_flag"]))
 
 
 def scoreable(features: pl.DataFrame) -> pl.Expr:
@@ -177,7 +185,8 @@ def _above(column: str, threshold: float) -> pl.Expr:
 
 # The factors of route_score after the forest's, in the words an explanation gives them.
 FACTOR_WORDS = {"size": "size", "floor": "beyond the volume floor", "direction": "both legs rising",
-                "us_own_spread": "exports to the US beyond their own spread", "one_lump": "not one lump"}
+                "us_own_spread": "exports to the US beyond their own spread",
+                "direct_falls": "China -> US direct falling", "one_lump": "not one lump"}
 
 
 def score_factors(params: ScoreParams) -> dict[str, pl.Expr]:
@@ -187,6 +196,11 @@ def score_factors(params: ScoreParams) -> dict[str, pl.Expr]:
         "floor": 0.1 + 0.9 * pl.col("floor_multiple").fill_nan(None).fill_null(0.0).clip(0.0, 1.0).sqrt(),
         "direction": _above("co_rise_z", params.min_rise_z),
         "us_own_spread": _above("hub_to_us_mean_z", params.min_us_mean_z),
+        # The US's imports from China direct in the window against their own history: an unknown or steady
+        # direct trade counts as no fall (0.63), a fall of min_direct_fall_z or more lifts the score by half.
+        "direct_falls": 0.5 + 0.5 * _logistic(
+            -pl.col("us_from_cn_kg_robust_z").fill_nan(None).fill_null(0.0).clip(-50.0, 50.0)
+            - params.min_direct_fall_z),
         "one_lump": pl.when(pl.col("window_periods") < 3).then(1.0).otherwise(_logistic(
             (params.max_peak_share - pl.col("hub_to_us_peak_share").fill_nan(None).fill_null(1.0)) / 0.1)),
     }

@@ -54,14 +54,14 @@ RELATIONS: dict[str, str] = {
 # (relation, column) -> meaning and unit
 COLUMNS: dict[tuple[str, str], str] = {
     ("main.runs", "build"): "How the run built: mode (full or incremental), reason, periods rebuilt per layer and frequency, routes changed by kind, route-periods whose features and scores were rewritten; coverage: what the data let the run score per side and frequency, and why_nothing_scored when nothing was.",
-    ("main.route_scores", "route_score"): "anomaly_score x (0.5 + 0.5 volume_weight) x (0.1 + 0.9 sqrt(min(1, floor_multiple))) x logistic(co_rise_z - 1) x logistic(hub_to_us_mean_z - 2) x logistic((0.6 - hub_to_us_peak_share) / 0.1): graded, no check sets it to 0; ranks routes, and flags them at score_threshold or above. Higher = more suspicious.",
+    ("main.route_scores", "route_score"): "anomaly_score x (0.5 + 0.5 volume_weight) x (0.1 + 0.9 sqrt(min(1, floor_multiple))) x logistic(co_rise_z - 1) x logistic(hub_to_us_mean_z - 2) x (0.5 + 0.5 logistic(-us_from_cn_kg_robust_z - 1)) x logistic((0.6 - hub_to_us_peak_share) / 0.1): graded, no check sets it to 0; ranks routes, and flags them at score_threshold or above. Higher = more suspicious.",
     ("main.route_scores", "anomaly_score"): "Isolation forest score in (0, 1]. Higher = more suspicious.",
     ("main.route_scores", "score_percentile"): "Share of the model's training route-periods scoring at or below this one (0..1).",
     ("main.route_scores", "volume_weight"): "Route's kg above its run rate as a share of the product's US imports, log scale, 0..1 (1 from 10 %).",
     ("main.route_scores", "direction_ok"): "Tonnes in the transshipment direction, of trusted weight: route_excess_kg > 0 (both legs above their prior run rate) and kg_coverage at least 0.9. Required for a flag.",
     ("main.route_scores", "sustained"): "No single period carries more than 60 % of the window's hub -> US kg (annual windows pass). Weighed in route_score, not required for a flag.",
     ("main.route_scores", "flagged"): "In the review queue: direction_ok and route_score at or above score_threshold (or, with --queue-size, in the period's top N direction_ok rows by route_score).",
-    ("main.route_scores", "score_threshold"): "The flag threshold on route_score (--min-route-score, default 0.3): the same for every mineral and section.",
+    ("main.route_scores", "score_threshold"): "The flag threshold on route_score (--min-route-score, default 0.2): the same for every mineral and section.",
     ("main.route_scores", "rule_flag"): "The plain rule: the window beats the whole prior 36 months on both legs, in kg (a shorter history scaled to 36 months).",
     ("main.route_scores", "period"): "Last period of the scoring window (first day of the month or year).",
     ("main.route_scores", "top_features"): "The features whose reset to the route's typical values lowers the score most, in words.",
