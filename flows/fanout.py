@@ -112,9 +112,16 @@ def dask_task_runner(address: str) -> Any:
 
 
 def check_scheduler(address: str, timeout_s: float = 5.0) -> None:
-    """Fail early, with advice, when nothing answers at the Dask scheduler's address."""
+    """Fail early, with advice, when the dask extra is not installed or nothing answers at the Dask
+    scheduler's address."""
+    import importlib.util
     import socket
     from urllib.parse import urlsplit
+
+    if importlib.util.find_spec("prefect_dask") is None:
+        raise FanOutError("--dask-address needs the dask extra, which this environment does not have: install it "
+                          "with `.venv/bin/uv pip install --python .venv/bin/python -e '.[dask]'` (prefect-dask, "
+                          "dask and distributed), or leave out --dask-address to run everything in this process.")
 
     parts = urlsplit(address if "://" in address else f"tcp://{address}")
     if parts.scheme not in ("tcp", "tls") or not parts.hostname or not parts.port:

@@ -7,8 +7,14 @@ customs writes 韩国 or "Korea, Rep.". We resolve a name through, in order:
    ("TOTAL FOR ALL COUNTRIES", 总值) and groupings (regions, EU, ASEAN) that are not partners;
 2. an ISO alpha-3 code written as the name;
 3. pycountry's Chinese (zh_CN) country names, shipped in its locale files;
-4. the name-matching regular expressions of country_converter (its `country_data.tsv`), read directly:
-   exactly one match is required, two matches are an ambiguity, not a guess.
+4. pycountry's English names (name, official name, common name) and the customs spellings in ALIASES
+   below, compared as sets of words once accents, punctuation, parentheses, "the", "of", "and" and the
+   customs abbreviations (Rep., Dem., Isds, Br., Fr., St., ...) are normalised: "Dem. People's Rep. of
+   Korea" and "Korea, Democratic People's Republic of" are the same words. Exactly one country must have
+   them; two are an ambiguity, not a guess.
+
+The tables are pycountry's (LGPL-2.1, used as a library) and this module's own; no name-matching data
+under a licence that would bind the project (country_converter's regular expressions are GPL-3.0).
 
 A name none of these resolve comes back as `unmapped`; loaders turn it into a reject with its reason.
 The work is per distinct name (a few hundred at most), never per row.
@@ -21,7 +27,6 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 
 import polars as pl
 import pycountry
@@ -110,6 +115,57 @@ OVERRIDES: dict[str, tuple[str | None, str]] = {
     "united states of america": ("USA", "country"),
 }
 
+# Customs and statistical spellings (US Census, Comtrade, GACC's English release) that pycountry's English
+# names do not carry, by ISO alpha-3. Matched as sets of words (step 4), so word order, case, accents and
+# the abbreviations of _ABBREVIATIONS do not matter.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "RUS": ("Russia",),
+    "TUR": ("Turkey",),
+    "MAC": ("Macau", "Macao"),
+    "BRN": ("Brunei",),
+    "CIV": ("Ivory Coast",),
+    "CPV": ("Cape Verde",),
+    "SWZ": ("Swaziland",),
+    "TLS": ("East Timor",),
+    "VAT": ("Vatican City", "Vatican"),
+    "PSE": ("Palestine", "West Bank", "Gaza Strip", "West Bank administered by Israel",
+            "Gaza Strip administered by Israel", "State of Palestine"),
+    "FSM": ("Micronesia", "FS Micronesia", "Federated States of Micronesia"),
+    "PRK": ("North Korea",),
+    "KOR": ("South Korea",),
+    "CZE": ("Czech Republic",),
+    "SHN": ("Saint Helena",),
+    "SJM": ("Svalbard and Jan Mayen Islands",),
+    "WLF": ("Wallis and Futuna Islands",),
+    "ATF": ("French Southern and Antarctic Lands", "Fr. South Antarctic Terr.", "French Southern Territories"),
+    "HMD": ("Heard and McDonald Islands",),
+    "PCN": ("Pitcairn Islands",),
+    "VIR": ("US Virgin Islands", "U.S. Virgin Islands", "Virgin Islands of the United States"),
+    "SXM": ("Saint Maarten", "Sint Maarten"),
+    "MAF": ("Saint Martin",),
+    "BES": ("Bonaire", "Bonaire, Sint Eustatius and Saba"),
+    "BIH": ("Bosnia Herzegovina",),
+    "FRA": ("Metropolitan France",),
+    "NOR": ("Norway, excluding Svalbard and Jan Mayen",),
+    "UMI": ("United States Minor Outlying Islands",),
+    "HKG": ("Hong Kong SAR", "China, Hong Kong SAR"),
+    "TWN": ("Taiwan",),
+    "MMR": ("Burma",),
+    "COD": ("Congo, Democratic Republic", "DR Congo", "Zaire"),
+    "USA": ("U.S.A.", "U.S.", "US"),
+    "GBR": ("Great Britain", "United Kingdom of Great Britain and Northern Ireland", "UK"),
+}
+
+# Abbreviations of customs releases, expanded before names are compared (whole words, after punctuation is
+# removed: "Rep." is the word "rep").
+_ABBREVIATIONS = {
+    "rep": "republic", "dem": "democratic", "fed": "federal", "isds": "islands", "is": "islands",
+    "isl": "islands", "island": "islands", "br": "british", "fr": "french", "terr": "territory", "territories": "territory",
+    "st": "saint", "ste": "sainte", "n": "northern", "utd": "united",
+    "peoples": "people", "sar": "", "excl": "excluding",
+}
+_STOPWORDS = {"the", "of", "and", ""}
+
 
 @dataclass(frozen=True)
 class Resolution:
@@ -136,11 +192,33 @@ def _chinese_names() -> dict[str, str]:
     return {name: codes.pop() for name, codes in names.items() if len(codes) == 1}
 
 
+def _words(name: str) -> frozenset[str]:
+    """The words of an English country name, compared as a set: accents, case, punctuation, parenthesised
+    parts ("(Malvinas)", "(...1990)", "(Overseas France)"), "the", "of", "and" and possessive s dropped,
+    customs abbreviations expanded. "Dem. People's Rep. of Korea" -> {democratic, people, republic, korea}."""
+    text = unicodedata.normalize("NFKD", name)
+    text = "".join(c for c in text if not unicodedata.combining(c)).casefold()
+    text = re.sub(r"\([^)]*\)", " ", text).replace("&", " and ")
+    text = re.sub(r"\bu\.\s?s\.(\s?a\.)?", lambda m: " usa " if m.group(1) else " us ", text)  # U.S., U.S.A.
+    text = re.sub(r"['’]s\b", "", text)
+    words = re.sub(r"[^\w]+", " ", text).split()
+    return frozenset(w for w in (_ABBREVIATIONS.get(w, w) for w in words) if w not in _STOPWORDS)
+
+
 @lru_cache(maxsize=1)
-def _coco_regexes() -> list[tuple[re.Pattern[str], str]]:
-    table = resources.files("country_converter").joinpath("country_data.tsv").read_text(encoding="utf-8")
-    frame = pl.read_csv(table.encode(), separator="\t", infer_schema=False, columns=["regex", "ISO3"])
-    return [(re.compile(regex, re.IGNORECASE), iso3) for regex, iso3 in frame.iter_rows() if regex and iso3]
+def _english_names() -> dict[frozenset[str], frozenset[str]]:
+    """Sets of words -> the ISO alpha-3 codes of the countries whose English names (pycountry's, ALIASES)
+    have them."""
+    names: dict[frozenset[str], set[str]] = {}
+    for country in pycountry.countries:
+        for attr in ("name", "official_name", "common_name"):
+            english = getattr(country, attr, None)
+            if english:
+                names.setdefault(_words(english), set()).add(country.alpha_3)
+    for iso3, spellings in ALIASES.items():
+        for spelling in spellings:
+            names.setdefault(_words(spelling), set()).add(iso3)
+    return {words: frozenset(codes) for words, codes in names.items() if words}
 
 
 @lru_cache(maxsize=1)
@@ -161,9 +239,9 @@ def resolve(name: str | None) -> Resolution:
     chinese = _chinese_names().get(key)
     if chinese:
         return Resolution(chinese, "country", "pycountry zh_CN name")
-    matches = sorted({iso3 for regex, iso3 in _coco_regexes() if regex.search(name)})
+    matches = sorted(_english_names().get(_words(name), ()))
     if len(matches) == 1:
-        return Resolution(matches[0], "country", "country_converter name match")
+        return Resolution(matches[0], "country", "English name")
     if matches:
         return Resolution(None, "unmapped", f"partner name {name!r} matches several countries ({', '.join(matches)})")
     return Resolution(

@@ -93,6 +93,16 @@ def test_scheduler_address_checked_with_advice():
         check_scheduler(f"127.0.0.1:{_free_port()}", timeout_s=1)
 
 
+def test_without_the_dask_extra_the_address_is_refused_with_the_install_command(monkeypatch):
+    """prefect-dask is an extra (`.[dask]`): an environment built by `make demo` does not have it."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "prefect_dask" else real(name, *a))
+    with pytest.raises(FanOutError, match=r"needs the dask extra.*pip install .*'\.\[dask\]'"):
+        check_scheduler("tcp://127.0.0.1:8786")
+
+
 def test_a_worker_with_other_scoring_code_refuses_to_score(sample_features):
     with pytest.raises(FanOutError, match="runs different scoring code or libraries than this run"):
         score_group_task.fn(sample_features.head(10), ScoreParams(), {}, "0000 (scikit-learn 0.0)")
