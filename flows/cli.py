@@ -381,16 +381,20 @@ def _attach_pair(ctx, param, values: tuple[str, ...]) -> tuple[tuple[str, Path],
 @click.option("--csv", "as_csv", is_flag=True,
               help="Print CSV instead of a table (text a spreadsheet would run as a formula starts with ').")
 @click.option("--max-rows", type=int, default=200, show_default=True, help="Rows shown in table mode.")
+@click.option("--layout", type=click.Choice(["auto", "table", "vertical"]), default="auto", show_default=True,
+              help="vertical: each row as 'column  value' lines; auto: vertical when the table is wider than the "
+                   "terminal.")
 @click.option("--attach", "attach", multiple=True, callback=_attach_pair, metavar="NAME=FILE",
               help="Also open this DuckDB warehouse, read-only, as NAME (e.g. to compare with last month's). "
                    "Repeatable.")
 @click.option("--read-file", "read_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Let queries read this file (read_csv, read_parquet, ...). Repeatable. Without it, queries read "
                    "the warehouse only: no other file on the machine and no network.")
-def sql(query: str | None, warehouse: Path, as_csv: bool, max_rows: int, attach: tuple[tuple[str, Path], ...],
-        read_files: tuple[Path, ...]) -> None:
-    """Run QUERY read-only on the warehouse and print the result; without QUERY, open an interactive
-    read-only prompt (history, tab completion of tables and columns, statements end with ';').
+def sql(query: str | None, warehouse: Path, as_csv: bool, max_rows: int, layout: str,
+        attach: tuple[tuple[str, Path], ...], read_files: tuple[Path, ...]) -> None:
+    """Run QUERY read-only on the warehouse and print the result; QUERY may also come on standard input
+    (`transship sql < query.sql`, `echo "select 1" | transship sql`). Without either, at a terminal, open
+    an interactive read-only prompt (history, tab completion of tables and columns, statements end with ';').
 
     Only reads run: SELECT (with DESCRIBE, SHOW, SUMMARIZE, PIVOT, EXPLAIN), PRAGMA and SET VARIABLE.
     Anything else is refused by name. The connection itself cannot write, read other files or reach the
@@ -398,7 +402,7 @@ def sql(query: str | None, warehouse: Path, as_csv: bool, max_rows: int, attach:
     warehouses named with --read-file and --attach, which it can only read."""
     import duckdb
 
-    from flows.sql_prompt import frame_table, interactive
+    from flows.sql_prompt import interactive, show_frame
     from warehouse.analyst_sql import SqlAccess, connect_analyst, run_query
     from warehouse.connection import WarehouseError
 
@@ -407,9 +411,12 @@ def sql(query: str | None, warehouse: Path, as_csv: bool, max_rows: int, attach:
     except WarehouseError as exc:
         raise click.ClickException(str(exc)) from None
     try:
+        if query is None and not sys.stdin.isatty():
+            query = sys.stdin.read()
+            if not query.strip():
+                raise click.ClickException("no QUERY given and standard input is empty: pass the query as an "
+                                           "argument or pipe it in (transship sql < query.sql)")
         if query is None:
-            if not sys.stdin.isatty():
-                raise click.ClickException("no QUERY given and no terminal to prompt on: pass the query as an argument")
             interactive(con, max_rows)
             return
         frame = run_query(con, query)
@@ -428,7 +435,8 @@ def sql(query: str | None, warehouse: Path, as_csv: bool, max_rows: int, attach:
         return
     from flows.progress import wide_console
 
-    wide_console().print(frame_table(frame, max_rows))
+    console = wide_console()
+    console.print(show_frame(frame, max_rows, console.width, layout))
     shown = min(max_rows, frame.height)
     click.echo(f"{frame.height} row(s){'' if shown == frame.height else f', {shown} shown (use --csv for all)'}")
 

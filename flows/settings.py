@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from features.route_features import FeatureParams
-from models.scoring import ScoreParams
+from models.params import ScoreParams
 from warehouse.files import InputLimits
 from warehouse.schema import SourceParams
 

@@ -71,38 +71,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import polars as pl
 
 from features.route_features import ROUTE_KEYS
 from models.iforest import MODEL_FEATURES, RouteScorer, explanation_text
-
-
-@dataclass(frozen=True)
-class ScoreParams:
-    n_estimators: int = 300
-    max_samples: int = 256
-    min_route_score: float = 0.2
-    queue_size: int | None = None
-    random_state: int = 0
-    min_train_rows: int = 30
-    max_peak_share: float = 0.6
-    min_rise_z: float = 1.0
-    min_us_mean_z: float = 2.0
-    min_direct_fall_z: float = 1.0
-    min_kg_coverage: float = 0.9
-    explain_top: int = 3
-    explain_routes: int = 50
-    model_policy: str = "auto"  # auto | reuse | refit (models/registry.py)
-    drift_psi: float = 0.25
-
-    @classmethod
-    def from_stored(cls, stored: dict | None) -> ScoreParams:
-        """The parameters as a run stored them (main.runs.parameters -> scoring); today's defaults for
-        anything missing (a run recorded before the parameter existed)."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in (stored or {}).items() if k in names})
+from models.params import ScoreParams
 
 
 @dataclass

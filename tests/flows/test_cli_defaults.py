@@ -30,3 +30,15 @@ def test_the_replaced_flag_quantile_option_says_what_replaced_it(tmp_path):
     result = CliRunner().invoke(cli, ["run", "--data", str(tmp_path), "--flag-quantile", "0.98"])
     assert result.exit_code == 2
     assert "--flag-quantile was replaced by --min-route-score (default 0.2)" in result.output
+
+
+def test_the_command_line_starts_without_scikit_learn():
+    """Every command imports flows.cli; scikit-learn (about a second) is imported only by the commands that
+    score, so `transship sql` and `--help` start in a fraction of that."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", "import sys, flows.cli; print(sorted(m for m in ('sklearn', 'scipy', "
+                          "'prefect', 'plotly') if m in sys.modules))"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -177,3 +177,43 @@ def test_a_pivot_runs(warehouse):
                  "pivot route_scores on hub_iso3 using max(route_score) order by mineral")
     assert result.returncode == 0, result
     assert result.stdout.splitlines() == ["mineral,MEX,THA", "antimony,0.50,0.82"]
+
+
+def test_a_query_can_come_on_standard_input(warehouse):
+    """`transship sql < query.sql` and `echo ... | transship sql`: a pipe is read as the query (a separate
+    process, a real pipe); an empty one is an error that says how to give the query."""
+    import subprocess
+    import sys
+
+    def piped(text: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "flows.cli", "sql", "--warehouse", str(warehouse), "--csv"],
+                              input=text, capture_output=True, text=True, timeout=120,
+                              env={**__import__("os").environ, "TRANSSHIP_QUIET": "1"})
+
+    ok = piped("select hub_iso3, route_score\nfrom route_scores\norder by route_score desc;\n")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.splitlines() == ["hub_iso3,route_score", "THA,0.82", "MEX,0.50"]
+    empty = piped("   \n")
+    assert empty.returncode == 2 and "standard input is empty" in empty.stderr
+    refused = piped("drop table review.decisions")
+    assert refused.returncode == 2 and "only reads" in refused.stderr
+
+
+def test_numbers_print_in_full_and_wide_results_one_row_at_a_time(warehouse):
+    result = cli("sql", "--warehouse", str(warehouse),
+                 "select 894000.0 as kg, 1234567 as n, 0.000012 as tiny, 3.14159 as pi, 1369661.54 as excess")
+    assert result.returncode == 0, result
+    line = next(x for x in result.stdout.splitlines() if "894,000" in x)
+    assert [c.strip() for c in line.strip("│ ").split("│")] == ["894,000", "1,234,567", "1.2e-05", "3.1416",
+                                                                  "1,369,661.54"]
+    assert "e+" not in result.stdout
+    # 30 columns do not fit 160 characters: one "column  value" line each, rows one below the other.
+    wide = ", ".join(f"'value {i:02d}' as a_rather_long_column_name_{i:02d}" for i in range(30))
+    shown = cli("sql", "--warehouse", str(warehouse), f"select {wide} from route_scores")
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith("-[ row 1 ]") and any(x.startswith("-[ row 2 ]") for x in lines)
+    assert any(x.split() == ["a_rather_long_column_name_29", "value", "29"] for x in lines)
+    # --layout table keeps the table; --layout vertical turns even a narrow result.
+    assert "┏" in cli("sql", "--warehouse", str(warehouse), "--layout", "table", f"select {wide}").stdout
+    narrow = cli("sql", "--warehouse", str(warehouse), "--layout", "vertical", "select 1 as one").stdout.splitlines()
+    assert narrow[0].startswith("-[ row 1 ]") and narrow[1].split() == ["one", "1"]
