@@ -103,7 +103,7 @@ def scoring_code_fingerprint() -> str:
     import sklearn
 
     root = Path(__file__).resolve().parent.parent
-    code = source_fingerprint([root / "models" / "scoring.py", root / "models" / "iforest.py"])
+    code = source_fingerprint([root / "models" / n for n in ("scoring.py", "params.py", "iforest.py")])
     libraries = f"scikit-learn {sklearn.__version__}, numpy {numpy.__version__}, polars {polars.__version__}"
     return f"{code} ({libraries})"
 
@@ -133,7 +133,8 @@ def fingerprint(con: duckdb.DuckDBPyConnection, parameters: dict[str, Any]) -> d
         "reference tables": ref.hexdigest()[:16],
         "SQL models": source_fingerprint(list(SQL_DIR.glob("*/*.sql"))),
         "feature and scoring code": source_fingerprint(
-            [root / "features" / "route_features.py", root / "models" / "scoring.py", root / "models" / "iforest.py"]),
+            [root / "features" / "route_features.py", root / "models" / "scoring.py", root / "models" / "params.py",
+             root / "models" / "iforest.py"]),
         "parameters": hashlib.sha256(json.dumps(parameters, sort_keys=True, default=str).encode()).hexdigest()[:16],
     }
 
