@@ -1,4 +1,4 @@
-"""What every analyst-facing relation and its key columns mean, written into the warehouse with COMMENT ON,
+"""What every relation and every column means, written into the warehouse with COMMENT ON,
 so that `transship schema`, DuckDB's own command-line tool (`SELECT * FROM duckdb_tables()`) and any SQL
 client show grain, key and units without the code at hand.
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import duckdb
 
 from warehouse.connection import rows
+from warehouse.glossary import column_comment
 
 # relation -> "Grain ... Key ... Units ..." (one sentence each, as an analyst reads them)
 RELATIONS: dict[str, str] = {
@@ -107,8 +108,14 @@ def apply_comments(con: duckdb.DuckDBPyConnection) -> list[str]:
         if relation in present:
             con.execute(f"COMMENT ON {present[relation]} {relation} IS {_quote(text)}")
             done.append(relation)
-    existing = {(f"{s}.{t}", c) for s, t, c in rows(con, "SELECT schema_name, table_name, column_name FROM duckdb_columns()")}
-    for (relation, column), text in COLUMNS.items():
-        if (relation, column) in existing:
-            con.execute(f"COMMENT ON COLUMN {relation}.{column} IS {_quote(text)}")
+    # Every column: this module's word for it (COLUMNS), else the glossary's (warehouse/glossary.py); only
+    # where the stored comment differs, so a run that changes nothing writes nothing.
+    for schema, table, column, stored in rows(con, """
+            SELECT schema_name, table_name, column_name, comment FROM duckdb_columns()
+            WHERE database_name = current_database() AND NOT internal
+              AND schema_name NOT IN ('information_schema', 'pg_catalog')"""):
+        relation = f"{schema}.{table}"
+        text = COLUMNS.get((relation, column)) or column_comment(relation, column)
+        if text and text != stored:
+            con.execute(f'COMMENT ON COLUMN {relation}."{column}" IS {_quote(text)}')
     return done
