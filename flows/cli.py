@@ -200,7 +200,7 @@ def _summarise(run: dict, warehouse: Path) -> None:
               help="Freight and insurance share taken off CIF values for mirror gaps (IMF DOTS convention 0.10).")
 @click.option("--dismissed-regrowth", type=click.FloatRange(0, 100), default=0.5, show_default=True,
               help="A dismissed route returns to the flagged list when its evidence (excess tonnes beyond its prior "
-                   "run rate) exceeds what the analyst saw by this share (0.5 = 50 %% more).")
+                   "run rate) exceeds what the analyst saw by this share (0.5 = 50 percent more).")
 @click.option("--notify-url", envvar="TRANSSHIP_NOTIFY_URL", default=None,
               help="When the run ends, POST its summary as JSON to this URL (env TRANSSHIP_NOTIFY_URL).")
 @click.option("--notify-command", envvar="TRANSSHIP_NOTIFY_COMMAND", default=None,

@@ -227,12 +227,35 @@ def _num(v: Any) -> str:
 
 
 def tonnes(kg: Any) -> str:
-    """kg as metric tonnes with one decimal, '-' when unknown."""
-    return "-" if kg is None else f"{kg / 1000:,.1f}"
+    """kg as metric tonnes with one decimal, '-' when unknown; never '-0.0' (a few kilograms below 0 are 0.0)."""
+    if kg is None:
+        return "-"
+    shown = round(kg / 1000, 1)
+    return f"{shown if shown != 0 else 0.0:,.1f}"
 
 
 def ratio(x: Any) -> str:
     return "-" if x is None else f"{x:,.2f}x"
+
+
+def of_prior_total(window: Any, prior: Any) -> str:
+    """The seeds' test, as the mission defines it: the window's tonnes against the whole prior three years'
+    total (beats it above 1). 'new' when the prior carried nothing."""
+    if window is None or prior is None:
+        return "-"
+    if prior <= 0:
+        return "new" if window > 0 else "-"
+    return f"{window / prior:,.2f}"
+
+
+def rate_change(window: Any, prior: Any, window_periods: int, prior_periods: int) -> str:
+    """The rate in the window (per period) against the rate over the prior periods: '5.0x' = five times the
+    usual monthly rate, '0.2x' = a fifth of it. 'new' when the prior carried nothing."""
+    if window is None or prior is None:
+        return "-"
+    if prior <= 0:
+        return "new" if window > 0 else "-"
+    return f"{(window / window_periods) / (prior / prior_periods):,.1f}x"
 
 
 def _period(d: Any, frequency: str = "M") -> str:
@@ -262,7 +285,8 @@ def change_counts(changes: pl.DataFrame) -> dict[str, int]:
 def _env() -> Environment:
     env = Environment(loader=PackageLoader("flows", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(num=_num, t=tonnes, ratio=ratio, period=_period)
+    env.filters.update(num=_num, t=tonnes, ratio=ratio, period=_period, of_prior=of_prior_total)
+    env.globals.update(rate_change=rate_change)
     return env
 
 

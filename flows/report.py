@@ -9,7 +9,7 @@ from typing import Any
 
 import polars as pl
 
-from flows.html_report import ReportData, flag_threshold, ratio, tonnes, write_outputs
+from flows.html_report import ReportData, flag_threshold, of_prior_total, rate_change, tonnes, write_outputs
 
 
 def _md_escape(text: Any) -> str:
@@ -76,17 +76,29 @@ def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int,
         lines += ["No route was flagged in this run.", ""]
         return "\n".join(lines + render_revisions(revisions))
     lines += [
+        "Window ÷ prior total is the seeds' test (above 1: the window carried more than the whole prior); rate",
+        "vs prior rate compares tonnes per period (5.0x: five times the usual rate; 0.2x: a fifth of it).",
+        "",
         "| rank | mineral | HS | hub | peak period | score | China->hub t (window / prior) | hub->US t (window / prior) "
-        "| spike China->hub | spike hub->US | pass-through | plain rule | why |",
-        "|---:|---|---|---|---|---:|---|---|---:|---:|---:|---|---|",
+        "| window ÷ prior total (China->hub, hub->US) | rate vs prior rate (China->hub, hub->US) | pass-through "
+        "| plain rule | why |",
+        "|---:|---|---|---|---|---:|---|---|---|---|---:|---|---|",
     ]
+    from features.route_features import FeatureParams
+
+    monthly = FeatureParams.from_stored((run.get("parameters") or {}).get("features"))
     for r in flagged.head(top_n).iter_rows(named=True):
+        params = FeatureParams.for_frequency(r["frequency"], monthly)
+        w, p = params.window, params.prior
         lines.append(
             f"| {r['rank']} | {_md_escape(r['mineral'])} | {r['hs_code']} | {r['hub_iso3']} ({_md_escape(r['hub_name'])}) "
             f"| {r['peak_period']} | {r['peak_route_score']:.3f} "
             f"| {tonnes(r['cn_to_hub_kg_window'])} / {tonnes(r['cn_to_hub_kg_prior'])} "
             f"| {tonnes(r['hub_to_us_kg_window'])} / {tonnes(r['hub_to_us_kg_prior'])} "
-            f"| {ratio(r['cn_to_hub_kg_spike_ratio'])} | {ratio(r['hub_to_us_kg_spike_ratio'])} "
+            f"| {of_prior_total(r['cn_to_hub_kg_window'], r['cn_to_hub_kg_prior'])}, "
+            f"{of_prior_total(r['hub_to_us_kg_window'], r['hub_to_us_kg_prior'])} "
+            f"| {rate_change(r['cn_to_hub_kg_window'], r['cn_to_hub_kg_prior'], w, p)}, "
+            f"{rate_change(r['hub_to_us_kg_window'], r['hub_to_us_kg_prior'], w, p)} "
             f"| {r['pass_through_kg']:.2f} | {'yes' if r['rule_flag'] else 'no'} | {_md_escape(r['top_features'])} |"
         )
     if flagged.height > top_n:

@@ -60,9 +60,9 @@ Scores, per route-period (higher = more suspicious, all of them):
   routes: a group of quiet trade flags nothing. The volume floor and the robust z, hard gates before, are
   weighed in the score instead (a route 10 t above its run rate where the floor is 20 t can be flagged on
   strong evidence). Chosen on the project's own worlds (harness seeds 0-29, scale worlds, the demo); with
-  today's score: harness seeds 0-29, 80 routes flagged, 78 of them planted; scale worlds, 8 of 8 planted
-  routes among 8 flagged at 1 M rows and 24 of 25 among 25 at 5 M; the demo, its four planted routes and
-  no look-alike;
+  today's score: harness seeds 0-29, 91 routes flagged, 87 of them planted (at 0.25: 76 and 74); scale
+  worlds, 8 of 8 planted routes among 10 flagged at 1 M rows and 24 of 25 among 27 at 5 M; the demo, its
+  four planted routes and no look-alike;
 - queue_size N (when set, instead): per frequency and period, the N direction_ok route-periods with the
   highest route_score, whatever their score (a review team with a fixed capacity).
 """
@@ -242,7 +242,9 @@ def explanation_notes(chosen: pl.DataFrame, params: ScoreParams) -> pl.DataFrame
     from a short history ("short history: 14 prior months, scaled to 36; ", else ""), and _factors: how its
     route score is made, the words it ends with ("; route score 0.412 = forest 0.720 x size 0.830 x ...").
     `chosen`: the rows' features and anomaly_score."""
-    unit = pl.when(pl.col("frequency") == "M").then(pl.lit("months")).otherwise(pl.lit("years"))
+    one = pl.col("prior_periods") == 1
+    unit = (pl.when(pl.col("frequency") == "M").then(pl.when(one).then(pl.lit("month")).otherwise(pl.lit("months")))
+            .otherwise(pl.when(one).then(pl.lit("year")).otherwise(pl.lit("years"))))
     short = pl.col("prior_periods") < pl.col("full_prior_periods")
     factors = score_factors(params)
     parts = [pl.lit("; route score "), graded_route_score(params).round(3).cast(pl.String), pl.lit(" = forest "),
@@ -288,14 +290,19 @@ def not_scored_note(group: pl.DataFrame) -> str:
     """Why a group (one frequency and mineral) has no scoreable route-period, in words: the history a period
     needs against the periods the data cover, and, where the frame says which periods each side published,
     the ones missing (unknown, so never counted as history)."""
-    unit = "months" if group["frequency"][0] == "M" else "years"
+    monthly = group["frequency"][0] == "M"
+    unit = "months" if monthly else "years"
+
+    def counted(n: int) -> str:
+        return f"{n} {unit if n != 1 else unit[:-1]}"
+
     needed = int(group["window_periods"][0]) + int(group["min_prior_periods"][0])
     periods = group.select("period", *[c for c in ("cn_side_published", "us_side_published") if c in group.columns])
     periods = periods.unique("period").sort("period")
-    shown = (lambda d: str(d)[:7] if unit == "months" else str(d)[:4])  # noqa: E731
-    note = (f"not scored: a period needs {needed} {unit} of history on both legs (window + the fewest prior "
+    shown = (lambda d: str(d)[:7] if monthly else str(d)[:4])  # noqa: E731
+    note = (f"not scored: a period needs {counted(needed)} of history on both legs (window + the fewest prior "
             f"{unit} scored from); the data cover "
-            f"{periods.height} {unit} ({shown(periods['period'].min())} to {shown(periods['period'].max())})")
+            f"{counted(periods.height)} ({shown(periods['period'].min())} to {shown(periods['period'].max())})")
     if {"cn_side_published", "us_side_published"} <= set(periods.columns):
         missing = periods.filter(~(pl.col("cn_side_published") & pl.col("us_side_published")))
         if missing.height:

@@ -42,3 +42,12 @@ def test_the_command_line_starts_without_scikit_learn():
                           "'prefect', 'plotly') if m in sys.modules))"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_help_texts_print_as_written():
+    """Click prints help as written: a '%%' meant for %-formatting shows up doubled."""
+    from tests.helpers import cli
+
+    for command in ("run", "demo", "serve", "review", "sql", "evaluate", "schema", "models"):
+        out = cli(command, "--help")
+        assert out.returncode == 0 and "%%" not in out.stdout, command

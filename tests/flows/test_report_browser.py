@@ -148,3 +148,28 @@ def test_close_calls_name_the_check_that_held_each_look_alike_back(report):
     assert (calls["score_percentile"] >= 0.98).all() and calls.height <= 10
     html = report["paths"]["html"].read_text()
     assert "Close calls: anomalous but not flagged" in html and "one lump: a single period carries 100%" in html
+
+
+def test_each_card_reads_the_seeds_test_and_the_rate_change_side_by_side(report):
+    """Mexico-like legs (1,554.8 t in 5 months against 2,072.6 t over 36): 0.75 of the prior total, which is
+    not a decline, and 5.4 times the prior monthly rate; a route with no prior reads 'new', not 105.81x; a
+    few kilograms below zero read 0.0 t, not -0.0."""
+    from plotly.offline import get_plotlyjs
+
+    from flows.html_report import of_prior_total, rate_change, tonnes
+
+    assert of_prior_total(1_554_800.0, 2_072_600.0) == "0.75"
+    assert rate_change(1_554_800.0, 2_072_600.0, 5, 36) == "5.4x"
+    assert of_prior_total(40_000.0, 0.0) == rate_change(40_000.0, 0.0, 5, 36) == "new"
+    assert tonnes(-40.0) == "0.0" and tonnes(1_369_661.5) == "1,369.7" and tonnes(None) == "-"
+    html = report["paths"]["html"].read_text()
+    assert html.count("window ÷ prior total</th>") == report["data"].flagged.height
+    assert html.count("rate vs prior rate</th>") == report["data"].flagged.height
+    assert "spike ratio</th>" not in html
+    page = html.replace(get_plotlyjs(), "")  # the charting library's own code has -0.0 literals
+    assert not re.search(r">-0\.0<|-0\.0 t\b", page)
+    # Each card's figures are those of its row.
+    for r in report["data"].flagged.iter_rows(named=True):
+        cells = (f'<td class="num">{of_prior_total(r["hub_to_us_kg_window"], r["hub_to_us_kg_prior"])}</td>'
+                 f'<td class="num">{rate_change(r["hub_to_us_kg_window"], r["hub_to_us_kg_prior"], 5, 36)}</td>')
+        assert cells in html, r["hub_iso3"]
