@@ -17,6 +17,7 @@ import html
 import textwrap
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,7 @@ def gather(con: duckdb.DuckDBPyConnection, run: dict[str, Any], top_n: int) -> R
                                          count(DISTINCT (mineral, hs_code, hub_iso3)) AS routes, count(*) AS route_periods
                                   FROM main.route_score_values GROUP BY ALL ORDER BY ALL""").to_dicts(),
         "minerals": _frame(con, "SELECT DISTINCT mineral FROM main.route_score_values ORDER BY ALL")["mineral"].to_list(),
+        "coverage": source_coverage(con),
     }
     scoring = (run.get("parameters") or {}).get("scoring", {})
     return ReportData(
@@ -99,6 +101,34 @@ def gather(con: duckdb.DuckDBPyConnection, run: dict[str, Any], top_n: int) -> R
         revisions=_frame(con, "SELECT * FROM main.revision_impact"),
         legs=legs, explanations=explanations,
     )
+
+
+# China's ban on exports of antimony, gallium and germanium to the US began in December 2024; the rerouting
+# reported after it (Thailand, Mexico) shows from 2025. Data that end before 2025 cannot show it.
+AFTER_BAN = date(2025, 1, 1)
+
+
+def source_coverage(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Per source and frequency, what the warehouse holds: the first and last period of the flows used, how
+    many flows, the records loaded but not used as flows with the reasons (duplicates, totals, groupings,
+    superseded releases...), and whether the data end before 2025 (before the rerouting that followed the
+    December 2024 ban could show). The files' rows read,
+    loaded and set aside are the scope's `files`."""
+    used = _frame(con, """
+        SELECT source, frequency, min(period) AS first, max(period) AS last, count(*) AS flows
+        FROM staging.stg_flows GROUP BY ALL ORDER BY ALL""")
+    # The reason's kind: its words up to the first particular (a line number, a batch, a partner's name).
+    excluded = _frame(con, r"""
+        SELECT source, frequency,
+               regexp_replace(exclusion_reason, '( of line| at line| \(|: ).*$', '') AS reason, count(*) AS records
+        FROM staging.stg_flows_excluded GROUP BY ALL ORDER BY source, frequency, records DESC, reason""")
+    out = []
+    for row in used.iter_rows(named=True):
+        mine = excluded.filter((pl.col("source") == row["source"]) & (pl.col("frequency") == row["frequency"]))
+        out.append({**row, "excluded": int(mine["records"].sum()) if mine.height else 0,
+                    "reasons": mine.select("reason", "records").to_dicts(),
+                    "before_ban": row["last"] is not None and row["last"] < AFTER_BAN})
+    return out
 
 
 def flag_threshold(run: dict[str, Any]) -> str:
@@ -171,9 +201,13 @@ def legs_chart(route: dict[str, Any], legs: pl.DataFrame, window: int, prior: in
     fig = go.Figure()
     step = 12 if freq == "M" else 1
     for leg, colour in LEG_COLOURS.items():
+        direct = leg == "us_from_cn_kg"
+        # The direct route is often a hundred times the legs: on an axis of its own (right), so that it does
+        # not flatten them; the buttons turn both axes to a log scale.
         fig.add_trace(go.Scatter(
-            x=legs["period"].to_list(), y=(legs[leg] / 1000).to_list(), name=LEG_NAMES[leg], mode="lines",
-            line={"color": colour, "width": 2, "dash": "dot" if leg == "us_from_cn_kg" else "solid"},
+            x=legs["period"].to_list(), y=(legs[leg] / 1000).to_list(),
+            name=LEG_NAMES[leg] + (" (right axis)" if direct else ""), mode="lines", yaxis="y2" if direct else "y",
+            line={"color": colour, "width": 2, "dash": "dot" if direct else "solid"},
             hovertemplate="%{x|%Y-%m}: %{y:,.1f} t<extra>" + html.escape(LEG_NAMES[leg]) + "</extra>"))
         in_prior = legs.filter((pl.col("period") >= prior_start) & (pl.col("period") < win_start))
         if leg != "us_from_cn_kg" and in_prior.height:
@@ -188,11 +222,55 @@ def legs_chart(route: dict[str, Any], legs: pl.DataFrame, window: int, prior: in
     fig.add_vrect(x0=win_start, x1=periods_before(peak, -1, freq), fillcolor="#f39c12", opacity=0.25, line_width=0,
                   annotation_text="window", annotation_position="top left")
     fig.update_layout(
-        template="none", height=300, margin={"l": 55, "r": 10, "t": 30, "b": 40},
+        template="none", height=320, margin={"l": 55, "r": 55, "t": 44, "b": 40},
         yaxis={"title": {"text": "tonnes per " + ("month" if freq == "M" else "year")}, "rangemode": "tozero",
                "gridcolor": "#eee"},
+        yaxis2={"title": {"text": "direct, t", "font": {"color": LEG_COLOURS["us_from_cn_kg"]}}, "overlaying": "y",
+                "side": "right", "rangemode": "tozero", "showgrid": False,
+                "tickfont": {"color": LEG_COLOURS["us_from_cn_kg"]}},
+        updatemenus=[{"type": "buttons", "direction": "right", "x": 0, "xanchor": "left", "y": 1.18, "yanchor": "top",
+                      "showactive": True, "pad": {"r": 4, "t": 0}, "font": {"size": 11},
+                      "buttons": [{"label": "linear", "method": "relayout",
+                                   "args": [{"yaxis.type": "linear", "yaxis2.type": "linear"}]},
+                                  {"label": "log", "method": "relayout",
+                                   "args": [{"yaxis.type": "log", "yaxis2.type": "log"}]}]}],
         xaxis={"dtick": f"M{step}" if freq == "M" else None, "tickformat": "%Y", "gridcolor": "#eee"},
         legend={"orientation": "h", "y": -0.18}, font={"family": "system-ui, sans-serif", "size": 12})
+    return fig
+
+
+MINERAL_COLOURS = ("#c0392b", "#1f5fa8", "#27764a", "#b9770e", "#6c3483", "#117a65", "#7f7f7f")
+
+
+def routes_picture(flagged: pl.DataFrame) -> go.Figure:
+    """The run's flagged routes on one picture: China -> each hub -> the US, one band per route, its width
+    the route's excess tonnes beyond the prior run rate at its peak (route_excess_kg), coloured by mineral."""
+    hubs = flagged.select("hub_iso3", "hub_name").unique("hub_iso3", keep="first", maintain_order=True)
+    index = {h: i + 1 for i, h in enumerate(hubs["hub_iso3"].to_list())}
+    labels = ["China", *[f"{n or h} ({h})" for h, n in hubs.iter_rows()], "United States"]
+    minerals = sorted(set(flagged["mineral"].to_list()))
+    colour = {m: MINERAL_COLOURS[i % len(MINERAL_COLOURS)] for i, m in enumerate(minerals)}
+    source, target, value, colours, hover = [], [], [], [], []
+    for r in flagged.iter_rows(named=True):
+        t = max(float(r["route_excess_kg"] or 0.0), 0.0) / 1000
+        # Plotly draws labels as SVG text from a few HTML-like tags: <, > and & escaped, quotes left as they are
+        # (it would show &quot; as written).
+        words = html.escape(f"#{r['rank']} {r['hub_iso3']} {r['mineral']} HS {r['hs_code']}: {t:,.1f} t beyond the run rate",
+                            quote=False)
+        for a, b in ((0, index[r["hub_iso3"]]), (index[r["hub_iso3"]], len(labels) - 1)):
+            source.append(a)
+            target.append(b)
+            value.append(max(t, 1e-3))
+            colours.append(colour[r["mineral"]] + "99")
+            hover.append(words)
+    fig = go.Figure(go.Sankey(
+        arrangement="snap",
+        node={"label": [html.escape(x, quote=False) for x in labels], "pad": 14, "thickness": 14, "color": "#5b6475",
+              "hovertemplate": "%{label}: %{value:,.1f} t<extra></extra>"},
+        link={"source": source, "target": target, "value": value, "color": colours, "customdata": hover,
+              "hovertemplate": "%{customdata}<extra></extra>"}))
+    fig.update_layout(template="none", height=max(260, 26 * len(index) + 80),
+                      margin={"l": 10, "r": 10, "t": 10, "b": 10}, font={"family": "system-ui, sans-serif", "size": 12})
     return fig
 
 
@@ -221,6 +299,8 @@ def _chart_html(fig: go.Figure, div_id: str, toolbar: bool = True) -> str:
 def _num(v: Any) -> str:
     if v is None:
         return "-"
+    if isinstance(v, Decimal):  # DuckDB's sums of integers (HUGEINT) arrive as Decimal
+        v = int(v) if v == v.to_integral_value() else float(v)
     if isinstance(v, float):
         return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.3g}"
     return f"{v:,}" if isinstance(v, int) else str(v)
@@ -235,6 +315,16 @@ def tonnes(kg: Any) -> str:
 
 
 def ratio(x: Any) -> str:
+    return "-" if x is None else f"{x:,.2f}x"
+
+
+def usd(x: Any) -> str:
+    """US dollars in full: 'USD 1,234,567'; '-' when unknown."""
+    return "-" if x is None else f"USD {x:,.0f}"
+
+
+def times(x: Any) -> str:
+    """A ratio as 'x times': '1.03x'; '-' when unknown."""
     return "-" if x is None else f"{x:,.2f}x"
 
 
@@ -285,7 +375,7 @@ def change_counts(changes: pl.DataFrame) -> dict[str, int]:
 def _env() -> Environment:
     env = Environment(loader=PackageLoader("flows", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(num=_num, t=tonnes, ratio=ratio, period=_period, of_prior=of_prior_total)
+    env.filters.update(num=_num, t=tonnes, ratio=ratio, period=_period, of_prior=of_prior_total, usd=usd, times=times)
     env.globals.update(rate_change=rate_change)
     return env
 
@@ -316,7 +406,10 @@ def render_html(data: ReportData, top_n: int) -> str:
         label_rows=data.labels.to_dicts(), revisions=data.revisions.to_dicts(), models=data.run.get("models", []),
         close_calls=data.close_calls.to_dicts(), previous_run_id=data.previous_run_id,
         flag_threshold=flag_threshold(data.run),
-        plotly_js=get_plotlyjs())
+        routes_picture=_chart_html(routes_picture(data.flagged), "routes-picture") if data.flagged.height else None,
+        minerals_shown=sorted(set(data.flagged["mineral"].to_list())) if data.flagged.height else [],
+        # plotly.js (4.8 MB) only in a report that draws a chart: one with no flagged route draws none.
+        plotly_js=get_plotlyjs() if data.flagged.height else "")
 
 
 def write_outputs(out: Path, data: ReportData, top_n: int) -> dict[str, Path]:

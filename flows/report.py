@@ -20,6 +20,21 @@ def _why_nothing(run: dict[str, Any]) -> str | None:
     return ((run.get("build") or {}).get("coverage") or {}).get("why_nothing_scored")
 
 
+def _windows_text(run: dict[str, Any]) -> str:
+    """The run's window and prior in words, for monthly and annual data: 'the window is the last 5 months
+    and the prior the 36 months before it (annual data: the last year and the 3 years before it)'."""
+    from features.route_features import FeatureParams
+
+    monthly = FeatureParams.from_stored((run.get("parameters") or {}).get("features"))
+    annual = FeatureParams.for_frequency("A", monthly)
+
+    def n(count: int, unit: str) -> str:
+        return unit if count == 1 else f"{count} {unit}s"
+
+    return (f"the window is the last {n(monthly.window, 'month')} and the prior the {n(monthly.prior, 'month')} "
+            f"before it (annual data: the last {n(annual.window, 'year')} and the {n(annual.prior, 'year')} before it)")
+
+
 def render_revisions(revisions: pl.DataFrame | None) -> list[str]:
     """The section on figures published again with different numbers, and the flags they touched."""
     if revisions is None or revisions.is_empty():
@@ -38,34 +53,55 @@ def render_revisions(revisions: pl.DataFrame | None) -> list[str]:
     return lines + [""]
 
 
+def render_coverage(coverage: list[dict[str, Any]] | None) -> list[str]:
+    """What the data cover per source: first and last period, flows used, records not used and why."""
+    if not coverage:
+        return []
+    cut = {"M": 7, "A": 4}
+    lines = ["What the warehouse holds, per source:", "",
+             "| source | data | first | last | flows used | records not used as flows | why not used |",
+             "|---|---|---|---|---:|---:|---|"]
+    for c in coverage:
+        span = cut[c["frequency"]]
+        last = str(c["last"])[:span]
+        if c["before_ban"]:
+            last += " (ends before 2025: before the rerouting that followed the December 2024 ban)"
+        reasons = "; ".join(f"{r['reason']} {r['records']:,}" for r in c["reasons"])
+        lines.append(f"| {c['source']} | {'monthly' if c['frequency'] == 'M' else 'annual'} "
+                     f"| {str(c['first'])[:span]} | {last} | {c['flows']:,} | {c['excluded']:,} "
+                     f"| {_md_escape(reasons)} |")
+    return [*lines, ""]
+
+
 def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int,
-                    revisions: pl.DataFrame | None = None) -> str:
+                    revisions: pl.DataFrame | None = None, coverage: list[dict[str, Any]] | None = None) -> str:
     lines = [
         f"# transship: flagged routes, run {run['run_id']}",
         "",
         f"- Finished: {run.get('finished_at')} (UTC); code {run.get('code_version')}",
         f"- Data folder: `{run.get('data_dir')}`",
         f"- Input files: {len(run.get('input_files', []))} "
-        f"({sum(1 for f in run.get('input_files', []) if f['status'] == 'loaded')} newly loaded); "
-        f"rows read {sum(f['rows_read'] for f in run.get('input_files', [])):,}, "
-        f"loaded {sum(f['rows_loaded'] for f in run.get('input_files', [])):,}, "
-        f"set aside as rejects {sum(f['rows_rejected'] for f in run.get('input_files', [])):,}",
+        f"({sum(1 for f in run.get('input_files', []) if f['status'] == 'loaded')} newly loaded; a file loaded by "
+        f"an earlier run is not read again); rows read in this run {sum(f['rows_read'] for f in run.get('input_files', [])):,}"
+        f" = loaded {sum(f['rows_loaded'] for f in run.get('input_files', [])):,}"
+        f" + set aside as rejects {sum(f['rows_rejected'] for f in run.get('input_files', [])):,}",
         f"- Route-periods scored: {run.get('layer_counts', {}).get('main.route_scores', 0):,}; "
         f"routes flagged: {flagged.height}",
         *([f"- **Nothing was scored**: {_md_escape(why)}"] if (why := _why_nothing(run)) else []),
         "",
+        *render_coverage(coverage),
         "Score: the route score, higher = more suspicious: the isolation forest's anomaly score, lowered",
-        "smoothly (never to 0) when the route's excess is a small share of the product's US imports, when",
-        "the quieter leg rises less than one robust standard deviation beyond its own history, when the hub's",
-        "exports to the US stay within two standard deviations of their own history, and when one period",
-        "carries most of the window. Scored from 12 months of history: a",
+        "smoothly (never to 0) when the route's excess is a small share of the product's US imports or below",
+        "the mineral's volume floor, when the quieter leg rises less than one robust standard deviation beyond",
+        "its own history, when the hub's exports to the US stay within two standard deviations of their own",
+        "history, when the US's imports from China direct do not fall, and when one period carries most of the",
+        "window. Scored from 12 months of history: a",
         "shorter prior than three years is scaled to three years (`prior_periods` in the warehouse says how",
         "long). A route is flagged when both legs carry tonnes beyond their prior run rate, 90 % of its trade",
         f"has a known weight, and its route score is at least {flag_threshold(run)}, one threshold for every",
         "mineral (or it is in the period's review queue with --queue-size). `why`: the features",
         "whose reset to the route's typical values lowers the score most, with the model's normal range.",
-        "Tonnes (t) are metric tonnes; the window is the last few periods (5 months by default), the prior",
-        "is the 36 months before it.",
+        f"Tonnes (t) are metric tonnes; {_windows_text(run)}.",
         "",
     ]
     for g in run.get("models", []):
@@ -73,7 +109,10 @@ def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int,
     if run.get("models"):
         lines.append("")
     if flagged.is_empty():
-        lines += ["No route was flagged in this run.", ""]
+        why = ("nothing was scored (above)" if _why_nothing(run) else
+               f"no route reached the flag threshold ({flag_threshold(run)}) with tonnes beyond its prior run rate "
+               "on both legs; the closest, and what held each back, are under Close calls in report.html")
+        lines += [f"No route was flagged in this run: {why}.", ""]
         return "\n".join(lines + render_revisions(revisions))
     lines += [
         "Window ÷ prior total is the seeds' test (above 1: the window carried more than the whole prior); rate",
@@ -113,7 +152,8 @@ def write_report(reports_dir: Path, run: dict[str, Any], data: ReportData, top_n
     out = Path(reports_dir) / run["run_id"]
     out.mkdir(parents=True, exist_ok=True)
     write_outputs(out, data, top_n)
-    (out / "report.md").write_text(render_markdown(run, data.flagged, top_n, data.revisions), encoding="utf-8")
+    (out / "report.md").write_text(render_markdown(run, data.flagged, top_n, data.revisions,
+                                                         data.scope.get("coverage")), encoding="utf-8")
     latest = Path(reports_dir) / "latest"
     tmp = Path(reports_dir) / ".latest.tmp"
     shutil.rmtree(tmp, ignore_errors=True)

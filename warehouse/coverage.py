@@ -113,7 +113,9 @@ def _why(c: dict[str, Any], history_needed: dict[str, int]) -> str:
             text = (f"{'monthly' if g['frequency'] == 'M' else 'annual'} data cover {g['periods']} {unit} "
                     f"({g['first'][:cut]} to {g['last'][:cut]}) and a period needs {history_needed.get(g['frequency'])} "
                     f"{unit} of history on both legs")
-            if g["unpublished"]:
+            if g["unpublished"] == 1:
+                text += f"; 1 of those {unit} was not published by one side (unknown, not zero)"
+            elif g["unpublished"]:
                 text += f"; {g['unpublished']} of those {unit} were not published by one side (unknown, not zero)"
             parts.append(text)
         return "; ".join(parts) + "."

@@ -47,7 +47,11 @@ def test_a_run_with_nothing_to_score_succeeds_and_says_why(prefect_harness, tmp_
     assert why in run["build"]["coverage"]["why_nothing_scored"]
     report = (Path(run["report_dir"]) / "report.md").read_text()
     assert f"**Nothing was scored**: " in report and why in report
-    assert why in html.unescape((Path(run["report_dir"]) / "report.html").read_text())
+    page = (Path(run["report_dir"]) / "report.html").read_text()
+    assert why in html.unescape(page)
+    assert "No route was flagged in this run: nothing was scored (above)." in report
+    # A report that draws no chart does not carry plotly.js (4.8 MB).
+    assert len(page) < 100_000 and "Plotly" not in page
     published = query(settings.warehouse, """
         SELECT (SELECT count(*) FROM main.runs WHERE status = 'succeeded') AS runs,
                (SELECT count(*) FROM raw.rejects) AS rejects, (SELECT count(*) FROM main.route_scores) AS scores,
@@ -69,6 +73,10 @@ def test_the_comtrade_extract_with_a_missing_year_says_what_it_could_not_score(p
     assert legs.row(1)[2:4] == (0, 0) and legs.row(0)[2] == legs.row(0)[4]
     why = run["build"]["coverage"]["why_nothing_scored"]
     assert "annual data cover 3 years (2022 to 2024) and a period needs 4 years" in why
-    assert "1 of those years were not published by one side (unknown, not zero)" in why
+    assert "1 of those years was not published by one side (unknown, not zero)" in why
+    # The report opens with what the data cover, and says they end before the rerouting after the ban.
+    page = html.unescape((Path(run["report_dir"]) / "report.html").read_text())
+    assert "(ends before 2025: before the rerouting that followed the December 2024 ban)" in page
+    assert "Every source ends before 2025" in page
     notes = {m["mineral"]: m["note"] for m in run["models"]}
     assert "not published by China's side or the US side (2023): unknown, not zero" in notes["antimony"]

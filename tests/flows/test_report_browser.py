@@ -47,7 +47,7 @@ def test_csv_and_parquet_hold_the_same_rows_as_the_report_table(report):
     assert parquet.equals(flagged)
     assert csv["hub_iso3"].to_list() == parquet["hub_iso3"].to_list() == ["THA", "MEX", "MYS", "VNM"]
     html = paths["html"].read_text()
-    assert html.count('<tr>\n        <td class="num" data-value=') == flagged.height  # one table row per route
+    assert html.count('<tr data-card="route-') == flagged.height  # one table row per route
 
 
 def test_the_report_is_self_contained_and_escapes_names(report):
@@ -116,8 +116,29 @@ def test_the_report_renders_in_headless_chromium_with_its_charts_and_no_console_
                                         ".filter(r => !r.hidden).map(r => r.cells[1].textContent.trim())")
         assert visible == ["MYS Malaysia"]
         assert driver.find_element(By.ID, "shown-count").text == f"1 of {n_routes} routes shown"
+        # The route cards follow the table: Malaysia's card alone is shown.
+        cards = ("return [...document.querySelectorAll('section.route')].filter(c => !c.hidden)"
+                 ".map(c => c.querySelector('h3').textContent)")
+        shown_cards = driver.execute_script(cards)
+        assert len(shown_cards) == 1 and "(MYS)" in shown_cards[0]
         driver.find_element(By.ID, "filter").clear()
         driver.execute_script("document.getElementById('filter').dispatchEvent(new Event('input'))")
+        assert len(driver.execute_script(cards)) == n_routes
+
+        # The routes of the run on one picture: China, each flagged route's hub and the US as nodes, one
+        # band per route on each side, drawn.
+        hubs = report["data"].flagged["hub_iso3"].n_unique()
+        nodes = "return document.querySelectorAll('.routes-chart .sankey-node').length"
+        links = "return document.querySelectorAll('.routes-chart .sankey-link').length"
+        WebDriverWait(driver, 30).until(lambda d: d.execute_script(nodes) > 0)
+        assert driver.execute_script(nodes) == hubs + 2 and driver.execute_script(links) == 2 * n_routes
+        # What the data cover, per source: the first and last period and the records not used, with why.
+        coverage = driver.execute_script("return [...document.querySelectorAll('#coverage tbody tr')]"
+                                         ".map(r => [...r.cells].map(c => c.textContent.trim()))")
+        expected = report["data"].scope["coverage"]
+        assert [row[0] for row in coverage] == [c["source"] for c in expected] and coverage
+        assert coverage[0][2] == "2019-01" and coverage[0][5] == f"{expected[0]['excluded']:,}"
+        assert all(f"{r['reason']} {r['records']:,}" in coverage[0][6] for r in expected[0]["reasons"])
 
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert errors == []
