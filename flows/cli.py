@@ -601,25 +601,28 @@ def review(route: str | None, decision: str | None, warehouse: Path, analyst: st
     seen = (f"rank {row['rank_seen']} in run {row['run_id']}" if row["was_flagged"] else "not flagged in the latest run")
     evidence = "-" if row["evidence_kg"] is None else f"{row['evidence_kg'] / 1000:,.1f} t"
     click.echo(f"recorded decision {row['decision_id']}: {row['hub_iso3']}:{row['hs_code']} ({row['mineral']}, "
-               f"{row['frequency']}) {decision} by {row['analyst']}; {seen}; evidence {evidence} beyond the prior "
-               f"run rate. It takes effect at the next run.")
+               f"{row['frequency']}) {decision} by {row['analyst']}; {seen}; evidence: its largest excess over a "
+               f"flagged period, {evidence} beyond the prior run rate. It takes effect at the next run.")
 
 
 def _queue_table(frame):
     from rich.table import Table
 
     table = Table(title="Review queue (latest run)", title_justify="left")
-    for col in ("list", "rank", "route", "hub", "mineral", "peak", "score", "evidence t", "last decision"):
-        table.add_column(col, justify="right" if col in ("rank", "score", "evidence t") else "left",
+    for col in ("list", "rank", "route", "hub", "mineral", "peak", "score", "largest excess t", "last decision"):
+        table.add_column(col, justify="right" if col in ("rank", "score", "largest excess t") else "left",
                          overflow="fold", no_wrap=col in ("route", "peak"))
     for r in frame.iter_rows(named=True):
         decided = (f"{r['decision']} by {r['analyst']} {r['decided_at']:%Y-%m-%d}: {r['note']}" if r["decision"] else "-")
         _plain_row(table, r["list"], str(r["rank"] or "-"), f"{r['hub_iso3']}:{r['hs_code']}", r["hub_name"] or "",
-                   f"{r['mineral']} ({r['frequency']})", str(r["peak_period"] or "-"),
+                   f"{r['mineral']} ({r['frequency']})",
+                   "-" if r["peak_period"] is None else f"{r['peak_period']:%Y-%m}" if r["frequency"] == "M"
+                   else f"{r['peak_period']:%Y}",
                    "-" if r["peak_route_score"] is None else f"{r['peak_route_score']:.3f}",
                    "-" if r["evidence_kg"] is None else f"{r['evidence_kg'] / 1000:,.1f}", decided)
-    if frame.is_empty():
-        table.caption = "nothing flagged, held back or watched"
+    table.caption = ("nothing flagged, held back or watched" if frame.is_empty() else
+                     "largest excess: the route's most tonnes beyond its prior run rate over its flagged periods (what "
+                     "a dismissal is measured against); the report's cards give the excess at the peak period")
     return table
 
 
@@ -627,7 +630,7 @@ def _history_table(frame):
     from rich.table import Table
 
     table = Table(title="Review decisions, oldest first", title_justify="left")
-    for col in ("id", "decided (UTC)", "analyst", "route", "decision", "run seen", "evidence t", "note"):
+    for col in ("id", "decided (UTC)", "analyst", "route", "decision", "run seen", "largest excess t", "note"):
         table.add_column(col, overflow="fold")
     for r in frame.iter_rows(named=True):
         _plain_row(table, str(r["decision_id"]), f"{r['decided_at']:%Y-%m-%d %H:%M}", r["analyst"],

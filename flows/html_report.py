@@ -29,6 +29,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from features.route_features import FeatureParams, periods_before
 from flows.spreadsheet import spreadsheet_safe
+from models.iforest import in_tonnes
 
 LEG_COLOURS = {"cn_to_hub_kg": "#c0392b", "hub_to_us_kg": "#1f5fa8", "us_from_cn_kg": "#7f7f7f"}
 LEG_NAMES = {"cn_to_hub_kg": "China -> hub (China's exports)", "hub_to_us_kg": "hub -> US (US imports)",
@@ -391,6 +392,7 @@ def render_html(data: ReportData, top_n: int) -> str:
         params = FeatureParams.for_frequency(r["frequency"], monthly)
         window, prior = params.window, params.prior
         expl = data.explanations.filter(key)
+        expl = in_tonnes(expl) if expl.height else expl
         routes.append({
             "row": r, "anchor": f"route-{i + 1}", "window": window, "prior": prior,
             "legs_chart": _chart_html(legs_chart(r, data.legs.filter(key), window, prior), f"legs-{i + 1}"),

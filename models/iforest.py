@@ -262,10 +262,26 @@ def _empty_explanations() -> pl.DataFrame:
                                 "normal_high": pl.Float64, "score_drop": pl.Float64, "set_score_drop": pl.Float64})
 
 
+# Features in kilograms that the text gives in tonnes, as every other figure an analyst reads
+# (route_explanations keeps their values in kg, with the words that say so).
+TONNE_FEATURES = ("route_excess_kg", "three_leg_excess_kg")
+
+
+def in_tonnes(explanations: pl.DataFrame) -> pl.DataFrame:
+    """`explanations` with the TONNE_FEATURES' value, typical and normal range in tonnes and their words
+    saying "t" instead of "kg"."""
+    kg = pl.col("feature").is_in(TONNE_FEATURES)
+    return explanations.with_columns(
+        *[pl.when(kg).then(pl.col(c) / 1000).otherwise(pl.col(c)).alias(c)
+          for c in ("value", "typical", "normal_low", "normal_high")],
+        words=pl.when(kg).then(pl.col("words").str.replace(r"^kg ", "t ")).otherwise(pl.col("words")))
+
+
 def explanation_text(explanations: pl.DataFrame) -> pl.DataFrame:
-    """One line per explained row: "<words>: <value> (typical <t>, normal <lo>-<hi>; -<drop>)" joined by "; "."""
+    """One line per explained row: "<words>: <value> (typical <t>, normal <lo>-<hi>; -<drop>)" joined by "; ",
+    kilograms in tonnes (in_tonnes)."""
     fmt = lambda c: pl.col(c).round_sig_figs(3).cast(pl.String)  # noqa: E731
-    return explanations.sort("row", "position").group_by("row", maintain_order=True).agg(
+    return in_tonnes(explanations).sort("row", "position").group_by("row", maintain_order=True).agg(
         pl.format("{}: {} (typical {}, normal {} to {}; score -{})", "words", fmt("value"), fmt("typical"),
                   fmt("normal_low"), fmt("normal_high"), pl.col("score_drop").round(3).cast(pl.String))
         .str.join("; ").alias("top_features"))

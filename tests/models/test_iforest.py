@@ -244,3 +244,19 @@ def test_an_explanation_says_first_how_short_its_history_is_and_last_how_its_rou
     assert not scores.filter(pl.col("prior_periods") == pl.col("full_prior_periods"))["top_features"].str.starts_with("short").any()
     named = scores["top_features"].str.extract(r"; route score ([0-9.]+) = forest ").cast(pl.Float64)
     assert (named - scores["route_score"].round(3)).abs().max() < 1e-9
+
+def test_explanations_give_kilogram_features_in_tonnes_as_every_other_figure():
+    """route_explanations keeps kg (its words say so); the text analysts read gives tonnes."""
+    from models.iforest import explanation_text, in_tonnes
+
+    expl = pl.DataFrame({"row": [0, 0], "position": [1, 2], "feature": ["route_excess_kg", "co_movement"],
+                         "words": ["kg above the 3-year run rate on both legs (lag-aligned)",
+                                   "correlation of China->hub (t-L) with hub->US (t)"],
+                         "value": [1_369_661.5, 0.8], "typical": [12_000.0, 0.1], "normal_low": [0.0, -0.2],
+                         "normal_high": [50_000.0, 0.5], "score_drop": [0.05, 0.01]})
+    shown = in_tonnes(expl)
+    assert shown["value"].to_list() == [1_369.6615, 0.8] and shown["normal_high"].to_list() == [50.0, 0.5]
+    assert shown["words"][0] == "t above the 3-year run rate on both legs (lag-aligned)"
+    text = explanation_text(expl)["top_features"][0]
+    assert text.startswith("t above the 3-year run rate on both legs (lag-aligned): 1370.0 (typical 12.0, normal 0.0 to 50.0")
+    assert "kg above" not in text
