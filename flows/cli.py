@@ -82,38 +82,45 @@ def cli() -> None:
     report of the routes that look like rerouting around China's export controls."""
 
 
-def _run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, window: int,
-         min_route_score: float = 0.2, census_measure: str = "general imports", cif_fob_rate: float = 0.10,
-         queue_size: int | None = None, model_policy: str = "auto", dismissed_regrowth: float = 0.5,
-         notify_url: str | None = None, notify_command: str | None = None, full: bool = False,
-         dask_address: str | None = None, max_file_mb: int | None = None,
-         max_json_depth: int | None = None) -> dict:
+def _run(data_dir: Path, warehouse: Path, reports: Path, given: dict | None = None, full: bool = False) -> dict:
+    """Run the pipeline with the warehouse's settings file (flows.settings.settings_for), the values in `given`
+    (those the command line was given) winning over it."""
     _quiet_prefect()
-    from features.route_features import FeatureParams
+    from dataclasses import replace
+
     from flows.pipeline import transship_pipeline
     from flows.progress import step
-    from flows.settings import Settings
-    from models.scoring import ScoreParams
+    from flows.settings import SettingsFileError, settings_for
 
-    from warehouse.files import InputLimits
-    from warehouse.schema import SourceParams
-
-    limits = InputLimits(**{k: v for k, v in (("max_file_bytes", max_file_mb and max_file_mb << 20),
-                                              ("max_json_depth", max_json_depth)) if v is not None})
-    settings = Settings(input_limits=limits, warehouse=warehouse, reports_dir=reports, catalogue=catalogue,
-                        features=FeatureParams(window=window),
-                        scoring=ScoreParams(min_route_score=min_route_score, queue_size=queue_size,
-                                            model_policy=model_policy),
-                        sources=SourceParams(census_import_measure=census_measure, cif_fob_rate=cif_fob_rate),
-                        dismissed_regrowth=dismissed_regrowth, notify_url=notify_url, notify_command=notify_command,
-                        full=full, dask_address=dask_address)
+    try:
+        settings, origin = settings_for(warehouse, reports, given, full)
+    except SettingsFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    settings = replace(settings, origin=origin)
+    if origin["file"]:
+        step(f"settings from {origin['file']}: " + ", ".join(f"{k} = {v}" for k, v in origin["values"].items()
+                                                             if origin["from"].get(k) == "file"))
     step("starting Prefect (a temporary local server on 127.0.0.1; the first start takes ~15 s)")
-    if dask_address:
+    if settings.dask_address:
         from flows.fanout import prefect_api_for_workers
 
         with prefect_api_for_workers():
             return transship_pipeline(data_dir, settings)
     return transship_pipeline(data_dir, settings)
+
+
+# The options of `transship run` that the warehouse's settings file can also give (flows.settings.SETTINGS_KEYS).
+FILE_SETTINGS = ("catalogue", "window", "min_route_score", "queue_size", "model_policy", "census_measure",
+                 "cif_fob_rate", "dismissed_regrowth", "notify_url", "notify_command", "dask_address", "max_file_mb",
+                 "max_json_depth")
+
+
+def _given(ctx: click.Context, values: dict) -> dict:
+    """The settings the command line (or the environment) gave, not its defaults: those yield to the file."""
+    from click.core import ParameterSource
+
+    return {k: v for k, v in values.items()
+            if ctx.get_parameter_source(k) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
 
 
 def _plain_row(table, *cells) -> None:
@@ -230,10 +237,16 @@ def run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, 
 
     Recognised by their header: UN Comtrade (API JSON, bulk CSV), US Census API JSON and USA Trade Online
     CSV, China customs (GACC) CSV/XLSX, CEPII BACI, rate tables (period,currency,units_per_usd,source), and
-    your own tables with a NAME.mapping.toml beside them."""
-    result = _run(data_dir, warehouse, reports, catalogue, window, min_route_score, census_measure, cif_fob_rate,
-                  queue_size, model_policy, dismissed_regrowth, notify_url, notify_command, full, dask_address,
-                  max_file_mb=max_file_mb, max_json_depth=max_json_depth)
+    your own tables with a NAME.mapping.toml beside them.
+
+    Settings kept beside the warehouse (warehouse/transship.toml for warehouse/transship.duckdb, a [run]
+    table of these options' names with underscores, e.g. queue_size = 10) apply to every run on it, by this
+    command, `transship serve` and the Prefect deployment alike; an option given here wins over the file."""
+    values = dict(catalogue=catalogue, window=window, min_route_score=min_route_score, queue_size=queue_size,
+                  model_policy=model_policy, census_measure=census_measure, cif_fob_rate=cif_fob_rate,
+                  dismissed_regrowth=dismissed_regrowth, notify_url=notify_url, notify_command=notify_command,
+                  dask_address=dask_address, max_file_mb=max_file_mb, max_json_depth=max_json_depth)
+    result = _run(data_dir, warehouse, reports, _given(click.get_current_context(), values), full)
     _summarise(result, warehouse)
 
 
@@ -262,7 +275,7 @@ def demo(seed: int, out: Path, warehouse: Path, reports: Path, formats: str, hol
         raise click.UsageError("--hold-back writes monthly releases in the Comtrade format only: drop --formats national")
     paths = (write_sample_world(out, seed=seed, hold_back=hold_back) if formats == "comtrade"
              else write_national_world(out, seed=seed))
-    result = _run(paths["data_dir"], warehouse, reports, None, 5)
+    result = _run(paths["data_dir"], warehouse, reports)
     _summarise(result, warehouse)
     demo_verdict(warehouse, paths["truth"])
     click.echo(f"\nOpen {result['report_dir']}/report.html (also {reports}/latest/report.html) in a browser.")

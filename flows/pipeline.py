@@ -5,7 +5,10 @@ to a private copy of the warehouse, published over the live file when everything
 Tasks pass file paths and small summaries, never connections or big frames.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: Prefect validates a flow's parameters against their
+# annotations, resolving string annotations in the function's globals when the flow is called; in the flow
+# runs `transship serve` executes, that lookup failed for `Settings` (pydantic: the parameters' model "is
+# not fully defined"). Annotations evaluated when the functions are defined need no lookup.
 
 import uuid
 from dataclasses import asdict
@@ -272,7 +275,9 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
         "code_version": code_version(),
         "parameters": {"features": asdict(settings.features), "scoring": asdict(settings.scoring),
                        "catalogue": str(settings.catalogue or "bundled"),
-                       "dask_address": settings.dask_address},
+                       "dask_address": settings.dask_address,
+                       # The settings file beside the warehouse, and which values it (or the caller) gave.
+                       "settings": settings.origin},
     })
     laps = Laps(rss=True)
     lap, seconds, peak_rss = laps.lap, laps.seconds, laps.peak_rss_gb
@@ -382,7 +387,13 @@ def scheduled_run(data_dir: str, warehouse: str = "warehouse/transship.duckdb", 
                   notify_url: str | None = None, notify_command: str | None = None,
                   dask_address: str | None = None) -> dict[str, Any]:
     """The job as a deployment runs it: plain parameters (paths as text) in, the run's row out. Every other
-    setting keeps its default (see flows.settings.Settings)."""
-    settings = Settings(warehouse=Path(warehouse), reports_dir=Path(reports_dir), notify_url=notify_url,
-                        notify_command=notify_command, dask_address=dask_address)
-    return transship_pipeline(Path(data_dir), settings)
+    setting comes from the warehouse's settings file (warehouse/transship.toml beside
+    warehouse/transship.duckdb: flows.settings.settings_for), read at each run, as `transship run` reads it;
+    the parameters given here win over it."""
+    from dataclasses import replace
+
+    from flows.settings import settings_for
+
+    settings, origin = settings_for(Path(warehouse), Path(reports_dir), {
+        "notify_url": notify_url, "notify_command": notify_command, "dask_address": dask_address})
+    return transship_pipeline(Path(data_dir), replace(settings, origin=origin))

@@ -40,12 +40,125 @@ class Settings:
     dask_in_flight: int = 4
     # What one input file may cost to read (decompressed size, JSON nesting): a file beyond is refused.
     input_limits: InputLimits = field(default_factory=InputLimits)
+    # Where the settings came from (settings_for): the settings file, and which values it or the caller gave.
+    origin: dict[str, Any] | None = None
 
     def build_parameters(self) -> dict[str, Any]:
         """The settings the built tables depend on (a change makes the next build a full one). The model
         policy is not among them: it decides only which model scores, and a refit rescores everything."""
         scoring = {k: v for k, v in asdict(self.scoring).items() if k != "model_policy"}
         return {"features": asdict(self.features), "scoring": scoring, "sources": asdict(self.sources)}
+
+
+# ---------------------------------------------------------------- the settings file beside the warehouse
+# One place for a warehouse's run settings, read by `transship run`, `transship serve` and the deployment's
+# scheduled_run alike: warehouse/transship.toml for warehouse/transship.duckdb. A value given on the command
+# line wins over the file; the file wins over the defaults. Every key is optional.
+SETTINGS_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "catalogue": (str, "the mineral catalogue TOML (relative to this file, or absolute)"),
+    "window": (int, "the scoring window in months (1-24)"),
+    "min_route_score": ((int, float), "the flag threshold on route_score (0-1)"),
+    "queue_size": (int, "flag the N highest route scores per period instead (1 or more)"),
+    "model_policy": (str, "auto, reuse or refit"),
+    "census_measure": (str, "general imports or imports for consumption"),
+    "cif_fob_rate": ((int, float), "share taken off CIF values (0-0.99)"),
+    "dismissed_regrowth": ((int, float), "share a dismissed route's evidence must grow by to return (0-100)"),
+    "notify_url": (str, "POST the run's summary here"),
+    "notify_command": (str, "pipe the run's summary to this shell command"),
+    "dask_address": (str, "a Dask scheduler, tcp://HOST:8786"),
+    "max_file_mb": (int, "refuse an input file larger than this once decompressed"),
+    "max_json_depth": (int, "refuse a JSON file nested deeper than this"),
+}
+_RANGES: dict[str, tuple[float, float]] = {
+    "window": (1, 24), "min_route_score": (0, 1), "queue_size": (1, 1_000_000), "cif_fob_rate": (0, 0.99),
+    "dismissed_regrowth": (0, 100), "max_file_mb": (1, 1 << 20), "max_json_depth": (2, 10_000)}
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "model_policy": ("auto", "reuse", "refit"), "census_measure": ("general imports", "imports for consumption")}
+MAX_SETTINGS_FILE_BYTES = 64 << 10
+
+
+class SettingsFileError(ValueError):
+    """A settings file that cannot be used, with the file and the key in the message."""
+
+
+def settings_file_for(warehouse: Path) -> Path:
+    """The settings file of a warehouse: beside it, its name with .toml (warehouse/transship.toml)."""
+    return Path(warehouse).with_suffix(".toml")
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """The settings in `path` ({} when there is none), checked: a [run] table of the keys in SETTINGS_KEYS,
+    each of its type and range; a relative catalogue path is taken from the file's folder. Anything else is a
+    SettingsFileError naming the file and the key."""
+    import math
+    import tomllib
+
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    if path.stat().st_size > MAX_SETTINGS_FILE_BYTES:
+        raise SettingsFileError(f"{path}: larger than {MAX_SETTINGS_FILE_BYTES >> 10} KB; a settings file holds a few lines")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsFileError(f"{path}: not a TOML file ({exc})") from None
+    extra = sorted(set(data) - {"run"})
+    if extra:
+        raise SettingsFileError(f"{path}: unknown table or key {extra[0]!r}; the settings go under [run]")
+    values = data.get("run", {})
+    if not isinstance(values, dict):
+        raise SettingsFileError(f"{path}: 'run' must be a table ([run])")
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in SETTINGS_KEYS:
+            raise SettingsFileError(f"{path}: [run] {key}: not a setting; known: {', '.join(SETTINGS_KEYS)}")
+        kind, words = SETTINGS_KEYS[key]
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise SettingsFileError(f"{path}: [run] {key} = {value!r}: expected {words}")
+        if key in _RANGES:
+            low, high = _RANGES[key]
+            if not (math.isfinite(value) and low <= value <= high):
+                shown = [f"{int(x):,}" if float(x).is_integer() else f"{x:g}" for x in (low, high)]
+                raise SettingsFileError(f"{path}: [run] {key} = {value!r}: out of range {shown[0]}..{shown[1]} ({words})")
+        if key in _CHOICES and value not in _CHOICES[key]:
+            raise SettingsFileError(f"{path}: [run] {key} = {value!r}: use one of {', '.join(_CHOICES[key])}")
+        if key == "catalogue":
+            catalogue = Path(value) if Path(value).is_absolute() else path.parent / value
+            if not catalogue.is_file():
+                raise SettingsFileError(f"{path}: [run] catalogue = {value!r}: no such file ({catalogue})")
+            value = catalogue
+        out[key] = float(value) if kind == (int, float) else value
+    return out
+
+
+def settings_for(warehouse: Path, reports_dir: Path, given: dict[str, Any] | None = None,
+                 full: bool = False) -> tuple[Settings, dict[str, Any]]:
+    """The run's Settings from the warehouse's settings file, with the values in `given` (the command line's,
+    or a deployment's parameters, None meaning not given) winning over it. Returns them and what was used,
+    with where each came from ("file" or "given"), for the run's record."""
+    path = settings_file_for(warehouse)
+    values = read_settings_file(path)
+    source = {k: "file" for k in values}
+    for key, value in (given or {}).items():
+        if value is not None:
+            values[key], source[key] = value, "given"
+    defaults = ScoreParams()
+    limits = InputLimits(**{k: v for k, v in (("max_file_bytes", values.get("max_file_mb") and int(values["max_file_mb"]) << 20),
+                                              ("max_json_depth", values.get("max_json_depth"))) if v is not None})
+    settings = Settings(
+        warehouse=Path(warehouse), reports_dir=Path(reports_dir), catalogue=values.get("catalogue"),
+        features=FeatureParams(window=int(values.get("window", FeatureParams().window))),
+        scoring=ScoreParams(min_route_score=float(values.get("min_route_score", defaults.min_route_score)),
+                            queue_size=values.get("queue_size"),
+                            model_policy=values.get("model_policy", defaults.model_policy)),
+        sources=SourceParams(census_import_measure=values.get("census_measure", SourceParams().census_import_measure),
+                             cif_fob_rate=float(values.get("cif_fob_rate", SourceParams().cif_fob_rate))),
+        dismissed_regrowth=float(values.get("dismissed_regrowth", 0.5)), notify_url=values.get("notify_url"),
+        notify_command=values.get("notify_command"), full=full, dask_address=values.get("dask_address"),
+        input_limits=limits)
+    record = {"file": str(path) if path.is_file() else None,
+              "values": {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}, "from": source}
+    return settings, record
 
 
 def code_version() -> str:

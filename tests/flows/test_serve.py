@@ -4,6 +4,7 @@ and everything started is stopped."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ import time
 
 import pytest
 
-from tests.helpers import ROOT, query
+from tests.helpers import ROOT, cli, query, table_differences
 from warehouse.sample_world import write_sample_world
 
 pytestmark = pytest.mark.slow
@@ -25,6 +26,13 @@ def test_serve_registers_a_cron_deployment_and_runs_it_when_triggered(prefect_ha
 
     world = write_sample_world(tmp_path / "world", seed=7)
     warehouse = tmp_path / "w.duckdb"
+    # Settings set once, beside the warehouse: a catalogue of our own (antimony's floor at 30 t) and a review
+    # queue of 3 per period. The deployment's run reads them as `transship run` does.
+    catalogue = (ROOT / "warehouse" / "catalogue" / "minerals.toml").read_text().replace(
+        "volume_floor_kg = 20000", "volume_floor_kg = 30000", 1)
+    (tmp_path / "catalogues").mkdir()
+    (tmp_path / "catalogues" / "ours.toml").write_text(catalogue)
+    (tmp_path / "w.toml").write_text('[run]\ncatalogue = "catalogues/ours.toml"\nqueue_size = 3\n')
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "TRANSSHIP_QUIET": "1",
            "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
     server = subprocess.Popen(
@@ -48,10 +56,27 @@ def test_serve_registers_a_cron_deployment_and_runs_it_when_triggered(prefect_ha
         assert deployment.parameters["warehouse"] == str(warehouse)
 
         flow_run = run_deployment("transship-scheduled/drill", timeout=240)
-        assert flow_run.state.is_completed(), flow_run.state
+        assert flow_run.state.is_completed(), flow_run.state.message
         ranks = query(warehouse, "SELECT hub_iso3 FROM flagged_routes ORDER BY rank")["hub_iso3"].to_list()
-        assert ranks[:4] == ["THA", "MEX", "MYS", "VNM"]
+        assert ranks[:3] == ["THA", "MEX", "MYS"]
         assert query(warehouse, "SELECT status FROM runs")["status"].to_list() == ["succeeded"]
+        # The run used and recorded the file's settings: the catalogue's floor, the queue of 3.
+        assert query(warehouse, "SELECT volume_floor_kg FROM ref.minerals WHERE mineral = 'antimony'")["volume_floor_kg"][0] == 30000
+        recorded = json.loads(query(warehouse, "SELECT parameters::VARCHAR AS p FROM runs")["p"][0])
+        assert recorded["scoring"]["queue_size"] == 3 and recorded["catalogue"].endswith("catalogues/ours.toml")
+        assert recorded["settings"]["file"] == str(tmp_path / "w.toml")
+        assert recorded["settings"]["from"] == {"catalogue": "file", "queue_size": "file"}
+        # The same settings given on the command line, on another warehouse with no file beside it: the same
+        # warehouse, table by table.
+        other = tmp_path / "cli" / "w.duckdb"
+        other.parent.mkdir()
+        done = cli("run", "--data", str(world["data_dir"]), "--warehouse", str(other), "--reports",
+                   str(tmp_path / "cli-reports"), "--catalogue", str(tmp_path / "catalogues" / "ours.toml"),
+                   "--queue-size", "3")
+        assert done.returncode == 0, done.stderr
+        same = query(other, "SELECT run_id FROM runs")["run_id"][0]
+        first = query(warehouse, "SELECT run_id FROM runs")["run_id"][0]
+        assert table_differences(warehouse, other, same_run={same: first}) == {}
     finally:
         os.killpg(server.pid, signal.SIGINT)
         try:
