@@ -10,6 +10,7 @@ Tasks pass file paths and small summaries, never connections or big frames.
 # runs `transship serve` executes, that lookup failed for `Settings` (pydantic: the parameters' model "is
 # not fully defined"). Annotations evaluated when the functions are defined need no lookup.
 
+import re
 import uuid
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -47,6 +48,23 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
 
+RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
+
+
+def this_run_id() -> str:
+    """The run's id: the name Prefect gave this flow run (transship_pipeline's flow_run_name is new_run_id),
+    so that the run in Prefect's UI and logs and the row in main.runs carry the same id; a new one when
+    called outside such a flow run."""
+    from prefect.runtime import flow_run
+
+    name = flow_run.name
+    return name if isinstance(name, str) and RUN_ID.fullmatch(name) else new_run_id()
+
+
+def _scheduled_name() -> str:
+    return "scheduled " + datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 # ---------------------------------------------------------------- ingest
 def _load(build: Path, data_dir: Path, run_id: str, settings: Settings,
           prepare: PrepareMap = prepare_here) -> list[dict[str, Any]]:
@@ -67,7 +85,7 @@ def load_files(build: Path, data_dir: Path, run_id: str, settings: Settings) -> 
     return _load(build, data_dir, run_id, settings)
 
 
-@flow(name="ingest")
+@flow(name="ingest", flow_run_name="{run_id} ingest")
 def ingest_flow(build: Path, data_dir: Path, run_id: str, settings: Settings) -> list[dict[str, Any]]:
     step(f"ingest: scanning {data_dir}")
     if settings.dask_address:
@@ -102,7 +120,7 @@ def build_layers(build: Path, run_id: str, settings: Settings) -> dict[str, Any]
     return {"counts": counts, "build": {"mode": plan.mode, "reason": plan.reason, **scope}}
 
 
-@flow(name="build")
+@flow(name="build", flow_run_name="{run_id} build")
 def build_flow(build: Path, run_id: str, settings: Settings) -> dict[str, Any]:
     step("build: staging and marts")
     return build_layers(build, run_id, settings)
@@ -134,7 +152,7 @@ def with_flagged_lists(scored: dict[str, Any], build: Path, run_id: str, setting
     return scored
 
 
-@flow(name="score")
+@flow(name="score", flow_run_name="{run_id} score")
 def score_flow(build: Path, settings: Settings, run_id: str, incremental: bool) -> dict[str, Any]:
     step("score: features and isolation forests" + (" (what changed)" if incremental else ""))
     if settings.dask_address and not incremental:
@@ -210,7 +228,7 @@ def render_report(live: Path, reports_dir: Path, run: dict[str, Any], top_n: int
     return str(write_report(reports_dir, run, data, top_n))
 
 
-@flow(name="report")
+@flow(name="report", flow_run_name="{run[run_id]} report")
 def report_flow(live: Path, reports_dir: Path, run: dict[str, Any], top_n: int) -> str:
     step("report: writing HTML, Markdown, CSV and Parquet")
     return render_report(live, reports_dir, run, top_n)
@@ -247,7 +265,7 @@ def announce(run: dict[str, Any], settings: Settings, flagged: Any = None) -> No
         get_run_logger().warning("notification failed: %s", problem)
 
 
-@flow(name="transship")
+@flow(name="transship", flow_run_name=new_run_id)
 def transship_pipeline(data_dir: Path, settings: Settings) -> dict[str, Any]:
     """The whole job over every recognised file under data_dir. Returns the run's row of `runs`."""
     run: dict[str, Any] = {}
@@ -269,7 +287,7 @@ def transship_pipeline(data_dir: Path, settings: Settings) -> dict[str, Any]:
 def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[str, Any]:
     """The run's steps; fills `run` in place so that a failure's details reach the caller."""
     live = pub.real_path(Path(settings.warehouse))
-    run_id = new_run_id()
+    run_id = this_run_id()
     run.update({
         "run_id": run_id, "started_at": now_utc(), "status": "running", "data_dir": str(data_dir),
         "code_version": code_version(),
@@ -382,7 +400,7 @@ def _history_needed(settings: Settings) -> dict[str, int]:
     return {f: p.window + p.prior for f in ("M", "A") for p in [FeatureParams.for_frequency(f, settings.features)]}
 
 
-@flow(name="transship-scheduled")
+@flow(name="transship-scheduled", flow_run_name=_scheduled_name)
 def scheduled_run(data_dir: str, warehouse: str = "warehouse/transship.duckdb", reports_dir: str = "reports",
                   notify_url: str | None = None, notify_command: str | None = None,
                   dask_address: str | None = None) -> dict[str, Any]:

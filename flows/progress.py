@@ -14,11 +14,43 @@ _start = time.monotonic()
 
 
 def step(message: str) -> None:
-    """One progress line. The message is plain text: file names and data in it are never read as markup."""
+    """One progress line. The message is plain text: file names and data in it are never read as markup.
+    Inside a Prefect flow or task run it also goes to that run's log (run_log)."""
     if os.environ.get("TRANSSHIP_QUIET") != "1":
         from rich.text import Text
 
         _console.print(Text.assemble((f"{time.monotonic() - _start:6.1f}s", "dim"), "  ", message), emoji=False)
+    run_log(message)
+
+
+_run_logger = None
+
+
+def run_log(message: str) -> None:
+    """`message` into the current Prefect flow or task run's log (Prefect's UI, `prefect flow-run logs`), at
+    INFO whatever Prefect's own log level (the command line keeps Prefect's console output quiet; a run's
+    progress still belongs in its log). Nothing outside a run, and Prefect is never imported for it."""
+    if "prefect" not in sys.modules:
+        return
+    from prefect.context import get_run_context
+    from prefect.exceptions import MissingContextError
+
+    try:
+        get_run_context()
+    except MissingContextError:
+        return
+    global _run_logger
+    if _run_logger is None:
+        import logging
+
+        from prefect.logging.handlers import APILogHandler
+
+        logger = logging.getLogger("transship.progress")
+        logger.setLevel(logging.INFO)
+        logger.propagate = False  # not to the console: step() printed it there already
+        logger.addHandler(APILogHandler())
+        _run_logger = logger
+    _run_logger.info(message)
 
 
 class Laps:

@@ -234,3 +234,40 @@ def test_the_run_summary_shows_where_time_and_memory_went(first_run, capsys):
     out = capsys.readouterr().out
     assert "score stage: features " in out and "models and scores " in out
     assert re.search(r"peak memory \d+\.\d\d GB \(RSS\), reached in (copy|ingest|build|score|publish)", out)
+
+
+def test_the_flow_runs_are_named_by_the_run_id(first_run):
+    """In Prefect's UI and logs the run is the warehouse's run_id (not a random 'amphibian-narwhal'), and its
+    sub-flows say which run and which stage they are."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    run, _ = first_run
+    run_id = run["run_id"]
+    names = [f"{run_id}{stage}" for stage in ("", " ingest", " build", " score", " report")]
+    with get_client(sync_client=True) as client:
+        found = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=names)))
+    assert sorted(r.name for r in found) == sorted(names)
+    assert all(r.state.is_completed() for r in found)
+
+
+def test_the_runs_progress_is_in_its_prefect_log(first_run):
+    """Progress lines go to the Prefect run's log too (the UI, `prefect flow-run logs`), not only to stderr."""
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, LogFilter, LogFilterFlowRunId
+
+    run, _ = first_run
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(
+            any_=[run["run_id"], f"{run['run_id']} report"])))
+        ids = [r.id for r in runs]
+        messages: list[str] = []
+        for _ in range(40):  # the log handler sends in batches, every second or two
+            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=ids)))
+            messages = [log.message for log in logs if log.name == "transship.progress"]
+            if any(m.startswith("report: writing") for m in messages):
+                break
+            time.sleep(0.5)
+    assert any(m.startswith("report: writing HTML") for m in messages), messages
