@@ -400,6 +400,44 @@ def _history_needed(settings: Settings) -> dict[str, int]:
     return {f: p.window + p.prior for f in ("M", "A") for p in [FeatureParams.for_frequency(f, settings.features)]}
 
 
+def last_months(n: int, today: datetime | None = None) -> list[str]:
+    """The n whole months before this one, oldest first ('YYYY-MM'): what customs have published by now."""
+    from warehouse.fetch import months_between
+
+    today = today or datetime.now(timezone.utc)
+    y, m = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
+    first = y * 12 + m - 1 - (n - 1)
+    return months_between(f"{first // 12}-{first % 12 + 1:02d}", f"{y}-{m:02d}")
+
+
+@task(name="fetch", task_run_name="fetch {source}", cache_policy=NO_CACHE)
+def fetch_source(source: str, spec: dict[str, Any], data_dir: Path) -> dict[str, Any]:
+    """Download one source's last months into the data folder (warehouse.fetch: staged, then moved into
+    place whole). Prefect retries this task (spec's retries and retry_delay_seconds); nothing else retries."""
+    import os
+
+    from warehouse.fetch import Retry, fetch_census, fetch_comtrade
+
+    months = last_months(int(spec["months"]))
+    retry = Retry(attempts=int(spec["attempts"]))
+    codes = [str(c) for c in spec["codes"]]
+    if source == "census":
+        kwargs = {"base_url": spec["base_url"]} if "base_url" in spec else {}
+        result = fetch_census(data_dir, codes=codes, months=months, api_key=os.environ.get("CENSUS_API_KEY") or None,
+                              retry=retry, progress=step, **kwargs)
+        files = len(result.files)
+    else:
+        files = 0
+        for pull in spec["pulls"]:
+            kwargs = {k: spec[k] for k in ("base_url", "max_records") if k in spec}
+            result = fetch_comtrade(data_dir, reporter=int(pull["reporter"]), flow=pull["flow"], codes=codes,
+                                    months=months, api_key=os.environ.get("COMTRADE_API_KEY", ""), retry=retry,
+                                    progress=step, **kwargs)
+            files += len(result.files)
+    step(f"fetch {source}: {files} file(s) for {months[0]}..{months[-1]}")
+    return {"source": source, "months": [months[0], months[-1]], "files": files}
+
+
 @flow(name="transship-scheduled", flow_run_name=_scheduled_name)
 def scheduled_run(data_dir: str, warehouse: str = "warehouse/transship.duckdb", reports_dir: str = "reports",
                   notify_url: str | None = None, notify_command: str | None = None,
@@ -410,8 +448,14 @@ def scheduled_run(data_dir: str, warehouse: str = "warehouse/transship.duckdb", 
     the parameters given here win over it."""
     from dataclasses import replace
 
-    from flows.settings import settings_for
+    from flows.settings import fetch_plan, settings_for
 
     settings, origin = settings_for(Path(warehouse), Path(reports_dir), {
         "notify_url": notify_url, "notify_command": notify_command, "dask_address": dask_address})
+    # The downloads the settings file asks for ([fetch.*]) first, each retried by Prefect on its own; a
+    # download that still fails fails the scheduled run before anything is built (the last good warehouse
+    # and report stay in place), and says which source and why.
+    for source, spec in fetch_plan(Path(warehouse)).items():
+        fetch_source.with_options(retries=int(spec["retries"]),
+                                  retry_delay_seconds=float(spec["retry_delay_seconds"]))(source, spec, Path(data_dir))
     return transship_pipeline(Path(data_dir), replace(settings, origin=origin))

@@ -102,9 +102,11 @@ def read_settings_file(path: Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SettingsFileError(f"{path}: not a TOML file ({exc})") from None
-    extra = sorted(set(data) - {"run"})
+    extra = sorted(set(data) - {"run", "fetch"})
     if extra:
-        raise SettingsFileError(f"{path}: unknown table or key {extra[0]!r}; the settings go under [run]")
+        raise SettingsFileError(f"{path}: unknown table or key {extra[0]!r}; the settings go under [run] "
+                                "(and the scheduled downloads under [fetch.comtrade] / [fetch.census])")
+    fetch_plan_of(path, data.get("fetch", {}))  # checked here too, so that `transship run` refuses a bad one
     values = data.get("run", {})
     if not isinstance(values, dict):
         raise SettingsFileError(f"{path}: 'run' must be a table ([run])")
@@ -129,6 +131,70 @@ def read_settings_file(path: Path) -> dict[str, Any]:
             value = catalogue
         out[key] = float(value) if kind == (int, float) else value
     return out
+
+
+# What a scheduled run may download before it runs ([fetch.comtrade], [fetch.census]; each optional).
+FETCH_KEYS: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
+    "comtrade": {"pulls": (list, "a list of {reporter = 156, flow = \"X\"} tables (156 China, 842 the US)"),
+                 "codes": (list, "a list of HS codes, as text"), "months": (int, "how many months before this one"),
+                 "base_url": (str, "the API's address"), "max_records": (int, "the records cap of one request"),
+                 "attempts": (int, "tries of one request, with back-off"),
+                 "retries": (int, "Prefect retries of the whole download"),
+                 "retry_delay_seconds": ((int, float), "seconds between Prefect's retries")},
+    "census": {"codes": (list, "a list of HS/HTS codes, as text"), "months": (int, "how many months before this one"),
+               "base_url": (str, "the API's address"), "attempts": (int, "tries of one request, with back-off"),
+               "retries": (int, "Prefect retries of the whole download"),
+               "retry_delay_seconds": ((int, float), "seconds between Prefect's retries")},
+}
+
+
+def fetch_plan_of(path: Path, fetch: Any) -> dict[str, dict[str, Any]]:
+    """The [fetch] tables of a settings file, checked: {source: its settings}, with defaults filled in
+    (months 3, attempts 5, retries 2, retry_delay_seconds 60). A SettingsFileError names the file and key."""
+    if not isinstance(fetch, dict):
+        raise SettingsFileError(f"{path}: 'fetch' must hold tables ([fetch.comtrade], [fetch.census])")
+    plan: dict[str, dict[str, Any]] = {}
+    for source, spec in fetch.items():
+        where = f"{path}: [fetch.{source}]"
+        if source not in FETCH_KEYS:
+            raise SettingsFileError(f"{path}: [fetch.{source}]: not a source; known: {', '.join(FETCH_KEYS)}")
+        if not isinstance(spec, dict):
+            raise SettingsFileError(f"{where}: must be a table")
+        for key, value in spec.items():
+            if key not in FETCH_KEYS[source]:
+                raise SettingsFileError(f"{where} {key}: not a setting; known: {', '.join(FETCH_KEYS[source])}")
+            kind, words = FETCH_KEYS[source][key]
+            if isinstance(value, bool) or not isinstance(value, kind):
+                raise SettingsFileError(f"{where} {key} = {value!r}: expected {words}")
+        for key in ("codes", "months") + (("pulls",) if source == "comtrade" else ()):
+            if key not in spec:
+                raise SettingsFileError(f"{where}: {key} is required ({FETCH_KEYS[source][key][1]})")
+        if not spec["codes"] or not all(isinstance(c, str) and c.isdigit() and 4 <= len(c) <= 10 for c in spec["codes"]):
+            raise SettingsFileError(f"{where} codes = {spec['codes']!r}: HS codes as text of 4 to 10 digits")
+        if not 1 <= spec["months"] <= 36:
+            raise SettingsFileError(f"{where} months = {spec['months']!r}: out of range 1..36")
+        for key, low, high in (("attempts", 1, 20), ("retries", 0, 10), ("retry_delay_seconds", 0, 3600),
+                               ("max_records", 1, 250_000)):
+            if key in spec and not low <= spec[key] <= high:
+                raise SettingsFileError(f"{where} {key} = {spec[key]!r}: out of range {low}..{high:,}")
+        if source == "comtrade":
+            for pull in spec["pulls"]:
+                if not (isinstance(pull, dict) and set(pull) == {"reporter", "flow"} and pull["flow"] in ("X", "M")
+                        and isinstance(pull["reporter"], int) and not isinstance(pull["reporter"], bool)):
+                    raise SettingsFileError(f"{where} pulls: {pull!r}: write {{reporter = 156, flow = \"X\"}}")
+        plan[source] = {"months": 3, "attempts": 5, "retries": 2, "retry_delay_seconds": 60, **spec}
+    return plan
+
+
+def fetch_plan(warehouse: Path) -> dict[str, dict[str, Any]]:
+    """The scheduled downloads of a warehouse's settings file ({} when it has none)."""
+    import tomllib
+
+    path = settings_file_for(warehouse)
+    if not path.is_file():
+        return {}
+    read_settings_file(path)  # every check, and the size cap, first
+    return fetch_plan_of(path, tomllib.loads(path.read_text(encoding="utf-8")).get("fetch", {}))
 
 
 def settings_for(warehouse: Path, reports_dir: Path, given: dict[str, Any] | None = None,

@@ -50,6 +50,13 @@ def test_its_values_apply_and_the_command_line_wins(tmp_path):
     ("queue_size = 3\n", r"w\.toml: unknown table or key 'queue_size'; the settings go under \[run\]"),
     ("[run\nqueue_size = 3\n", r"w\.toml: not a TOML file"),
     ("run = 3\n", r"w\.toml: 'run' must be a table"),
+    ("[fetch.baci]\ncodes = ['811010']\nmonths = 3\n", r"w\.toml: \[fetch\.baci\]: not a source; known: comtrade, census"),
+    ("[fetch.census]\ncodes = ['811010']\n", r"w\.toml: \[fetch\.census\]: months is required"),
+    ("[fetch.census]\ncodes = [811010]\nmonths = 3\n", r"w\.toml: \[fetch\.census\] codes = \[811010\]: HS codes as text"),
+    ("[fetch.census]\ncodes = ['811010']\nmonths = 99\n", r"w\.toml: \[fetch\.census\] months = 99: out of range 1\.\.36"),
+    ("[fetch.comtrade]\ncodes = ['811010']\nmonths = 3\npulls = [{reporter = 156, flow = 'Z'}]\n",
+     r"w\.toml: \[fetch\.comtrade\] pulls: .*write \{reporter = 156, flow = \"X\"\}"),
+    ("[fetch.census]\ncodes = ['811010']\nmonths = 3\nkey = 'secret'\n", r"w\.toml: \[fetch\.census\] key: not a setting"),
 ])
 def test_a_bad_file_is_refused_naming_the_file_and_the_key(tmp_path, text, message):
     write(tmp_path / "w.toml", text)
@@ -71,3 +78,17 @@ def test_the_command_line_says_what_is_wrong_with_the_file_before_starting_anyth
     assert result.returncode != 0
     assert "w.toml: [run] queue_size = 0: out of range 1..1,000,000" in result.stderr
     assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_the_scheduled_downloads_are_read_with_their_defaults(tmp_path):
+    from flows.settings import fetch_plan
+
+    write(tmp_path / "w.toml", '[fetch.comtrade]\ncodes = ["282580", "811010"]\nmonths = 2\n'
+                               'pulls = [{reporter = 156, flow = "X"}, {reporter = 842, flow = "M"}]\n'
+                               '[fetch.census]\ncodes = ["8112921000"]\nmonths = 1\n')
+    plan = fetch_plan(tmp_path / "w.duckdb")
+    assert set(plan) == {"comtrade", "census"}
+    assert plan["census"] == {"months": 1, "attempts": 5, "retries": 2, "retry_delay_seconds": 60,
+                              "codes": ["8112921000"]}
+    assert plan["comtrade"]["pulls"] == [{"reporter": 156, "flow": "X"}, {"reporter": 842, "flow": "M"}]
+    assert fetch_plan(tmp_path / "other.duckdb") == {}
