@@ -23,6 +23,27 @@ def step(message: str) -> None:
     run_log(message)
 
 
+class Countdown:
+    """The items of a long stage (feature batches, model groups): each call prints "<label> i of n" and, from
+    the second item on, the time left, estimated from the items done so far."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total, self._start = label, total, time.monotonic()
+
+    def __call__(self, i: int, detail: str = "") -> None:
+        """Item i (from 0) starts."""
+        step(f"{self.label} {i + 1} of {self.total}{detail}{time_left(time.monotonic() - self._start, i, self.total)}")
+
+
+def time_left(elapsed: float, done: int, total: int) -> str:
+    """", about 1 min 40 s left" after `done` of `total` items took `elapsed` seconds; "" before the first is
+    done (nothing to estimate from) or after the last."""
+    if done <= 0 or done >= total:
+        return ""
+    left = round(elapsed / done * (total - done))
+    return f", about {left // 60} min {left % 60} s left" if left >= 60 else f", about {left} s left"
+
+
 _run_logger = None
 
 

@@ -20,7 +20,7 @@ import polars as pl
 
 from features.route_features import (NEEDED, ROUTE_KEYS, ROUTE_NO, FeatureParams, baseline_reach,
                                      build_route_features, lookback)
-from flows.progress import Laps, step
+from flows.progress import Countdown, Laps, step
 from flows.settings import code_version
 from models.registry import choose_models, ensure_registry, latest, register, write_drift
 from models.scoring import (SCORING_INPUTS, FittedGroup, ScoreParams, in_key_order, rescore_changed, score_routes,
@@ -183,8 +183,9 @@ def write_all_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams,
         con.execute("CREATE OR REPLACE TABLE features.route_features AS SELECT * FROM _features")
         con.unregister("_features")
     _grid_origin(con)
+    countdown = Countdown("  features: batch", len(batches))
     for i, batch in enumerate(batches):
-        step(f"  features: batch {i + 1} of {len(batches)}")
+        countdown(i)
         legs = con.sql(f"""SELECT l.* FROM ({BATCH_LEGS}) AS l
                            JOIN _feature_batches AS b USING (frequency, mineral, hs_code)
                            WHERE b.batch = ?""", params=[*_hs_range(con, "_feature_batches", batch), batch]).pl()
@@ -220,8 +221,9 @@ def update_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, incr
     _grid_origin(con)
     delete_changed_ranges(con, ("features.route_features",))
     changed, features = [], None
+    countdown = Countdown("  features of the changed routes: batch", len(batches))
     for i, batch in enumerate(batches):
-        step(f"  features of the changed routes: batch {i + 1} of {len(batches)}")
+        countdown(i)
         features = in_key_order(changed_route_features(con, monthly, batch))
         if features.height:
             con.register("_features", features)
@@ -297,9 +299,9 @@ def _with_model_ids(frame: pl.DataFrame, fitted: list[FittedGroup]) -> pl.DataFr
     return frame.with_columns(key.replace_strict(ids, default=None, return_dtype=pl.String).alias("model_id"))
 
 
-def _group_step(i: int, n: int, frequency: str, mineral: str, rows: str) -> None:
-    """The progress line of the i-th (from 0) of n model groups."""
-    step(f"  models: group {i + 1} of {n}, {mineral} ({'monthly' if frequency == 'M' else 'annual'}), {rows}")
+def _group_step(countdown: Countdown, i: int, frequency: str, mineral: str, rows: str) -> None:
+    """The progress line of the i-th (from 0) model group, with the time left."""
+    countdown(i, f", {mineral} ({'monthly' if frequency == 'M' else 'annual'}), {rows}")
 
 
 def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id: str,
@@ -321,9 +323,10 @@ def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id
     chosen: deque[tuple[dict[tuple[str, str], str], dict[tuple[str, str], pl.DataFrame]]] = deque()
 
     def arguments() -> Iterator[tuple[Any, ...]]:
+        countdown = Countdown("  models: group", len(groups))
         for i, (frequency, mineral) in enumerate(groups):
             rows = _group_rows(con, frequency, mineral)
-            _group_step(i, len(groups), frequency, mineral, f"{rows.height:,} route-periods")
+            _group_step(countdown, i, frequency, mineral, f"{rows.height:,} route-periods")
             release_memory(con)
             reuse, reasons, drift = choose_models(rows, registered, params.model_policy, params.drift_psi,
                                                   refused=refused)
@@ -374,12 +377,13 @@ def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, 
     fitted_all: list[FittedGroup] = []
     drift_all: dict[tuple[str, str], pl.DataFrame] = {}
     rescored = 0
+    countdown = Countdown("  models: group", len(groups))
     for i, (frequency, mineral) in enumerate(groups):
         key = (frequency, mineral)
         model = registered.get(key)
         in_group = (pl.col("frequency") == frequency) & (pl.col("mineral") == mineral)
         new_rows = changed.filter(in_group)
-        _group_step(i, len(groups), frequency, mineral, f"{new_rows.height:,} changed route-periods")
+        _group_step(countdown, i, frequency, mineral, f"{new_rows.height:,} changed route-periods")
         # Any changed row of the training periods, scoreable or not (one that stopped being scoreable
         # changes the training rows too).
         touched = features.filter(in_group)

@@ -51,3 +51,12 @@ def test_help_texts_print_as_written():
     for command in ("run", "demo", "serve", "review", "sql", "evaluate", "schema", "models"):
         out = cli(command, "--help")
         assert out.returncode == 0 and "%%" not in out.stdout, command
+
+
+def test_long_stages_say_how_long_is_left():
+    from flows.progress import time_left
+
+    assert time_left(10.0, 0, 5) == ""  # nothing done yet: nothing to estimate from
+    assert time_left(10.0, 2, 5) == ", about 15 s left"
+    assert time_left(100.0, 1, 3) == ", about 3 min 20 s left"
+    assert time_left(10.0, 5, 5) == ""
