@@ -643,14 +643,15 @@ def _history_table(frame):
     from rich.table import Table
 
     table = Table(title="Review decisions, oldest first", title_justify="left")
-    for col in ("id", "decided (UTC)", "analyst", "route", "decision", "run seen", "largest excess t", "note"):
+    for col in ("id", "decided (UTC)", "analyst", "route", "decision", "run seen", "evidence t", "note"):
         table.add_column(col, overflow="fold")
     for r in frame.iter_rows(named=True):
         _plain_row(table, str(r["decision_id"]), f"{r['decided_at']:%Y-%m-%d %H:%M}", r["analyst"],
                    f"{r['hub_iso3']}:{r['hs_code']} {r['mineral']}", r["decision"], r["run_id"] or "-",
                    "-" if r["evidence_kg"] is None else f"{r['evidence_kg'] / 1000:,.1f}", r["note"])
-    if frame.is_empty():
-        table.caption = "no decisions recorded yet"
+    table.caption = ("no decisions recorded yet" if frame.is_empty() else
+                     "evidence: the route's largest excess beyond its prior run rate over its flagged periods, when "
+                     "the decision was recorded")
     return table
 
 
