@@ -122,6 +122,9 @@ def read_settings_file(path: Path) -> dict[str, Any]:
             if not (math.isfinite(value) and low <= value <= high):
                 shown = [f"{int(x):,}" if float(x).is_integer() else f"{x:g}" for x in (low, high)]
                 raise SettingsFileError(f"{path}: [run] {key} = {value!r}: out of range {shown[0]}..{shown[1]} ({words})")
+        if key == "min_route_score" and value <= 0:
+            raise SettingsFileError(f"{path}: [run] min_route_score = {value!r}: must be above 0 (0 would flag "
+                                    "every route-period with tonnes beyond its run rate)")
         if key in _CHOICES and value not in _CHOICES[key]:
             raise SettingsFileError(f"{path}: [run] {key} = {value!r}: use one of {', '.join(_CHOICES[key])}")
         if key == "catalogue":

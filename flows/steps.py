@@ -20,7 +20,7 @@ import polars as pl
 
 from features.route_features import (NEEDED, ROUTE_KEYS, ROUTE_NO, FeatureParams, baseline_reach,
                                      build_route_features, lookback)
-from flows.progress import Countdown, Laps, step
+from flows.progress import Countdown, Laps
 from flows.settings import code_version
 from models.registry import choose_models, ensure_registry, latest, register, write_drift
 from models.scoring import (SCORING_INPUTS, FittedGroup, ScoreParams, in_key_order, rescore_changed, score_routes,

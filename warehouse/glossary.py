@@ -349,7 +349,6 @@ NAMES: dict[str, str] = {
     "build": "How the warehouse was built: full or incremental, why, seconds per stage, coverage (JSON).",
     # Build bookkeeping
     "layer": "The layer rebuilt (marts, features, scores).",
-    "first_period": "The first period concerned.",
     "key": "The state entry's name.",
 }
 

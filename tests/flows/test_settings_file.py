@@ -43,6 +43,7 @@ def test_its_values_apply_and_the_command_line_wins(tmp_path):
     ("[run]\nqueue_size = 'three'\n", r"w\.toml: \[run\] queue_size = 'three': expected flag the N highest"),
     ("[run]\nwindow = 48\n", r"w\.toml: \[run\] window = 48: out of range 1\.\.24"),
     ("[run]\nmin_route_score = nan\n", r"w\.toml: \[run\] min_route_score = nan: out of range"),
+    ("[run]\nmin_route_score = 0\n", r"w\.toml: \[run\] min_route_score = 0: must be above 0"),
     ("[run]\nqueue_size = true\n", r"w\.toml: \[run\] queue_size = True: expected"),
     ("[run]\nmodel_policy = 'sometimes'\n", r"w\.toml: \[run\] model_policy = 'sometimes': use one of auto, reuse, refit"),
     ("[run]\ncatalogue = 'nowhere.toml'\n", r"w\.toml: \[run\] catalogue = 'nowhere\.toml': no such file"),
