@@ -30,13 +30,42 @@ def test_the_readme_has_the_analysts_questions():
     assert any("Which hubs are new this month?" in q for q in queries)
 
 
-@pytest.mark.parametrize("query", readme_queries(), ids=lambda q: q.splitlines()[0][3:60])
-def test_each_readme_query_runs_read_only_on_a_scored_warehouse(scored_warehouse, query):
-    con = connect_analyst(scored_warehouse[0])  # as `transship sql` runs it: the guard, the locked connection
+@pytest.fixture(scope="module")
+def warehouse_with_history(scored_warehouse, tmp_path_factory) -> Path:
+    """The scored warehouse with what a month of use adds: an earlier run whose flagged list held Thailand
+    alone, at half its score (so this run's list has new and escalated routes), and an analyst's decision,
+    both written through the project's own functions."""
+    from warehouse.connection import connect_read_write
+    from warehouse.outputs import write_flag_lists
+    from warehouse.review import RouteRef, record_decision
+
+    path = tmp_path_factory.mktemp("history") / "w.duckdb"
+    shutil.copy(scored_warehouse[0], path)
+    run_id = scored_warehouse[1]["run_id"]
+    con = connect_read_write(path)
     try:
-        assert run_query(con, query) is not None
+        con.execute("""INSERT INTO main.runs SELECT '20250601T000000Z-prev00', started_at - INTERVAL 30 DAY,
+                           finished_at - INTERVAL 30 DAY, status, error, data_dir, input_files, parameters,
+                           code_version, layer_counts, build FROM main.runs WHERE run_id = ?""", [run_id])
+        con.execute("""INSERT INTO main.flag_history SELECT '20250601T000000Z-prev00', frequency, mineral, hs_code,
+                           hub_iso3, rank, peak_period, peak_score, peak_route_score / 2
+                       FROM main.flag_history WHERE run_id = ? AND hub_iso3 = 'THA'""", [run_id])
+        write_flag_lists(con, run_id)
+        con.execute("CHECKPOINT")
     finally:
         con.close()
+    record_decision(path, RouteRef.parse("MEX:282580"), "watching", "A. Analyst", "checking the bills of lading")
+    return path
+
+
+@pytest.mark.parametrize("query", readme_queries(), ids=lambda q: q.splitlines()[0][3:60])
+def test_each_readme_query_runs_read_only_and_answers(warehouse_with_history, query):
+    con = connect_analyst(warehouse_with_history)  # as `transship sql` runs it: the guard, the locked connection
+    try:
+        answer = run_query(con, query)
+    finally:
+        con.close()
+    assert answer is not None and answer.height > 0  # every question has an answer on a warehouse in use
 
 
 def test_new_hubs_this_month_are_every_hub_of_a_first_run(scored_warehouse):

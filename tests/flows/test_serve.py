@@ -79,9 +79,12 @@ def test_serve_registers_a_cron_deployment_and_runs_it_when_triggered(prefect_ha
         assert table_differences(warehouse, other, same_run={same: first}) == {}
     finally:
         os.killpg(server.pid, signal.SIGINT)
+        killed = False
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
-    assert server.returncode is not None
+            killed = True
+    # Ctrl-C stops the served schedule within 30 s, on its own (not killed).
+    assert not killed and server.returncode in (0, 1, 130, -signal.SIGINT), server.returncode
