@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import average_precision_score
 
+from features.route_features import ROUTE_KEYS
 from models.iforest import MODEL_FEATURES
 
 
@@ -216,7 +217,7 @@ def evaluate_on_episodes(frame: pl.DataFrame, episodes: pl.DataFrame, scorer: Sc
 DIFFICULTY_CLASSES = ("size_class", "history", "lag_months", "trade", "mineral", "shipments")
 
 
-LABEL_KEYS = ["frequency", "mineral", "hs_code", "hub_iso3"]
+LABEL_KEYS = list(ROUTE_KEYS)
 
 
 def evaluate_on_labels(scores: pl.DataFrame, labels: pl.DataFrame, scorer: Scorer) -> dict:

@@ -32,7 +32,6 @@ from warehouse import faults
 from warehouse.connection import rows, scalar
 
 SQL_DIR = Path(__file__).parent / "sql"
-ROUTE = ("frequency", "mineral", "hs_code", "hub_iso3")
 MODELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     # (layer, relation, key columns)
     ("staging", "stg_comtrade__records", ("file_sha256", "source_row")),
