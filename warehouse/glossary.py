@@ -299,8 +299,8 @@ NAMES: dict[str, str] = {
     "peak_period": "The route's period with the highest route score.",
     "peak_route_score": "The route's highest route score (at peak_period).",
     "peak_score": "The forest's anomaly score at peak_period.",
-    "evidence_kg": "The route's kg above the run rate at its peak (route_excess_kg): what a dismissal is "
-                   "measured against.",
+    "evidence_kg": "The route's largest kg beyond its prior run rate over its flagged periods (the most "
+                   "route_excess_kg; at a decision, as it stood then): what a dismissal is measured against.",
     "decision_evidence_kg": "The evidence (kg) the analyst saw when dismissing the route.",
     "rank_before": "Rank in the previous run's flagged list (NULL: not flagged then).",
     "rank_now": "Rank in this run's flagged list (NULL: not flagged now).",
