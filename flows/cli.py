@@ -109,17 +109,15 @@ def _run(data_dir: Path, warehouse: Path, reports: Path, given: dict | None = No
     return transship_pipeline(data_dir, settings)
 
 
-# The options of `transship run` that the warehouse's settings file can also give (flows.settings.SETTINGS_KEYS).
-FILE_SETTINGS = ("catalogue", "window", "min_route_score", "queue_size", "model_policy", "census_measure",
-                 "cif_fob_rate", "dismissed_regrowth", "notify_url", "notify_command", "dask_address", "max_file_mb",
-                 "max_json_depth")
-
-
-def _given(ctx: click.Context, values: dict) -> dict:
-    """The settings the command line (or the environment) gave, not its defaults: those yield to the file."""
+def _given(ctx: click.Context) -> dict:
+    """The settings the warehouse's settings file can also give (flows.settings.SETTINGS_KEYS, named as this
+    command's options) that the command line (or the environment) gave, not its defaults: those yield to the
+    file."""
     from click.core import ParameterSource
 
-    return {k: v for k, v in values.items()
+    from flows.settings import SETTINGS_KEYS
+
+    return {k: ctx.params[k] for k in SETTINGS_KEYS
             if ctx.get_parameter_source(k) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
 
 
@@ -242,11 +240,7 @@ def run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, 
     Settings kept beside the warehouse (warehouse/transship.toml for warehouse/transship.duckdb, a [run]
     table of these options' names with underscores, e.g. queue_size = 10) apply to every run on it, by this
     command, `transship serve` and the Prefect deployment alike; an option given here wins over the file."""
-    values = dict(catalogue=catalogue, window=window, min_route_score=min_route_score, queue_size=queue_size,
-                  model_policy=model_policy, census_measure=census_measure, cif_fob_rate=cif_fob_rate,
-                  dismissed_regrowth=dismissed_regrowth, notify_url=notify_url, notify_command=notify_command,
-                  dask_address=dask_address, max_file_mb=max_file_mb, max_json_depth=max_json_depth)
-    result = _run(data_dir, warehouse, reports, _given(click.get_current_context(), values), full)
+    result = _run(data_dir, warehouse, reports, _given(click.get_current_context()), full)
     _summarise(result, warehouse)
 
 

@@ -316,17 +316,13 @@ def tonnes(kg: Any) -> str:
 
 
 def ratio(x: Any) -> str:
+    """A ratio as 'x times': '1.03x'; '-' when unknown."""
     return "-" if x is None else f"{x:,.2f}x"
 
 
 def usd(x: Any) -> str:
     """US dollars in full: 'USD 1,234,567'; '-' when unknown."""
     return "-" if x is None else f"USD {x:,.0f}"
-
-
-def times(x: Any) -> str:
-    """A ratio as 'x times': '1.03x'; '-' when unknown."""
-    return "-" if x is None else f"{x:,.2f}x"
 
 
 def of_prior_total(window: Any, prior: Any) -> str:
@@ -376,7 +372,7 @@ def change_counts(changes: pl.DataFrame) -> dict[str, int]:
 def _env() -> Environment:
     env = Environment(loader=PackageLoader("flows", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(num=_num, t=tonnes, ratio=ratio, period=_period, of_prior=of_prior_total, usd=usd, times=times)
+    env.filters.update(num=_num, t=tonnes, ratio=ratio, period=_period, of_prior=of_prior_total, usd=usd)
     env.globals.update(rate_change=rate_change)
     return env
 

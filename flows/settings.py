@@ -88,14 +88,18 @@ def settings_file_for(warehouse: Path) -> Path:
 
 def read_settings_file(path: Path) -> dict[str, Any]:
     """The settings in `path` ({} when there is none), checked: a [run] table of the keys in SETTINGS_KEYS,
-    each of its type and range; a relative catalogue path is taken from the file's folder. Anything else is a
-    SettingsFileError naming the file and the key."""
+    each of its type and range; a relative catalogue path is taken from the file's folder. Anything else
+    (in [run] or in [fetch]) is a SettingsFileError naming the file and the key."""
+    return _read_checked(Path(path))[0]
+
+
+def _read_checked(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The file read and parsed once, and every table checked: ([run] values, fetch_plan_of [fetch])."""
     import math
     import tomllib
 
-    path = Path(path)
     if not path.is_file():
-        return {}
+        return {}, {}
     if path.stat().st_size > MAX_SETTINGS_FILE_BYTES:
         raise SettingsFileError(f"{path}: larger than {MAX_SETTINGS_FILE_BYTES >> 10} KB; a settings file holds a few lines")
     try:
@@ -106,7 +110,7 @@ def read_settings_file(path: Path) -> dict[str, Any]:
     if extra:
         raise SettingsFileError(f"{path}: unknown table or key {extra[0]!r}; the settings go under [run] "
                                 "(and the scheduled downloads under [fetch.comtrade] / [fetch.census])")
-    fetch_plan_of(path, data.get("fetch", {}))  # checked here too, so that `transship run` refuses a bad one
+    plan = fetch_plan_of(path, data.get("fetch", {}))  # checked for `transship run` too: a bad one is refused
     values = data.get("run", {})
     if not isinstance(values, dict):
         raise SettingsFileError(f"{path}: 'run' must be a table ([run])")
@@ -133,7 +137,7 @@ def read_settings_file(path: Path) -> dict[str, Any]:
                 raise SettingsFileError(f"{path}: [run] catalogue = {value!r}: no such file ({catalogue})")
             value = catalogue
         out[key] = float(value) if kind == (int, float) else value
-    return out
+    return out, plan
 
 
 # What a scheduled run may download before it runs ([fetch.comtrade], [fetch.census]; each optional).
@@ -190,14 +194,9 @@ def fetch_plan_of(path: Path, fetch: Any) -> dict[str, dict[str, Any]]:
 
 
 def fetch_plan(warehouse: Path) -> dict[str, dict[str, Any]]:
-    """The scheduled downloads of a warehouse's settings file ({} when it has none)."""
-    import tomllib
-
-    path = settings_file_for(warehouse)
-    if not path.is_file():
-        return {}
-    read_settings_file(path)  # every check, and the size cap, first
-    return fetch_plan_of(path, tomllib.loads(path.read_text(encoding="utf-8")).get("fetch", {}))
+    """The scheduled downloads of a warehouse's settings file ({} when it has none), with every check of
+    read_settings_file."""
+    return _read_checked(settings_file_for(warehouse))[1]
 
 
 def settings_for(warehouse: Path, reports_dir: Path, given: dict[str, Any] | None = None,
@@ -211,20 +210,21 @@ def settings_for(warehouse: Path, reports_dir: Path, given: dict[str, Any] | Non
     for key, value in (given or {}).items():
         if value is not None:
             values[key], source[key] = value, "given"
-    defaults = ScoreParams()
-    limits = InputLimits(**{k: v for k, v in (("max_file_bytes", values.get("max_file_mb") and int(values["max_file_mb"]) << 20),
-                                              ("max_json_depth", values.get("max_json_depth"))) if v is not None})
+    def part(names: dict[str, str]) -> dict[str, Any]:
+        """The settings given or in the file, as the fields `names` maps them to (the rest keep their
+        dataclass defaults: no default is restated here)."""
+        return {field_name: values[key] for key, field_name in names.items() if key in values}
+
+    limits = part({"max_json_depth": "max_json_depth"})
+    if "max_file_mb" in values:
+        limits["max_file_bytes"] = int(values["max_file_mb"]) << 20
     settings = Settings(
-        warehouse=Path(warehouse), reports_dir=Path(reports_dir), catalogue=values.get("catalogue"),
-        features=FeatureParams(window=int(values.get("window", FeatureParams().window))),
-        scoring=ScoreParams(min_route_score=float(values.get("min_route_score", defaults.min_route_score)),
-                            queue_size=values.get("queue_size"),
-                            model_policy=values.get("model_policy", defaults.model_policy)),
-        sources=SourceParams(census_import_measure=values.get("census_measure", SourceParams().census_import_measure),
-                             cif_fob_rate=float(values.get("cif_fob_rate", SourceParams().cif_fob_rate))),
-        dismissed_regrowth=float(values.get("dismissed_regrowth", 0.5)), notify_url=values.get("notify_url"),
-        notify_command=values.get("notify_command"), full=full, dask_address=values.get("dask_address"),
-        input_limits=limits)
+        warehouse=Path(warehouse), reports_dir=Path(reports_dir), full=full, input_limits=InputLimits(**limits),
+        features=FeatureParams(**part({"window": "window"})),
+        scoring=ScoreParams(**part({"min_route_score": "min_route_score", "queue_size": "queue_size",
+                                    "model_policy": "model_policy"})),
+        sources=SourceParams(**part({"census_measure": "census_import_measure", "cif_fob_rate": "cif_fob_rate"})),
+        **part({k: k for k in ("catalogue", "dismissed_regrowth", "notify_url", "notify_command", "dask_address")}))
     record = {"file": str(path) if path.is_file() else None,
               "values": {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}, "from": source}
     return settings, record
