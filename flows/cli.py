@@ -171,6 +171,10 @@ def _summarise(run: dict, warehouse: Path) -> None:
     for m in run.get("models", []):
         colour = "yellow" if m["note"].startswith("not scored") or m.get("drift") else "dim"
         console.print(Text(f"{m['frequency']} {m['mineral']}: {m.get('model_id') or 'no model'}: {m['note']}", style=colour))
+    from flows.report import forest_line
+
+    if forest_line(run):
+        console.print(Text(forest_line(run), style="dim"))
     if run.get("seconds"):
         console.print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in run["seconds"].items())
                       + f" (stages: {sum(run['seconds'].values()):.1f})")

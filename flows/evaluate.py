@@ -359,7 +359,8 @@ def folder_scorers() -> list:
     from models.evaluation import PLAIN_RULES, Scorer
 
     return [Scorer("model", "model", pl.col("route_score"), "route_score (models/scoring.py)"),
-            Scorer("forest_alone", "model", pl.col("anomaly_score"), "isolation forest score alone"),
+            Scorer("forest_alone", "model", pl.col("anomaly_score"),
+                   "isolation forest score alone (on the route-periods the screen passes)"),
             *PLAIN_RULES]
 
 

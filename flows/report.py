@@ -35,6 +35,25 @@ def _windows_text(run: dict[str, Any]) -> str:
             f"before it (annual data: the last {n(annual.window, 'year')} and the {n(annual.prior, 'year')} before it)")
 
 
+def forest_line(run: dict[str, Any]) -> str | None:
+    """What the forests spent their time on, over the models of a run: route-periods scored, screened out
+    (evidence too low for any route score to matter) and sampled to fit on. None when no model says."""
+    models = [m for m in run.get("models", []) if "screened_out" in m]
+    if not models:
+        return None
+    total = sum(m["route_periods"] for m in models)
+    out = sum(m["screened_out"] for m in models)
+    bound = (run.get("parameters") or {}).get("scoring", {}).get("min_evidence")
+    line = (f"forests: {total - out:,} of {total:,} route-periods scored, {out:,} screened out (evidence below "
+            f"{bound}: their route score could not reach it)")
+    fitted = [m for m in models if "sampled" in m]
+    if fitted:
+        line += (f"; {len(fitted)} fitted on {sum(m['sampled'] for m in fitted):,} route-periods "
+                 f"({'a seeded sample' if any(m['sampled'] < m['n_train'] for m in fitted) else 'all'} of "
+                 f"{sum(m['n_train'] for m in fitted):,})")
+    return line
+
+
 def render_revisions(revisions: pl.DataFrame | None) -> list[str]:
     """The section on figures published again with different numbers, and the flags they touched."""
     if revisions is None or revisions.is_empty():
@@ -106,6 +125,8 @@ def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int,
     ]
     for g in run.get("models", []):
         lines.append(f"- {g['frequency']} {g['mineral']}: model {g.get('model_id') or '-'}: {g['note']}")
+    if forest_line(run):
+        lines.append(f"- {forest_line(run)}")
     if run.get("models"):
         lines.append("")
     if flagged.is_empty():

@@ -289,6 +289,7 @@ def _summary(g: FittedGroup, drift: dict[tuple[str, str], pl.DataFrame]) -> dict
     key = (g.frequency, g.mineral)
     return {"frequency": g.frequency, "mineral": g.mineral, "model_id": g.model_id, "n_train": g.n_train,
             "periods": g.periods, "note": g.note, "reused": g.reused,
+            **{k: g.extra[k] for k in ("sampled", "route_periods", "screened_out", "forest_scored") if k in g.extra},
             "drift": drift[key].filter("drifted")["feature"].to_list() if key in drift else []}
 
 

@@ -42,7 +42,7 @@ EXTRA_FEATURES = (
     ("hub_share_of_us_imports_change", 1, "rise in hub's share of US imports"),
     ("hub_share_of_cn_exports_change", 1, "rise in hub's share of China's exports"),
     ("volume_weight", 1, "volume weight"),
-    ("anomaly_score", 1, "isolation forest score alone (no gates, no volume weight)"),
+    ("anomaly_score", 1, "isolation forest score alone, no evidence factors (on the route-periods the screen passes)"),
 )
 
 

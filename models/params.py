@@ -14,6 +14,8 @@ class ScoreParams:
     queue_size: int | None = None
     random_state: int = 0
     min_train_rows: int = 30
+    train_sample_rows: int = 50_000
+    min_evidence: float = 0.003
     max_peak_share: float = 0.6
     min_rise_z: float = 1.0
     min_us_mean_z: float = 2.0

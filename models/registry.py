@@ -89,9 +89,12 @@ def make_card(group: FittedGroup, params: ScoreParams, code_version: str) -> dic
         "features": [asdict(f) for f in scorer.features_],
         "training_periods": list(group.periods or ()),
         "n_train": group.n_train, "n_routes": group.n_routes,
+        # The rows the forest was fitted on (training_sample): n_train, or a seeded sample of them.
+        "n_sampled": group.extra.get("sampled", group.n_train),
         "training_sha256": group.training_sha256,
         "parameters": {"n_estimators": scorer.n_estimators, "max_samples": scorer.max_samples,
-                       "random_state": scorer.random_state, "min_route_score": params.min_route_score,
+                       "random_state": scorer.random_state,
+                       "train_sample_rows": params.train_sample_rows, "min_route_score": params.min_route_score,
                        "queue_size": params.queue_size, "max_peak_share": params.max_peak_share},
         "thresholds": {str(q): scorer.threshold_for(q) for q in (0.9, 0.95, 0.98, 0.99)},
         "score_direction": "anomaly_score higher = more suspicious",

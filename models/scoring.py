@@ -73,6 +73,7 @@ import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 
 from features.route_features import ROUTE_KEYS
@@ -190,14 +191,52 @@ def graded_route_score(params: ScoreParams) -> pl.Expr:
     return score.alias("route_score")
 
 
-def score_group(group: pl.DataFrame, scorer: RouteScorer, params: ScoreParams, scores=None) -> pl.DataFrame:
-    """anomaly_score, score_percentile, score_threshold, gates and route_score for one model's rows
-    (`scores`: their anomaly scores when already known, as after fit_score)."""
-    scores = scorer.anomaly_score(group) if scores is None else scores
+def evidence(params: ScoreParams) -> pl.Expr:
+    """The product of the evidence factors (score_factors): the most route_score can be, as
+    anomaly_score <= 1."""
+    product = pl.lit(1.0)
+    for factor in score_factors(params).values():
+        product = product * factor
+    return product.alias("evidence")
+
+
+def screened_in(group: pl.DataFrame, params: ScoreParams) -> pl.Series:
+    """The route-periods the forest scores: those whose evidence reaches min_evidence. The rest could not
+    carry a route score of min_evidence whatever the forest said, and keep anomaly_score and route_score
+    NULL (the screen: the forest's cost goes where there is evidence)."""
+    return group.select(evidence(params) >= params.min_evidence).to_series().fill_null(False)
+
+
+def training_sample(group: pl.DataFrame, params: ScoreParams) -> pl.DataFrame:
+    """The rows a group's forest is fitted on: all of them up to train_sample_rows, else a seeded sample of
+    about that many, the same share of every period (stratified, so every period's trade is in what the
+    forest learns as normal). Each tree draws max_samples (256) rows anyway: what a larger training set
+    changes is only the reference the percentiles and the normal ranges are read from. The sample is a
+    function of the rows (in key order) and the parameters, so the same rows give the same model."""
+    if group.height <= params.train_sample_rows:
+        return group
+    share = params.train_sample_rows / group.height
+    rank = pl.int_range(pl.len()).shuffle(seed=params.random_state).over("period")
+    return group.filter(rank < (pl.len() * share).ceil().over("period"))
+
+
+def score_group(group: pl.DataFrame, scorer: RouteScorer, params: ScoreParams,
+                known: np.ndarray | None = None) -> pl.DataFrame:
+    """evidence, anomaly_score, score_percentile, score_threshold, gates and route_score for one model's
+    rows; the forest scores only the rows screened in (screened_in), the others keep NULL scores.
+    `known`: every row's anomaly score when fitting computed it already (a group fitted whole)."""
+    keep = screened_in(group, params)
+    scores = np.full(group.height, np.nan)
+    if known is not None:
+        scores[keep.to_numpy()] = known[keep.to_numpy()]
+    elif keep.any():
+        inputs = group.select(MODEL_FEATURE_COLUMNS)
+        scores[keep.to_numpy()] = scorer.anomaly_score(inputs if keep.all() else inputs.filter(keep))
+    anomaly = pl.Series("anomaly_score", scores).fill_nan(None)
+    percentile = pl.Series("score_percentile", scorer.score_percentile(scores)).fill_nan(None)
     direction_ok, sustained = gates(params)
     return group.with_columns(
-        anomaly_score=pl.Series(scores),
-        score_percentile=pl.Series(scorer.score_percentile(scores)),
+        evidence(params), anomaly, pl.when(anomaly.is_null()).then(None).otherwise(percentile).alias("score_percentile"),
         score_threshold=pl.lit(params.min_route_score),
     ).with_columns(direction_ok, sustained).with_columns(graded_route_score(params))
 
@@ -340,11 +379,20 @@ def score_routes(features: pl.DataFrame, params: ScoreParams,
         else:
             scorer = RouteScorer(n_estimators=params.n_estimators, max_samples=params.max_samples,
                                  random_state=params.random_state)
-            known = scorer.fit_score(group)
+            sample = training_sample(group, params)
+            if sample is group:  # fitted whole: fitting scored every row already
+                known = scorer.fit_score(group)
+            else:
+                scorer.fit(sample)
             entry = FittedGroup(frequency, mineral, scorer, group.height, periods, "fitted",
                                 training_sha256=training_sha256(group),
-                                n_routes=group.select(ROUTE_KEYS).unique().height)
+                                n_routes=group.select(ROUTE_KEYS).unique().height,
+                                extra={"sampled": sample.height})
+            del sample
         out = apply_threshold(score_group(group, scorer, params, known), params)
+        screened_out = out["anomaly_score"].null_count()
+        entry.extra = {**entry.extra, "route_periods": out.height, "screened_out": screened_out,
+                       "forest_scored": out.height - screened_out}
         out, long = explain_group(out, scorer, params)
         scored.append(out)
         explained.append(long)
@@ -355,7 +403,7 @@ def score_routes(features: pl.DataFrame, params: ScoreParams,
             fitted.append(FittedGroup(frequency, mineral, None, 0, None, not_scored_note(group)))
     if not scored:  # same columns, no rows: downstream tables keep their shape
         empty = candidates.head(0).with_columns(
-            anomaly_score=pl.lit(None, dtype=pl.Float64), score_percentile=pl.lit(None, dtype=pl.Float64),
+            evidence=pl.lit(None, dtype=pl.Float64), anomaly_score=pl.lit(None, dtype=pl.Float64), score_percentile=pl.lit(None, dtype=pl.Float64),
             score_threshold=pl.lit(None, dtype=pl.Float64), direction_ok=pl.lit(None, dtype=pl.Boolean),
             sustained=pl.lit(None, dtype=pl.Boolean), route_score=pl.lit(None, dtype=pl.Float64),
             flagged=pl.lit(None, dtype=pl.Boolean), top_features=pl.lit(None, dtype=pl.String))

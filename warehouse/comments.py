@@ -55,9 +55,10 @@ RELATIONS: dict[str, str] = {
 # (relation, column) -> meaning and unit
 COLUMNS: dict[tuple[str, str], str] = {
     ("main.runs", "build"): "How the run built: mode (full or incremental), reason, periods rebuilt per layer and frequency, routes changed by kind, route-periods whose features and scores were rewritten; coverage: what the data let the run score per side and frequency, and why_nothing_scored when nothing was.",
-    ("main.route_scores", "route_score"): "anomaly_score x (0.5 + 0.5 volume_weight) x (0.1 + 0.9 sqrt(min(1, floor_multiple))) x logistic(co_rise_z - 1) x logistic(hub_to_us_mean_z - 2) x (0.5 + 0.5 logistic(-us_from_cn_kg_robust_z - 1)) x logistic((0.6 - hub_to_us_peak_share) / 0.1): graded, no check sets it to 0; ranks routes, and flags them at score_threshold or above. Higher = more suspicious.",
-    ("main.route_scores", "anomaly_score"): "Isolation forest score in (0, 1]. Higher = more suspicious.",
-    ("main.route_scores", "score_percentile"): "Share of the model's training route-periods scoring at or below this one (0..1).",
+    ("main.route_scores", "route_score"): "anomaly_score x (0.5 + 0.5 volume_weight) x (0.1 + 0.9 sqrt(min(1, floor_multiple))) x logistic(co_rise_z - 1) x logistic(hub_to_us_mean_z - 2) x (0.5 + 0.5 logistic(-us_from_cn_kg_robust_z - 1)) x logistic((0.6 - hub_to_us_peak_share) / 0.1) = anomaly_score x evidence: graded, no check sets it to 0; ranks routes, and flags them at score_threshold or above. Higher = more suspicious. NULL when the row was screened out (evidence below 0.003: it could not score that much).",
+    ("main.route_scores", "evidence"): "The product of route_score's evidence factors, all but the forest's: the most route_score can be (0..1). Rows below 0.003 are screened out: the forest does not score them.",
+    ("main.route_scores", "anomaly_score"): "Isolation forest score in (0, 1]. Higher = more suspicious. NULL when screened out (evidence below 0.003).",
+    ("main.route_scores", "score_percentile"): "Share of the forest's training route-periods (a seeded sample of 50,000 in a larger group) scoring at or below this one (0..1); NULL when screened out.",
     ("main.route_scores", "volume_weight"): "Route's kg above its run rate as a share of the product's US imports, log scale, 0..1 (1 from 10 %).",
     ("main.route_scores", "direction_ok"): "Tonnes in the transshipment direction, of trusted weight: route_excess_kg > 0 (both legs above their prior run rate) and kg_coverage at least 0.9. Required for a flag.",
     ("main.route_scores", "sustained"): "No single period carries more than 60 % of the window's hub -> US kg (annual windows pass). Weighed in route_score, not required for a flag.",

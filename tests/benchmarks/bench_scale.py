@@ -74,7 +74,7 @@ def child_run(data_dir: Path, warehouse: Path, reports: Path, memory_limit: str 
     from flows.cli import _run
 
     t0 = time.perf_counter()
-    run = _run(data_dir, warehouse, reports, CATALOGUE, window=5, model_policy=model)
+    run = _run(data_dir, warehouse, reports, {"catalogue": CATALOGUE, "window": 5, "model_policy": model})
     wall = time.perf_counter() - t0
     return {"wall_s": round(wall, 2), "status": run.get("status"), "seconds": run.get("seconds", {}),
             "stage_peak_rss_gb": run.get("peak_rss_gb", {}),

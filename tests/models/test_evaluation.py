@@ -47,7 +47,9 @@ def test_harness_on_three_worlds(tmp_path):
     model = scorers["model"]
     assert model["average_precision"] >= scorers["rule_a_excess"]["average_precision"] + 0.1
     ranks = [r for w in saved["per_world"] for r in w["results"]["model"]["planted_ranks"]]
-    assert ranks and all(r["score"] > 0 for r in ranks)
+    # Every planted route ranked: none tied at 0 with the quiet routes, none lost to the screen (a route
+    # whose every period the screen kept from the forest has no score and no rank).
+    assert len(ranks) == model["planted"] and all(r["score"] > 0 for r in ranks)
     for column, values in model["by_class"].items():  # every planted route is in one class of each column
         assert sum(v["planted"] for v in values.values()) == model["planted"], column
     assert {"model", "rule_literal", "rule_seeds_ranked", "rule_a_excess", "rule_b_zscore", "co_robust_z"} <= set(scorers)
@@ -136,5 +138,7 @@ def test_a_validation_world_gives_the_figures_of_the_shared_scoring_tool(tmp_pat
     assert round(ours["rule_b_zscore"]["average_precision"], 3) == theirs[
         "both legs z-score, 5m mean vs prior mean (min of the two)"]
     assert ours["model"]["planted"] == 9 and 0 <= ours["model"]["average_precision"] <= 1
+    # No planted route lost to the screen: each has periods the forest scored, so a rank.
+    assert len(ours["model"]["planted_ranks"]) == 9 and all(r["score"] > 0 for r in ours["model"]["planted_ranks"])
     # The flagged list of the same run, against the same truth: its planted routes are among the 9.
     assert done["flags"]["planted"] == 9 and 0 <= done["flags"]["planted_flagged"] <= done["flags"]["flagged"]
