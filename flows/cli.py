@@ -815,9 +815,12 @@ def lineage(route: str, period: str, warehouse: Path, reports: Path, mineral: st
     s, r, m = found.score, found.run, found.model
     say = wide_console().print
     # soft_wrap: identifiers (paths, SHA-256, run ids) are never broken across lines; the terminal wraps.
+    scores = (f"route_score {s['route_score']:.3f}, anomaly_score {s['anomaly_score']:.3f}"
+              if s.get("anomaly_score") is not None else
+              f"screened out of the forest's scoring (evidence {s.get('evidence') or 0:.4f}: its route score could "
+              "not reach the screen)" if s.get("evidence") is not None else "not scored")
     say(Text.assemble((f"{s['hub_iso3']}:{s['hs_code']}", "bold"), f" {s['mineral']} ({s['frequency']}), period "
-        f"{s['period']}: route_score {s['route_score'] or 0:.3f}, anomaly_score {s['anomaly_score'] or 0:.3f}, "
-        f"flagged {'yes' if s['flagged'] else 'no'}"), soft_wrap=True)
+        f"{s['period']}: {scores}, flagged {'yes' if s['flagged'] else 'no'}"), soft_wrap=True)
     say(Text(f"  run      {r['run_id']}  {r['status']}, {r['started_at']:%Y-%m-%d %H:%M:%S} -> "
              f"{r['finished_at']:%Y-%m-%d %H:%M:%S} UTC, code {r['code_version']}, data {r['data_dir'] or '-'}"),
         soft_wrap=True)

@@ -63,3 +63,15 @@ def test_the_lineage_command_prints_the_chain(scored_warehouse):
     for f in files:
         assert f"    {f}\n" in done.stdout
         assert f"sha256 {hashlib.sha256(f.read_bytes()).hexdigest()}\n" in done.stdout
+
+
+def test_a_screened_route_period_says_so_instead_of_scores_of_zero(ro, scored_warehouse):
+    """A route-period whose evidence kept it from the forest has no scores: the lineage says why, with its
+    evidence, and does not print a route score of 0.000 it never had."""
+    hub, hs, period, ev = ro.sql("""SELECT hub_iso3, hs_code, strftime(period, '%Y-%m'), evidence
+                                    FROM main.route_scores WHERE anomaly_score IS NULL AND frequency = 'M'
+                                    ORDER BY evidence DESC, hub_iso3, hs_code, period LIMIT 1""").fetchall()[0]
+    done = cli("lineage", f"{hub}:{hs}", period, "--warehouse", str(scored_warehouse[0]))
+    assert done.returncode == 0, done.stderr
+    assert f"screened out of the forest's scoring (evidence {ev:.4f}" in done.stdout
+    assert "route_score 0.000" not in done.stdout
