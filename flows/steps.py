@@ -330,7 +330,7 @@ def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id
             _group_step(countdown, i, frequency, mineral, f"{rows.height:,} route-periods")
             release_memory(con)
             reuse, reasons, drift = choose_models(rows, registered, params.model_policy, params.drift_psi,
-                                                  refused=refused)
+                                                  refused=refused, params=params)
             if rows.is_empty():  # nothing scoreable: score_routes says why from the group's rows
                 rows = con.sql(f"SELECT {', '.join(SCORING_INPUTS)}, cn_side_published, us_side_published"
                                " FROM features.route_features WHERE frequency = ? AND mineral = ?",
@@ -394,7 +394,7 @@ def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, 
         if whole_group:  # the choice hashes the model's training rows: it needs the whole group
             rows = _group_rows(con, frequency, mineral)
             reuse, reasons, drift = choose_models(rows, registered, params.model_policy, params.drift_psi,
-                                                  refused=refused)
+                                                  refused=refused, params=params)
         else:  # training rows untouched: the choice needs only the rows after them (for the drift check)
             rows = _group_rows(con, frequency, mineral, after=model.periods[1])
             reuse, reasons, drift = choose_models(rows, registered, params.model_policy, params.drift_psi,

@@ -33,7 +33,7 @@ import duckdb
 import polars as pl
 
 from models import artifact
-from models.scoring import FittedGroup, ScoreParams, by_group, training_sha256
+from models.scoring import FittedGroup, ScoreParams, by_group, training_sample, training_sha256
 
 REGISTRY_DDL = """
 CREATE SCHEMA IF NOT EXISTS models;
@@ -174,14 +174,17 @@ def drift_report(model: FittedGroup, rows: pl.DataFrame, psi_limit: float) -> pl
 
 def choose_models(candidates: pl.DataFrame, registered: dict[tuple[str, str], FittedGroup], policy: str,
                   psi_limit: float, training_unchanged: bool = False,
-                  refused: dict[tuple[str, str], str] | None = None,
+                  refused: dict[tuple[str, str], str] | None = None, params: ScoreParams | None = None,
                   ) -> tuple[dict[tuple[str, str], FittedGroup], dict[tuple[str, str], str],
                              dict[tuple[str, str], pl.DataFrame]]:
     """Which registered models to reuse, the reason for each group's choice, and the drift reports.
 
     training_unchanged: the caller knows that no row of the models' training periods changed (an
     incremental run that touched only later periods), so `candidates` may hold only the later rows and the
-    training rows are not hashed again. refused: why a group's registered model was not loaded (latest)."""
+    training rows are not hashed again. refused: why a group's registered model was not loaded (latest).
+    params: the run's scoring parameters, whose training sample (models.scoring.training_sample) of the
+    group's rows over the model's training periods is what a model fitted now would be fitted on, and is
+    hashed against the model's (today's defaults when not given)."""
     reuse: dict[tuple[str, str], FittedGroup] = {}
     reasons: dict[tuple[str, str], str] = {}
     drift: dict[tuple[str, str], pl.DataFrame] = {}
@@ -207,7 +210,8 @@ def choose_models(candidates: pl.DataFrame, registered: dict[tuple[str, str], Fi
             continue
         first, last = model.periods or ("", "")
         trained_rows = group.filter(pl.col("period").is_between(pl.lit(first).str.to_date(), pl.lit(last).str.to_date()))
-        if not training_unchanged and training_sha256(trained_rows) != model.training_sha256:
+        if not training_unchanged and (training_sha256(training_sample(trained_rows, params or ScoreParams()))
+                                       != model.training_sha256):
             reasons[key] = f"refit: the rows {model.model_id} was trained on have changed (revised or new inputs)"
         elif drifted:
             reasons[key] = f"refit: drift since {model.model_id} on {', '.join(drifted)} (PSI > {psi_limit})"

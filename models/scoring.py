@@ -145,11 +145,21 @@ HASH_SLICE_ROWS = 200_000
 
 def in_key_order(frame: pl.DataFrame) -> pl.DataFrame:
     """`frame` sorted by route and period; the frame itself (no copy) when it already is, as a group read
-    from the warehouse is."""
-    order = frame.select(pl.arg_sort_by([*ROUTE_KEYS, "period"], maintain_order=True)).to_series()
-    if order.equals(pl.int_range(0, frame.height, dtype=order.dtype, eager=True)):
+    from the warehouse is. Whether it is, is read in one pass (each row against the next), not by sorting:
+    a section of the universe is millions of rows keyed by strings."""
+    keys = [*ROUTE_KEYS, "period"]
+    if frame.height < 2 or frame.select(_not_after_next(keys).all()).item():
         return frame
-    return frame[order]
+    return frame[frame.select(pl.arg_sort_by(keys, maintain_order=True)).to_series()]
+
+
+def _not_after_next(keys: list[str]) -> pl.Expr:
+    """Per row: its `keys` are at or before the next row's, in the order of a sort by them (lexicographic
+    over the keys; strings by their bytes, as Polars sorts them). True on the last row."""
+    ordered = pl.col(keys[-1]) <= pl.col(keys[-1]).shift(-1)
+    for key in reversed(keys[:-1]):
+        ordered = (pl.col(key) < pl.col(key).shift(-1)) | ((pl.col(key) == pl.col(key).shift(-1)) & ordered)
+    return ordered.fill_null(True)
 
 
 def gates(params: ScoreParams) -> tuple[pl.Expr, pl.Expr]:
@@ -395,8 +405,9 @@ def score_routes(features: pl.DataFrame, params: ScoreParams,
                 known = scorer.fit_score(group)
             else:
                 scorer.fit(sample)
+            # The hash of the rows the forest was fitted on: the same rows fitted the same way, the same model.
             entry = FittedGroup(frequency, mineral, scorer, group.height, periods, "fitted",
-                                training_sha256=training_sha256(group),
+                                training_sha256=training_sha256(sample),
                                 n_routes=group.select(ROUTE_KEYS).unique().height,
                                 extra={"sampled": sample.height})
             del sample

@@ -334,7 +334,8 @@ NAMES: dict[str, str] = {
     "training_last_period": "Last period of the training rows.",
     "n_train": "Training route-periods.",
     "n_routes": "Routes in training.",
-    "training_sha256": "SHA-256 of the training rows: the same rows fitted the same way give the same model_id.",
+    "training_sha256": "SHA-256 of the rows the forest was fitted on (the group's training rows, or its seeded "
+                       "sample of 50,000): the same rows fitted the same way give the same model_id.",
     "card": "The model card (JSON): features, parameters, library versions, counts.",
     "artifact": "The fitted model, as plain arrays (artifact_format).",
     "psi": "Population stability index of the feature between training and the new rows (above 0.25: drifted).",

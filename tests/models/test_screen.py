@@ -70,3 +70,54 @@ def test_a_large_group_is_fitted_on_a_seeded_stratified_sample(sample_features):
     whole, _, _ = score_routes(group, ScoreParams(n_estimators=60))
     both = scored.select("anomaly_score").with_columns(whole=whole["anomaly_score"]).drop_nulls()
     assert both.select(pl.corr("anomaly_score", "whole", method="spearman")).item() > 0.9
+
+
+def test_a_sampled_model_is_reused_until_a_row_it_was_fitted_on_changes(sample_features, tmp_path):
+    """The training hash is over the rows fitted: a revision of a row outside the sample leaves the model
+    what it would be if fitted again (reused); one inside it refits."""
+    import duckdb
+
+    from models.registry import choose_models, ensure_registry, latest, register
+
+    group = sample_features.filter(scoreable(sample_features), pl.col("mineral") == "antimony",
+                                   pl.col("frequency") == "M")
+    params = ScoreParams(n_estimators=40, train_sample_rows=group.height // 4)
+    con = duckdb.connect(str(tmp_path / "registry.duckdb"))
+    ensure_registry(con)
+    for g in score_routes(group, params)[2]:
+        register(con, g, params, "run-1", "test")
+    models = latest(con)
+    sample = training_sample(group, params)
+    keys = ["hs_code", "hub_iso3", "period"]
+    in_sample = group.join(sample.select(keys), on=keys, how="semi").row(0, named=True)
+    outside = group.join(sample.select(keys), on=keys, how="anti").row(0, named=True)
+
+    def revised(row: dict) -> pl.DataFrame:
+        hit = pl.all_horizontal([pl.col(k) == row[k] for k in keys])
+        return group.with_columns(pl.when(hit).then(pl.col("co_robust_z") + 5).otherwise(pl.col("co_robust_z"))
+                                  .alias("co_robust_z"))
+
+    reuse, reasons, _ = choose_models(revised(outside), models, "auto", 10.0, params=params)
+    assert ("M", "antimony") in reuse, reasons
+    reuse, reasons, _ = choose_models(revised(in_sample), models, "auto", 10.0, params=params)
+    assert ("M", "antimony") not in reuse and "have changed" in reasons[("M", "antimony")]
+    con.close()
+
+
+def test_key_order_is_checked_in_one_pass_and_restored_when_broken(sample_features):
+    """in_key_order returns a sorted frame as it is (no copy) and sorts any other, whichever key breaks the
+    order: the route keys in turn, or the period."""
+    from models.scoring import in_key_order
+
+    keys = ["frequency", "mineral", "hs_code", "hub_iso3", "period"]
+    ordered = sample_features.sort(keys)
+    assert in_key_order(ordered) is ordered
+    assert in_key_order(ordered.sample(fraction=1.0, shuffle=True, seed=3)).equals(ordered)
+    for i in range(ordered.height - 1):  # two neighbours swapped where each key in turn decides
+        a, b = ordered.row(i, named=True), ordered.row(i + 1, named=True)
+        if a["hub_iso3"] != b["hub_iso3"] and a["hs_code"] == b["hs_code"]:
+            break
+    swapped = pl.concat([ordered.head(i), ordered.slice(i + 1, 1), ordered.slice(i, 1), ordered.tail(-(i + 2))])
+    assert in_key_order(swapped).equals(ordered)
+    late = pl.concat([ordered.head(5).reverse(), ordered.tail(-5)])  # the first route's periods reversed
+    assert in_key_order(late).equals(ordered)
