@@ -257,7 +257,8 @@ def score_group(group: pl.DataFrame, scorer: RouteScorer, params: ScoreParams,
     percentile = pl.Series("score_percentile", scorer.score_percentile(scores)).fill_nan(None)
     direction_ok, sustained = gates(params)
     return group.with_columns(
-        evidence(params), anomaly, pl.when(anomaly.is_null()).then(None).otherwise(percentile).alias("score_percentile"),
+        evidence(params), anomaly,
+        pl.when(anomaly.is_null()).then(None).otherwise(percentile).alias("score_percentile"),
         score_threshold=pl.lit(params.min_route_score),
     ).with_columns(direction_ok, sustained).with_columns(graded_route_score(params))
 
@@ -425,7 +426,8 @@ def score_routes(features: pl.DataFrame, params: ScoreParams,
             fitted.append(FittedGroup(frequency, mineral, None, 0, None, not_scored_note(group)))
     if not scored:  # same columns, no rows: downstream tables keep their shape
         empty = candidates.head(0).with_columns(
-            evidence=pl.lit(None, dtype=pl.Float64), anomaly_score=pl.lit(None, dtype=pl.Float64), score_percentile=pl.lit(None, dtype=pl.Float64),
+            evidence=pl.lit(None, dtype=pl.Float64), anomaly_score=pl.lit(None, dtype=pl.Float64),
+            score_percentile=pl.lit(None, dtype=pl.Float64),
             score_threshold=pl.lit(None, dtype=pl.Float64), direction_ok=pl.lit(None, dtype=pl.Boolean),
             sustained=pl.lit(None, dtype=pl.Boolean), route_score=pl.lit(None, dtype=pl.Float64),
             flagged=pl.lit(None, dtype=pl.Boolean), top_features=pl.lit(None, dtype=pl.String))

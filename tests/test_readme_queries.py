@@ -44,9 +44,10 @@ def warehouse_with_history(scored_warehouse, tmp_path_factory) -> Path:
     run_id = scored_warehouse[1]["run_id"]
     con = connect_read_write(path)
     try:
-        con.execute("""INSERT INTO main.runs SELECT '20250601T000000Z-prev00', started_at - INTERVAL 30 DAY,
-                           finished_at - INTERVAL 30 DAY, status, error, data_dir, input_files, parameters,
-                           code_version, layer_counts, build FROM main.runs WHERE run_id = ?""", [run_id])
+        con.execute("""INSERT INTO main.runs BY NAME
+                       SELECT * REPLACE ('20250601T000000Z-prev00' AS run_id, started_at - INTERVAL 30 DAY AS started_at,
+                                         finished_at - INTERVAL 30 DAY AS finished_at)
+                       FROM main.runs WHERE run_id = ?""", [run_id])
         con.execute("""INSERT INTO main.flag_history SELECT '20250601T000000Z-prev00', frequency, mineral, hs_code,
                            hub_iso3, rank, peak_period, peak_score, peak_route_score / 2
                        FROM main.flag_history WHERE run_id = ? AND hub_iso3 = 'THA'""", [run_id])

@@ -54,6 +54,7 @@ RELATIONS: dict[str, str] = {
 
 # (relation, column) -> meaning and unit
 COLUMNS: dict[tuple[str, str], str] = {
+    ("main.runs", "models"): "The models the run used, one entry per mineral and frequency: model_id, fitted or reused and why (note), drift, training rows (n_train), and for a group scored in full the route-periods it holds (route_periods), scored by the forest (forest_scored), screened out for too little evidence (screened_out) and the forest was fitted on (sampled).",
     ("main.runs", "build"): "How the run built: mode (full or incremental), reason, periods rebuilt per layer and frequency, routes changed by kind, route-periods whose features and scores were rewritten; coverage: what the data let the run score per side and frequency, and why_nothing_scored when nothing was.",
     ("main.route_scores", "route_score"): "anomaly_score x (0.5 + 0.5 volume_weight) x (0.1 + 0.9 sqrt(min(1, floor_multiple))) x logistic(co_rise_z - 1) x logistic(hub_to_us_mean_z - 2) x (0.5 + 0.5 logistic(-us_from_cn_kg_robust_z - 1)) x logistic((0.6 - hub_to_us_peak_share) / 0.1) = anomaly_score x evidence: graded, no check sets it to 0; ranks routes, and flags them at score_threshold or above. Higher = more suspicious. NULL when the row was screened out (evidence below 0.003: it could not score that much).",
     ("main.route_scores", "evidence"): "The product of route_score's evidence factors, all but the forest's: the most route_score can be (0..1). Rows below 0.003 are screened out: the forest does not score them.",

@@ -329,12 +329,13 @@ def record_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:
     con.execute(
         """
         INSERT OR REPLACE INTO main.runs (run_id, started_at, finished_at, status, error, data_dir, input_files,
-                                          parameters, code_version, layer_counts, build)
-        VALUES (?, ?, ?, ?, ?, ?, ?::JSON, ?::JSON, ?, ?::JSON, ?::JSON)
+                                          parameters, code_version, layer_counts, build, models)
+        VALUES (?, ?, ?, ?, ?, ?, ?::JSON, ?::JSON, ?, ?::JSON, ?::JSON, ?::JSON)
         """,
         [run["run_id"], run["started_at"], run.get("finished_at"), run["status"], run.get("error"),
          run.get("data_dir"), json.dumps(run.get("input_files", []), default=str),
          json.dumps(run.get("parameters", {}), default=str), run.get("code_version"),
          json.dumps(run.get("layer_counts", {}), default=str),
-         json.dumps(run["build"], default=str) if run.get("build") else None],
+         json.dumps(run["build"], default=str) if run.get("build") else None,
+         json.dumps(run["models"], default=str) if run.get("models") is not None else None],
     )

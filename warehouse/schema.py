@@ -124,6 +124,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(RAW_DDL)
     # How the run built (full or incremental, why, and what it rebuilt); runs recorded before it existed have NULL.
     con.execute("ALTER TABLE main.runs ADD COLUMN IF NOT EXISTS build JSON")
+    # The models the run used, one entry per model group: fitted or reused and why, drift, and the route-periods
+    # scored, screened out and sampled; runs recorded before it existed have NULL.
+    con.execute("ALTER TABLE main.runs ADD COLUMN IF NOT EXISTS models JSON")
     con.execute(NATIONAL_DDL)
     ensure_review_schema(con)
 

@@ -231,8 +231,19 @@ def test_the_run_summary_shows_where_time_and_memory_went(first_run, capsys):
     recorded = json.loads(query(settings.warehouse, f"SELECT build FROM runs WHERE run_id = '{run['run_id']}'")["build"][0])
     assert recorded["peak_rss_gb"]["score"] > 0 and recorded["score_seconds"]["features"] > 0
     assert recorded["score_seconds"] == run["build"]["score_seconds"]
+    # What each model's forest spent its time on, recorded with the run and said in the summary.
+    models = json.loads(query(settings.warehouse, f"SELECT models FROM runs WHERE run_id = '{run['run_id']}'")["models"][0])
+    assert models == json.loads(json.dumps(run["models"], default=str))
+    fitted = [m for m in models if "sampled" in m]
+    assert fitted and all(m["forest_scored"] + m["screened_out"] == m["route_periods"] == m["n_train"]
+                          and 0 < m["screened_out"] < m["route_periods"] and m["sampled"] == m["n_train"]
+                          for m in fitted)  # the sample world's groups are small: fitted on every row
+    scored = sum(m["forest_scored"] for m in fitted)
+    screened = sum(m["screened_out"] for m in fitted)
+    assert query(settings.warehouse, "SELECT count(anomaly_score) AS n FROM route_scores")["n"][0] == scored
     _summarise(run, settings.warehouse)
     out = capsys.readouterr().out
+    assert f"forests: {scored:,} of {scored + screened:,} route-periods scored, {screened:,} screened out" in out
     assert "score stage: features " in out and "models and scores " in out
     assert re.search(r"peak memory \d+\.\d\d GB \(RSS\), reached in (copy|ingest|build|score|publish)", out)
 
