@@ -188,8 +188,8 @@ ORDER BY t.hs_code, t.counterpart_iso3, t.reporter_iso3;
 # query: those columns, then the route-period's features from features.route_features (~110 columns that a
 # table would store twice).
 SCORE_COLUMNS = ["run_id", "model_id", "frequency", "mineral", "hs_code", "hub_iso3", "period", "route_score",
-                 "evidence", "anomaly_score", "score_percentile", "score_threshold", "volume_weight", "direction_ok", "sustained",
-                 "flagged", "rule_flag", "top_features"]
+                 "evidence", "anomaly_score", "score_percentile", "score_threshold", "volume_weight", "direction_ok",
+                 "sustained", "flagged", "rule_flag", "top_features"]
 ROUTE_SCORES_VIEW = """
 CREATE OR REPLACE VIEW main.route_scores AS
 SELECT s.*, f.* EXCLUDE (frequency, mineral, hs_code, hub_iso3, period, volume_weight, rule_flag, has_history,
