@@ -332,7 +332,11 @@ def explain_group(scored: pl.DataFrame, scorer: RouteScorer, params: ScoreParams
     """(scored with top_features text, long explanation table keyed by route and period)."""
     scored = scored.with_row_index("_row").with_columns(rows_to_explain(scored, params))
     chosen = scored.filter("explained")
-    typical = chosen.select(*ROUTE_KEYS).join(route_typical(scored), on=list(ROUTE_KEYS), how="left",
+    # The typical values of the chosen rows' routes only (a few routes of a group of millions of rows).
+    routes = chosen.select(ROUTE_KEYS).unique()
+    of_routes = scored.select(*ROUTE_KEYS, *MODEL_FEATURE_COLUMNS).join(routes, on=list(ROUTE_KEYS), how="semi",
+                                                                        nulls_equal=True)
+    typical = chosen.select(*ROUTE_KEYS).join(route_typical(of_routes), on=list(ROUTE_KEYS), how="left",
                                               nulls_equal=True, maintain_order="left")
     long = scorer.explain(chosen, typical, top=params.explain_top)
     keys = chosen.select("_row", *ROUTE_KEYS, "period").with_row_index("row").with_columns(pl.col("row").cast(pl.Int64))
