@@ -173,8 +173,8 @@ def _summarise(run: dict, warehouse: Path) -> None:
         console.print(Text(f"{m['frequency']} {m['mineral']}: {m.get('model_id') or 'no model'}: {m['note']}", style=colour))
     from flows.report import forest_line
 
-    if forest_line(run):
-        console.print(Text(forest_line(run), style="dim"))
+    if forests := forest_line(run):
+        console.print(Text(forests, style="dim"))
     if run.get("seconds"):
         console.print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in run["seconds"].items())
                       + f" (stages: {sum(run['seconds'].values()):.1f})")

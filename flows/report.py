@@ -125,8 +125,8 @@ def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int,
     ]
     for g in run.get("models", []):
         lines.append(f"- {g['frequency']} {g['mineral']}: model {g.get('model_id') or '-'}: {g['note']}")
-    if forest_line(run):
-        lines.append(f"- {forest_line(run)}")
+    if forests := forest_line(run):
+        lines.append(f"- {forests}")
     if run.get("models"):
         lines.append("")
     if flagged.is_empty():

@@ -402,7 +402,7 @@ def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, 
         drift_all.update(drift)
         if key in reuse:  # score the changed route-periods; write only the rows that change
             # The stored rows new ones can affect: with a route_score above 0 or an explanation (the rest
-            # keep theirs, see rescore_changed); with graded route scores, most of the group.
+            # keep theirs, see rescore_changed): the rows the forest scored, not those screened out.
             context = con.sql("""SELECT * FROM main.route_score_values WHERE frequency = ? AND mineral = ?
                                    AND (route_score > 0 OR top_features IS NOT NULL)
                                  ORDER BY frequency, mineral, hs_code, hub_iso3, period""",

@@ -221,13 +221,6 @@ def evidence(params: ScoreParams) -> pl.Expr:
     return product.alias("evidence")
 
 
-def screened_in(group: pl.DataFrame, params: ScoreParams) -> pl.Series:
-    """The route-periods the forest scores: those whose evidence reaches min_evidence. The rest could not
-    carry a route score of min_evidence whatever the forest said, and keep anomaly_score and route_score
-    NULL (the screen: the forest's cost goes where there is evidence)."""
-    return group.select(evidence(params) >= params.min_evidence).to_series().fill_null(False)
-
-
 def training_sample(group: pl.DataFrame, params: ScoreParams) -> pl.DataFrame:
     """The rows a group's forest is fitted on: all of them up to train_sample_rows, else a seeded sample of
     about that many, the same share of every period (stratified, so every period's trade is in what the
@@ -244,9 +237,11 @@ def training_sample(group: pl.DataFrame, params: ScoreParams) -> pl.DataFrame:
 def score_group(group: pl.DataFrame, scorer: RouteScorer, params: ScoreParams,
                 known: np.ndarray | None = None) -> pl.DataFrame:
     """evidence, anomaly_score, score_percentile, score_threshold, gates and route_score for one model's
-    rows; the forest scores only the rows screened in (screened_in), the others keep NULL scores.
-    `known`: every row's anomaly score when fitting computed it already (a group fitted whole)."""
-    keep = screened_in(group, params)
+    rows. The screen: the forest scores only the rows whose evidence reaches min_evidence; the rest could
+    not carry a route score of min_evidence whatever the forest said, and keep anomaly_score and route_score
+    NULL. `known`: every row's anomaly score when fitting computed it already (a group fitted whole)."""
+    ceiling = group.select(evidence(params)).to_series()  # once: for the screen and as the stored column
+    keep = (ceiling >= params.min_evidence).fill_null(False)
     scores = np.full(group.height, np.nan)
     if known is not None:
         scores[keep.to_numpy()] = known[keep.to_numpy()]
@@ -257,7 +252,7 @@ def score_group(group: pl.DataFrame, scorer: RouteScorer, params: ScoreParams,
     percentile = pl.Series("score_percentile", scorer.score_percentile(scores)).fill_nan(None)
     direction_ok, sustained = gates(params)
     return group.with_columns(
-        evidence(params), anomaly,
+        ceiling, anomaly,
         pl.when(anomaly.is_null()).then(None).otherwise(percentile).alias("score_percentile"),
         score_threshold=pl.lit(params.min_route_score),
     ).with_columns(direction_ok, sustained).with_columns(graded_route_score(params))
@@ -471,10 +466,11 @@ def rescore_changed(context: pl.DataFrame, new_rows: pl.DataFrame, scorer: Route
 
     `context`: the group's stored rows of main.route_score_values (the changed routes' rows from their first
     changed period on already removed) that new rows can affect: those with route_score > 0 or an
-    explanation. Every other stored row has a route_score of 0 and no explanation, and keeps them: a flag
-    needs route_score > 0 (a flag-eligible row has a positive anomaly score and factors), and so does the
-    peak period of a top route. So the flags and peaks over context + new rows are those over the whole
-    group. (With graded scores nearly every row is above 0: the context is most of the group.)
+    explanation. Every other stored row has no route score (screened out: NULL) or one of 0, and no
+    explanation, and keeps them: a flag needs route_score > 0 (a flag-eligible row has a positive anomaly
+    score and factors), and so does the peak period of a top route. So the flags and peaks over context +
+    new rows are those over the whole group. (The screen leaves most rows NULL: the context is the rows the
+    forest scored, a few per cent of a large group.)
 
     A row's explanation depends on the model (unchanged), its own features and its route's typical values
     (the median over the route's scored periods): a row keeps its explanation when its route is not among
