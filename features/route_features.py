@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-ROUTE_KEYS = ("frequency", "mineral", "hs_code", "hub_iso3")
+from warehouse.contracts import KEYS, ROUTE_KEYS  # noqa: F401  (re-exported: the features' keys)
+
 
 
 @dataclass(frozen=True)
@@ -381,7 +382,7 @@ MAD_TO_SD = 1.4826  # a normal distribution's standard deviation is 1.4826 MADs
 
 # A frame may carry this boolean column: then the robust baselines are computed only at its true rows (null
 # elsewhere). An incremental build marks the rows whose features it keeps or whose z-scores those rows read
-# (flows/steps.changed_route_features); the other rows of its frame are only the windows' history.
+# (flows/stages/featurize.changed_route_features); the other rows of its frame are only the windows' history.
 NEEDED = "_needed"
 
 
@@ -895,6 +896,6 @@ def lookback(p: FeatureParams) -> int:
     (t-W-P+1, which the robust baselines read too), pass-through's lagged supply (t-W-L+1), the lagged
     windows (t-W-max_lag+1) and co-movement (t-comove_window-max_lag+1). A frame that starts this many
     periods before a route's first changed period gives every later period's features exactly, except
-    signal_persistence, which also needs its running spell and baseline_reach (flows/steps.py reads both)."""
+    signal_persistence, which also needs its running spell and baseline_reach (flows/stages/featurize.py reads both)."""
     return max(p.window + p.prior - 1, p.window + p.lag - 1, p.window + p.max_lag - 1,
                p.comove_window + p.max_lag - 1)

@@ -96,23 +96,17 @@ def score_folder(data_dir: Path, workdir: Path, monthly: FeatureParams, params: 
                  batch_id: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Load, build, compute features and score the files in `data_dir` in-process (no Prefect), in a
     throwaway warehouse under `workdir`. Returns (the scored route-periods, the plain rules' values)."""
-    from flows.steps import route_features_from
+    from flows import stages
     from models.scoring import score_routes
-    from warehouse.build import build_models
-    from warehouse.catalogue import load_catalogue
     from warehouse.connection import connect_read_write
-    from warehouse.ingest import ingest_folder
     from warehouse.plain_rules import plain_rules
-    from warehouse.schema import SourceParams, ensure_schema, write_reference_tables
 
     workdir.mkdir(parents=True, exist_ok=True)
     con = connect_read_write(workdir / "world.duckdb")
     try:
-        ensure_schema(con)
-        write_reference_tables(con, load_catalogue(None), SourceParams())
-        ingest_folder(con, data_dir, batch_id=batch_id, progress=lambda _: None)
-        build_models(con)
-        features = route_features_from(con, monthly)
+        stages.load(con, data_dir, batch_id)
+        stages.build(con)
+        features = stages.route_features_from(con, monthly)
         rules = plain_rules(con)
     finally:
         con.close()

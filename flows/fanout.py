@@ -28,7 +28,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from flows.steps import FanOut, GroupResult
+from flows.stages.score import FanOut, GroupResult
 from models.scoring import score_routes
 from warehouse.build import loading_code_fingerprint, scoring_code_fingerprint
 from warehouse.ingest import FileToLoad, PrepareMap, prepare_file

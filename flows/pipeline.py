@@ -27,19 +27,18 @@ from flows.html_report import gather
 from flows.notify import ARTIFACT_KEY, notify, summary_markdown
 from flows.report import write_report
 from flows.settings import Settings, code_version
-from flows.steps import features_and_scores, flagged_lists
+from flows import stages
+from flows.stages import features_and_scores, flagged_lists
 from warehouse import faults
 from warehouse import publish as pub
-from warehouse.build import build_models, build_scope, plan_build
-from warehouse.catalogue import load_catalogue
-from warehouse.comments import apply_comments
-from warehouse.connection import connect_read_only, connect_read_write, damage_in, rows
+from warehouse.build import build_scope, plan_build
+from warehouse.connection import checkpoint, connect_read_only, connect_read_write, damage_in
 from warehouse.coverage import raw_counts_and_coverage
-from warehouse.ingest import PrepareMap, ingest_folder, prepare_here
-from warehouse.outputs import now_utc, record_run
+from warehouse.ingest import PrepareMap, prepare_here
+from warehouse.outputs import flagged_routes, now_utc, record_run, run_recorded
 from warehouse.decisions_file import write_decisions_backup
 from warehouse.review import carry_over_decisions
-from warehouse.schema import ensure_schema, write_reference_tables
+from warehouse.schema import ensure_schema
 
 TASK_OPTS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 
@@ -70,11 +69,9 @@ def _load(build: Path, data_dir: Path, run_id: str, settings: Settings,
           prepare: PrepareMap = prepare_here) -> list[dict[str, Any]]:
     con = connect_read_write(build)
     try:
-        ensure_schema(con)
-        write_reference_tables(con, load_catalogue(settings.catalogue), settings.sources)
-        outcomes = ingest_folder(con, data_dir, batch_id=run_id, progress=step, prepare=prepare,
-                                 limits=settings.input_limits)
-        con.execute("CHECKPOINT")
+        outcomes = stages.load(con, data_dir, run_id, catalogue=settings.catalogue, sources=settings.sources,
+                               progress=step, prepare=prepare, limits=settings.input_limits)
+        checkpoint(con)
     finally:
         con.close()
     return [asdict(o) for o in outcomes]
@@ -112,9 +109,9 @@ def build_layers(build: Path, run_id: str, settings: Settings) -> dict[str, Any]
     try:
         plan = plan_build(con, run_id, settings.build_parameters(), full=settings.full)
         step(f"build: {plan.mode} ({plan.reason})")
-        counts = build_models(con, plan, progress=step)
+        counts = stages.build(con, plan, progress=step)
         scope = build_scope(con)
-        con.execute("CHECKPOINT")
+        checkpoint(con)
     finally:
         con.close()
     return {"counts": counts, "build": {"mode": plan.mode, "reason": plan.reason, **scope}}
@@ -138,7 +135,7 @@ def compute_and_score(build: Path, settings: Settings, run_id: str, incremental:
 
 
 def with_flagged_lists(scored: dict[str, Any], build: Path, run_id: str, settings: Settings) -> dict[str, Any]:
-    """The score step's result with the flagged lists written (flows.steps.flagged_lists: a connection of
+    """The score step's result with the flagged lists written (flows.stages.flagged_lists: a connection of
     their own, retried once after a DuckDB internal error, which is said and recorded in runs.build)."""
     laps = Laps(rss=True)
     counts, retried = flagged_lists(build, run_id, settings.dismissed_regrowth)
@@ -181,9 +178,8 @@ def fanned_out_score(build: Path, settings: Settings, run_id: str) -> dict[str, 
 def finish_build(build: Path, run: dict[str, Any]) -> None:
     con = connect_read_write(build)
     try:
-        record_run(con, run)
-        apply_comments(con)  # CREATE OR REPLACE drops comments: write them last
-        con.execute("CHECKPOINT")
+        stages.finish(con, run)
+        checkpoint(con)
     finally:
         con.close()
 
@@ -203,7 +199,7 @@ def publish_build(build: Path, live: Path) -> int:
             con = connect_read_write(build)
             try:
                 carried = carry_over_decisions(con, live)
-                con.execute("CHECKPOINT")
+                checkpoint(con)
             finally:
                 con.close()
             faults.at("publish")
@@ -241,14 +237,14 @@ def record_abandoned(build: Path, abandoned: list[dict[str, Any]], run_id: str) 
     try:
         ensure_schema(con)
         for a in abandoned:
-            if rows(con, "SELECT count(*) FROM main.runs WHERE run_id = ?", [a["run_id"]])[0][0]:
+            if run_recorded(con, a["run_id"]):
                 continue
             step(f"run {a['run_id']} ended without publishing (killed or crashed); its build file is removed "
                  "when this run publishes")
             record_run(con, {"run_id": a["run_id"], "started_at": a["started_at"], "finished_at": now_utc(),
                              "status": "abandoned", "error": f"the process ended before publishing (killed or crashed); "
                              f"nothing of it reached the warehouse; its build file was removed by run {run_id}"})
-        con.execute("CHECKPOINT")
+        checkpoint(con)
     finally:
         con.close()
 
@@ -277,7 +273,7 @@ def transship_pipeline(data_dir: Path, settings: Settings) -> dict[str, Any]:
         raise
     con = connect_read_only(Path(settings.warehouse))
     try:
-        flagged = con.sql("SELECT * FROM main.flagged_routes ORDER BY rank").pl()
+        flagged = flagged_routes(con)
     finally:
         con.close()
     announce(run, settings, flagged)

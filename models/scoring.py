@@ -87,7 +87,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from features.route_features import ROUTE_KEYS
+from features.route_features import KEYS, ROUTE_KEYS
 from models.iforest import MODEL_FEATURES, RouteScorer, explanation_text
 from models.params import ScoreParams
 
@@ -108,7 +108,6 @@ class FittedGroup:
 
 
 MODEL_FEATURE_COLUMNS = tuple(f.column for f in MODEL_FEATURES)
-KEYS = [*ROUTE_KEYS, "period"]
 # The feature columns scoring reads (of ~120): keys, what makes a row scoreable, the model's inputs, the
 # gates, the volume weight and the rule flag (both stored with the scores), the history lengths (notes).
 # Reading only these keeps a product group in memory at a quarter of its full width.

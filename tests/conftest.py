@@ -53,21 +53,17 @@ def prefect_harness():
 @pytest.fixture(scope="session")
 def sample_features(tmp_path_factory) -> "pl.DataFrame":
     """The bundled sample world (seed 7), loaded and built in a real DuckDB file, as route features."""
-    from flows.steps import route_features_from
     from features.route_features import FeatureParams
-    from warehouse.build import build_models
-    from warehouse.ingest import ingest_folder
+    from flows import stages
     from warehouse.sample_world import write_sample_world
 
     root = tmp_path_factory.mktemp("sample_features")
     paths = write_sample_world(root)
     c = duckdb.connect(str(root / "w.duckdb"))
     try:
-        ensure_schema(c)
-        write_reference_tables(c, load_catalogue())
-        ingest_folder(c, paths["data_dir"], batch_id="sample", progress=lambda _: None)
-        build_models(c)
-        return route_features_from(c, FeatureParams())
+        stages.load(c, paths["data_dir"], "sample")
+        stages.build(c)
+        return stages.route_features_from(c, FeatureParams())
     finally:
         c.close()
 
@@ -78,13 +74,10 @@ def scored_warehouse(tmp_path_factory) -> tuple[Path, dict]:
     steps, without Prefect. Returns the file and the run's row."""
     from dataclasses import asdict
 
+    from flows import stages
     from flows.settings import Settings, code_version
-    from flows.steps import features_and_scores
-    from warehouse.build import build_models
-    from warehouse.comments import apply_comments
     from warehouse.connection import connect_read_write
-    from warehouse.ingest import ingest_folder
-    from warehouse.outputs import now_utc, record_run, write_flag_lists
+    from warehouse.outputs import now_utc, write_flag_lists
     from warehouse.sample_world import write_sample_world
 
     root = tmp_path_factory.mktemp("scored")
@@ -96,17 +89,13 @@ def scored_warehouse(tmp_path_factory) -> tuple[Path, dict]:
     path = root / "w.duckdb"
     c = connect_read_write(path)  # the pipeline's own opener: v1.5.0 storage, readable by the 1.5 CLI
     try:
-        ensure_schema(c)
-        write_reference_tables(c, load_catalogue())
-        run["input_files"] = [asdict(o) for o in ingest_folder(c, paths["data_dir"], batch_id=run["run_id"],
-                                                                progress=lambda _: None)]
-        build_models(c)
-        run["models"] = features_and_scores(c, settings.features, settings.scoring, run["run_id"],
-                                            incremental=False)["models"]
+        run["input_files"] = [asdict(o) for o in stages.load(c, paths["data_dir"], run["run_id"])]
+        stages.build(c)
+        run["models"] = stages.features_and_scores(c, settings.features, settings.scoring, run["run_id"],
+                                                   incremental=False)["models"]
         write_flag_lists(c, run["run_id"], settings.dismissed_regrowth)
         run["finished_at"] = now_utc()
-        record_run(c, run)
-        apply_comments(c)
+        stages.finish(c, run)
         c.execute("CHECKPOINT")
     finally:
         c.close()

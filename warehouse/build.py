@@ -13,7 +13,7 @@ over a batch of products at a time, to bound memory). An incremental build
   gained or lost a route (a new route needs its whole history of zeros and totals).
 
 Then `build.dirty_routes` says, per route, from which period its legs changed: the features and scores are
-rebuilt from there on (flows/steps.py). Both modes give the same tables for the same raw rows; the
+rebuilt from there on (flows/stages/featurize.py, flows/stages/score.py). Both modes give the same tables for the same raw rows; the
 queries' sums are exact (decimal) so that the order rows are added in cannot change a figure.
 """
 
@@ -30,6 +30,7 @@ import duckdb
 
 from warehouse import faults
 from warehouse.connection import rows, scalar
+from warehouse.contracts import KEYS
 
 SQL_DIR = Path(__file__).parent / "sql"
 MODELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -40,7 +41,7 @@ MODELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("staging", "stg_flows_excluded", ("file_sha256", "source_row", "part")),
     ("staging", "stg_revisions", ("old_file_sha256", "source", "frequency", "period", "reporter_iso3",
                                   "partner_iso3", "flow", "hs_code")),
-    ("marts", "fct_route_legs", ("frequency", "mineral", "hs_code", "hub_iso3", "period")),
+    ("marts", "fct_route_legs", tuple(KEYS)),
 )
 
 STATE_DDL = """
@@ -247,7 +248,7 @@ def _build_mart(con: duckdb.DuckDBPyConnection, plan: BuildPlan, batch_rows: int
         raise KeyViolation(f"staging.stg_flows has source {other[0][0]!r}, which fct_route_legs.sql does not list "
                            f"among {', '.join(SOURCES)}: add it there and to build.SOURCES")
     con.execute(_query("marts", "fct_route_legs__inputs"))
-    key = ("frequency", "mineral", "hs_code", "hub_iso3", "period")
+    key = tuple(KEYS)
     relation = "marts.fct_route_legs"
     if plan.mode == "full":
         written = _build_mart_in_batches(con, relation, key, batch_rows, progress)

@@ -164,3 +164,8 @@ def execute_script(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, A
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
     result = rows(con, sql, params)
     return result[0][0] if result else None
+
+
+def checkpoint(con: duckdb.DuckDBPyConnection) -> None:
+    """Write what this connection committed into the database file (out of the write-ahead log)."""
+    con.execute("CHECKPOINT")

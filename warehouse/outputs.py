@@ -10,6 +10,7 @@ import duckdb
 import polars as pl
 
 from warehouse.connection import execute_script, release_memory, rows
+from warehouse.contracts import KEYS
 from warehouse.review import ensure_review_schema
 
 FLAG_CANDIDATES_SQL = """
@@ -287,14 +288,30 @@ def delete_changed_ranges(con: duckdb.DuckDBPyConnection,
                           AND t.hub_iso3 = d.hub_iso3 AND t.period >= d.first_period""")
 
 
+def scored_context(con: duckdb.DuckDBPyConnection, frequency: str, mineral: str) -> pl.DataFrame:
+    """A group's stored score rows that new route-periods can affect (models.scoring.rescore_changed): those
+    with a route_score above 0 or an explanation, in key order."""
+    return con.sql("""SELECT * FROM main.route_score_values WHERE frequency = ? AND mineral = ?
+                        AND (route_score > 0 OR top_features IS NOT NULL)
+                      ORDER BY frequency, mineral, hs_code, hub_iso3, period""", params=[frequency, mineral]).pl()
+
+
+def without_caching_operators(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """`con` with DuckDB's caching operators off, for write_flag_lists over rows just written: DuckDB 2.0.0's
+    CachingPhysicalOperator sometimes fails there with an internal error ("dict-surviving cache: global
+    dictionary column ... changed identity", duckdb/duckdb#23447); off, it is never planned."""
+    con.execute("SET enable_caching_operators = false")
+    return con
+
+
 def delete_score_rows(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, explanations: pl.DataFrame) -> None:
     """Remove the route-periods `rows` (keys: frequency, mineral, hs_code, hub_iso3, period) from
     main.route_score_values, and the explanations of the route-periods `explanations`, before their new
     versions are appended (write_group_scores)."""
-    keys = ["frequency", "mineral", "hs_code", "hub_iso3", "period"]
+
     for table, frame in (("main.route_score_values", rows), ("main.route_explanations", explanations)):
         if frame.height:
-            con.register("_stale", frame.select(keys))
+            con.register("_stale", frame.select(KEYS))
             con.execute(f"""DELETE FROM {table} AS t USING _stale AS k
                             WHERE t.frequency = k.frequency AND t.mineral = k.mineral AND t.hs_code = k.hs_code
                               AND t.hub_iso3 = k.hub_iso3 AND t.period = k.period""")
@@ -339,3 +356,13 @@ def record_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:
          json.dumps(run["build"], default=str) if run.get("build") else None,
          json.dumps(run["models"], default=str) if run.get("models") is not None else None],
     )
+
+
+def run_recorded(con: duckdb.DuckDBPyConnection, run_id: str) -> bool:
+    """Whether main.runs has a row for run_id."""
+    return bool(rows(con, "SELECT count(*) FROM main.runs WHERE run_id = ?", [run_id])[0][0])
+
+
+def flagged_routes(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """main.flagged_routes, rank 1 first."""
+    return con.sql("SELECT * FROM main.flagged_routes ORDER BY rank").pl()

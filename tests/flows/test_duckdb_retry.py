@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 import warehouse.outputs as outputs
-from flows.steps import flagged_lists
+from flows.stages import flagged_lists
 from tests.helpers import query
 
 INJECTED = "INTERNAL Error: dict-surviving cache: global dictionary column 38 changed identity (injected)"

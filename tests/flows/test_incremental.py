@@ -12,17 +12,15 @@ import pytest
 
 from flows.pipeline import transship_pipeline
 from flows.settings import Settings
-from flows import steps
-from flows.steps import changed_route_features, features_and_scores
+from flows import stages
+from flows.stages import featurize
+from flows.stages.featurize import changed_route_features
 from models.scoring import ScoreParams
 from tests.helpers import query, table_differences
 from warehouse import outputs
-from warehouse.build import build_models, plan_build
-from warehouse.catalogue import load_catalogue
+from warehouse.build import plan_build
 from warehouse.connection import connect_read_write
-from warehouse.ingest import ingest_folder
 from warehouse.sample_world import write_sample_world
-from warehouse.schema import ensure_schema, write_reference_tables
 
 
 def add_revision(paths: dict[str, Path]) -> None:
@@ -85,12 +83,10 @@ def _run(path: Path, data: Path, run_id: str, settings: Settings, full: bool = F
     """One run's steps without Prefect (the pipeline's tasks call the same functions)."""
     con = connect_read_write(path)
     try:
-        ensure_schema(con)
-        write_reference_tables(con, load_catalogue(settings.catalogue), settings.sources)
-        ingest_folder(con, data, batch_id=run_id, progress=lambda _: None)
+        stages.load(con, data, run_id, catalogue=settings.catalogue, sources=settings.sources)
         plan = plan_build(con, run_id, settings.build_parameters(), full)
-        counts = build_models(con, plan)
-        out = features_and_scores(con, settings.features, settings.scoring, run_id, plan.mode == "incremental")
+        counts = stages.build(con, plan)
+        out = stages.features_and_scores(con, settings.features, settings.scoring, run_id, plan.mode == "incremental")
         out["counts"].update(outputs.write_flag_lists(con, run_id, settings.dismissed_regrowth))
         con.execute("CHECKPOINT")
         return {"plan": plan, **counts, **out["counts"], "models": out["models"]}
@@ -130,8 +126,8 @@ def test_reused_models_rescore_only_what_changed_and_match_a_full_rebuild(tmp_pa
         written.append((run_id, "create" in kwargs, scores.height))
         return write_group_scores(con, scores, explanations, run_id, **kwargs)
 
-    monkeypatch.setattr(steps, "INCREMENTAL_BATCH_ROWS", 300)
-    monkeypatch.setattr(steps, "changed_route_features", counted)
+    monkeypatch.setattr(featurize, "INCREMENTAL_BATCH_ROWS", 300)
+    monkeypatch.setattr(featurize, "changed_route_features", counted)
     monkeypatch.setattr(outputs, "write_group_scores", counted_writes)
     out, _ = _reuse_after(tmp_path, next_month, hold_back=1)
     assert len(batches) > 2 and len(set(batches)) == len(batches)  # several batches, each computed once

@@ -87,7 +87,7 @@ def test_baci_23_years_reproduce_the_published_route(con, real_data):
     assert rows(con, "SELECT DISTINCT cn_to_hub_source FROM marts.fct_route_legs WHERE cn_to_hub_source IS NOT NULL") == [("baci",)]
     # This subset publishes weights for 2024 only: years of trade of unknown weight must not read as 0 kg.
     # No flow of 811010 has a weight before 2024, so none can be estimated, and the kg coverage says so.
-    from flows.steps import route_features_from
+    from flows.stages import route_features_from
     from models.scoring import ScoreParams, gates
 
     features = route_features_from(con, FeatureParams())

@@ -12,7 +12,8 @@ import polars as pl
 import pytest
 
 from features.route_features import FeatureParams
-from flows.steps import KEYS, route_features_from, write_all_features
+from features.route_features import KEYS
+from flows.stages.featurize import route_features_from, write_all_features
 from warehouse.build import build_models
 from warehouse.catalogue import ALL_PRODUCTS_CATALOGUE, CatalogueError, load_catalogue
 from warehouse.ingest import ingest_folder

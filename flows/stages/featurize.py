@@ -1,0 +1,122 @@
+"""features.route_features: every route's features (a full build), or those of the routes an incremental
+build changed (warehouse/build.py leaves `build.dirty_routes`: per route, the first period whose legs
+changed), each route from that period on, reading back just the history it needs. Both give the same table:
+the features are summed exactly. Computed in batches of whole products to bound memory."""
+
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+
+from features.route_features import NEEDED, ROUTE_NO, FeatureParams, baseline_reach, build_route_features, lookback
+from flows.progress import Countdown
+from models.scoring import SCORING_INPUTS, in_key_order
+from warehouse import feature_store as store
+from warehouse.connection import release_memory
+
+# Route-periods per batch of a feature build: bounds memory (features are ~120 columns wide), while each
+# batch stays large enough for Polars to work on whole columns (tests/benchmarks/bench_scale.py).
+FEATURE_BATCH_ROWS = 250_000
+# An incremental build reads about half of its routes' mart rows (the lookback) and keeps a tenth of those
+# past the features' first pass: larger batches, fewer of them (each has a fixed cost of queries and plans).
+INCREMENTAL_BATCH_ROWS = 1_000_000
+
+
+def _features_of(legs: pl.DataFrame, con: duckdb.DuckDBPyConnection, monthly: FeatureParams) -> pl.DataFrame:
+    floors = store.mineral_floors(con)
+    frequencies = legs["frequency"].unique(maintain_order=True).to_list()
+    # One frequency (the rule in a batch): the frame as it is, not a copy made by group_by.
+    groups = [(freq, legs if len(frequencies) == 1 else legs.filter(pl.col("frequency") == freq)) for freq in frequencies]
+    # No legs at all (nothing loaded, or nothing that makes a route): an empty frame of the features' columns.
+    groups = groups or [("M", legs)]
+    frames = [build_route_features(group, FeatureParams.for_frequency(freq, monthly), floors) for freq, group in groups]
+    return pl.concat([f.collect() for f in frames], how="diagonal_relaxed")
+
+
+def route_features_from(con: duckdb.DuckDBPyConnection, monthly: FeatureParams) -> pl.DataFrame:
+    """features.route_features as a frame: the mart's legs with every feature, per frequency."""
+    return _features_of(store.all_legs(con), con, monthly)
+
+
+def _changed_starts(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, batches: str | None) -> None:
+    """Temp table _changed_starts (warehouse.feature_store.make_changed_starts), with each frequency's
+    lookback and baseline reach."""
+    annual = FeatureParams.for_frequency("A", monthly)
+    store.make_changed_starts(con, batches, (lookback(monthly), baseline_reach(monthly)),
+                              (lookback(annual), baseline_reach(annual)))
+
+
+def changed_route_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams,
+                           batch: int | None = None) -> pl.DataFrame:
+    """The features of the route-periods build.dirty_routes names (each route from its first changed period
+    on), computed from the mart rows they need (see _changed_starts). With `batch`, only the products of that
+    batch of the temp table _changed_starts, which update_features has made (and _grid_origin); without, all
+    of them."""
+    if batch is None:
+        _changed_starts(con, monthly, None)
+        store.make_grid_origin(con)
+        try:
+            return changed_route_features(con, monthly, 0)
+        finally:
+            store.drop_temp(con, "_changed_starts", "_grid_origin")
+    legs = store.changed_legs(con, batch, ROUTE_NO, NEEDED)
+    # _first_changed rides along through the features (they keep the frame's other columns).
+    features = _features_of(legs, con, monthly)
+    return features.filter(pl.col("period") >= pl.col("_first_changed")).drop("_first_changed", NEEDED, strict=False)
+
+
+def write_all_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams,
+                       batch_rows: int = FEATURE_BATCH_ROWS) -> int:
+    """features.route_features for the whole mart, computed in batches of whole products, in key order.
+    Returns the row count."""
+    batches = store.product_batches(con, "_feature_batches", batch_rows)
+    total = 0
+    if not batches:  # an empty mart: an empty table of the right shape
+        store.write_features(con, route_features_from(con, monthly), create=True)
+    store.make_grid_origin(con)
+    countdown = Countdown("  features: batch", len(batches))
+    for i, batch in enumerate(batches):
+        countdown(i)
+        legs = store.batch_legs(con, batch)
+        release_memory(con)
+        # In key order (already, as a rule: then no copy), written as it is: sorting ~120 columns in DuckDB
+        # would cost more than the write.
+        features = in_key_order(_features_of(legs, con, monthly))
+        store.write_features(con, features, create=i == 0)
+        total += features.height
+        del legs, features  # before the next batch is read
+    store.drop_temp(con, "_feature_batches", "_grid_origin")
+    return total
+
+
+def update_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, incremental: bool) -> pl.DataFrame | int:
+    """Write features.route_features: all of it (returns its row count; the rows stay in the warehouse), or
+    the changed route-periods (returns them, with the columns scoring reads: SCORING_INPUTS).
+
+    The changed features are computed in batches of whole products, as a full build's are: a new month
+    changes every route, and each route's lookback (~4 years of months) is read back to recompute it, so one
+    batch would hold most of the mart in memory."""
+    if not incremental:
+        return write_all_features(con, monthly)
+    from warehouse.outputs import delete_changed_ranges
+
+    batches = store.product_batches(con, "_changed_batches", INCREMENTAL_BATCH_ROWS, only_routes="build.dirty_routes")
+    # The spells are read from the rows just before the routes' first changed periods, which the deletion
+    # leaves in place; read first all the same.
+    _changed_starts(con, monthly, "_changed_batches")
+    store.make_grid_origin(con)
+    delete_changed_ranges(con, ("features.route_features",))
+    changed, features = [], None
+    countdown = Countdown("  features of the changed routes: batch", len(batches))
+    for i, batch in enumerate(batches):
+        countdown(i)
+        features = in_key_order(changed_route_features(con, monthly, batch))
+        if features.height:
+            store.write_features(con, features)
+            changed.append(features.select(SCORING_INPUTS))
+    store.drop_temp(con, "_changed_batches", "_changed_starts", "_grid_origin")
+    if changed:
+        return pl.concat(changed, how="diagonal_relaxed")
+    # Nothing changed: an empty frame, the last batch's (not all dirty routes again, unbatched), or one read
+    # for no route when no dirty route has a row in the mart.
+    return features if features is not None else changed_route_features(con, monthly)

@@ -1,0 +1,8 @@
+"""What the warehouse's relations promise: the route key every table from the mart on is keyed by."""
+
+from __future__ import annotations
+
+# A route (China -> hub -> US of one product, per frequency), and a route-period: defined here only; the
+# features, the models and every store read them from here.
+ROUTE_KEYS = ("frequency", "mineral", "hs_code", "hub_iso3")
+KEYS = [*ROUTE_KEYS, "period"]

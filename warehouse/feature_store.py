@@ -1,0 +1,195 @@
+"""features.route_features in the warehouse: the mart's legs read for the features (whole, or in batches of
+whole products), the features written, and the scoring inputs read back per model group or per route.
+
+The feature arithmetic is in features/; what runs it batch by batch is flows/stages/featurize.py. This
+module is the SQL between them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from warehouse.contracts import KEYS, ROUTE_KEYS
+
+# Each period's position on its frequency's grid (features.route_features.has_history counts by it), from
+# the grid's first periods g.
+GRID_ORIGIN = "SELECT frequency, min(period) AS first_period FROM marts.fct_route_legs GROUP BY frequency"
+_LEGS = """
+SELECT m.*, CASE m.frequency WHEN 'M' THEN datediff('month', g.first_period, m.period)
+                             ELSE datediff('year', g.first_period, m.period) END AS grid_index
+FROM marts.fct_route_legs AS m JOIN {origin} AS g USING (frequency)
+"""
+LEGS_WITH_GRID_INDEX = _LEGS.format(origin=f"({GRID_ORIGIN})")
+# The same for one batch: the grid's first periods from the temp table _grid_origin (made once: a batch that
+# worked them out again scanned the whole mart), and only the batch's hs_code range, so that DuckDB skips
+# the row groups of other products (the mart is written in product order).
+BATCH_LEGS = _LEGS.format(origin="_grid_origin") + "WHERE m.hs_code BETWEEN ? AND ?\n"
+
+# models.scoring.scoreable in SQL, over features.route_features.
+SCOREABLE_SQL = ("has_history AND (cn_to_hub_kg_window + cn_to_hub_kg_prior + hub_to_us_kg_window"
+                 " + hub_to_us_kg_prior + hub_to_us_usd_window + cn_to_hub_usd_window) > 0")
+
+
+def mineral_floors(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Each mineral's volume floors (ref.minerals): mineral, volume_floor_kg, volume_floor_usd."""
+    return con.sql("SELECT mineral, volume_floor_kg, volume_floor_usd FROM ref.minerals").pl()
+
+
+def all_legs(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Every row of marts.fct_route_legs with its grid_index."""
+    return con.sql(LEGS_WITH_GRID_INDEX).pl()
+
+
+def make_grid_origin(con: duckdb.DuckDBPyConnection) -> None:
+    """Temp table _grid_origin: each frequency's first period (BATCH_LEGS reads it)."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _grid_origin AS {GRID_ORIGIN}")
+
+
+def drop_temp(con: duckdb.DuckDBPyConnection, *tables: str) -> None:
+    for table in tables:
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _hs_range(con: duckdb.DuckDBPyConnection, table: str, batch: int) -> list[str]:
+    """The smallest and largest hs_code of a batch of the temp table `table`."""
+    return list(con.sql(f"SELECT min(hs_code), max(hs_code) FROM {table} WHERE batch = ?", params=[batch]).fetchall()[0])
+
+
+def product_batches(con: duckdb.DuckDBPyConnection, table: str, batch_rows: int, only_routes: str = "") -> list[int]:
+    """Temp table `table` (frequency, mineral, hs_code, batch): whole products in key order, about batch_rows
+    of the mart's route-periods a batch (a route's periods never straddle two batches), counting only the
+    routes of the table `only_routes` when given. Returns the batch numbers in order."""
+    routes = f" SEMI JOIN {only_routes} USING (frequency, mineral, hs_code, hub_iso3)" if only_routes else ""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {table} AS
+        SELECT frequency, mineral, hs_code,
+               (sum(n) OVER (ORDER BY frequency, mineral, hs_code) - n) // {int(batch_rows)} AS batch
+        FROM (SELECT frequency, mineral, hs_code, count(*) AS n FROM marts.fct_route_legs{routes}
+              GROUP BY frequency, mineral, hs_code)""")
+    return [b for (b,) in con.sql(f"SELECT DISTINCT batch FROM {table} ORDER BY batch").fetchall()]
+
+
+def batch_legs(con: duckdb.DuckDBPyConnection, batch: int) -> pl.DataFrame:
+    """The mart rows (with grid_index) of one batch of the temp table _feature_batches."""
+    return con.sql(f"""SELECT l.* FROM ({BATCH_LEGS}) AS l
+                       JOIN _feature_batches AS b USING (frequency, mineral, hs_code)
+                       WHERE b.batch = ?""", params=[*_hs_range(con, "_feature_batches", batch), batch]).pl()
+
+
+def make_changed_starts(con: duckdb.DuckDBPyConnection, batches: str | None, monthly_reach: tuple[int, int],
+                        annual_reach: tuple[int, int]) -> None:
+    """Temp table _changed_starts: for each route of build.dirty_routes, its batch (from the temp table
+    `batches`; 0 without), its first changed period, the running spell of signal_persistence just before it
+    (so that a long spell counts on from where it was), the period its legs are read from (every row whose
+    features are kept or whose baselines are read, with its whole lookback behind it) and the period from
+    which rows are needed (those whose robust baselines are read), and a number per route in key order.
+    `*_reach`: (lookback, baseline reach) in periods of each frequency. Made once for all batches: the
+    spells are read from features.route_features, the largest table."""
+    (m_look, m_base), (a_look, a_base) = monthly_reach, annual_reach
+    batch = "0" if batches is None else "b.batch"
+    in_batch = "" if batches is None else f"""
+            JOIN {batches} AS b ON b.frequency = d.frequency AND b.mineral = d.mineral AND b.hs_code = d.hs_code"""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _changed_starts AS
+        WITH seeds AS (
+            SELECT d.frequency, d.mineral, d.hs_code, d.hub_iso3, d.first_period, {batch} AS batch,
+                   coalesce(f.signal_persistence, 0) AS spell
+            FROM build.dirty_routes AS d{in_batch}
+            LEFT JOIN features.route_features AS f
+              ON f.frequency = d.frequency AND f.mineral = d.mineral AND f.hs_code = d.hs_code
+             AND f.hub_iso3 = d.hub_iso3
+             AND f.period = CASE d.frequency WHEN 'M' THEN d.first_period - INTERVAL 1 MONTH
+                                             ELSE d.first_period - INTERVAL 1 YEAR END
+        )
+        SELECT frequency, mineral, hs_code, hub_iso3, batch, first_period,
+               row_number() OVER (ORDER BY frequency, mineral, hs_code, hub_iso3) AS route_no,
+               CASE frequency
+                   WHEN 'M' THEN first_period - to_months(({int(m_look) + int(m_base)} + spell)::INTEGER)
+                   ELSE first_period - to_years(({int(a_look) + int(a_base)} + spell)::INTEGER)
+               END AS read_from,
+               CASE frequency
+                   WHEN 'M' THEN first_period - to_months((spell + {int(m_base)})::INTEGER)
+                   ELSE first_period - to_years((spell + {int(a_base)})::INTEGER)
+               END AS needed_from
+        FROM seeds""")
+
+
+def changed_legs(con: duckdb.DuckDBPyConnection, batch: int, route_no: str, needed: str) -> pl.DataFrame:
+    """The mart rows one batch of _changed_starts needs, each with its route's first changed period
+    (_first_changed), its route number (column `route_no`) and whether its baselines are needed (`needed`)."""
+    return con.sql(f"""
+        SELECT l.*, s.first_period AS _first_changed, s.route_no AS {route_no}, l.period >= s.needed_from AS {needed}
+        FROM ({BATCH_LEGS}) AS l
+        JOIN _changed_starts AS s USING (frequency, mineral, hs_code, hub_iso3)
+        WHERE s.batch = ? AND l.period >= s.read_from
+    """, params=[*_hs_range(con, "_changed_starts", batch), batch]).pl()
+
+
+def write_features(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, create: bool = False) -> None:
+    """Append `features` to features.route_features as they are (DuckDB keeps insertion order: the caller
+    hands them in key order), or replace the table with them (`create`)."""
+    con.register("_features", features)
+    try:
+        verb = "CREATE OR REPLACE TABLE features.route_features AS" if create else "INSERT INTO features.route_features BY NAME"
+        con.execute(f"{verb} SELECT * FROM _features")
+    finally:
+        con.unregister("_features")
+
+
+def feature_count(con: duckdb.DuckDBPyConnection) -> int:
+    return con.sql("SELECT count(*) FROM features.route_features").fetchall()[0][0]
+
+
+def model_groups(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """The (frequency, mineral) groups of features.route_features, in order."""
+    return [tuple(r) for r in con.sql("SELECT DISTINCT frequency, mineral FROM features.route_features ORDER BY ALL").fetchall()]
+
+
+def feature_rows(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """`columns` of features.route_features for `keys` (frequency, mineral, hs_code, hub_iso3, period), in the
+    order of `keys`."""
+    con.register("_keys", keys.select(KEYS).with_row_index("_order"))
+    try:
+        # The rows found on the key columns first, then only the asked-for columns read by rowid: a join that
+        # read every column of every row it scanned was several times slower on a large group.
+        return con.sql(f"""WITH found AS (SELECT f.rowid AS _rid, k._order FROM _keys AS k
+                                          JOIN features.route_features AS f
+                                          USING (frequency, mineral, hs_code, hub_iso3, period))
+                           SELECT {', '.join('f.' + c for c in columns)}
+                           FROM features.route_features AS f JOIN found ON f.rowid = found._rid
+                           ORDER BY found._order""").pl()
+    finally:
+        con.unregister("_keys")
+
+
+def group_rows(con: duckdb.DuckDBPyConnection, frequency: str, mineral: str, columns: list[str],
+               after: Any = None) -> pl.DataFrame:
+    """A group's scoreable rows (those after a period, when given), in key order: `columns`. Filtered and
+    sorted here, a large group reaches Polars once."""
+    return con.sql(f"SELECT {', '.join(columns)} FROM features.route_features"
+                   f" WHERE frequency = ? AND mineral = ? AND {SCOREABLE_SQL}"
+                   + (" AND period > ?::DATE" if after is not None else "")
+                   + " ORDER BY frequency, mineral, hs_code, hub_iso3, period",
+                   params=[frequency, mineral] + ([after] if after is not None else [])).pl()
+
+
+def all_group_rows(con: duckdb.DuckDBPyConnection, frequency: str, mineral: str, columns: list[str]) -> pl.DataFrame:
+    """Every row of a group, scoreable or not: `columns` (read when nothing in it is scoreable, to say why)."""
+    return con.sql(f"SELECT {', '.join(columns)} FROM features.route_features WHERE frequency = ? AND mineral = ?",
+                   params=[frequency, mineral]).pl()
+
+
+def route_rows(con: duckdb.DuckDBPyConnection, frequency: str, mineral: str, routes: pl.DataFrame,
+               columns: list[str]) -> pl.DataFrame:
+    """The scoreable rows (`columns`) of a group's `routes` (hs_code, hub_iso3 and the group's keys): every
+    scored period of those routes."""
+    con.register("_routes", routes.select(ROUTE_KEYS))
+    try:
+        return con.sql(f"""SELECT {', '.join(columns)} FROM features.route_features
+                           SEMI JOIN _routes USING (frequency, mineral, hs_code, hub_iso3)
+                           WHERE frequency = ? AND mineral = ? AND {SCOREABLE_SQL}
+                           ORDER BY hs_code, hub_iso3, period""", params=[frequency, mineral]).pl()
+    finally:
+        con.unregister("_routes")
