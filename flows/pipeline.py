@@ -26,7 +26,7 @@ from flows.progress import Laps, step
 from flows.html_report import gather
 from flows.notify import ARTIFACT_KEY, notify, summary_markdown
 from flows.report import write_report
-from flows.settings import Settings, code_version
+from flows.settings import DEFAULT_REPORTS, DEFAULT_WAREHOUSE, Settings, code_version
 from flows import stages
 from flows.stages import features_and_scores, flagged_lists
 from warehouse import faults
@@ -435,7 +435,7 @@ def fetch_source(source: str, spec: dict[str, Any], data_dir: Path) -> dict[str,
 
 
 @flow(name="transship-scheduled", flow_run_name=_scheduled_name)
-def scheduled_run(data_dir: str, warehouse: str = "warehouse/transship.duckdb", reports_dir: str = "reports",
+def scheduled_run(data_dir: str, warehouse: str = str(DEFAULT_WAREHOUSE), reports_dir: str = str(DEFAULT_REPORTS),
                   notify_url: str | None = None, notify_command: str | None = None,
                   dask_address: str | None = None) -> dict[str, Any]:
     """The job as a deployment runs it: plain parameters (paths as text) in, the run's row out. Every other

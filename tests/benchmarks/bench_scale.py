@@ -71,7 +71,7 @@ def child_floor(data_dir: Path, memory_limit: str | None) -> dict:
 def child_run(data_dir: Path, warehouse: Path, reports: Path, memory_limit: str | None, model: str) -> dict:
     if memory_limit:
         os.environ["TRANSSHIP_DUCKDB_MEMORY_LIMIT"] = memory_limit
-    from flows.cli import _run
+    from flows.cli.run import _run
 
     t0 = time.perf_counter()
     run = _run(data_dir, warehouse, reports, {"catalogue": CATALOGUE, "window": 5, "model_policy": model})

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 def test_the_command_lines_caps_are_the_settings_defaults():
     # One dataclass owns each default; the options that restate them for --help must agree.
-    from flows.cli import fetch_census_cmd, run
+    from flows.cli.fetch import fetch_census_cmd
+    from flows.cli.run import run
     from warehouse.fetch import FetchLimits
     from models.scoring import ScoreParams
     from warehouse.files import InputLimits

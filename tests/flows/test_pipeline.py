@@ -222,7 +222,7 @@ def test_national_world_flags_the_same_routes_and_reports_a_revision(prefect_har
 
 
 def test_the_run_summary_shows_where_time_and_memory_went(first_run, capsys):
-    from flows.cli import _summarise
+    from flows.cli.run import _summarise
 
     run, settings = first_run
     assert list(run["peak_rss_gb"]) == list(run["seconds"])  # the peak so far, after every stage

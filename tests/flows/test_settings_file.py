@@ -98,7 +98,7 @@ def test_the_scheduled_downloads_are_read_with_their_defaults(tmp_path):
 def test_every_file_setting_is_an_option_of_transship_run():
     """The file's keys are `transship run`'s options (with underscores): an option given on the command line
     can only win over the file when the names match."""
-    from flows.cli import run
+    from flows.cli.run import run
     from flows.settings import SETTINGS_KEYS
 
     assert set(SETTINGS_KEYS) <= {p.name for p in run.params}

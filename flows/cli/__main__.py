@@ -1,0 +1,3 @@
+from flows.cli.app import main
+
+main()

@@ -1,0 +1,45 @@
+"""`transship models`: the registered models, or one model's card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from flows.cli.app import cli
+from flows.cli.options import open_read_only, plain_row, warehouse_option
+
+
+@cli.command()
+@warehouse_option
+@click.argument("model_id", required=False)
+def models(warehouse: Path, model_id: str | None) -> None:
+    """List the registered models, or print one model's card (MODEL_ID)."""
+    from rich.table import Table
+
+    from flows.progress import wide_console
+
+    con = open_read_only(warehouse)
+    try:
+        if model_id:
+            found = con.execute("SELECT card FROM models.registry WHERE model_id = ?", [model_id]).fetchall()
+            if not found:
+                raise click.ClickException(f"no model {model_id!r} in {warehouse}; `transship models` lists them")
+            click.echo(json.dumps(json.loads(found[0][0]), indent=2))
+            return
+        listed = con.sql("""
+            SELECT r.model_id, r.frequency, r.mineral, r.created_at, r.training_first_period, r.training_last_period,
+                   r.n_train, r.n_routes, (SELECT count(*) FROM main.route_score_values s WHERE s.model_id = r.model_id) AS scoring_now,
+                   (SELECT string_agg(feature, ', ') FROM models.drift d WHERE d.model_id = r.model_id AND d.drifted
+                    AND d.run_id = (SELECT max(run_id) FROM models.drift)) AS drift_last_run
+            FROM models.registry r ORDER BY r.created_at DESC, r.model_id""").fetchall()
+    finally:
+        con.close()
+    table = Table(title=f"Registered models in {warehouse}", title_justify="left")
+    for col in ("model", "freq", "mineral", "created (UTC)", "trained on", "rows", "routes", "in use", "drift (last run)"):
+        table.add_column(col, no_wrap=col != "drift (last run)")
+    for mid, freq, mineral, created, first, last, n, routes, used, drift in listed:
+        plain_row(table, mid, freq, mineral, f"{created:%Y-%m-%d %H:%M}", f"{first}..{last}", f"{n:,}", f"{routes:,}",
+                   f"{used:,} rows" if used else "-", drift or "-")
+    wide_console().print(table)
