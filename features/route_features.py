@@ -76,6 +76,13 @@ def periods_before(period: date, n: int, frequency: str) -> date:
     return date(total // 12, total % 12 + 1, 1)
 
 
+def first_period_read(stored: dict[str, Any] | None, period: date, frequency: str) -> date:
+    """The first period the features of a route-period read, for the monthly parameters a run stored: its
+    window, the prior periods and the transit lags (warehouse.lineage lists the files behind them)."""
+    p = FeatureParams.for_frequency(frequency, FeatureParams.from_stored(stored))
+    return periods_before(period, p.window + p.prior + p.max_lag - 1, frequency)
+
+
 # Window sums are added as whole thousandths (grams, tenths of a cent): integer sums are exact, so a
 # route's features come out the same whether its history is read from the first period or from a later
 # one (an incremental run reads only what it needs; a floating-point running sum would differ in the

@@ -138,7 +138,7 @@ def want_of_room(exc: BaseException, stage: str, live: Path) -> BaseException | 
 def record_failure(live: Path, run: dict[str, Any]) -> None:
     """Best effort: note the failed run in the live warehouse (its data stay untouched)."""
     from flows.progress import step
-    from warehouse.connection import connect_read_write
+    from warehouse.connection import checkpoint, connect_read_write
     from warehouse.outputs import record_run
     from warehouse.schema import ensure_schema
 
@@ -147,7 +147,7 @@ def record_failure(live: Path, run: dict[str, Any]) -> None:
         try:
             ensure_schema(con)
             record_run(con, run)
-            con.execute("CHECKPOINT")
+            checkpoint(con)
         finally:
             con.close()
     except Exception as exc:  # the run's own error matters more than this note

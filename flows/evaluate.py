@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 
 from warehouse.connection import connect_read_only
+from warehouse.outputs import flagged_routes
 
 if TYPE_CHECKING:
     from features.route_features import FeatureParams
@@ -37,7 +38,7 @@ def demo_verdict(warehouse: Path, truth_path: Path) -> pl.DataFrame:
 
     con = connect_read_only(warehouse)
     try:
-        flagged = con.sql("SELECT * FROM main.flagged_routes ORDER BY rank").pl()
+        flagged = flagged_routes(con)
     finally:
         con.close()
     card = demo_scorecard(flagged, truth_path)

@@ -27,9 +27,11 @@ import plotly.io as pio
 import polars as pl
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from features.route_features import FeatureParams, periods_before
+from features.route_features import ROUTE_KEYS, FeatureParams, periods_before
 from flows.spreadsheet import spreadsheet_safe
 from models.iforest import in_tonnes
+from warehouse import report_queries as q
+from warehouse.outputs import flagged_routes
 
 LEG_COLOURS = {"cn_to_hub_kg": "#c0392b", "hub_to_us_kg": "#1f5fa8", "us_from_cn_kg": "#7f7f7f"}
 LEG_NAMES = {"cn_to_hub_kg": "China -> hub (China's exports)", "hub_to_us_kg": "hub -> US (US imports)",
@@ -52,56 +54,16 @@ class ReportData:
     previous_run_id: str | None
 
 
-def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
-    return con.sql(sql).pl()
-
-
 def gather(con: duckdb.DuckDBPyConnection, run: dict[str, Any], top_n: int) -> ReportData:
-    """Everything the report shows, read from the published warehouse (relations from before the review
-    loop are taken as empty)."""
-    flagged = _frame(con, "SELECT * FROM main.flagged_routes ORDER BY rank")
-    shown = flagged.head(top_n).select("frequency", "mineral", "hs_code", "hub_iso3")
-    con.register("_shown", shown)
-    try:
-        legs = _frame(con, """
-            SELECT l.frequency, l.mineral, l.hs_code, l.hub_iso3, l.period, l.cn_to_hub_kg, l.hub_to_us_kg, l.us_from_cn_kg
-            FROM marts.fct_route_legs AS l SEMI JOIN _shown USING (frequency, mineral, hs_code, hub_iso3)
-            ORDER BY ALL""")
-        explanations = _frame(con, """
-            SELECT e.* FROM main.route_explanations AS e
-            JOIN main.flagged_routes AS f
-              ON f.frequency = e.frequency AND f.mineral = e.mineral AND f.hs_code = e.hs_code
-             AND f.hub_iso3 = e.hub_iso3 AND f.peak_period = e.period
-            SEMI JOIN _shown AS s
-              ON s.frequency = e.frequency AND s.mineral = e.mineral AND s.hs_code = e.hs_code AND s.hub_iso3 = e.hub_iso3
-            ORDER BY e.frequency, e.mineral, e.hs_code, e.hub_iso3, e.position""")
-    finally:
-        con.unregister("_shown")
-    scope = {
-        "files": _frame(con, """SELECT file_format, count(*) AS files, sum(rows_read) AS rows_read,
-                                       sum(rows_loaded) AS rows_loaded, sum(rows_rejected) AS rows_rejected
-                                FROM raw.loads GROUP BY ALL ORDER BY ALL""").to_dicts(),
-        # From the scores' own table: the route_scores view joins every row to its features first (13 s of
-        # a 20 M world's report, for two counts).
-        "periods": _frame(con, """SELECT frequency, min(period) AS first, max(period) AS last,
-                                         count(DISTINCT (mineral, hs_code, hub_iso3)) AS routes, count(*) AS route_periods
-                                  FROM main.route_score_values GROUP BY ALL ORDER BY ALL""").to_dicts(),
-        "minerals": _frame(con, "SELECT DISTINCT mineral FROM main.route_score_values ORDER BY ALL")["mineral"].to_list(),
-        "coverage": source_coverage(con),
-    }
+    """Everything the report shows, read from the published warehouse (warehouse/report_queries.py)."""
+    flagged = flagged_routes(con)
+    legs, explanations = q.shown_routes_detail(con, flagged.head(top_n).select(*ROUTE_KEYS))
+    scope = {"files": q.files_loaded(con), "periods": q.periods_scored(con), "minerals": q.minerals_scored(con),
+             "coverage": source_coverage(con)}
     scoring = (run.get("parameters") or {}).get("scoring", {})
-    return ReportData(
-        close_calls=close_calls(con, scoring),
-        previous_run_id=con.execute("SELECT max(run_id) FROM main.runs WHERE status = 'succeeded' AND run_id < ?",
-                                    [run["run_id"]]).fetchall()[0][0],
-        run=run, scope=scope, flagged=flagged,
-        changes=_frame(con, "SELECT * FROM main.flag_changes"),
-        held_back=_frame(con, "SELECT * FROM main.held_back_routes"),
-        watch=_frame(con, "SELECT * FROM main.watch_list"),
-        labels=_frame(con, "SELECT * FROM main.review_labels"),
-        revisions=_frame(con, "SELECT * FROM main.revision_impact"),
-        legs=legs, explanations=explanations,
-    )
+    return ReportData(close_calls=close_calls(con, scoring), previous_run_id=q.previous_run_id(con, run["run_id"]),
+                      run=run, scope=scope, flagged=flagged, legs=legs, explanations=explanations,
+                      **q.report_lists(con))
 
 
 # China's ban on exports of antimony, gallium and germanium to the US began in December 2024; the rerouting
@@ -115,14 +77,7 @@ def source_coverage(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     superseded releases...), and whether the data end before 2025 (before the rerouting that followed the
     December 2024 ban could show). The files' rows read,
     loaded and set aside are the scope's `files`."""
-    used = _frame(con, """
-        SELECT source, frequency, min(period) AS first, max(period) AS last, count(*) AS flows
-        FROM staging.stg_flows GROUP BY ALL ORDER BY ALL""")
-    # The reason's kind: its words up to the first particular (a line number, a batch, a partner's name).
-    excluded = _frame(con, r"""
-        SELECT source, frequency,
-               regexp_replace(exclusion_reason, '( of line| at line| \(|: ).*$', '') AS reason, count(*) AS records
-        FROM staging.stg_flows_excluded GROUP BY ALL ORDER BY source, frequency, records DESC, reason""")
+    used, excluded = q.flows_by_source(con)
     out = []
     for row in used.iter_rows(named=True):
         mine = excluded.filter((pl.col("source") == row["source"]) & (pl.col("frequency") == row["frequency"]))
@@ -145,20 +100,7 @@ def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: 
     not flagged, each at its most anomalous period, with what held it back in words (no tonnes above the
     run rate, weights unknown, or a route score below the flag threshold, with the evidence that lowered
     it): what an analyst asks first when the list is short or empty."""
-    calls = con.sql(f"""
-        SELECT s.frequency, s.mineral, s.hs_code, s.hub_iso3, s.period, s.anomaly_score, s.score_percentile,
-               s.route_score, s.score_threshold,
-               s.route_excess_kg, s.floor_multiple, s.co_rise_z, s.hub_to_us_mean_z, s.us_from_cn_kg_robust_z, s.kg_coverage,
-               s.hub_to_us_peak_share,
-               s.direction_ok, s.sustained,
-               m.volume_floor_kg
-        FROM main.route_scores AS s LEFT JOIN ref.minerals AS m USING (mineral)
-        WHERE NOT s.flagged AND s.score_percentile >= 0.98
-          AND NOT EXISTS (SELECT 1 FROM main.route_scores AS f WHERE f.flagged AND f.frequency = s.frequency
-                          AND f.mineral = s.mineral AND f.hs_code = s.hs_code AND f.hub_iso3 = s.hub_iso3)
-        QUALIFY row_number() OVER (PARTITION BY s.frequency, s.mineral, s.hs_code, s.hub_iso3
-                                   ORDER BY s.anomaly_score DESC, s.period DESC) = 1
-        ORDER BY s.anomaly_score DESC, s.hub_iso3, s.hs_code LIMIT {int(limit)}""").pl()
+    calls = q.close_call_rows(con, limit)
     from models.scoring import ScoreParams
 
     used = ScoreParams.from_stored(scoring)

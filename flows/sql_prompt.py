@@ -17,7 +17,8 @@ import duckdb
 import polars as pl
 
 from warehouse.analyst_sql import run_query
-from warehouse.connection import WarehouseError, rows
+from warehouse.connection import WarehouseError
+from warehouse.introspect import LIST_TABLES_SQL, completion_names
 
 KEYWORDS = ("select", "from", "where", "group by", "order by", "limit", "join", "left join", "on", "using", "as",
             "and", "or", "not", "in", "between", "like", "ilike", "distinct", "count", "sum", "avg", "min", "max",
@@ -28,9 +29,8 @@ HISTORY = Path.home() / ".transship_sql_history"
 
 def completion_words(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Table names (schema.name, and the bare name in main), column names and SQL keywords."""
-    tables = rows(con, "SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name <> 'information_schema'")
+    tables, columns = completion_names(con)
     names = {f"{s}.{t}" for s, t in tables} | {t for s, t in tables if s == "main"}
-    columns = {c for (c,) in rows(con, "SELECT DISTINCT column_name FROM duckdb_columns()")}
     return sorted(names | columns) + list(KEYWORDS)
 
 
@@ -148,8 +148,7 @@ def interactive(con: duckdb.DuckDBPyConnection, max_rows: int = 200, session=Non
         if not buffer and command in (".quit", ".exit", "quit", "exit", "\\q"):
             break
         if not buffer and command == ".tables":
-            line, command = "SELECT schema_name || '.' || table_name AS table_name, comment FROM duckdb_tables() " \
-                            "WHERE schema_name <> 'information_schema' ORDER BY 1;", "x;"
+            line, command = LIST_TABLES_SQL, "x;"
         buffer += line + "\n"
         if not command.endswith(";"):
             continue

@@ -1,4 +1,6 @@
-"""The model registry: every fitted model, with its card, kept in the warehouse (`models.registry`).
+"""The model registry's rules: every fitted model has a card and an id, and is reused or refitted by policy.
+The rows live in the warehouse (`models.registry`, warehouse/model_store.py); flows/stages/registry.py
+reads and writes them with these functions.
 
 A model is stored with the run that fitted it, so publishing the warehouse publishes its models
 atomically. The card says what it was trained on and how: features, training periods, parameters,
@@ -25,56 +27,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict
-from datetime import datetime, timezone
 from importlib.metadata import version
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from models import artifact
 from models.scoring import FittedGroup, ScoreParams, by_group, training_sample, training_sha256
 
-REGISTRY_DDL = """
-CREATE SCHEMA IF NOT EXISTS models;
-CREATE TABLE IF NOT EXISTS models.registry (
-    model_id VARCHAR PRIMARY KEY,
-    frequency VARCHAR NOT NULL,
-    mineral VARCHAR NOT NULL,
-    created_at TIMESTAMP NOT NULL,
-    run_id VARCHAR NOT NULL,
-    code_version VARCHAR,
-    training_first_period DATE,
-    training_last_period DATE,
-    n_train BIGINT,
-    n_routes BIGINT,
-    training_sha256 VARCHAR,
-    card JSON,
-    artifact BLOB,
-    last_fitted_at TIMESTAMP,
-    artifact_format VARCHAR
-);
-CREATE TABLE IF NOT EXISTS models.drift (
-    run_id VARCHAR NOT NULL,
-    model_id VARCHAR NOT NULL,
-    feature VARCHAR NOT NULL,
-    psi DOUBLE,
-    new_rows BIGINT,
-    first_new_period DATE,
-    last_new_period DATE,
-    drifted BOOLEAN
-);
-"""
 LIBRARIES = ("scikit-learn", "numpy", "polars", "duckdb")
-
-
-def ensure_registry(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(REGISTRY_DDL)
-    # Registries written before last_fitted_at existed: add it, taking the time the model was stored.
-    con.execute("ALTER TABLE models.registry ADD COLUMN IF NOT EXISTS last_fitted_at TIMESTAMP")
-    con.execute("UPDATE models.registry SET last_fitted_at = created_at WHERE last_fitted_at IS NULL")
-    # Registries from before models were stored as plain data: their artifacts are pickles, never loaded.
-    con.execute("ALTER TABLE models.registry ADD COLUMN IF NOT EXISTS artifact_format VARCHAR")
 
 
 def library_versions() -> dict[str, str]:
@@ -109,54 +70,35 @@ def model_id_for(card: dict[str, Any]) -> str:
     return f"{card['frequency']}-{card['mineral']}-{digest}"
 
 
-def register(con: duckdb.DuckDBPyConnection, group: FittedGroup, params: ScoreParams, run_id: str,
-             code_version: str) -> str:
-    """Store a freshly fitted model with its card (once per model_id). Returns the model_id."""
+def model_card_for(group: FittedGroup, params: ScoreParams, code_version: str) -> dict[str, Any]:
+    """A freshly fitted model's card with its model_id (what the registry stores with the artifact)."""
     card = make_card(group, params, code_version)
-    model_id = model_id_for(card)
-    card["model_id"] = model_id
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
-    # The same model fitted again (same data, same way) keeps its first row; only last_fitted_at moves, so
-    # that "the latest model" is the one fitted last, not the one first stored.
-    con.execute(
-        """INSERT INTO models.registry (model_id, frequency, mineral, created_at, run_id, code_version,
-               training_first_period, training_last_period, n_train, n_routes, training_sha256, card, artifact,
-               last_fitted_at, artifact_format)
-           VALUES (?, ?, ?, ?, ?, ?, ?::DATE, ?::DATE, ?, ?, ?, ?::JSON, ?, ?, ?)
-           ON CONFLICT (model_id) DO UPDATE SET last_fitted_at = excluded.last_fitted_at,
-               artifact = excluded.artifact, artifact_format = excluded.artifact_format""",
-        [model_id, group.frequency, group.mineral, now, run_id,
-         code_version, group.periods[0] if group.periods else None, group.periods[1] if group.periods else None,
-         group.n_train, group.n_routes, group.training_sha256, json.dumps(card),
-         artifact.dumps(group.scorer), now, artifact.FORMAT])
-    return model_id
+    card["model_id"] = model_id_for(card)
+    return card
 
 
-def latest(con: duckdb.DuckDBPyConnection,
-           refused: dict[tuple[str, str], str] | None = None) -> dict[tuple[str, str], FittedGroup]:
-    """The latest registered model per (frequency, mineral), loaded from plain data (models/artifact.py).
-    A model that cannot be loaded safely is left out; with `refused`, why is noted there per group."""
-    found = con.execute("""
-        SELECT model_id, frequency, mineral, training_first_period::VARCHAR, training_last_period::VARCHAR, n_train,
-               n_routes, training_sha256, artifact, artifact_format
-        FROM models.registry
-        QUALIFY row_number() OVER (PARTITION BY frequency, mineral ORDER BY last_fitted_at DESC, model_id) = 1
-    """).fetchall()
+def registered_models(stored: list[dict[str, Any]],
+                      refused: dict[tuple[str, str], str] | None = None) -> dict[tuple[str, str], FittedGroup]:
+    """The stored models (warehouse.model_store.latest_models: the latest per frequency and mineral) loaded
+    from plain data (models/artifact.py). A model that cannot be loaded safely is left out; with `refused`,
+    why is noted there per group."""
     out = {}
-    for model_id, frequency, mineral, first, last, n_train, n_routes, sha, stored, stored_format in found:
+    for row in stored:
+        frequency, mineral, model_id = row["frequency"], row["mineral"], row["model_id"]
         try:
-            if stored_format != artifact.FORMAT:
+            if row["artifact_format"] != artifact.FORMAT:
                 raise artifact.ArtifactError(
                     "stored by an earlier transship as a pickle, which is never loaded (a pickle can run code)"
-                    if stored_format is None else f"stored in an unknown format {stored_format!r}")
-            scorer = artifact.loads(bytes(stored or b""))
+                    if row["artifact_format"] is None else f"stored in an unknown format {row['artifact_format']!r}")
+            scorer = artifact.loads(bytes(row["artifact"] or b""))
         except artifact.ArtifactError as exc:
             if refused is not None:
                 refused[(frequency, mineral)] = f"registered model {model_id} not loaded: {exc}"
             continue
-        out[(frequency, mineral)] = FittedGroup(frequency, mineral, scorer, n_train, (first, last), "reused",
-                                                training_sha256=sha, n_routes=n_routes, model_id=model_id,
-                                                reused=True)
+        out[(frequency, mineral)] = FittedGroup(frequency, mineral, scorer, row["n_train"],
+                                                (row["first_period"], row["last_period"]), "reused",
+                                                training_sha256=row["training_sha256"], n_routes=row["n_routes"],
+                                                model_id=model_id, reused=True)
     return out
 
 
@@ -222,15 +164,9 @@ def choose_models(candidates: pl.DataFrame, registered: dict[tuple[str, str], Fi
     return reuse, reasons, drift
 
 
-def write_drift(con: duckdb.DuckDBPyConnection, run_id: str, drift: dict[tuple[str, str], pl.DataFrame],
-                registered: dict[tuple[str, str], FittedGroup]) -> None:
+def drift_rows(run_id: str, drift: dict[tuple[str, str], pl.DataFrame],
+               registered: dict[tuple[str, str], FittedGroup]) -> pl.DataFrame | None:
+    """The run's drift reports as rows of models.drift (None when there are none)."""
     frames = [report.with_columns(run_id=pl.lit(run_id), model_id=pl.lit(registered[key].model_id))
               for key, report in drift.items() if report.height]
-    con.execute("DELETE FROM models.drift WHERE run_id = ?", [run_id])
-    if frames:
-        con.register("_drift", pl.concat(frames).select("run_id", "model_id", "feature", "psi", "new_rows",
-                                                         "first_new_period", "last_new_period", "drifted"))
-        con.execute("INSERT INTO models.drift SELECT * FROM _drift")
-        con.unregister("_drift")
-
-
+    return pl.concat(frames) if frames else None

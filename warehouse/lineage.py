@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -22,7 +23,6 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from features.route_features import FeatureParams, periods_before
 from warehouse.connection import WarehouseError, rows
 from warehouse.review import RouteRef
 
@@ -53,7 +53,10 @@ class Lineage:
 
 
 def route_lineage(con: duckdb.DuckDBPyConnection, ref: RouteRef, period_text: str,
-                  mineral: str | None = None, reports_dir: Path | None = None) -> Lineage:
+                  mineral: str | None = None, reports_dir: Path | None = None, *,
+                  reach: Callable[[dict[str, Any] | None, date, str], date]) -> Lineage:
+    """`reach(stored feature parameters, period, frequency)`: the first period a route-period's features read
+    (the window, the prior and the transit lags: features.route_features.first_period_read)."""
     period, frequency = parse_period(period_text)
     if ref.rank is not None:
         found = rows(con, "SELECT hub_iso3, hs_code, mineral, frequency FROM main.flagged_routes WHERE rank = ?", [ref.rank])
@@ -80,9 +83,7 @@ def route_lineage(con: duckdb.DuckDBPyConnection, ref: RouteRef, period_text: st
     if run_rows.is_empty():
         raise WarehouseError(f"run {score['run_id']} wrote this score but is not in main.runs: the warehouse is damaged")
     run = run_rows.row(0, named=True)
-    monthly = FeatureParams.from_stored(json.loads(run["parameters"] or "{}").get("features"))
-    p = FeatureParams.for_frequency(score["frequency"], monthly)
-    first = periods_before(score["period"], p.window + p.prior + p.max_lag - 1, score["frequency"])
+    first = reach(json.loads(run["parameters"] or "{}").get("features"), score["period"], score["frequency"])
     model = None
     if score.get("model_id"):
         found = con.sql(

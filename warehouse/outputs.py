@@ -366,3 +366,8 @@ def run_recorded(con: duckdb.DuckDBPyConnection, run_id: str) -> bool:
 def flagged_routes(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """main.flagged_routes, rank 1 first."""
     return con.sql("SELECT * FROM main.flagged_routes ORDER BY rank").pl()
+
+
+def all_route_scores(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Every row of main.route_scores (scores with their features)."""
+    return con.sql("SELECT * FROM main.route_scores").pl()

@@ -259,3 +259,9 @@ def review_queue(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 
 def decision_history(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return con.sql("SELECT * FROM review.decisions ORDER BY decided_at, decision_id").pl()
+
+
+def analyst_labels(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """The routes analysts confirmed (label true) or dismissed (false), by their latest decision."""
+    return con.sql("SELECT frequency, mineral, hs_code, hub_iso3, decision = 'confirmed' AS label "
+                   "FROM review.current_decisions WHERE decision IN ('confirmed', 'dismissed')").pl()

@@ -70,12 +70,13 @@ def _evaluate_on_labels(warehouse: Path, show_features: bool) -> None:
 
     from flows.progress import wide_console
     from models.evaluation import evaluate_on_labels, scorers
+    from warehouse.outputs import all_route_scores
+    from warehouse.review import analyst_labels
 
     con = open_read_only(warehouse)
     try:
-        labels = con.sql("SELECT frequency, mineral, hs_code, hub_iso3, decision = 'confirmed' AS label "
-                         "FROM review.current_decisions WHERE decision IN ('confirmed', 'dismissed')").pl()
-        scores = con.sql("SELECT * FROM main.route_scores").pl() if labels.height else None
+        labels = analyst_labels(con)
+        scores = all_route_scores(con) if labels.height else None
     finally:
         con.close()
     if not labels.height:

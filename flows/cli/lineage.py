@@ -28,12 +28,13 @@ def lineage(route: str, period: str, warehouse: Path, reports: Path, mineral: st
 
     from flows.progress import wide_console
     from warehouse.connection import WarehouseError
+    from features.route_features import first_period_read
     from warehouse.lineage import route_lineage
     from warehouse.review import RouteRef
 
     con = open_read_only(warehouse)
     try:
-        found = route_lineage(con, RouteRef.parse(route), period, mineral, reports)
+        found = route_lineage(con, RouteRef.parse(route), period, mineral, reports, reach=first_period_read)
     except WarehouseError as exc:
         raise click.ClickException(str(exc)) from None
     finally:

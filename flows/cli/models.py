@@ -20,20 +20,17 @@ def models(warehouse: Path, model_id: str | None) -> None:
 
     from flows.progress import wide_console
 
+    from warehouse.model_store import model_card, model_listing
+
     con = open_read_only(warehouse)
     try:
         if model_id:
-            found = con.execute("SELECT card FROM models.registry WHERE model_id = ?", [model_id]).fetchall()
-            if not found:
+            card = model_card(con, model_id)
+            if card is None:
                 raise click.ClickException(f"no model {model_id!r} in {warehouse}; `transship models` lists them")
-            click.echo(json.dumps(json.loads(found[0][0]), indent=2))
+            click.echo(json.dumps(json.loads(card), indent=2))
             return
-        listed = con.sql("""
-            SELECT r.model_id, r.frequency, r.mineral, r.created_at, r.training_first_period, r.training_last_period,
-                   r.n_train, r.n_routes, (SELECT count(*) FROM main.route_score_values s WHERE s.model_id = r.model_id) AS scoring_now,
-                   (SELECT string_agg(feature, ', ') FROM models.drift d WHERE d.model_id = r.model_id AND d.drifted
-                    AND d.run_id = (SELECT max(run_id) FROM models.drift)) AS drift_last_run
-            FROM models.registry r ORDER BY r.created_at DESC, r.model_id""").fetchall()
+        listed = model_listing(con)
     finally:
         con.close()
     table = Table(title=f"Registered models in {warehouse}", title_justify="left")

@@ -20,7 +20,8 @@ from features.route_features import KEYS, ROUTE_KEYS, FeatureParams
 from flows.progress import Countdown, Laps
 from flows.settings import code_version
 from flows.stages.featurize import route_features_from, update_features
-from models.registry import choose_models, ensure_registry, latest, register, write_drift
+from flows.stages.registry import ensure_registry, latest, record_drift, register
+from models.registry import choose_models
 from models.scoring import SCORING_INPUTS, FittedGroup, ScoreParams, rescore_changed, score_routes, scoreable
 from warehouse import feature_store as store
 from warehouse.connection import release_memory
@@ -103,7 +104,7 @@ def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id
     if not groups:  # nothing to score: the tables, empty, in their shape
         scores, explanations, _ = score_routes(route_features_from(con, FeatureParams()), params, {})
         write_group_scores(con, _with_model_ids(scores, []), _with_model_ids(explanations, []), run_id, create=True)
-    write_drift(con, run_id, drift_all, registered)
+    record_drift(con, run_id, drift_all, registered)
     return summaries
 
 
@@ -175,7 +176,7 @@ def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, 
         # Rows kept from before carry their run_id; the ones scored now do not have one yet.
         rescored += out["run_id"].null_count() if "run_id" in out.columns else out.height
         fitted_all.extend(fitted)
-    write_drift(con, run_id, drift_all, registered)
+    record_drift(con, run_id, drift_all, registered)
     summaries = [_summary(g, drift_all) for g in fitted_all]
     for key, model in registered.items():  # groups with nothing new keep their model and their rows
         if key not in groups:

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from models import artifact
 from tests.helpers import examples
 from models.iforest import MODEL_FEATURES, RouteScorer
-from models.registry import choose_models, latest
+from flows.stages.registry import latest
+from models.registry import choose_models
 
 
 @pytest.fixture(scope="module")

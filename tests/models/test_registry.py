@@ -10,7 +10,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from models.registry import choose_models, ensure_registry, latest, register
+from flows.stages.registry import ensure_registry, latest, register
+from models.registry import choose_models
 from models.scoring import ScoreParams, score_routes, scoreable
 
 PARAMS = ScoreParams(n_estimators=60)

@@ -77,7 +77,8 @@ def test_a_sampled_model_is_reused_until_a_row_it_was_fitted_on_changes(sample_f
     what it would be if fitted again (reused); one inside it refits."""
     import duckdb
 
-    from models.registry import choose_models, ensure_registry, latest, register
+    from flows.stages.registry import ensure_registry, latest, register
+    from models.registry import choose_models
 
     group = sample_features.filter(scoreable(sample_features), pl.col("mineral") == "antimony",
                                    pl.col("frequency") == "M")

@@ -11,6 +11,7 @@ import pytest
 
 from tests.helpers import cli
 from warehouse.connection import WarehouseError
+from features.route_features import first_period_read
 from warehouse.lineage import parse_period, route_lineage
 from warehouse.review import RouteRef
 
@@ -24,7 +25,7 @@ def ro(scored_warehouse):
 
 def test_a_flagged_score_leads_to_its_run_model_and_the_files_with_their_hashes(ro, scored_warehouse):
     _, run = scored_warehouse
-    found = route_lineage(ro, RouteRef.parse("THA:282580"), "2025-04")
+    found = route_lineage(ro, RouteRef.parse("THA:282580"), "2025-04", reach=first_period_read)
     assert found.score["flagged"] and found.run["run_id"] == run["run_id"]
     assert found.run["code_version"] == run["code_version"]
     assert found.model["model_id"] == found.score["model_id"] and found.model["run_id"] == run["run_id"]
@@ -43,9 +44,9 @@ def test_a_flagged_score_leads_to_its_run_model_and_the_files_with_their_hashes(
 
 def test_lineage_refuses_periods_and_routes_it_cannot_trace(ro):
     with pytest.raises(WarehouseError, match="it is scored from 2020-05 to 2025-06"):
-        route_lineage(ro, RouteRef.parse("THA:282580"), "2019-04")
+        route_lineage(ro, RouteRef.parse("THA:282580"), "2019-04", reach=first_period_read)
     with pytest.raises(WarehouseError, match="not scored at all"):
-        route_lineage(ro, RouteRef.parse("ZZZ:282580"), "2025-04")
+        route_lineage(ro, RouteRef.parse("ZZZ:282580"), "2025-04", reach=first_period_read)
     with pytest.raises(WarehouseError, match="YYYY-MM"):
         parse_period("April 2025")
     assert parse_period("2024") == (date(2024, 1, 1), "A") and parse_period("2025-04-01") == (date(2025, 4, 1), "M")
