@@ -14,7 +14,7 @@ from warehouse.connection import connect_read_only
 from warehouse.outputs import flagged_routes
 
 if TYPE_CHECKING:
-    from features.route_features import FeatureParams
+    from features.params import FeatureParams
     from models.scoring import ScoreParams
 
 

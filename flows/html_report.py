@@ -27,7 +27,9 @@ import plotly.io as pio
 import polars as pl
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from features.route_features import ROUTE_KEYS, FeatureParams, periods_before
+from features.params import FeatureParams, periods_before
+
+from warehouse.contracts import ROUTE_KEYS
 from flows.spreadsheet import spreadsheet_safe
 from models.iforest import in_tonnes
 from warehouse import report_queries as q

@@ -391,7 +391,7 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
 
 def _history_needed(settings: Settings) -> dict[str, int]:
     """Periods of history a route-period needs on both legs to be scored, per frequency (window + prior)."""
-    from features.route_features import FeatureParams
+    from features.params import FeatureParams
 
     return {f: p.window + p.prior for f in ("M", "A") for p in [FeatureParams.for_frequency(f, settings.features)]}
 

@@ -23,7 +23,7 @@ def _why_nothing(run: dict[str, Any]) -> str | None:
 def _windows_text(run: dict[str, Any]) -> str:
     """The run's window and prior in words, for monthly and annual data: 'the window is the last 5 months
     and the prior the 36 months before it (annual data: the last year and the 3 years before it)'."""
-    from features.route_features import FeatureParams
+    from features.params import FeatureParams
 
     monthly = FeatureParams.from_stored((run.get("parameters") or {}).get("features"))
     annual = FeatureParams.for_frequency("A", monthly)
@@ -144,7 +144,7 @@ def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int,
         "| plain rule | why |",
         "|---:|---|---|---|---|---:|---|---|---|---|---:|---|---|",
     ]
-    from features.route_features import FeatureParams
+    from features.params import FeatureParams
 
     monthly = FeatureParams.from_stored((run.get("parameters") or {}).get("features"))
     for r in flagged.head(top_n).iter_rows(named=True):

@@ -8,7 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from features.route_features import FeatureParams
+from features.params import FeatureParams
 from models.params import ScoreParams
 from warehouse.files import InputLimits
 from warehouse.schema import SourceParams

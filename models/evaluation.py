@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import average_precision_score
 
-from features.route_features import ROUTE_KEYS
+from warehouse.contracts import ROUTE_KEYS
 from models.iforest import MODEL_FEATURES
 
 

@@ -87,7 +87,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from features.route_features import KEYS, ROUTE_KEYS
+from warehouse.contracts import KEYS, ROUTE_KEYS
 from models.iforest import MODEL_FEATURES, RouteScorer, explanation_text
 from models.params import ScoreParams
 

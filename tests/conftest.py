@@ -53,7 +53,7 @@ def prefect_harness():
 @pytest.fixture(scope="session")
 def sample_features(tmp_path_factory) -> "pl.DataFrame":
     """The bundled sample world (seed 7), loaded and built in a real DuckDB file, as route features."""
-    from features.route_features import FeatureParams
+    from features.params import FeatureParams
     from flows import stages
     from warehouse.sample_world import write_sample_world
 

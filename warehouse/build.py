@@ -95,6 +95,11 @@ def source_fingerprint(paths: list[Path]) -> str:
     return digest.hexdigest()[:16]
 
 
+def package_sources(*packages: Path) -> list[Path]:
+    """Every Python module of the packages, in a fixed order."""
+    return sorted(path for package in packages for path in Path(package).rglob("*.py"))
+
+
 def scoring_code_fingerprint() -> str:
     """A hash of what turns feature rows into scores: the scoring code and the versions of the libraries it
     runs on. Two processes with the same hash score the same rows identically."""
@@ -103,7 +108,7 @@ def scoring_code_fingerprint() -> str:
     import sklearn
 
     root = Path(__file__).resolve().parent.parent
-    code = source_fingerprint([root / "models" / n for n in ("scoring.py", "params.py", "iforest.py")])
+    code = source_fingerprint(package_sources(root / "models"))
     libraries = f"scikit-learn {sklearn.__version__}, numpy {numpy.__version__}, polars {polars.__version__}"
     return f"{code} ({libraries})"
 
@@ -114,9 +119,7 @@ def loading_code_fingerprint() -> str:
     import polars
 
     root = Path(__file__).resolve().parent
-    names = ("files", "partners", "national", "raw_load", "ingest", "comtrade", "baci", "census", "gacc", "fx",
-             "user_table")
-    code = source_fingerprint([root / f"{n}.py" for n in names])
+    code = source_fingerprint(package_sources(root))
     return f"{code} (polars {polars.__version__})"
 
 
@@ -132,9 +135,8 @@ def fingerprint(con: duckdb.DuckDBPyConnection, parameters: dict[str, Any]) -> d
     return {
         "reference tables": ref.hexdigest()[:16],
         "SQL models": source_fingerprint(list(SQL_DIR.glob("*/*.sql"))),
-        "feature and scoring code": source_fingerprint(
-            [root / "features" / "route_features.py", root / "models" / "scoring.py", root / "models" / "params.py",
-             root / "models" / "iforest.py"]),
+        # Every module of the packages that compute features and scores (a module added to one counts).
+        "feature and scoring code": source_fingerprint(package_sources(root / "features", root / "models")),
         "parameters": hashlib.sha256(json.dumps(parameters, sort_keys=True, default=str).encode()).hexdigest()[:16],
     }
 

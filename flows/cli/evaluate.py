@@ -41,7 +41,7 @@ def evaluate(worlds: int, first_seed: int, jobs: int, out: Path, show_features: 
     if on_labels:
         _evaluate_on_labels(warehouse, show_features)
         return
-    from features.route_features import FeatureParams
+    from features.params import FeatureParams
     if worlds_dir is not None:
         from flows.evaluate import print_folder_evaluation, run_folder_evaluation
         from flows.progress import step

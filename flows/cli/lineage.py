@@ -28,7 +28,7 @@ def lineage(route: str, period: str, warehouse: Path, reports: Path, mineral: st
 
     from flows.progress import wide_console
     from warehouse.connection import WarehouseError
-    from features.route_features import first_period_read
+    from features.params import first_period_read
     from warehouse.lineage import route_lineage
     from warehouse.review import RouteRef
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from features.route_features import FeatureParams
+from features.params import FeatureParams
 from flows.settings import DEFAULT_REPORTS, DEFAULT_WAREHOUSE, Settings
 from models.params import ScoreParams
 from warehouse.files import InputLimits

@@ -8,7 +8,11 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
-from features.route_features import NEEDED, ROUTE_NO, FeatureParams, baseline_reach, build_route_features, lookback
+from features.incremental import NEEDED, ROUTE_NO, baseline_reach, lookback
+
+from features.params import FeatureParams
+
+from features.route_features import build_route_features
 from flows.progress import Countdown
 from models.scoring import SCORING_INPUTS, in_key_order
 from warehouse import feature_store as store

@@ -16,7 +16,9 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from features.route_features import KEYS, ROUTE_KEYS, FeatureParams
+from features.params import FeatureParams
+
+from warehouse.contracts import KEYS, ROUTE_KEYS
 from flows.progress import Countdown, Laps
 from flows.settings import code_version
 from flows.stages.featurize import route_features_from, update_features

@@ -8,7 +8,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from features.route_features import FeatureParams, build_route_features
+from features.params import FeatureParams
+
+from features.route_features import build_route_features
 
 P = FeatureParams(window=2, prior=3, lag=1)
 FLOORS = pl.DataFrame({"mineral": ["sb"], "volume_floor_kg": [10.0], "volume_floor_usd": [100.0]})
@@ -225,7 +227,8 @@ def test_an_incremental_frame_gives_the_features_of_the_whole_history(p):
     route whose China->hub spike comes max_lag periods before the hub->US one, a route in a running spell,
     and routes of noise (every window, lag and co-movement sum reads real values). Fails with one period
     less of lookback or of baseline_reach."""
-    from features.route_features import MIRROR_COLUMNS, NEEDED, baseline_reach, lookback
+    from features.incremental import NEEDED, baseline_reach, lookback
+    from features.mirror import MIRROR_COLUMNS
 
     n, changed = 84, 80
     rng = np.random.default_rng(5)
@@ -267,7 +270,7 @@ def test_an_incremental_frame_gives_the_features_of_the_whole_history(p):
     assert kept["kg_coverage"].min() < 1 and kept["mirror_gap_cn_hub_kg"].null_count() < kept.height
     assert kept.sort("hub_iso3", "period").equals(expected)
     # Read as an incremental build reads it: rows in no order, a number per route to sort by.
-    from features.route_features import ROUTE_NO
+    from features.incremental import ROUTE_NO
 
     shuffled = read.sample(fraction=1.0, shuffle=True, seed=2).with_columns(
         pl.col("hub_iso3").rank("dense").cast(pl.Int64).alias(ROUTE_NO))
@@ -289,7 +292,7 @@ def test_baselines_of_needed_rows_equal_the_rolling_windows_bit_for_bit(p):
     its window (NumPy), any other from a group-by: a route's first periods (a partial window, or none), a
     window holding a null. Every row marked NEEDED must get exactly the rolling window's values, which a
     frame without NEEDED gets: odd and even counts, ties, zeros."""
-    from features.route_features import NEEDED
+    from features.incremental import NEEDED
 
     rng = np.random.default_rng(11)
     n = 60 if p.window > 1 else 12
@@ -320,8 +323,8 @@ def test_sums_looked_up_at_some_rows_equal_the_rolling_windows_bit_for_bit():
     (running_at); a full build rolls a window over every row (Running.expr). Both must give the same values
     and the same nulls at every row: sums with an offset, a maximum, a route shorter than the window, nulls
     in a window, and values so large that the running total wraps around an Int64."""
-    from features.route_features import (EXACT_SCALE, ROUTE_KEYS, ROUTE_POS, Running, _exact, route_positions,
-                                         running_at)
+    from features.window import EXACT_SCALE, ROUTE_POS, Running, _exact, route_positions, running_at
+    from warehouse.contracts import ROUTE_KEYS
 
     rng = np.random.default_rng(3)
     lengths = [1, 3, 7, 40, 40, 60]
@@ -355,7 +358,7 @@ def test_short_histories_come_out_the_same_from_running_totals_as_from_rolling_w
     (running_at), a frame without from rolling windows within the route: the prior sums, counts and squares
     of short histories (fewer than P prior periods) must agree bit for bit, a window holding a null must be
     null both ways, and a short history must not read the route before it."""
-    from features.route_features import NEEDED
+    from features.incremental import NEEDED
 
     rng = np.random.default_rng(3)
     p = FeatureParams()

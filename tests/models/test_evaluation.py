@@ -8,7 +8,7 @@ from datetime import date
 import polars as pl
 import pytest
 
-from features.route_features import FeatureParams
+from features.params import FeatureParams
 from flows.evaluate import run_evaluation
 from models.evaluation import Scorer, evaluate_scorer, flag_list_quality
 from models.scoring import ScoreParams

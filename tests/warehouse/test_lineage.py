@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers import cli
 from warehouse.connection import WarehouseError
-from features.route_features import first_period_read
+from features.params import first_period_read
 from warehouse.lineage import parse_period, route_lineage
 from warehouse.review import RouteRef
 

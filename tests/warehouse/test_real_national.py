@@ -12,7 +12,7 @@ from datetime import date
 import polars as pl
 import pytest
 
-from features.route_features import FeatureParams
+from features.params import FeatureParams
 from warehouse.build import build_models
 from warehouse.connection import rows, scalar
 from warehouse.ingest import ingest_folder
@@ -130,7 +130,9 @@ def test_mirror_gap_on_real_comtrade_pairs(con, real_data):
     exports to the US $9.6M (FOB). With the 10% CIF/FOB margin: (53.3/1.1 - 9.6) / (53.3/1.1) = 0.80."""
     import polars as pl
 
-    from features.route_features import FeatureParams, build_route_features
+    from features.params import FeatureParams
+
+    from features.route_features import build_route_features
 
     ingest_folder(con, real_data / "critical-materials-atlas" / "comtrade_raw", batch_id="b1")
     build_models(con)

@@ -11,8 +11,8 @@ import duckdb
 import polars as pl
 import pytest
 
-from features.route_features import FeatureParams
-from features.route_features import KEYS
+from features.params import FeatureParams
+from warehouse.contracts import KEYS
 from flows.stages.featurize import route_features_from, write_all_features
 from warehouse.build import build_models
 from warehouse.catalogue import ALL_PRODUCTS_CATALOGUE, CatalogueError, load_catalogue

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
-from features.route_features import FeatureParams
+from features.params import FeatureParams
 from flows.stages import route_features_from
 from warehouse.build import build_models
 from warehouse.ingest import ingest_folder
