@@ -71,7 +71,7 @@ EVAL_FIRST, EVAL_LAST = "2021-01-01", "2025-06-01"
 def full_history_from(monthly: FeatureParams) -> str:
     """The first month (YYYY-MM) of the seeded worlds with the window and the whole prior in the data before
     it (2022-05 for a 5-month window and 36 prior months from 2019-01)."""
-    from warehouse.sample_world import START
+    from worlds.stories import START
 
     i = START.year * 12 + START.month - 1 + monthly.window + monthly.prior - 1
     return f"{i // 12}-{i % 12 + 1:02d}"
@@ -119,7 +119,8 @@ def score_world(seed: int, workdir: Path, monthly: FeatureParams, params: ScoreP
                 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Write seeded world `seed` as Comtrade files and score it (score_folder). Returns (route scores, the
     truth's stories, the plain rules' values)."""
-    from warehouse.sample_world import random_stories, write_sample_world
+    from worlds.sample import write_sample_world
+    from worlds.stories import random_stories
 
     stories = random_stories(seed)
     paths = write_sample_world(workdir, seed=seed, stories=stories, shared_lines=True, real_background=True)

@@ -55,7 +55,7 @@ def sample_features(tmp_path_factory) -> "pl.DataFrame":
     """The bundled sample world (seed 7), loaded and built in a real DuckDB file, as route features."""
     from features.params import FeatureParams
     from flows import stages
-    from warehouse.sample_world import write_sample_world
+    from worlds.sample import write_sample_world
 
     root = tmp_path_factory.mktemp("sample_features")
     paths = write_sample_world(root)
@@ -78,7 +78,7 @@ def scored_warehouse(tmp_path_factory) -> tuple[Path, dict]:
     from flows.settings import Settings, code_version
     from warehouse.connection import connect_read_write
     from warehouse.outputs import now_utc, write_flag_lists
-    from warehouse.sample_world import write_sample_world
+    from worlds.sample import write_sample_world
 
     root = tmp_path_factory.mktemp("scored")
     paths = write_sample_world(root, seed=7)

@@ -189,7 +189,8 @@ def demo(seed: int, out: Path, warehouse: Path, reports: Path, formats: str, hol
     """Write the bundled sample world and run the whole pipeline on it, then say how well it did."""
     from flows.evaluate import demo_verdict
     from flows.progress import step
-    from warehouse.sample_world import write_national_world, write_sample_world
+    from worlds.national import write_national_world
+    from worlds.sample import write_sample_world
 
     step(f"writing the sample world (seed {seed}, {formats} formats) to {out}/data")
     if hold_back and formats != "comtrade":

@@ -4,7 +4,7 @@ Not part of the quick suite (pytest collects test_*.py only). Run it with
 
     .venv/bin/python tests/benchmarks/bench_scale.py --sizes 1M,2M,5M,20M
 
-For each size it generates a world (warehouse/scale_world.py: every product, ~200 partners, 2019-2025
+For each size it generates a world (worlds/scale.py: every product, ~200 partners, 2019-2025
 monthly, China X and US M in Comtrade bulk CSV, the last month held back as a release), then, each in a
 fresh process so that its peak memory is its own:
 
@@ -142,7 +142,7 @@ def detection(warehouse: Path, truth: Path) -> dict:
 
 # ------------------------------------------------------------------ one size
 def run_size(rows: int, work: Path, seed: int, memory_limit: str | None, keep: bool) -> dict:
-    from warehouse.scale_world import write_scale_world
+    from worlds.scale import write_scale_world
 
     world = work / f"world-{rows}"
     if not (world / "truth.json").exists():

@@ -73,7 +73,7 @@ def main() -> None:
     rows = bench_scale.parse_size(args.size)
     world = Path(args.work) / f"world-{rows}"
     if not (world / "truth.json").exists():
-        from warehouse.scale_world import write_scale_world
+        from worlds.scale import write_scale_world
 
         shutil.rmtree(world, ignore_errors=True)
         write_scale_world(world, rows, seed=args.seed, hold_back=1)

@@ -17,7 +17,7 @@ from tests.helpers import query, table_differences
 from warehouse.build import loading_code_fingerprint
 from warehouse.files import IngestError, file_sha256
 from warehouse.ingest import FileToLoad
-from warehouse.sample_world import write_sample_world
+from worlds.sample import write_sample_world
 
 
 @pytest.fixture

@@ -70,7 +70,7 @@ def test_a_full_disk_stops_the_run_cleanly_and_keeps_the_last_warehouse(prefect_
 def test_duckdb_out_of_memory_fails_the_run_with_advice(prefect_harness, tmp_path, monkeypatch):
     """An operator's DuckDB memory cap too small for the run: it fails naming the limit and what to do, and
     leaves no partial build."""
-    from warehouse.sample_world import write_sample_world
+    from worlds.sample import write_sample_world
 
     paths = write_sample_world(tmp_path / "world", seed=7)
     monkeypatch.setenv("TRANSSHIP_DUCKDB_MEMORY_LIMIT", "2MB")

@@ -22,7 +22,7 @@ import pytest
 from flows.pipeline import transship_pipeline
 from flows.settings import Settings
 from tests.helpers import ROOT, query
-from warehouse.sample_world import write_sample_world
+from worlds.sample import write_sample_world
 
 pytestmark = pytest.mark.slow
 

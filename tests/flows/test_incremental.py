@@ -20,7 +20,7 @@ from tests.helpers import query, table_differences
 from warehouse import outputs
 from warehouse.build import plan_build
 from warehouse.connection import connect_read_write
-from warehouse.sample_world import write_sample_world
+from worlds.sample import write_sample_world
 
 
 def add_revision(paths: dict[str, Path]) -> None:

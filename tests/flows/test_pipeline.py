@@ -14,7 +14,7 @@ from flows.pipeline import transship_pipeline
 from flows.settings import Settings
 from tests.helpers import cli, cli_process, query
 from warehouse.files import IngestError
-from warehouse.sample_world import write_sample_world
+from worlds.sample import write_sample_world
 
 pytestmark = pytest.mark.slow
 
@@ -196,7 +196,7 @@ def test_every_command_has_help():
 
 
 def test_national_world_flags_the_same_routes_and_reports_a_revision(prefect_harness, tmp_path):
-    from warehouse.sample_world import write_national_world
+    from worlds.national import write_national_world
 
     paths = write_national_world(tmp_path / "world", seed=7)
     settings = Settings(warehouse=tmp_path / "w.duckdb", reports_dir=tmp_path / "reports")

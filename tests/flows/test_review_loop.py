@@ -19,7 +19,7 @@ from warehouse import publish as pub
 from warehouse.connection import WarehouseError
 from warehouse.review import RouteRef, carry_over_decisions, record_decision
 from tests.helpers import cli, query
-from warehouse.sample_world import write_sample_world
+from worlds.sample import write_sample_world
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.helpers import ROOT, cli, query, table_differences
-from warehouse.sample_world import write_sample_world
+from worlds.sample import write_sample_world
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from warehouse.schema import ensure_schema, write_reference_tables
 from warehouse.build import BuildPlan, _build_mart, build_models
 from warehouse.connection import rows, scalar
 from warehouse.ingest import ingest_folder
-from warehouse.sample_world import write_sample_world
+from worlds.sample import write_sample_world
 
 
 def test_mart_in_batches_equals_one_query(tmp_path):

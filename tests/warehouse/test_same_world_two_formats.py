@@ -10,7 +10,8 @@ import pytest
 from warehouse.build import build_models
 from warehouse.catalogue import load_catalogue
 from warehouse.ingest import ingest_folder
-from warehouse.sample_world import write_national_world, write_sample_world
+from worlds.national import write_national_world
+from worlds.sample import write_sample_world
 from warehouse.schema import ensure_schema, write_reference_tables
 
 

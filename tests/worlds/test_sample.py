@@ -8,7 +8,8 @@ import polars as pl
 import pytest
 
 from tests.conftest import REAL
-from warehouse.sample_world import REAL_PARTNER_SPREAD, generate
+from worlds.sample import generate
+from worlds.stories import REAL_PARTNER_SPREAD
 
 BACI = REAL / "baci-critical-2002-2024"
 CHINA, USA = 156, 842

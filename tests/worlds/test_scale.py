@@ -17,7 +17,7 @@ from flows.stages.featurize import route_features_from, write_all_features
 from warehouse.build import build_models
 from warehouse.catalogue import ALL_PRODUCTS_CATALOGUE, CatalogueError, load_catalogue
 from warehouse.ingest import ingest_folder
-from warehouse.scale_world import write_scale_world
+from worlds.scale import write_scale_world
 from warehouse.schema import ensure_schema, write_reference_tables
 
 
