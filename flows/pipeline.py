@@ -23,9 +23,9 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.errors import failed, mark_run_outcome, record_failure, want_of_room
 from flows.progress import Laps, step
-from flows.html_report import gather
+from flows.report.html import gather
 from flows.notify import ARTIFACT_KEY, notify, summary_markdown
-from flows.report import write_report
+from flows.report.markdown import write_report
 from flows.settings import DEFAULT_REPORTS, DEFAULT_WAREHOUSE, Settings, code_version
 from flows import stages
 from flows.stages import features_and_scores, flagged_lists

@@ -60,6 +60,7 @@ MODEL_FEATURES: tuple[ModelFeature, ...] = (
     ModelFeature("mirror_gap_hub_us_usd", "identity", 1, "US declares more from the hub than the hub declares"),
     ModelFeature("mirror_gap_cn_hub_kg", "identity", -1, "China declares more to the hub than the hub declares"),
 )
+MODEL_FEATURE_COLUMNS = tuple(f.column for f in MODEL_FEATURES)
 
 
 def _oriented(frame: pl.DataFrame, features: tuple[ModelFeature, ...]) -> np.ndarray:

@@ -33,7 +33,8 @@ from typing import Any
 import polars as pl
 
 from models import artifact
-from models.scoring import FittedGroup, ScoreParams, by_group, training_sample, training_sha256
+from models.params import ScoreParams
+from models.scoring import FittedGroup, by_group, training_sample, training_sha256
 
 LIBRARIES = ("scikit-learn", "numpy", "polars", "duckdb")
 

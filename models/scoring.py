@@ -81,15 +81,17 @@ normal ranges and the drift deciles are read from it. Each tree draws max_sample
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 
-from warehouse.contracts import KEYS, ROUTE_KEYS
-from models.iforest import MODEL_FEATURES, RouteScorer, explanation_text
+from models.evidence import evidence, gates, graded_route_score
+from models.explain import explain_group, explanation_schema
+from models.iforest import MODEL_FEATURE_COLUMNS, RouteScorer
 from models.params import ScoreParams
+from warehouse.contracts import KEYS, ROUTE_KEYS
 
 
 @dataclass
@@ -107,7 +109,8 @@ class FittedGroup:
     extra: dict = field(default_factory=dict)
 
 
-MODEL_FEATURE_COLUMNS = tuple(f.column for f in MODEL_FEATURES)
+
+
 # The feature columns scoring reads (of ~120): keys, what makes a row scoreable, the model's inputs, the
 # gates, the volume weight and the rule flag (both stored with the scores), the history lengths (notes).
 # Reading only these keeps a product group in memory at a quarter of its full width.
@@ -159,65 +162,6 @@ def _not_after_next(keys: list[str]) -> pl.Expr:
     for key in reversed(keys[:-1]):
         ordered = (pl.col(key) < pl.col(key).shift(-1)) | ((pl.col(key) == pl.col(key).shift(-1)) & ordered)
     return ordered.fill_null(True)
-
-
-def gates(params: ScoreParams) -> tuple[pl.Expr, pl.Expr]:
-    """direction_ok and sustained (module docstring)."""
-    direction_ok = ((pl.col("route_excess_kg") > 0)
-                    & (pl.col("kg_coverage") >= params.min_kg_coverage)).fill_null(False)
-    # A lump needs a window of several periods to show; a one-year window (annual data) cannot tell one.
-    sustained = ((pl.col("hub_to_us_peak_share") <= params.max_peak_share) | (pl.col("window_periods") < 3)).fill_null(False)
-    return direction_ok.alias("direction_ok"), sustained.alias("sustained")
-
-
-def _logistic(x: pl.Expr) -> pl.Expr:
-    return 1.0 / (1.0 + (-x).exp())
-
-
-def _above(column: str, threshold: float) -> pl.Expr:
-    """σ(column - threshold): 0.5 at the threshold; an unknown value counts as 20 below it."""
-    return _logistic(pl.col(column).fill_nan(None).fill_null(threshold - 20.0).clip(-50.0, 50.0) - threshold)
-
-
-# The factors of route_score after the forest's, in the words an explanation gives them.
-FACTOR_WORDS = {"size": "size", "floor": "beyond the volume floor", "direction": "both legs rising",
-                "us_own_spread": "exports to the US beyond their own spread",
-                "direct_falls": "China -> US direct falling", "one_lump": "not one lump"}
-
-
-def score_factors(params: ScoreParams) -> dict[str, pl.Expr]:
-    """The evidence factors that multiply anomaly_score into route_score (module docstring), each in (0, 1]."""
-    return {
-        "size": 0.5 + 0.5 * pl.col("volume_weight").fill_null(0.0).fill_nan(0.0).clip(0.0, 1.0),
-        "floor": 0.1 + 0.9 * pl.col("floor_multiple").fill_nan(None).fill_null(0.0).clip(0.0, 1.0).sqrt(),
-        "direction": _above("co_rise_z", params.min_rise_z),
-        "us_own_spread": _above("hub_to_us_mean_z", params.min_us_mean_z),
-        # The US's imports from China direct in the window against their own history: an unknown or steady
-        # direct trade counts as no fall (0.63), a fall of min_direct_fall_z or more lifts the score by half.
-        "direct_falls": 0.5 + 0.5 * _logistic(
-            -pl.col("us_from_cn_kg_robust_z").fill_nan(None).fill_null(0.0).clip(-50.0, 50.0)
-            - params.min_direct_fall_z),
-        "one_lump": pl.when(pl.col("window_periods") < 3).then(1.0).otherwise(_logistic(
-            (params.max_peak_share - pl.col("hub_to_us_peak_share").fill_nan(None).fill_null(1.0)) / 0.1)),
-    }
-
-
-def graded_route_score(params: ScoreParams) -> pl.Expr:
-    """route_score from anomaly_score and the direction evidence (module docstring); never 0 but for a
-    0 anomaly score, never above anomaly_score."""
-    score = pl.col("anomaly_score")
-    for factor in score_factors(params).values():
-        score = score * factor
-    return score.alias("route_score")
-
-
-def evidence(params: ScoreParams) -> pl.Expr:
-    """The product of the evidence factors (score_factors): the most route_score can be, as
-    anomaly_score <= 1."""
-    product = pl.lit(1.0)
-    for factor in score_factors(params).values():
-        product = product * factor
-    return product.alias("evidence")
 
 
 def training_sample(group: pl.DataFrame, params: ScoreParams) -> pl.DataFrame:
@@ -273,76 +217,6 @@ def apply_threshold(scores: pl.DataFrame, params: ScoreParams) -> pl.DataFrame:
     else:
         flagged = eligible & (pl.col("route_score") >= pl.col("score_threshold"))
     return scores.with_columns(flagged=flagged.fill_null(False))
-
-
-def route_typical(group: pl.DataFrame) -> pl.DataFrame:
-    """Each route's typical value of every model input: its median over the route's scored periods."""
-    return group.group_by(ROUTE_KEYS).agg([pl.col(c).cast(pl.Float64).fill_nan(None).median() for c in MODEL_FEATURE_COLUMNS])
-
-
-def rows_to_explain(scored: pl.DataFrame, params: ScoreParams) -> pl.Series:
-    """Flagged rows, and the peak period of the `explain_routes` routes with the highest route_score."""
-    peaks = (scored.select(*ROUTE_KEYS, "period", "route_score").filter(pl.col("route_score") > 0)
-             .sort("route_score", descending=True, maintain_order=True)
-             .group_by(ROUTE_KEYS, maintain_order=True).first().head(params.explain_routes)
-             .select(*ROUTE_KEYS, "period", pl.lit(True).alias("_peak")))
-    # Joined on the keys alone: the group's other columns are not copied.
-    marked = scored.select(*ROUTE_KEYS, "period").join(peaks, on=[*ROUTE_KEYS, "period"], how="left",
-                                                        nulls_equal=True, maintain_order="left")
-    return (scored["flagged"] | marked["_peak"].fill_null(False)).alias("explained")
-
-
-def explanation_notes(chosen: pl.DataFrame, params: ScoreParams) -> pl.DataFrame:
-    """row (0, 1, ... over `chosen`), _history: the words an explanation starts with when the row was scored
-    from a short history ("short history: 14 prior months, scaled to 36; ", else ""), and _factors: how its
-    route score is made, the words it ends with ("; route score 0.412 = forest 0.720 x size 0.830 x ...").
-    `chosen`: the rows' features and anomaly_score."""
-    one = pl.col("prior_periods") == 1
-    unit = (pl.when(pl.col("frequency") == "M").then(pl.when(one).then(pl.lit("month")).otherwise(pl.lit("months")))
-            .otherwise(pl.when(one).then(pl.lit("year")).otherwise(pl.lit("years"))))
-    short = pl.col("prior_periods") < pl.col("full_prior_periods")
-    factors = score_factors(params)
-    parts = [pl.lit("; route score "), graded_route_score(params).round(3).cast(pl.String), pl.lit(" = forest "),
-             pl.col("anomaly_score").round(3).cast(pl.String)]
-    for name, factor in factors.items():
-        parts += [pl.lit(f" x {FACTOR_WORDS[name]} "), factor.round(3).cast(pl.String)]
-    return chosen.select(
-        pl.int_range(pl.len(), dtype=pl.Int64).alias("row"),
-        pl.when(short).then(pl.format("short history: {} prior {}, scaled to {}; ", "prior_periods", unit,
-                                      "full_prior_periods")).otherwise(pl.lit("")).alias("_history"),
-        pl.concat_str(parts).fill_null("").alias("_factors"))
-
-
-def _with_notes(text: pl.DataFrame, chosen: pl.DataFrame, params: ScoreParams) -> pl.DataFrame:
-    """`text` (row, top_features) with each row's history note in front of its top_features and how its
-    route score is made after them: the explanation names what the forest found and every factor that
-    moved the ranking."""
-    return text.join(explanation_notes(chosen, params), on="row", how="left").with_columns(
-        pl.concat_str(pl.col("_history").fill_null(""), "top_features", pl.col("_factors").fill_null(""))
-        .alias("top_features")).drop("_history", "_factors")
-
-
-def explain_group(scored: pl.DataFrame, scorer: RouteScorer, params: ScoreParams) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(scored with top_features text, long explanation table keyed by route and period)."""
-    scored = scored.with_row_index("_row").with_columns(rows_to_explain(scored, params))
-    chosen = scored.filter("explained")
-    # The typical values of the chosen rows' routes only (a few routes of a group of millions of rows).
-    routes = chosen.select(ROUTE_KEYS).unique()
-    of_routes = scored.select(*ROUTE_KEYS, *MODEL_FEATURE_COLUMNS).join(routes, on=list(ROUTE_KEYS), how="semi",
-                                                                        nulls_equal=True)
-    typical = chosen.select(*ROUTE_KEYS).join(route_typical(of_routes), on=list(ROUTE_KEYS), how="left",
-                                              nulls_equal=True, maintain_order="left")
-    long = scorer.explain(chosen, typical, top=params.explain_top)
-    keys = chosen.select("_row", *ROUTE_KEYS, "period").with_row_index("row").with_columns(pl.col("row").cast(pl.Int64))
-    # Every chosen row gets a line (a row with no feature far from its route's typical says so).
-    text = keys.select("row").join(explanation_text(long), on="row", how="left").with_columns(
-        pl.col("top_features").fill_null("no feature far from the route's typical"))
-    text = _with_notes(text, chosen, params).join(keys.select("row", "_row"), on="row").drop("row")
-    # The text joined to the row numbers alone (a full join would copy every column of a large group).
-    top = scored.select("_row").join(text, on="_row", how="left", maintain_order="left")["top_features"]
-    out = scored.with_columns(top).drop("_row").drop("explained")
-    long = long.join(keys, on="row").drop("row", "_row")
-    return out, long
 
 
 def not_scored_note(group: pl.DataFrame) -> str:
@@ -443,87 +317,3 @@ def by_group(frame: pl.DataFrame) -> Iterable[tuple[tuple[str, str], pl.DataFram
                                      & (pl.col("mineral") == pl.first("mineral")).all()).item():
         return [((frame["frequency"][0], frame["mineral"][0]), frame)]
     return frame.group_by(["frequency", "mineral"], maintain_order=True)
-
-
-@dataclass
-class Rescored:
-    """What an incremental run changes in one group (rescore_changed): `rows` to append to
-    main.route_score_values (the new route-periods, and stored ones whose flag or explanation changed),
-    `explanations` to append to main.route_explanations, and the keys to delete first: `stale_rows`
-    (stored rows rewritten) and `stale_explanations` (stored rows explained again, or no longer)."""
-    rows: pl.DataFrame
-    explanations: pl.DataFrame
-    stale_rows: pl.DataFrame
-    stale_explanations: pl.DataFrame
-
-
-def rescore_changed(context: pl.DataFrame, new_rows: pl.DataFrame, scorer: RouteScorer, params: ScoreParams,
-                    changed_routes: pl.DataFrame, features_for: Callable[[pl.DataFrame], pl.DataFrame],
-                    route_rows_for: Callable[[pl.DataFrame], pl.DataFrame]) -> Rescored:
-    """One group with the model it already has, after new or changed route-periods arrived: score those
-    (`new_rows`), flag and explain as score_routes would over the whole group, and return only what changed.
-
-    `context`: the group's stored rows of main.route_score_values (the changed routes' rows from their first
-    changed period on already removed) that new rows can affect: those with route_score > 0 or an
-    explanation. Every other stored row has no route score (screened out: NULL) or one of 0, and no
-    explanation, and keeps them: a flag needs route_score > 0 (a flag-eligible row has a positive anomaly
-    score and factors), and so does the peak period of a top route. So the flags and peaks over context +
-    new rows are those over the whole group. (The screen leaves most rows NULL: the context is the rows the
-    forest scored, a few per cent of a large group.)
-
-    A row's explanation depends on the model (unchanged), its own features and its route's typical values
-    (the median over the route's scored periods): a row keeps its explanation when its route is not among
-    `changed_routes` and it was explained before. Rows of changed routes, and rows explained now but not
-    before, are explained here: their features read through `features_for(keys)` (keys -> feature rows in
-    the same order), their routes' scored periods through `route_rows_for(routes)`."""
-    columns = [c for c in context.columns if c not in ("flagged", "top_features")]
-    parts = [context.select(columns)]
-    if new_rows.height:
-        fresh = score_group(new_rows, scorer, params)
-        parts.append(fresh.select([pl.col(c) if c in fresh.columns else pl.lit(None).alias(c) for c in columns]))
-    group = pl.concat(parts, how="vertical_relaxed").sort(KEYS)
-    scored = apply_threshold(group, params)
-    before = context.select(*KEYS, pl.col("flagged").alias("_flagged_before"), pl.col("top_features").alias("_before"),
-                            pl.lit(True).alias("_stored"))
-    scored = scored.with_columns(rows_to_explain(scored, params)).join(before, on=KEYS, how="left",
-                                                                       maintain_order="left")
-    changed = changed_routes.select(ROUTE_KEYS).unique().with_columns(_changed=pl.lit(True))
-    scored = scored.join(changed, on=list(ROUTE_KEYS), how="left", maintain_order="left").with_columns(
-        pl.col("_stored").fill_null(False),
-        _again=pl.col("explained") & (pl.col("_changed").fill_null(False) | pl.col("_before").is_null()))
-
-    again = scored.filter("_again").select(KEYS)
-    long = explanation_schema()
-    text = again.with_columns(top_features=pl.lit(None, dtype=pl.String))
-    if again.height:
-        chosen = features_for(again)
-        typical_of = route_typical(route_rows_for(again.select(ROUTE_KEYS).unique()))
-        typical = chosen.select(ROUTE_KEYS).join(typical_of, on=list(ROUTE_KEYS), how="left", nulls_equal=True,
-                                                 maintain_order="left")
-        explained_now = scorer.explain(chosen, typical, top=params.explain_top)
-        row_keys = again.with_row_index("row").with_columns(pl.col("row").cast(pl.Int64))
-        text = row_keys.join(explanation_text(explained_now), on="row", how="left").with_columns(
-            pl.col("top_features").fill_null("no feature far from the route's typical"))
-        # The forest's score of each row as scored (the features carry none).
-        chosen = chosen.with_columns(anomaly_score=scored.filter("_again")["anomaly_score"])
-        text = _with_notes(text, chosen, params).drop("row")
-        long = explained_now.join(row_keys, on="row").drop("row")
-    out = scored.join(text.rename({"top_features": "_now"}), on=KEYS, how="left", maintain_order="left").with_columns(
-        top_features=pl.when(pl.col("_again")).then(pl.col("_now"))
-        .when(pl.col("explained")).then(pl.col("_before")).otherwise(None))
-    unexplained = pl.col("_stored") & ~pl.col("explained") & pl.col("_before").is_not_null()
-    rewrite = (~pl.col("_stored") | pl.col("_again") | unexplained
-               | (pl.col("flagged") != pl.col("_flagged_before")).fill_null(True))
-    out = out.filter(rewrite)
-    return Rescored(
-        rows=out.drop("explained", "_flagged_before", "_before", "_stored", "_changed", "_again", "_now"),
-        explanations=long,
-        stale_rows=out.filter("_stored").select(KEYS),
-        stale_explanations=out.filter(pl.col("_stored") & (pl.col("_again") | unexplained)).select(KEYS))
-
-
-def explanation_schema() -> pl.DataFrame:
-    return pl.DataFrame(schema={
-        "position": pl.Int32, "feature": pl.String, "words": pl.String, "value": pl.Float64, "typical": pl.Float64,
-        "normal_low": pl.Float64, "normal_high": pl.Float64, "score_drop": pl.Float64, "set_score_drop": pl.Float64,
-        **{k: pl.String for k in ROUTE_KEYS}, "period": pl.Date})

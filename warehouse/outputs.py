@@ -254,8 +254,8 @@ def write_group_scores(con: duckdb.DuckDBPyConnection, scores: pl.DataFrame, exp
     if create or scores.height:
         ordered = stamped(scores).select(SCORE_COLUMNS)
         # The scorer hands rows over in key order (score_routes, rescore_group): no sort here. A large group
-        # is written in slices, DuckDB's memory handed back after each: written whole, DuckDB took up to its
-        # limit for the new rows while the group's frame was still held (the 20 M world's peak).
+        # is written in slices, DuckDB's memory handed back after each, so that DuckDB's buffers for the new
+        # rows and the group's frame are never both at their largest.
         sliced = ordered.height > SCORE_WRITE_ROWS
         for start in range(0, max(ordered.height, 1), SCORE_WRITE_ROWS):
             con.register("_scores", ordered.slice(start, SCORE_WRITE_ROWS))

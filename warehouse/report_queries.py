@@ -1,4 +1,4 @@
-"""What the per-run report reads from the published warehouse (flows/html_report.py lays it out)."""
+"""What the per-run report reads from the published warehouse (flows/report/html.py lays it out)."""
 
 from __future__ import annotations
 

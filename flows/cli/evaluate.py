@@ -43,9 +43,9 @@ def evaluate(worlds: int, first_seed: int, jobs: int, out: Path, show_features: 
         return
     from features.params import FeatureParams
     if worlds_dir is not None:
-        from flows.evaluate import print_folder_evaluation, run_folder_evaluation
+        from flows.harness.folders import print_folder_evaluation, run_folder_evaluation
         from flows.progress import step
-        from models.scoring import ScoreParams
+        from models.params import ScoreParams
 
         if out == Path("reports/evaluation.json"):
             out = Path("reports/evaluation-worlds.json")
@@ -54,9 +54,9 @@ def evaluate(worlds: int, first_seed: int, jobs: int, out: Path, show_features: 
         print_folder_evaluation(report)
         click.echo(f"{report['seconds']} s; metrics written to {out}")
         return
-    from flows.evaluate import print_evaluation, run_evaluation
+    from flows.harness.seeded import print_evaluation, run_evaluation
     from flows.progress import step
-    from models.scoring import ScoreParams
+    from models.params import ScoreParams
 
     step(f"evaluation: {worlds} worlds from seed {first_seed}, {jobs} at a time")
     report = run_evaluation(worlds, first_seed, jobs, out, FeatureParams(), ScoreParams(), progress=step)
@@ -69,7 +69,7 @@ def _evaluate_on_labels(warehouse: Path, show_features: bool) -> None:
     from rich.table import Table
 
     from flows.progress import wide_console
-    from models.evaluation import evaluate_on_labels, scorers
+    from models.metrics import evaluate_on_labels, scorers
     from warehouse.outputs import all_route_scores
     from warehouse.review import analyst_labels
 

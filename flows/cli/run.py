@@ -94,7 +94,7 @@ def _summarise(run: dict, warehouse: Path) -> None:
     for m in run.get("models", []):
         colour = "yellow" if m["note"].startswith("not scored") or m.get("drift") else "dim"
         console.print(Text(f"{m['frequency']} {m['mineral']}: {m.get('model_id') or 'no model'}: {m['note']}", style=colour))
-    from flows.report import forest_line
+    from flows.report.markdown import forest_line
 
     if forests := forest_line(run):
         console.print(Text(forests, style="dim"))
@@ -187,7 +187,7 @@ def run(data_dir: Path, warehouse: Path, reports: Path, catalogue: Path | None, 
                    "run (Comtrade format only; use a fresh --out and --warehouse).")
 def demo(seed: int, out: Path, warehouse: Path, reports: Path, formats: str, hold_back: int) -> None:
     """Write the bundled sample world and run the whole pipeline on it, then say how well it did."""
-    from flows.evaluate import demo_verdict
+    from flows.harness.demo import demo_verdict
     from flows.progress import step
     from worlds.national import write_national_world
     from worlds.sample import write_sample_world

@@ -1,6 +1,6 @@
 """The job's stages as plain functions on a DuckDB connection (no Prefect): load -> build -> featurize ->
 score -> flag lists -> finish. The Prefect tasks (flows/pipeline.py), `transship evaluate`
-(flows/evaluate.py) and the test fixtures all run the job through these, so the sequence is written once.
+(flows/harness/) and the test fixtures all run the job through these, so the sequence is written once.
 
 - load.py: files into raw (with the reference tables), and staging and marts built from raw.
 - featurize.py: features.route_features from the mart, in full or for the routes that changed.

@@ -10,7 +10,8 @@ import polars as pl
 
 from models import artifact
 from models.registry import drift_rows, model_card_for, registered_models
-from models.scoring import FittedGroup, ScoreParams
+from models.params import ScoreParams
+from models.scoring import FittedGroup
 from warehouse import model_store
 from warehouse.model_store import ensure_registry
 

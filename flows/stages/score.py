@@ -24,7 +24,9 @@ from flows.settings import code_version
 from flows.stages.featurize import route_features_from, update_features
 from flows.stages.registry import ensure_registry, latest, record_drift, register
 from models.registry import choose_models
-from models.scoring import SCORING_INPUTS, FittedGroup, ScoreParams, rescore_changed, score_routes, scoreable
+from models.params import ScoreParams
+from models.rescore import rescore_changed
+from models.scoring import FittedGroup, SCORING_INPUTS, score_routes, scoreable
 from warehouse import feature_store as store
 from warehouse.connection import release_memory
 

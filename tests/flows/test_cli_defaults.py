@@ -9,7 +9,7 @@ def test_the_command_lines_caps_are_the_settings_defaults():
     from flows.cli.fetch import fetch_census_cmd
     from flows.cli.run import run
     from warehouse.fetch import FetchLimits
-    from models.scoring import ScoreParams
+    from models.params import ScoreParams
     from warehouse.files import InputLimits
 
     options = {p.name: p.default for p in run.params}

@@ -12,7 +12,7 @@ import pytest
 from flows.fanout import FanOutError, check_scheduler, prepare_file_task, score_group_task
 from flows.pipeline import transship_pipeline
 from flows.settings import Settings
-from models.scoring import ScoreParams
+from models.params import ScoreParams
 from tests.helpers import query, table_differences
 from warehouse.build import loading_code_fingerprint
 from warehouse.files import IngestError, file_sha256

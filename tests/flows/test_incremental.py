@@ -15,7 +15,7 @@ from flows.settings import Settings
 from flows import stages
 from flows.stages import featurize
 from flows.stages.featurize import changed_route_features
-from models.scoring import ScoreParams
+from models.params import ScoreParams
 from tests.helpers import query, table_differences
 from warehouse import outputs
 from warehouse.build import plan_build

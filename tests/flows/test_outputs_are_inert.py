@@ -23,7 +23,7 @@ def test_cells_a_spreadsheet_would_run_start_with_an_apostrophe_and_numbers_stay
 
 
 def test_an_analysts_name_is_inert_in_the_flagged_csv_and_in_the_terminal(scored_warehouse, tmp_path):
-    from flows.html_report import gather, write_outputs
+    from flows.report.html import gather, write_outputs
     from warehouse.connection import connect_read_only
 
     live = tmp_path / "w.duckdb"

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from flows.evaluate import demo_scorecard
+from flows.harness.demo import demo_scorecard
 from flows.pipeline import transship_pipeline
 from flows.settings import Settings
 from tests.helpers import cli, cli_process, query

@@ -13,7 +13,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from flows.html_report import gather, write_outputs
+from flows.report.html import gather, write_outputs
 
 HOSTILE_HUB = 'Thai<img src=x onerror="window.__pwned=1">land<script>window.__pwned=2</script>'
 HOSTILE_NOTE = "checked </script><script>window.__pwned=3</script> & closed"
@@ -177,7 +177,7 @@ def test_each_card_reads_the_seeds_test_and_the_rate_change_side_by_side(report)
     few kilograms below zero read 0.0 t, not -0.0."""
     from plotly.offline import get_plotlyjs
 
-    from flows.html_report import of_prior_total, rate_change, tonnes
+    from flows.report.html import of_prior_total, rate_change, tonnes
 
     assert of_prior_total(1_554_800.0, 2_072_600.0) == "0.75"
     assert rate_change(1_554_800.0, 2_072_600.0, 5, 36) == "5.4x"

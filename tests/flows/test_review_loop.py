@@ -14,7 +14,7 @@ import pytest
 
 from flows.pipeline import transship_pipeline
 from flows.settings import Settings
-from models.scoring import ScoreParams
+from models.params import ScoreParams
 from warehouse import publish as pub
 from warehouse.connection import WarehouseError
 from warehouse.review import RouteRef, carry_over_decisions, record_decision

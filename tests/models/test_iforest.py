@@ -11,7 +11,9 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from models.iforest import MODEL_FEATURES, RouteScorer
-from models.scoring import ScoreParams, apply_threshold, route_typical, score_routes
+from models.explain import route_typical
+from models.params import ScoreParams
+from models.scoring import apply_threshold, score_routes
 
 COLUMNS = [f.column for f in MODEL_FEATURES]
 
@@ -162,7 +164,9 @@ def test_route_score_is_graded_by_the_evidence_and_flags_need_the_score_and_the_
     excess falls below the volume floor or as one period carries more of the window, never exceeds the anomaly score, and ignores the peak share in
     annual windows. A flag needs route_score at the threshold (0.2) and direction_ok: tonnes beyond the run
     rate on both legs, with weights known for 90 % of the trade."""
-    from models.scoring import ScoreParams, apply_threshold, gates, graded_route_score
+    from models.evidence import gates, graded_route_score
+    from models.params import ScoreParams
+    from models.scoring import apply_threshold
 
     p = ScoreParams()
     assert p.min_route_score == 0.2
@@ -221,7 +225,8 @@ def test_route_score_is_graded_by_the_evidence_and_flags_need_the_score_and_the_
 def test_an_explanation_says_first_how_short_its_history_is_and_last_how_its_route_score_is_made(scored):
     """Rows scored from fewer prior periods than a full history start their explanation with how many; every
     explanation ends with the route score as the product of the forest's score and each evidence factor."""
-    from models.scoring import ScoreParams, _with_notes
+    from models.params import ScoreParams
+    from models.explain import _with_notes
 
     chosen = pl.DataFrame({"frequency": ["M", "M", "A"], "prior_periods": [14, 36, 3], "full_prior_periods": [36, 36, 3],
                            "anomaly_score": [0.8, 0.8, 0.8], "volume_weight": [1.0, 0.0, 1.0],

@@ -12,7 +12,8 @@ import pytest
 
 from flows.stages.registry import ensure_registry, latest, register
 from models.registry import choose_models
-from models.scoring import ScoreParams, score_routes, scoreable
+from models.params import ScoreParams
+from models.scoring import score_routes, scoreable
 
 PARAMS = ScoreParams(n_estimators=60)
 

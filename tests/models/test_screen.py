@@ -6,7 +6,11 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from models.scoring import ScoreParams, evidence, score_routes, scoreable, training_sample
+from models.evidence import evidence
+
+from models.params import ScoreParams
+
+from models.scoring import score_routes, scoreable, training_sample
 
 PARAMS = ScoreParams(n_estimators=60)
 

@@ -88,7 +88,8 @@ def test_baci_23_years_reproduce_the_published_route(con, real_data):
     # This subset publishes weights for 2024 only: years of trade of unknown weight must not read as 0 kg.
     # No flow of 811010 has a weight before 2024, so none can be estimated, and the kg coverage says so.
     from flows.stages import route_features_from
-    from models.scoring import ScoreParams, gates
+    from models.evidence import gates
+    from models.params import ScoreParams
 
     features = route_features_from(con, FeatureParams())
     tha = features.filter(pl.col("hs_code") == "811010", pl.col("hub_iso3") == "THA",

@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 
 from features.params import FeatureParams
-from flows.evaluate import run_evaluation
-from models.evaluation import Scorer, evaluate_scorer, flag_list_quality
-from models.scoring import ScoreParams
+from flows.harness.seeded import run_evaluation
+from models.metrics import Scorer, evaluate_scorer, flag_list_quality
+from models.params import ScoreParams
 from tests.conftest import REAL
 
 
@@ -70,7 +70,7 @@ def test_flag_list_quality_counts_routes_flagged_in_the_months_asked_for():
 
 
 def test_metrics_on_episodes_by_hand():
-    from models.evaluation import evaluate_on_episodes
+    from models.metrics import evaluate_on_episodes
 
     frame = pl.DataFrame({
         "hs_code": ["1", "1", "2", "3", "4", "5"], "hub_iso3": ["A", "A", "B", "C", "D", "E"],
@@ -92,7 +92,7 @@ def test_metrics_on_episodes_by_hand():
 
 
 def test_a_folder_of_worlds_is_read_with_its_truth_beside_or_inside(tmp_path):
-    from flows.evaluate import read_episodes, world_folders
+    from flows.harness.folders import read_episodes, world_folders
     from warehouse.files import IngestError
 
     (tmp_path / "w1").mkdir()
@@ -123,7 +123,7 @@ def test_a_validation_world_gives_the_figures_of_the_shared_scoring_tool(tmp_pat
     import subprocess
     import sys
 
-    from flows.evaluate import evaluate_folder
+    from flows.harness.folders import evaluate_folder
 
     world = VALIDATION / "world-1005"
     truth = VALIDATION / "world-1005_truth.json"

@@ -92,7 +92,7 @@ def source_coverage(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 def flag_threshold(run: dict[str, Any]) -> str:
     """The run's flag threshold on route_score, as recorded with its parameters (a run recorded before
     there was one: today's default)."""
-    from models.scoring import ScoreParams
+    from models.params import ScoreParams
 
     return f"{ScoreParams.from_stored((run.get('parameters') or {}).get('scoring')).min_route_score:g}"
 
@@ -103,7 +103,7 @@ def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: 
     run rate, weights unknown, or a route score below the flag threshold, with the evidence that lowered
     it): what an analyst asks first when the list is short or empty."""
     calls = q.close_call_rows(con, limit)
-    from models.scoring import ScoreParams
+    from models.params import ScoreParams
 
     used = ScoreParams.from_stored(scoring)
     min_z, min_us_z, min_fall = used.min_rise_z, used.min_us_mean_z, used.min_direct_fall_z

@@ -1,4 +1,4 @@
-"""The per-run report folder: the HTML report (flows.html_report), a Markdown digest of the top flagged
+"""The per-run report folder: the HTML report (flows.report.html), a Markdown digest of the top flagged
 routes for e-mail and terminals, and the flagged rows as CSV and Parquet."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import polars as pl
 
-from flows.html_report import ReportData, flag_threshold, of_prior_total, rate_change, tonnes, write_outputs
+from flows.report.html import ReportData, flag_threshold, of_prior_total, rate_change, tonnes, write_outputs
 
 
 def _md_escape(text: Any) -> str:

@@ -1,0 +1,69 @@
+"""The evidence that moves the forest's score into the route score (models/scoring.py says why each): one
+factor per piece of direction evidence, each in (0, 1], their product (evidence) and the score itself
+(graded_route_score), and the two checks stored with it (direction_ok, sustained)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from models.params import ScoreParams
+
+
+
+def gates(params: ScoreParams) -> tuple[pl.Expr, pl.Expr]:
+    """direction_ok and sustained (module docstring)."""
+    direction_ok = ((pl.col("route_excess_kg") > 0)
+                    & (pl.col("kg_coverage") >= params.min_kg_coverage)).fill_null(False)
+    # A lump needs a window of several periods to show; a one-year window (annual data) cannot tell one.
+    sustained = ((pl.col("hub_to_us_peak_share") <= params.max_peak_share) | (pl.col("window_periods") < 3)).fill_null(False)
+    return direction_ok.alias("direction_ok"), sustained.alias("sustained")
+
+
+def _logistic(x: pl.Expr) -> pl.Expr:
+    return 1.0 / (1.0 + (-x).exp())
+
+
+def _above(column: str, threshold: float) -> pl.Expr:
+    """σ(column - threshold): 0.5 at the threshold; an unknown value counts as 20 below it."""
+    return _logistic(pl.col(column).fill_nan(None).fill_null(threshold - 20.0).clip(-50.0, 50.0) - threshold)
+
+
+# The factors of route_score after the forest's, in the words an explanation gives them.
+FACTOR_WORDS = {"size": "size", "floor": "beyond the volume floor", "direction": "both legs rising",
+                "us_own_spread": "exports to the US beyond their own spread",
+                "direct_falls": "China -> US direct falling", "one_lump": "not one lump"}
+
+
+def score_factors(params: ScoreParams) -> dict[str, pl.Expr]:
+    """The evidence factors that multiply anomaly_score into route_score (module docstring), each in (0, 1]."""
+    return {
+        "size": 0.5 + 0.5 * pl.col("volume_weight").fill_null(0.0).fill_nan(0.0).clip(0.0, 1.0),
+        "floor": 0.1 + 0.9 * pl.col("floor_multiple").fill_nan(None).fill_null(0.0).clip(0.0, 1.0).sqrt(),
+        "direction": _above("co_rise_z", params.min_rise_z),
+        "us_own_spread": _above("hub_to_us_mean_z", params.min_us_mean_z),
+        # The US's imports from China direct in the window against their own history: an unknown or steady
+        # direct trade counts as no fall (0.63), a fall of min_direct_fall_z or more lifts the score by half.
+        "direct_falls": 0.5 + 0.5 * _logistic(
+            -pl.col("us_from_cn_kg_robust_z").fill_nan(None).fill_null(0.0).clip(-50.0, 50.0)
+            - params.min_direct_fall_z),
+        "one_lump": pl.when(pl.col("window_periods") < 3).then(1.0).otherwise(_logistic(
+            (params.max_peak_share - pl.col("hub_to_us_peak_share").fill_nan(None).fill_null(1.0)) / 0.1)),
+    }
+
+
+def graded_route_score(params: ScoreParams) -> pl.Expr:
+    """route_score from anomaly_score and the direction evidence (module docstring); never 0 but for a
+    0 anomaly score, never above anomaly_score."""
+    score = pl.col("anomaly_score")
+    for factor in score_factors(params).values():
+        score = score * factor
+    return score.alias("route_score")
+
+
+def evidence(params: ScoreParams) -> pl.Expr:
+    """The product of the evidence factors (score_factors): the most route_score can be, as
+    anomaly_score <= 1."""
+    product = pl.lit(1.0)
+    for factor in score_factors(params).values():
+        product = product * factor
+    return product.alias("evidence")
