@@ -26,7 +26,7 @@ from flows.progress import Laps, step
 from flows.report.html import gather
 from flows.notify import ARTIFACT_KEY, notify, summary_markdown
 from flows.report.markdown import write_report
-from flows.settings import DEFAULT_REPORTS, DEFAULT_WAREHOUSE, Settings, code_version
+from flows.settings import Settings, code_version
 from flows import stages
 from flows.stages import features_and_scores, flagged_lists
 from warehouse import faults
@@ -58,10 +58,6 @@ def this_run_id() -> str:
 
     name = flow_run.name
     return name if isinstance(name, str) and RUN_ID.fullmatch(name) else new_run_id()
-
-
-def _scheduled_name() -> str:
-    return "scheduled " + datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 # ---------------------------------------------------------------- ingest
@@ -297,16 +293,10 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
     lap, seconds, peak_rss = laps.lap, laps.seconds, laps.peak_rss_gb
     run["seconds"], run["peak_rss_gb"] = seconds, peak_rss
 
-    with pub.exclusive_run(live):
-        build, stage, published, live_sound = pub.build_path(live, run_id), "checking the warehouse", False, False
+    with pub.private_build(live, run_id) as private:
+        build, stage = private.build, "checking the warehouse"
         try:
-            # The live file first: locked, damaged, or two names for it stop the run here, and nothing is written
-            # into it (not even this run's failure); a foreign write-ahead log is set aside.
-            pub.check_single_name(live)
-            for note in pub.check_live(live):
-                step(note)
-            live_sound = True
-            abandoned = pub.abandoned_builds(live)
+            private.check_live(progress=step)
             stage = "copying the warehouse"
             if settings.dask_address:
                 from flows.fanout import check_scheduler
@@ -314,9 +304,9 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
                 stage = "connecting to the Dask cluster"
                 check_scheduler(settings.dask_address)
                 stage = "copying the warehouse"
-            pub.start_build(live, run_id)
-            if abandoned:
-                record_abandoned(build, abandoned, run_id)
+            private.start()
+            if private.abandoned:
+                record_abandoned(build, private.abandoned, run_id)
             lap("copy")
             stage = "ingest"
             ingesting = ingest_flow
@@ -357,19 +347,19 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
             stage = "publish"
             finish_build(build, run)
             publish_build(build, live)
-            published = True
-            pub.remove_abandoned(abandoned)
+            private.published = True
+            pub.remove_abandoned(private.abandoned)
             lap("publish")
         except BaseException as exc:
-            if published:  # only tidying up failed: the run is in the warehouse
+            if private.published:  # only tidying up failed: the run is in the warehouse
                 mark_run_outcome(exc, published=True, stage="tidying up after publishing", run_id=run["run_id"])
                 raise
-            pub.discard_build(build)
+            # (private_build deletes the build file as this exception leaves it.)
             run.update(status="failed", finished_at=now_utc(), error=f"{stage}: {type(exc).__name__}: {exc}")
             damaged = damage_in(exc, live)
             if damaged is not None:  # the copy read from the live file is damaged: so is the live file
                 raise failed(damaged, stage, run["run_id"]) from exc
-            if not live_sound:
+            if not private.live_sound:
                 mark_run_outcome(exc, published=False, stage=stage, run_id=run["run_id"])
                 raise
             if not pub.out_of_space(exc):  # never write to a full disk: the run is then recorded in the message only
@@ -394,64 +384,3 @@ def _history_needed(settings: Settings) -> dict[str, int]:
     from features.params import FeatureParams
 
     return {f: p.window + p.prior for f in ("M", "A") for p in [FeatureParams.for_frequency(f, settings.features)]}
-
-
-def last_months(n: int, today: datetime | None = None) -> list[str]:
-    """The n whole months before this one, oldest first ('YYYY-MM'): what customs have published by now."""
-    from warehouse.fetch import months_between
-
-    today = today or datetime.now(timezone.utc)
-    y, m = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
-    first = y * 12 + m - 1 - (n - 1)
-    return months_between(f"{first // 12}-{first % 12 + 1:02d}", f"{y}-{m:02d}")
-
-
-@task(name="fetch", task_run_name="fetch {source}", cache_policy=NO_CACHE)
-def fetch_source(source: str, spec: dict[str, Any], data_dir: Path) -> dict[str, Any]:
-    """Download one source's last months into the data folder (warehouse.fetch: staged, then moved into
-    place whole). Prefect retries this task (spec's retries and retry_delay_seconds); nothing else retries."""
-    import os
-
-    from warehouse.fetch import Retry, fetch_census, fetch_comtrade
-
-    months = last_months(int(spec["months"]))
-    retry = Retry(attempts=int(spec["attempts"]))
-    codes = [str(c) for c in spec["codes"]]
-    if source == "census":
-        kwargs = {"base_url": spec["base_url"]} if "base_url" in spec else {}
-        result = fetch_census(data_dir, codes=codes, months=months, api_key=os.environ.get("CENSUS_API_KEY") or None,
-                              retry=retry, progress=step, **kwargs)
-        files = len(result.files)
-    else:
-        files = 0
-        for pull in spec["pulls"]:
-            kwargs = {k: spec[k] for k in ("base_url", "max_records") if k in spec}
-            result = fetch_comtrade(data_dir, reporter=int(pull["reporter"]), flow=pull["flow"], codes=codes,
-                                    months=months, api_key=os.environ.get("COMTRADE_API_KEY", ""), retry=retry,
-                                    progress=step, **kwargs)
-            files += len(result.files)
-    step(f"fetch {source}: {files} file(s) for {months[0]}..{months[-1]}")
-    return {"source": source, "months": [months[0], months[-1]], "files": files}
-
-
-@flow(name="transship-scheduled", flow_run_name=_scheduled_name)
-def scheduled_run(data_dir: str, warehouse: str = str(DEFAULT_WAREHOUSE), reports_dir: str = str(DEFAULT_REPORTS),
-                  notify_url: str | None = None, notify_command: str | None = None,
-                  dask_address: str | None = None) -> dict[str, Any]:
-    """The job as a deployment runs it: plain parameters (paths as text) in, the run's row out. Every other
-    setting comes from the warehouse's settings file (warehouse/transship.toml beside
-    warehouse/transship.duckdb: flows.settings.settings_for), read at each run, as `transship run` reads it;
-    the parameters given here win over it."""
-    from dataclasses import replace
-
-    from flows.settings import fetch_plan, settings_for
-
-    settings, origin = settings_for(Path(warehouse), Path(reports_dir), {
-        "notify_url": notify_url, "notify_command": notify_command, "dask_address": dask_address})
-    # The downloads the settings file asks for ([fetch.*]) first, each retried by Prefect on its own; a
-    # download that still fails fails the scheduled run before anything is built (the last good warehouse
-    # and report stay in place), and says which source and why.
-    for source, spec in fetch_plan(Path(warehouse)).items():
-        fetch_source.with_options(retries=int(spec["retries"]),
-                                  retry_delay_seconds=float(spec["retry_delay_seconds"]))(source, spec, Path(data_dir))
-    return transship_pipeline(Path(data_dir), replace(settings, origin=origin))

@@ -19,9 +19,10 @@ import fcntl
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -279,6 +280,49 @@ def discard_build(build: Path) -> None:
     for path in (build, build.with_name(build.name + ".wal")):
         path.unlink(missing_ok=True)
     shutil.rmtree(build.with_name(build.name + ".tmp"), ignore_errors=True)
+
+
+@dataclass
+class PrivateBuild:
+    """A run's private copy of the warehouse (build) and what private_build has learnt: the builds of runs
+    that died before publishing (removed once this one publishes), whether the live file was found sound
+    (nothing may be written into it otherwise, not even this run's failure), and whether this run published."""
+
+    live: Path
+    run_id: str
+    build: Path
+    abandoned: list[dict] = field(default_factory=list)
+    live_sound: bool = False
+    published: bool = False
+
+    def check_live(self, progress: Callable[[str], None]) -> None:
+        """The live file first: locked, damaged, or two names for it stop the run here, and nothing is
+        written into it; a foreign write-ahead log is set aside. Then the builds abandoned by dead runs."""
+        check_single_name(self.live)
+        for note in check_live(self.live):
+            progress(note)
+        self.live_sound = True
+        self.abandoned = abandoned_builds(self.live)
+
+    def start(self) -> Path:
+        """The private copy of the live file (an empty one on the first run)."""
+        return start_build(self.live, self.run_id)
+
+
+@contextmanager
+def private_build(live: Path, run_id: str) -> Iterator[PrivateBuild]:
+    """Hold the run lock over a run's private build: everything the run writes goes to `.build`, published
+    over the live file (publish_build) only when all of it succeeded. On an exception before publishing the
+    build file is deleted (the live file is as it was); after publishing, the caller removes the builds of
+    dead runs (remove_abandoned: a failure there is a failure of tidying up, not of the run)."""
+    with exclusive_run(live):
+        handle = PrivateBuild(live, run_id, build_path(live, run_id))
+        try:
+            yield handle
+        except BaseException:
+            if not handle.published:
+                discard_build(handle.build)
+            raise
 
 
 def out_of_space(exc: BaseException) -> bool:

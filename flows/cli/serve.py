@@ -47,7 +47,7 @@ def serve(data_dir: Path, warehouse: Path, reports: Path, cron: str, tz: str, na
     except ValueError as exc:
         raise click.ClickException(f"--cron {cron!r}: {exc}") from None
     quiet_prefect()
-    from flows.pipeline import scheduled_run
+    from flows.scheduled import scheduled_run
 
     parameters = {"data_dir": str(data_dir.resolve()), "warehouse": str(warehouse.resolve()),
                   "reports_dir": str(reports.resolve()), "notify_url": notify_url, "notify_command": notify_command}

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from flows.pipeline import last_months, scheduled_run
+from flows.scheduled import last_months, scheduled_run
 from tests.helpers import query
 from tests.warehouse.test_fetch import Replay, server  # noqa: F401 - the loopback server fixture
 
