@@ -30,9 +30,8 @@ import duckdb
 
 from warehouse import faults
 from warehouse.connection import rows, scalar
-from warehouse.contracts import KEYS
+from warehouse.contracts import KEYS, SQL_DIR, relation_sql
 
-SQL_DIR = Path(__file__).parent / "sql"
 MODELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     # (layer, relation, key columns)
     ("staging", "stg_comtrade__records", ("file_sha256", "source_row")),
@@ -134,7 +133,7 @@ def fingerprint(con: duckdb.DuckDBPyConnection, parameters: dict[str, Any]) -> d
         ref.update(table.encode() + con.sql(f"SELECT * FROM {table} ORDER BY ALL").pl().write_csv().encode())
     return {
         "reference tables": ref.hexdigest()[:16],
-        "SQL models": source_fingerprint(list(SQL_DIR.glob("*/*.sql"))),
+        "SQL models": source_fingerprint([*SQL_DIR.glob("staging/*.sql"), *SQL_DIR.glob("marts/*.sql")]),
         # Every module of the packages that compute features and scores (a module added to one counts).
         "feature and scoring code": source_fingerprint(package_sources(root / "features", root / "models")),
         "parameters": hashlib.sha256(json.dumps(parameters, sort_keys=True, default=str).encode()).hexdigest()[:16],
@@ -171,7 +170,7 @@ def check_key(con: duckdb.DuckDBPyConnection, relation: str, key: tuple[str, ...
 
 
 def _query(layer: str, name: str) -> str:
-    return (SQL_DIR / layer / f"{name}.sql").read_text(encoding="utf-8")
+    return relation_sql(layer, name)
 
 
 def _scope_staging(con: duckdb.DuckDBPyConnection, plan: BuildPlan) -> None:
