@@ -1,7 +1,7 @@
 """Run the SQL models, layer by layer, and check each relation's key: in full, or only the periods and
 routes that new input touched.
 
-Each `.sql` file under `sql/<layer>/` is the query of the relation it is named after. Layers run in MODELS
+Each `.sql` file under `sql/<layer>/` is the query of the relation it is named after. Layers run in BUILD_ORDER
 order (dependencies first). A full build replaces each relation with its query (the mart's query runs
 over a batch of products at a time, to bound memory). An incremental build
 (`BuildPlan.mode == "incremental"`) runs the same queries over a scope and replaces only the rows in it:
@@ -30,18 +30,17 @@ import duckdb
 
 from warehouse import faults
 from warehouse.connection import rows, scalar
-from warehouse.contracts import KEYS, SQL_DIR, relation_sql
+from warehouse.contracts import KEYS, SQL_DIR, contracts, relation_sql
 
-MODELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    # (layer, relation, key columns)
-    ("staging", "stg_comtrade__records", ("file_sha256", "source_row")),
-    ("staging", "stg_national__records", ("file_sha256", "source_row", "part")),
-    ("staging", "stg_flows", ("source", "frequency", "period", "reporter_iso3", "partner_iso3", "flow", "hs_code")),
-    ("staging", "stg_flows_excluded", ("file_sha256", "source_row", "part")),
-    ("staging", "stg_revisions", ("old_file_sha256", "source", "frequency", "period", "reporter_iso3",
-                                  "partner_iso3", "flow", "hs_code")),
-    ("marts", "fct_route_legs", tuple(KEYS)),
-)
+# The relations a build runs, in order (dependencies first), with their keys from the contracts.
+BUILD_ORDER = ("staging.stg_comtrade__records", "staging.stg_national__records", "staging.stg_flows",
+               "staging.stg_flows_excluded", "staging.stg_revisions", "marts.fct_route_legs")
+
+
+def build_models_order() -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """(layer, relation, key columns) of each relation a build runs, in BUILD_ORDER."""
+    return tuple((*name.split("."), contracts()[name].key) for name in BUILD_ORDER)
+
 
 STATE_DDL = """
 CREATE SCHEMA IF NOT EXISTS build;
@@ -302,7 +301,7 @@ def build_models(con: duckdb.DuckDBPyConnection, plan: BuildPlan | None = None,
     con.execute("DELETE FROM build.rebuilt_periods; DELETE FROM build.dirty_routes")
     _scope_staging(con, plan)
     counts: dict[str, int] = {}
-    for layer, name, key in MODELS:
+    for layer, name, key in build_models_order():
         relation = f"{layer}.{name}"
         if layer == "marts":
             faults.at("build")

@@ -10,47 +10,14 @@ from __future__ import annotations
 import duckdb
 
 from warehouse.connection import rows
+from warehouse.contracts import contracts
 from warehouse.glossary import column_comment
 
-# relation -> "Grain ... Key ... Units ..." (one sentence each, as an analyst reads them)
-RELATIONS: dict[str, str] = {
-    "raw.loads": "One row per file load. Key: file_sha256. The file, its SHA-256, batch (run_id), rows read / loaded / rejected.",
-    "raw.comtrade_records": "One row per accepted UN Comtrade record, append-only. Key: (file_sha256, source_row). Values as published (USD), quantities as published.",
-    "raw.national_records": "One row per accepted record of a national release (US Census, China customs, BACI, user tables), append-only. Key: (file_sha256, source_row, part). Values and quantities as published, with currency, scale and unit.",
-    "raw.fx_rates": "One row per exchange rate loaded. Key: (file_sha256, source_row). units_per_usd: currency units per US dollar.",
-    "raw.rejects": "One row per rejected record, with file, line, column, bad value and reason. Key: (file_sha256, source_row, part).",
-    "ref.countries": "Country and area codes: M49 numeric code -> ISO3, name, kind (country, area_nes, group, world).",
-    "ref.minerals": "The watched minerals (the catalogue). Key: mineral. volume_floor_kg / volume_floor_usd: the smallest volume per scoring window that counts as a real route.",
-    "ref.catalogue_codes": "The watched product codes (HS6 and national lines) and the mineral series each belongs to. Key: code.",
-    "ref.qty_units": "Quantity units as sources write them -> kilograms per unit. Key: qty_unit. Units not listed (items, litres...) give no weight.",
-    "ref.source_settings": "The settings the latest run read sources with: census_import_measure (general imports or imports for consumption) and cif_fob_rate (share taken off CIF values for mirror gaps).",
-    "staging.stg_comtrade__records": "UN Comtrade records typed and mapped, 1:1 with raw.comtrade_records. Key: (file_sha256, source_row). Values USD, quantities converted to kg where the unit allows, HS6 in HS 2022.",
-    "staging.stg_national__records": "National releases typed and converted, 1:1 with raw.national_records. Key: (file_sha256, source_row, part). Values to USD at the period's rate, quantities to kg, year-to-date to months, HS6 in HS 2022, with why a record is set aside.",
-    "ref.hs_concordance": "HS editions: a watched code in an older HS edition -> its HS 2022 heading.",
-    "staging.stg_flows": "Canonical flows of every source. Key: (source, frequency, period, reporter_iso3, partner_iso3, flow, hs_code). value_usd and value_fob_usd in US dollars, qty_kg in kilograms (NULL = not published), period is the first day of the month or year.",
-    "staging.stg_flows_excluded": "Loaded records not used as flows, with the reason (duplicate, total, grouping, superseded...). Key: (file_sha256, source_row, part).",
-    "staging.stg_revisions": "One row per flow published again with different figures: old and new value (USD) and quantity (kg).",
-    "marts.fct_route_legs": "Both legs of every route on a complete period grid. Key: (frequency, mineral, hs_code, hub_iso3, period). kg and USD; no trade = 0; NULL = unknown (the side did not publish the period); hs_code is the HS6 heading.",
-    "features.route_features": "Every feature of every route-period. Key: (frequency, mineral, hs_code, hub_iso3, period). Windows: *_window = the scoring window, *_prior = the periods before it (36 months by default). kg, USD, shares 0..1.",
-    "main.route_scores": "Scores of every route-period with a full history and some trade, with all its features (a view: main.route_score_values joined to features.route_features). Key: (frequency, mineral, hs_code, hub_iso3, period). route_score and anomaly_score: higher = more suspicious. model_id names the model in models.registry; run_id the run that scored the row (an incremental run scores only new or changed route-periods).",
-    "main.route_score_values": "What scoring adds to each scored route-period (the stored part of main.route_scores, which adds the features). Key: (frequency, mineral, hs_code, hub_iso3, period).",
-    "build.state": "How the warehouse was last built. Key: key. fingerprint: hashes of the reference tables, SQL models, feature and scoring code and parameters (a change makes the next build full); plan: mode (full or incremental), reason, run_id.",
-    "build.rebuilt_periods": "The periods the last build rebuilt, per layer (staging, marts). Key: (layer, frequency, period). A full build lists every period.",
-    "build.dirty_routes": "Routes whose legs the last build changed, and the first period changed (features and scores were rebuilt from it on). Key: (frequency, mineral, hs_code, hub_iso3). change: periods added, figures changed, route gone, full build.",
-    "main.route_explanations": "Top features of each explained route-period. Key: (frequency, mineral, hs_code, hub_iso3, period, position). value, typical (route's median) and normal range (model's 10th-90th percentile) in the feature's unit; score_drop: how much resetting it lowers the anomaly score.",
-    "main.flagged_routes": "The latest run's flagged routes, one row per route, rank 1 = most suspicious. Key: (frequency, mineral, hs_code, hub_iso3). Numbers of the route's peak period; kg and USD.",
-    "main.held_back_routes": "Routes the model flags but an analyst dismissed, held back until their evidence grows by the regrowth setting. Key: (frequency, mineral, hs_code, hub_iso3). evidence_kg now and at the decision, kg; reason in words.",
-    "main.watch_list": "Routes an analyst confirmed or is watching, every period from the reviewed one on, flagged or not. Key: (frequency, mineral, hs_code, hub_iso3, period). kg over the window ending at period.",
-    "main.review_labels": "Confirmed (label true) and dismissed (false) routes, and whether this run's model flags each before decisions act. Key: (frequency, mineral, hs_code, hub_iso3).",
-    "main.flag_changes": "This run's flagged list against the previous successful run's. Key: (frequency, mineral, hs_code, hub_iso3). change: new, escalated (score up > 10 %), steady, eased, dropped (with reason), first run.",
-    "review.decisions": "Every decision an analyst recorded with transship review, append-only; runs never rewrite it. Key: decision_id. decision: confirmed, dismissed or watching; evidence_kg: the route's excess over its prior run rate when decided, kg.",
-    "review.current_decisions": "The latest decision per route (a view over review.decisions). Key: (frequency, mineral, hs_code, hub_iso3).",
-    "main.flag_history": "Every run's flagged routes, append-only. Key: (run_id, frequency, mineral, hs_code, hub_iso3).",
-    "main.revision_impact": "Routes touched by revisions loaded in the latest run, and what happened to their flag.",
-    "main.runs": "One row per run. Key: run_id. Status, error, input files with hashes and counts, parameters, code version, models used, row counts per layer.",
-    "models.registry": "One row per fitted model. Key: model_id. Card (JSON): features, training periods, parameters, library and code versions, training-row hash; artifact: the model as plain data (JSON and NumPy arrays, models/artifact.py; never a pickle), artifact_format its format.",
-    "models.drift": "One row per run, model and input: population stability index of the new periods against the training data. Key: (run_id, model_id, feature). drifted = psi > 0.25.",
-}
+
+def relation_comments() -> dict[str, str]:
+    """relation -> its comment: grain, key and units in one sentence each (warehouse/sql/contracts.toml)."""
+    return {name: c.comment for name, c in contracts().items()}
+
 
 # (relation, column) -> meaning and unit
 COLUMNS: dict[tuple[str, str], str] = {
@@ -104,7 +71,7 @@ def _ident(name: str) -> str:
 
 
 def apply_comments(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """COMMENT ON every relation of RELATIONS that exists, and on every column: this module's word for it
+    """COMMENT ON every relation of the contracts that exists, and on every column: this module's word for it
     (COLUMNS), else the glossary's (warehouse/glossary.py). Only comments that differ from the stored ones
     are written, all in one transaction (some 750 statements: 0.15 s, against 0.8 s one by one). Returns
     the relations commented."""
@@ -112,7 +79,7 @@ def apply_comments(con: duckdb.DuckDBPyConnection) -> list[str]:
         SELECT schema_name, table_name, 'TABLE' FROM duckdb_tables()
         UNION ALL SELECT schema_name, view_name, 'VIEW' FROM duckdb_views() WHERE NOT internal""")}
     statements, done = [], []
-    for relation, text in RELATIONS.items():
+    for relation, text in relation_comments().items():
         if relation in present:
             statements.append(f"COMMENT ON {present[relation]} {relation} IS {_quote(text)};")
             done.append(relation)

@@ -141,16 +141,17 @@ def test_models_command_lists_the_registry_and_prints_a_card(first_run):
 
 
 def test_analyst_tables_carry_comments_and_schema_prints_them(first_run):
-    from warehouse.comments import RELATIONS
+    from warehouse.comments import relation_comments
 
+    relations = relation_comments()
     _, settings = first_run
     comments = dict(query(settings.warehouse, """
         SELECT schema_name || '.' || table_name AS name, comment FROM duckdb_tables()
         UNION ALL SELECT schema_name || '.' || view_name, comment FROM duckdb_views() WHERE NOT internal""").iter_rows())
     for relation in ("main.route_scores", "main.route_score_values", "main.flagged_routes", "main.route_explanations", "marts.fct_route_legs",
                      "models.registry", "raw.rejects", "main.runs"):
-        assert comments[relation] == RELATIONS[relation]
-    assert all(comments[r] for r in RELATIONS if r in comments)
+        assert comments[relation] == relations[relation]
+    assert all(comments[r] for r in relations if r in comments)
     uncommented = query(settings.warehouse, """
         SELECT schema_name || '.' || table_name AS name FROM duckdb_tables() WHERE comment IS NULL
         UNION ALL SELECT schema_name || '.' || view_name FROM duckdb_views()
