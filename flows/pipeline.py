@@ -36,8 +36,6 @@ from warehouse.connection import checkpoint, connect_read_only, connect_read_wri
 from warehouse.coverage import raw_counts_and_coverage
 from warehouse.ingest import PrepareMap, prepare_here
 from warehouse.outputs import flagged_routes, now_utc, record_run, run_recorded
-from warehouse.decisions_file import write_decisions_backup
-from warehouse.review import carry_over_decisions
 from warehouse.schema import ensure_schema
 
 TASK_OPTS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
@@ -182,32 +180,9 @@ def finish_build(build: Path, run: dict[str, Any]) -> None:
 
 @task(**TASK_OPTS)
 def publish_build(build: Path, live: Path) -> int:
-    """Carry the live file's review decisions into the build (one recorded during this run is not lost),
-    then rename the build over the live file, under the publication lock. Returns the decisions carried."""
-    with pub.publication_lock(live):
-        pub.remove_stale_copies(live)
-        for _ in range(3):
-            # The live file as it is now: no other writer holding it, no foreign write-ahead log (set aside).
-            pub.wait_for_writers(live, progress=step)
-            for note in pub.check_live(live):
-                step(note)
-            seen = pub.live_signature(live)
-            con = connect_read_write(build)
-            try:
-                carried = carry_over_decisions(con, live)
-                checkpoint(con)
-            finally:
-                con.close()
-            faults.at("publish")
-            pub.wait_for_writers(live, progress=step)
-            if pub.live_signature(live) == seen:
-                break
-            # Another program (not transship review, which takes this lock) wrote to the live file meanwhile.
-            step("the warehouse changed while its decisions were carried over: carrying them over again")
-        for note in pub.publish(build, live):
-            step(note)
-    write_decisions_backup(live)
-    return carried
+    """Carry the live file's review decisions into the build and put it over the live file
+    (flows.stages.publish). Returns the decisions carried."""
+    return stages.publish(build, live, progress=step)
 
 
 @task(**TASK_OPTS)

@@ -59,10 +59,8 @@ Scores, per route-period (higher = more suspicious, all of them):
   evidence factors are absolute. The list grows with what happened, not with the number of models or
   routes: a group of quiet trade flags nothing. The volume floor and the robust z, hard gates before, are
   weighed in the score instead (a route 10 t above its run rate where the floor is 20 t can be flagged on
-  strong evidence). Chosen on the project's own worlds (harness seeds 0-29, scale worlds, the demo); with
-  today's score: harness seeds 0-29, 91 routes flagged, 87 of them planted (at 0.25: 76 and 74); scale
-  worlds, 8 of 8 planted routes among 10 flagged at 1 M rows and 24 of 25 among 27 at 5 M; the demo, its
-  four planted routes and no look-alike;
+  strong evidence). Chosen on the project's own worlds (harness seeds 0-29, the scale worlds, the demo;
+  the figures are in the README);
 - queue_size N (when set, instead): per frequency and period, the N direction_ok route-periods with the
   highest route_score, whatever their score (a review team with a fixed capacity); a route-period screened
   out of the forest's scoring (below) has no route score and is never in the queue.
@@ -71,8 +69,8 @@ The screen: route_score = anomaly_score × evidence, evidence the product of the
 column), and anomaly_score <= 1, so a route-period whose evidence is below min_evidence (0.003) cannot score
 that much. The forest does not score it: anomaly_score, score_percentile and route_score stay NULL. Every
 route whose best score reaches min_evidence keeps exactly the score it would have without the screen, and no
-flag can change (the threshold is far above). Chosen on the harness (the weakest planted route of seeds 0-29
-peaks at 0.0098); on the scale worlds it keeps the forests from about 94 % of the route-periods.
+flag can change (the threshold is far above). Chosen below the weakest planted route's best score on the
+harness (README), it keeps the forests from most of a large universe's route-periods.
 The training sample: a group of more than train_sample_rows (50,000) route-periods fits its forest on a
 seeded sample of about that many, the same share of every period (training_sample); the percentiles, the
 normal ranges and the drift deciles are read from it. Each tree draws max_samples (256) rows anyway.

@@ -47,7 +47,7 @@ def floor_t(mineral: str) -> float:
 # The real partner structure (generate(real_background=True), the harness worlds): per mineral, the spread
 # of partner sizes (standard deviation of log USD value per partner) of China's exports and of US imports,
 # and the share of China's partners that also sell to the US. Measured on CEPII BACI V202601, 2019-2023
-# means per partner (../shared/data/real/baci-critical-2002-2024; tests/warehouse/test_sample_world.py
+# means per partner (../shared/data/real/baci-critical-2002-2024; tests/worlds/test_sample.py
 # measures them again): 811010 for antimony (64 partners of China, 30 of the US), 811292 for gallium and
 # germanium (72 and 46). In BACI the five largest partners carry 64-79 % of each side; with these spreads
 # over the sample world's 50 partners, 87-92 % of China's exports (the demo world's spreads of 1.2-1.3:
