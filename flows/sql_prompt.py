@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from warehouse.analyst_sql import run_query
+from warehouse.analyst_sql import failure_text, run_query
 from warehouse.connection import WarehouseError
 from warehouse.introspect import LIST_TABLES_SQL, completion_names
 
@@ -159,7 +159,7 @@ def interactive(con: duckdb.DuckDBPyConnection, max_rows: int = 200, session=Non
             show(error_text(str(exc)))
             continue
         except duckdb.Error as exc:
-            show(error_text(f"query failed: {str(exc).splitlines()[0]}"))
+            show(error_text(f"query failed: {failure_text(exc)}"))
             continue
         ran += 1
         if frame is not None:

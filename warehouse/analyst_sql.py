@@ -174,3 +174,17 @@ def run_query(con: duckdb.DuckDBPyConnection, query: str) -> pl.DataFrame | None
         raise WarehouseError(f"{str(exc).splitlines()[0]}: settings are fixed in transship sql (only search_path "
                              "and schema may change).") from None
     return None if relation is None else relation.pl()
+
+
+# Relations renamed when the intermediate layer came in: an analyst's saved query may still name them.
+RENAMED = {"stg_flows_excluded": "intermediate.int_flows_excluded", "stg_revisions": "intermediate.int_revisions",
+           "stg_flows": "intermediate.int_flows"}
+
+
+def failure_text(exc: BaseException) -> str:
+    """A failed query's first line, and the new name of a relation it asked for by an old one."""
+    first = str(exc).splitlines()[0]
+    for old, new in RENAMED.items():
+        if f"name {old} does not exist" in first or f"name staging.{old} does not exist" in first:
+            return f"{first} (staging.{old} is now {new}: same rows, new layer)"
+    return first

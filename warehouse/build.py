@@ -6,9 +6,11 @@ order (dependencies first). A full build replaces each relation with its query (
 over a batch of products at a time, to bound memory). An incremental build
 (`BuildPlan.mode == "incremental"`) runs the same queries over a scope and replaces only the rows in it:
 
-- staging: the (frequency, period) pairs that this run's new raw rows carry (new exchange rates add their
-  months, and for annual data their years). Every window in staging partitions by period (year-to-date
-  months by the file's year, read whole), so a period rebuilds alone.
+- staging and intermediate: the (frequency, period) pairs that this run's new raw rows carry (new exchange
+  rates add their months, and for annual data their years). Every window in them partitions by period
+  (year-to-date months by the file's year, read whole), so a period rebuilds alone. Staging types, maps and
+  converts each source's records; intermediate joins and sums them into flows (int_flows), the records set
+  aside (int_flows_excluded) and the revisions (int_revisions).
 - marts.fct_route_legs: those periods, the periods the grid gained, and every period of a product that
   gained or lost a route (a new route needs its whole history of zeros and totals).
 
@@ -33,8 +35,8 @@ from warehouse.connection import rows, scalar
 from warehouse.contracts import KEYS, SQL_DIR, contracts, relation_sql
 
 # The relations a build runs, in order (dependencies first), with their keys from the contracts.
-BUILD_ORDER = ("staging.stg_comtrade__records", "staging.stg_national__records", "staging.stg_flows",
-               "staging.stg_flows_excluded", "staging.stg_revisions", "marts.fct_route_legs")
+BUILD_ORDER = ("staging.stg_comtrade__records", "staging.stg_national__records", "intermediate.int_flows",
+               "intermediate.int_flows_excluded", "intermediate.int_revisions", "marts.fct_route_legs")
 
 
 def build_models_order() -> tuple[tuple[str, str, tuple[str, ...]], ...]:
@@ -132,7 +134,8 @@ def fingerprint(con: duckdb.DuckDBPyConnection, parameters: dict[str, Any]) -> d
         ref.update(table.encode() + con.sql(f"SELECT * FROM {table} ORDER BY ALL").pl().write_csv().encode())
     return {
         "reference tables": ref.hexdigest()[:16],
-        "SQL models": source_fingerprint([*SQL_DIR.glob("staging/*.sql"), *SQL_DIR.glob("marts/*.sql")]),
+        "SQL models": source_fingerprint([*SQL_DIR.glob("staging/*.sql"), *SQL_DIR.glob("intermediate/*.sql"),
+                                         *SQL_DIR.glob("marts/*.sql")]),
         # Every module of the packages that compute features and scores (a module added to one counts).
         "feature and scoring code": source_fingerprint(package_sources(root / "features", root / "models")),
         "parameters": hashlib.sha256(json.dumps(parameters, sort_keys=True, default=str).encode()).hexdigest()[:16],
@@ -200,9 +203,9 @@ def _replace(con: duckdb.DuckDBPyConnection, relation: str, query: str, key: tup
 
 
 # Route-periods per query of a full mart build (~30 columns each): bounds DuckDB's memory; each batch rescans
-# staging.stg_flows, so batches stay large.
+# intermediate.int_flows, so batches stay large.
 MART_BATCH_ROWS = 4_000_000
-# The sources staging.stg_flows can hold; fct_route_legs.sql names them to list the sources of each leg.
+# The sources intermediate.int_flows can hold; fct_route_legs.sql names them to list the sources of each leg.
 SOURCES = ("baci", "census", "comtrade", "gacc", "user")
 
 
@@ -242,10 +245,10 @@ def _build_mart_in_batches(con: duckdb.DuckDBPyConnection, relation: str, key: t
 def _build_mart(con: duckdb.DuckDBPyConnection, plan: BuildPlan, batch_rows: int = MART_BATCH_ROWS,
                 progress: Callable[[str], None] = lambda _: None) -> int:
     """marts.fct_route_legs over its scope; fills build.dirty_routes. Returns the rows written."""
-    other = rows(con, "SELECT DISTINCT source FROM staging.stg_flows WHERE NOT list_contains(?::VARCHAR[], source)",
+    other = rows(con, "SELECT DISTINCT source FROM intermediate.int_flows WHERE NOT list_contains(?::VARCHAR[], source)",
                  [list(SOURCES)])
     if other:
-        raise KeyViolation(f"staging.stg_flows has source {other[0][0]!r}, which fct_route_legs.sql does not list "
+        raise KeyViolation(f"intermediate.int_flows has source {other[0][0]!r}, which fct_route_legs.sql does not list "
                            f"among {', '.join(SOURCES)}: add it there and to build.SOURCES")
     con.execute(_query("marts", "fct_route_legs__inputs"))
     key = tuple(KEYS)
@@ -294,7 +297,7 @@ def _build_mart(con: duckdb.DuckDBPyConnection, plan: BuildPlan, batch_rows: int
 
 def build_models(con: duckdb.DuckDBPyConnection, plan: BuildPlan | None = None,
                  progress: Callable[[str], None] = lambda _: None) -> dict[str, int]:
-    """Build staging and marts from raw (full unless the plan says incremental); return the rows each
+    """Build staging, intermediate and marts from raw (full unless the plan says incremental); return the rows each
     relation now holds, and for an incremental build the rows rebuilt (`<relation> rebuilt`)."""
     plan = plan or BuildPlan("full", "asked for")
     ensure_build_state(con)
@@ -324,12 +327,12 @@ def build_models(con: duckdb.DuckDBPyConnection, plan: BuildPlan | None = None,
 
 
 def check_reconciled(con: duckdb.DuckDBPyConnection) -> None:
-    """Every loaded record is either behind a flow or set aside with a reason: none is lost in staging."""
+    """Every loaded record is either behind a flow or set aside with a reason: none is lost on the way."""
     loaded = scalar(con, "SELECT (SELECT count(*) FROM raw.comtrade_records) + (SELECT count(*) FROM raw.national_records)")
-    used = scalar(con, "SELECT coalesce(sum(records), 0) FROM staging.stg_flows")
-    aside = scalar(con, "SELECT count(*) FROM staging.stg_flows_excluded")
+    used = scalar(con, "SELECT coalesce(sum(records), 0) FROM intermediate.int_flows")
+    aside = scalar(con, "SELECT count(*) FROM intermediate.int_flows_excluded")
     if loaded != used + aside:
-        raise KeyViolation(f"staging lost records: {loaded:,} loaded but {used:,} in flows + {aside:,} set aside")
+        raise KeyViolation(f"staging and intermediate lost records: {loaded:,} loaded but {used:,} in flows + {aside:,} set aside")
 
 
 def build_scope(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:

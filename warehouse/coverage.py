@@ -18,10 +18,10 @@ from warehouse.connection import connect_read_write, rows, scalar
 # China's exports and US imports, as the mart reads them (fct_route_legs__inputs.sql): the reporter's own
 # figures, or BACI's reconciled flows.
 _SIDES = """
-SELECT frequency, period, 'China''s exports' AS side, mineral FROM staging.stg_flows
+SELECT frequency, period, 'China''s exports' AS side, mineral FROM intermediate.int_flows
 WHERE (reporter_iso3 = 'CHN' AND flow = 'X') OR (source = 'baci' AND reporter_iso3 = 'CHN')
 UNION ALL
-SELECT frequency, period, 'US imports' AS side, mineral FROM staging.stg_flows
+SELECT frequency, period, 'US imports' AS side, mineral FROM intermediate.int_flows
 WHERE (reporter_iso3 = 'USA' AND flow = 'M') OR (source = 'baci' AND partner_iso3 = 'USA')
 """
 
@@ -45,16 +45,16 @@ def scoring_coverage(con: duckdb.DuckDBPyConnection, input_files: list[dict[str,
         "rows_rejected": scalar(con, "SELECT count(*) FROM raw.rejects"),
         "top_rejects": [{"reason": r, "rows": n} for r, n in rows(con, """
             SELECT reason, count(*) AS n FROM raw.rejects GROUP BY reason ORDER BY n DESC, reason LIMIT 3""")],
-        "flows_watched": scalar(con, "SELECT count(*) FROM staging.stg_flows WHERE mineral IS NOT NULL")
-        if _table_exists(con, "staging", "stg_flows") else 0,
+        "flows_watched": scalar(con, "SELECT count(*) FROM intermediate.int_flows WHERE mineral IS NOT NULL")
+        if _table_exists(con, "intermediate", "int_flows") else 0,
         "top_set_aside": [{"reason": r, "rows": n} for r, n in rows(con, """
-            SELECT exclusion_reason, count(*) AS n FROM staging.stg_flows_excluded GROUP BY ALL
-            ORDER BY n DESC, exclusion_reason LIMIT 3""")] if _table_exists(con, "staging", "stg_flows_excluded") else [],
+            SELECT exclusion_reason, count(*) AS n FROM intermediate.int_flows_excluded GROUP BY ALL
+            ORDER BY n DESC, exclusion_reason LIMIT 3""")] if _table_exists(con, "intermediate", "int_flows_excluded") else [],
         "sides": [{"frequency": f, "side": s, "first": str(a), "last": str(b), "periods": n, "flows": k}
                   for f, s, a, b, n, k in rows(con, f"""
                       SELECT frequency, side, min(period), max(period), count(DISTINCT period), count(*)
                       FROM ({_SIDES}) WHERE mineral IS NOT NULL GROUP BY ALL ORDER BY ALL""")]
-        if _table_exists(con, "staging", "stg_flows") else [],
+        if _table_exists(con, "intermediate", "int_flows") else [],
     }
     mart = _table_exists(con, "marts", "fct_route_legs")
     out["grid"] = [{"frequency": f, "first": str(a), "last": str(b), "periods": n, "unpublished": u, "routes": r}

@@ -7,7 +7,7 @@
 - the input files whose flows feed its features: every flow of the route's product reported by China, the
   US or the hub in the periods its window, prior and transit lags reach back to (China's and the US's totals
   over all partners enter the shares, so all their partners' flows count), with each file's SHA-256 and the
-  run that loaded it (`staging.stg_flows` -> `raw.loads`);
+  run that loaded it (`intermediate.int_flows` -> `raw.loads`);
 - the report folder of the run, when it is on disk.
 """
 
@@ -96,7 +96,7 @@ def route_lineage(con: duckdb.DuckDBPyConnection, ref: RouteRef, period_text: st
         WITH used AS (
             SELECT source_file, batch_id, count(*) AS flows, sum(records) AS records, min(period) AS first_period,
                    max(period) AS last_period, string_agg(DISTINCT reporter_iso3 || ' ' || flow, ', ' ORDER BY reporter_iso3 || ' ' || flow) AS reported
-            FROM staging.stg_flows
+            FROM intermediate.int_flows
             WHERE hs6 = ? AND frequency = ? AND period BETWEEN ? AND ? AND reporter_iso3 IN ('CHN', 'USA', ?)
             GROUP BY ALL
         )

@@ -69,11 +69,11 @@ def flows_by_source(con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFrame, pl.Da
     the kind of reason (its words up to the first particular: a line number, a batch, a partner's name)."""
     used = con.sql("""
         SELECT source, frequency, min(period) AS first, max(period) AS last, count(*) AS flows
-        FROM staging.stg_flows GROUP BY ALL ORDER BY ALL""").pl()
+        FROM intermediate.int_flows GROUP BY ALL ORDER BY ALL""").pl()
     excluded = con.sql(r"""
         SELECT source, frequency,
                regexp_replace(exclusion_reason, '( of line| at line| \(|: ).*$', '') AS reason, count(*) AS records
-        FROM staging.stg_flows_excluded GROUP BY ALL ORDER BY source, frequency, records DESC, reason""").pl()
+        FROM intermediate.int_flows_excluded GROUP BY ALL ORDER BY source, frequency, records DESC, reason""").pl()
     return used, excluded
 
 

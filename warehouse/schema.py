@@ -1,6 +1,8 @@
 """Warehouse DDL: the append-only raw layer, the lookup tables, and the run log.
 
-Layers (schemas): `raw` (every load, stamped) -> `ref` (lookups) -> `staging` -> `marts` -> `features`,
+Layers (schemas): `raw` (every load, stamped) -> `ref` (lookups) -> `staging` (each source typed, mapped and
+converted, one relation per source) -> `intermediate` (the sources joined and summed into flows) -> `marts`
+-> `features`,
 then the analyst-facing outputs in the default schema `main`: `route_scores`, `flagged_routes`, `runs`.
 """
 
@@ -47,6 +49,7 @@ RAW_DDL = """
 CREATE SCHEMA IF NOT EXISTS raw;
 CREATE SCHEMA IF NOT EXISTS ref;
 CREATE SCHEMA IF NOT EXISTS staging;
+CREATE SCHEMA IF NOT EXISTS intermediate;
 CREATE SCHEMA IF NOT EXISTS marts;
 CREATE SCHEMA IF NOT EXISTS features;
 
@@ -129,6 +132,11 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE main.runs ADD COLUMN IF NOT EXISTS models JSON")
     con.execute(NATIONAL_DDL)
     ensure_review_schema(con)
+    # Warehouses from before the intermediate layer: the flows, the records set aside and the revisions were
+    # staging relations. They are rebuilt from raw under their new names (intermediate.int_*) by the next
+    # build, a full one (its SQL changed); the old tables would only go stale.
+    for old in ("stg_flows", "stg_flows_excluded", "stg_revisions"):
+        con.execute(f"DROP TABLE IF EXISTS staging.{old}")
 
 
 def concordance_table(path: Path = CONCORDANCE) -> pl.DataFrame:

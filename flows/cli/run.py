@@ -88,7 +88,7 @@ def _summarise(run: dict, warehouse: Path) -> None:
     console.print(
         f"raw records {counts.get('raw.comtrade_records', 0) + counts.get('raw.national_records', 0):,} "
         f"(rejects {counts.get('raw.rejects', 0):,}); "
-        f"flows {counts.get('staging.stg_flows', 0):,} + set aside {counts.get('staging.stg_flows_excluded', 0):,}; "
+        f"flows {counts.get('intermediate.int_flows', 0):,} + set aside {counts.get('intermediate.int_flows_excluded', 0):,}; "
         f"route-periods {counts.get('marts.fct_route_legs', 0):,}; scored {counts.get('main.route_scores', 0):,}; "
         f"routes flagged [bold]{counts.get('main.flagged_routes', 0):,}[/bold]")
     for m in run.get("models", []):

@@ -49,7 +49,7 @@ def sql(query: str | None, warehouse: Path, as_csv: bool, max_rows: int, layout:
     import duckdb
 
     from flows.sql_prompt import interactive, show_frame
-    from warehouse.analyst_sql import SqlAccess, connect_analyst, run_query
+    from warehouse.analyst_sql import SqlAccess, connect_analyst, failure_text, run_query
     from warehouse.connection import WarehouseError
 
     try:
@@ -71,7 +71,7 @@ def sql(query: str | None, warehouse: Path, as_csv: bool, max_rows: int, layout:
     except WarehouseError as exc:
         raise click.ClickException(str(exc)) from None
     except duckdb.Error as exc:
-        raise click.ClickException(f"query failed: {str(exc).splitlines()[0]}") from None
+        raise click.ClickException(f"query failed: {failure_text(exc)}") from None
     finally:
         con.close()
     if as_csv:

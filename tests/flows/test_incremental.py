@@ -63,7 +63,7 @@ def test_incremental_run_equals_full_rebuild_through_prefect(prefect_harness, tm
     # Staging rebuilt the two months the new files carry; the mart those and nothing else.
     assert inc["build"]["periods_rebuilt"]["staging M"] == {"periods": 2, "first": "2025-03-01", "last": "2025-06-01"}
     assert inc["build"]["periods_rebuilt"]["marts M"]["periods"] == 2
-    assert inc["layer_counts"]["staging.stg_flows rebuilt"] < inc["layer_counts"]["staging.stg_flows"] / 20
+    assert inc["layer_counts"]["intermediate.int_flows rebuilt"] < inc["layer_counts"]["intermediate.int_flows"] / 20
     # June for every route (250), and March to May for the 50 routes of 282580, whose US totals the revision moved.
     assert inc["build"]["route_periods_refeatured"] == 250 + 50 * 3
     assert inc["build"]["routes_changed"] == {"figures changed": 50, "periods added": 200}

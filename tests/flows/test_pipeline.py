@@ -54,7 +54,7 @@ def test_outputs_are_traceable_and_counts_reconcile(first_run):
     assert sum(f["rows_read"] for f in files) == sum(f["rows_loaded"] + f["rows_rejected"] for f in files)
     counts = query(settings.warehouse, """
         SELECT (SELECT count(*) FROM raw.comtrade_records) AS raw,
-               (SELECT count(*) FROM staging.stg_flows) + (SELECT count(*) FROM staging.stg_flows_excluded) AS staged,
+               (SELECT count(*) FROM intermediate.int_flows) + (SELECT count(*) FROM intermediate.int_flows_excluded) AS staged,
                (SELECT count(DISTINCT run_id) FROM route_scores) AS runs_in_scores""").row(0)
     assert counts[0] == counts[1] and counts[2] == 1
     report = Path(run["report_dir"]) / "report.md"

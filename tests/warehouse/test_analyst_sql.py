@@ -217,3 +217,24 @@ def test_numbers_print_in_full_and_wide_results_one_row_at_a_time(warehouse):
     assert "┏" in cli("sql", "--warehouse", str(warehouse), "--layout", "table", f"select {wide}").stdout
     narrow = cli("sql", "--warehouse", str(warehouse), "--layout", "vertical", "select 1 as one").stdout.splitlines()
     assert narrow[0].startswith("-[ row 1 ]") and narrow[1].split() == ["one", "1"]
+
+
+def test_a_query_naming_a_renamed_relation_is_told_its_new_name():
+    """Saved queries of before the intermediate layer name staging.stg_flows: the error says where it went."""
+    import duckdb as db
+
+    from warehouse.analyst_sql import failure_text
+
+    con = db.connect()
+    con.execute("CREATE SCHEMA staging")
+    said = {}
+    for old in ("staging.stg_flows", "stg_flows_excluded", "staging.stg_revisions", "staging.nothing_here"):
+        try:
+            con.sql(f"SELECT * FROM {old}").fetchall()
+        except db.Error as exc:
+            said[old] = failure_text(exc)
+    con.close()
+    assert said["staging.stg_flows"].endswith("(staging.stg_flows is now intermediate.int_flows: same rows, new layer)")
+    assert "is now intermediate.int_flows_excluded" in said["stg_flows_excluded"]
+    assert "is now intermediate.int_revisions" in said["staging.stg_revisions"]
+    assert "is now" not in said["staging.nothing_here"]

@@ -42,7 +42,7 @@ def test_camel_case_csv_monthly(con, tmp_path):
     assert (outcome.status, outcome.rows_read, outcome.rows_loaded, outcome.rows_rejected) == ("loaded", 2, 2, 0)
     build_models(con)
     got = rows(con, "SELECT reporter_iso3, partner_iso3, flow, hs_code, mineral, period::VARCHAR, frequency, "
-                    "value_usd, qty_kg, value_basis FROM staging.stg_flows ORDER BY reporter_iso3")
+                    "value_usd, qty_kg, value_basis FROM intermediate.int_flows ORDER BY reporter_iso3")
     assert got == [
         ("CHN", "THA", "X", "282580", "antimony", "2024-12-01", "M", 5000.0, 1000.0, "FOB"),
         ("USA", "THA", "M", "282580", "antimony", "2024-12-01", "M", 5400.0, 900.0, "CIF"),
@@ -140,15 +140,15 @@ def test_quirks_duplicates_world_aggregates_null_weights_and_tonnes(con, tmp_pat
           "M,2025,1,202501,842,USA,M,704,VNM,0,282580,C00,2,8,5,5,40,,40,false\n")            # 9 mode-of-transport breakdown
     load(con, tmp_path / "d")
     counts = build_models(con)
-    assert counts["staging.stg_flows"] + counts["staging.stg_flows_excluded"] == 8
-    reasons = dict(rows(con, "SELECT source_row, exclusion_reason FROM staging.stg_flows_excluded"))
+    assert counts["intermediate.int_flows"] + counts["intermediate.int_flows_excluded"] == 8
+    reasons = dict(rows(con, "SELECT source_row, exclusion_reason FROM intermediate.int_flows_excluded"))
     assert reasons[3] == "exact duplicate of line 2"
     assert reasons[4].startswith("World total") and reasons[5].startswith("World total")
     assert reasons[6].startswith("aggregate")
     assert reasons[9].startswith("breakdown by mode of transport")
-    kept = dict(rows(con, "SELECT partner_iso3, qty_kg FROM staging.stg_flows"))
+    kept = dict(rows(con, "SELECT partner_iso3, qty_kg FROM intermediate.int_flows"))
     assert kept == {"THA": 100.0, "MEX": 2500.0, "VNM": None}
-    assert rows(con, "SELECT qty_kg_source FROM staging.stg_flows WHERE partner_iso3 = 'MEX'") == [
+    assert rows(con, "SELECT qty_kg_source FROM intermediate.int_flows WHERE partner_iso3 = 'MEX'") == [
         ("qty converted from unit 21",)]
 
 
@@ -158,8 +158,8 @@ def test_file_without_breakdown_columns_keeps_the_total_row(con, tmp_path):
           "2022,842,156,811292,M,600,6\n2022,842,156,811292,M,1000,10\n2022,842,156,811292,M,400,4\n")
     load(con, tmp_path / "d")
     build_models(con)
-    assert rows(con, "SELECT value_usd, source_row FROM staging.stg_flows") == [(1000.0, 3)]
-    assert rows(con, "SELECT count(*) FROM staging.stg_flows_excluded WHERE exclusion_reason LIKE 'breakdown of the total at line 3%'") == [(2,)]
+    assert rows(con, "SELECT value_usd, source_row FROM intermediate.int_flows") == [(1000.0, 3)]
+    assert rows(con, "SELECT count(*) FROM intermediate.int_flows_excluded WHERE exclusion_reason LIKE 'breakdown of the total at line 3%'") == [(2,)]
 
 
 def test_same_file_is_not_loaded_twice_and_revisions_supersede(con, tmp_path):
@@ -172,8 +172,8 @@ def test_same_file_is_not_loaded_twice_and_revisions_supersede(con, tmp_path):
     write(folder / "a_revised.csv", "year,reporter,partner,cmd,flow,value\n2022,156,764,811010,X,130\n")
     load(con, folder, "b3")
     build_models(con)
-    assert rows(con, "SELECT value_usd FROM staging.stg_flows") == [(130.0,)]
-    assert "superseded" in scalar(con, "SELECT exclusion_reason FROM staging.stg_flows_excluded")
+    assert rows(con, "SELECT value_usd FROM intermediate.int_flows") == [(130.0,)]
+    assert "superseded" in scalar(con, "SELECT exclusion_reason FROM intermediate.int_flows_excluded")
 
 
 def test_unrecognised_files_are_listed_as_skipped(con, tmp_path):

@@ -140,7 +140,7 @@ def test_comtrade_paging_429_500_and_cut_body_then_ingest(server, tmp_path, con)
     assert sorted((o.file_format, o.status) for o in outcomes) == [
         ("comtrade", "loaded"), ("comtrade", "loaded"), ("fetch_manifest", "companion")]
     build_models(con)
-    assert rows(con, "SELECT partner_iso3, count(*), sum(value_usd) FROM staging.stg_flows GROUP BY 1 ORDER BY 1") == [
+    assert rows(con, "SELECT partner_iso3, count(*), sum(value_usd) FROM intermediate.int_flows GROUP BY 1 ORDER BY 1") == [
         ("MEX", 1, 7000.0), ("THA", 3, 3003.0)]
 
 
@@ -161,7 +161,7 @@ def test_census_fetch_with_empty_answer(server, tmp_path, con):
     assert manifest["requests"][1]["note"] == "HTTP 204: no data for this query"
     ingest_folder(con, tmp_path / "data", batch_id="b1")
     build_models(con)
-    assert rows(con, "SELECT partner_iso3, mineral, value_usd FROM staging.stg_flows") == [("VNM", "gallium", 400.0)]
+    assert rows(con, "SELECT partner_iso3, mineral, value_usd FROM intermediate.int_flows") == [("VNM", "gallium", 400.0)]
 
 
 def test_failures_leave_nothing_behind(server, tmp_path):

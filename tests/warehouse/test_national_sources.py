@@ -53,13 +53,13 @@ def test_census_api_totals_groupings_and_measures(con, tmp_path):
     assert (outcome.rows_read, outcome.rows_loaded, outcome.rows_rejected) == (12, 12, 0)
     build_models(con)
     reconcile(con)
-    flows = rows(con, """SELECT partner_iso3, hs_code, hs6, mineral, value_usd, qty_kg FROM staging.stg_flows
+    flows = rows(con, """SELECT partner_iso3, hs_code, hs6, mineral, value_usd, qty_kg FROM intermediate.int_flows
                          WHERE source = 'census' ORDER BY partner_iso3""")
     # General imports only (the default), partners only, HTS10 kept with its HS6 and its own metal.
     assert flows == [("CHN", "8112921000", "811292", "gallium", 100000.0, 300.0),
                      ("KOR", "8112921000", "811292", "gallium", 300000.0, 1000.0),
                      ("THA", "8112921000", "811292", "gallium", 250000.0, 800.0)]
-    reasons = dict(rows(con, """SELECT partner || ' ' || part, exclusion_reason FROM staging.stg_flows_excluded
+    reasons = dict(rows(con, """SELECT partner || ' ' || part, exclusion_reason FROM intermediate.int_flows_excluded
                                 WHERE source = 'census'"""))
     assert reasons["WLD 1"].startswith("total for all partners (TOTAL FOR ALL COUNTRIES)")
     assert reasons["NORTH AMERICA 1"] == "grouping of countries, not a partner (NORTH AMERICA, code 1XXX)"
@@ -75,7 +75,7 @@ def test_census_api_consumption_setting(con, tmp_path):
     write(tmp_path / "d" / "c.json", json.dumps(census_rows("2024-03")))
     ingest_folder(con, tmp_path / "d", batch_id="b1")
     build_models(con)
-    assert scalar(con, "SELECT value_usd FROM staging.stg_flows WHERE partner_iso3 = 'THA'") == 240000.0
+    assert scalar(con, "SELECT value_usd FROM intermediate.int_flows WHERE partner_iso3 = 'THA'") == 240000.0
 
 
 def test_census_year_to_date_becomes_months(con, tmp_path):
@@ -85,9 +85,9 @@ def test_census_year_to_date_becomes_months(con, tmp_path):
     write(tmp_path / "d" / "ytd.json", json.dumps([header, *body]))
     ingest_folder(con, tmp_path / "d", batch_id="b1")
     build_models(con)
-    assert rows(con, "SELECT month(period), value_usd, qty_kg FROM staging.stg_flows ORDER BY period") == [
+    assert rows(con, "SELECT month(period), value_usd, qty_kg FROM intermediate.int_flows ORDER BY period") == [
         (1, 1000.0, 10.0), (2, 1500.0, 15.0)]
-    (reason,) = rows(con, "SELECT exclusion_reason FROM staging.stg_flows_excluded")[0]
+    (reason,) = rows(con, "SELECT exclusion_reason FROM intermediate.int_flows_excluded")[0]
     assert reason == "year-to-date figure whose previous month (2025-03) is not in the file: the month cannot be derived"
 
 
@@ -118,7 +118,7 @@ def test_usa_trade_online_csv_with_title_lines(con, tmp_path):
     (outcome,) = ingest_folder(con, tmp_path / "d", batch_id="b1")
     assert (outcome.rows_read, outcome.rows_loaded, outcome.rows_rejected) == (3, 3, 0)
     build_models(con)
-    assert rows(con, "SELECT partner_iso3, period::VARCHAR, value_usd, qty_kg, mineral FROM staging.stg_flows ORDER BY 1") == [
+    assert rows(con, "SELECT partner_iso3, period::VARCHAR, value_usd, qty_kg, mineral FROM intermediate.int_flows ORDER BY 1") == [
         ("MEX", "2025-02-01", 800000.0, 25000.0, "antimony"), ("THA", "2025-01-01", 1250000.0, 40000.0, "antimony")]
     # Line numbers count the title lines: the first record is line 5.
     assert rows(con, "SELECT min(source_row) FROM raw.national_records") == [(5,)]
@@ -143,9 +143,9 @@ def test_gacc_csv_chinese_gb18030_rmb_with_rates(con, tmp_path):
     assert reject == (5, "partner", "亚特兰蒂斯")
     build_models(con)
     reconcile(con)
-    assert rows(con, "SELECT partner_iso3, period::VARCHAR, value_usd, qty_kg, flow FROM staging.stg_flows ORDER BY ALL") == [
+    assert rows(con, "SELECT partner_iso3, period::VARCHAR, value_usd, qty_kg, flow FROM intermediate.int_flows ORDER BY ALL") == [
         ("MEX", "2025-01-01", 100000.0, 10000.0, "X"), ("THA", "2025-01-01", 200000.0, 20000.0, "X")]
-    reasons = [r for (r,) in rows(con, "SELECT exclusion_reason FROM staging.stg_flows_excluded ORDER BY ALL")]
+    reasons = [r for (r,) in rows(con, "SELECT exclusion_reason FROM intermediate.int_flows_excluded ORDER BY ALL")]
     assert reasons == ["no CNY rate for 2025-02: add a rate file (period, currency, units_per_usd, source) to the data folder",
                        "total for all partners (总值): totals are recomputed from bilateral rows"]
 
@@ -167,7 +167,7 @@ def test_gacc_xlsx_english_headers_usd_and_year_to_date(con, tmp_path):
     (outcome,) = ingest_folder(con, tmp_path / "d", batch_id="b1")
     assert "year-to-date" in outcome.notes
     build_models(con)
-    assert rows(con, "SELECT month(period), value_usd, qty_kg, partner_iso3 FROM staging.stg_flows ORDER BY 1") == [
+    assert rows(con, "SELECT month(period), value_usd, qty_kg, partner_iso3 FROM intermediate.int_flows ORDER BY 1") == [
         (1, 1000.0, 100.0, "VNM"), (2, 2500.0, 200.0, "VNM"), (3, 3500.0, 300.0, "VNM")]
 
 
@@ -192,7 +192,7 @@ def test_baci_integer_codes_padded_na_and_thousand_usd(con, tmp_path):
         ("baci", "loaded", 3, 1), ("baci_country_codes", "companion", 0, 0)]
     assert rows(con, "SELECT reason FROM raw.rejects") == [("reporter is not a known ISO3 code",)]
     build_models(con)
-    got = rows(con, "SELECT reporter_iso3, partner_iso3, hs_code, value_usd, qty_kg, flow FROM staging.stg_flows ORDER BY ALL")
+    got = rows(con, "SELECT reporter_iso3, partner_iso3, hs_code, value_usd, qty_kg, flow FROM intermediate.int_flows ORDER BY ALL")
     # 81010 lost its leading zero: 081010 is HS 0810.10 (strawberries), not antimony; 811292 is.
     assert got == [("CHN", "THA", "081010", 1500500.0, 25000.0, "X"), ("THA", "USA", "081010", 2000000.0, None, "X"),
                    ("TWN", "USA", "811292", 10000.0, 100.0, "X")]
@@ -207,10 +207,10 @@ def test_revision_keeps_both_vintages_and_uses_the_latest(con, tmp_path):
     build_models(con)
     reconcile(con)
     assert scalar(con, "SELECT count(*) FROM raw.national_records WHERE partner_label = 'THAILAND' AND part = 1") == 2
-    assert scalar(con, "SELECT value_usd FROM staging.stg_flows WHERE partner_iso3 = 'THA'") == 400000.0
-    assert rows(con, "SELECT partner_iso3, old_value_usd, new_value_usd, old_batch_id, new_batch_id FROM staging.stg_revisions") == [
+    assert scalar(con, "SELECT value_usd FROM intermediate.int_flows WHERE partner_iso3 = 'THA'") == 400000.0
+    assert rows(con, "SELECT partner_iso3, old_value_usd, new_value_usd, old_batch_id, new_batch_id FROM intermediate.int_revisions") == [
         ("THA", 250000.0, 400000.0, "b1", "b2")]
-    (reason,) = rows(con, "SELECT exclusion_reason FROM staging.stg_flows_excluded WHERE partner = 'THA' AND part = 1")[0]
+    (reason,) = rows(con, "SELECT exclusion_reason FROM intermediate.int_flows_excluded WHERE partner = 'THA' AND part = 1")[0]
     assert reason.startswith("superseded by a later publication of the same flow:")
 
 
@@ -260,11 +260,11 @@ def test_route_leg_lists_every_source_of_equal_precedence_and_refuses_an_unknown
     write(tmp_path / "d" / "census_2024-03.json", json.dumps(census_rows("2024-03")))
     ingest_folder(con, tmp_path / "d", batch_id="b1")
     build_models(con)
-    con.execute("""INSERT INTO staging.stg_flows SELECT * REPLACE ('user' AS source) FROM staging.stg_flows
+    con.execute("""INSERT INTO intermediate.int_flows SELECT * REPLACE ('user' AS source) FROM intermediate.int_flows
                    WHERE source = 'census' AND partner_iso3 = 'THA'""")
     _build_mart(con, BuildPlan("full", "test"))
     assert rows(con, """SELECT DISTINCT hub_to_us_source, hub_to_us_usd FROM marts.fct_route_legs
                         WHERE hub_iso3 = 'THA' AND hub_to_us_usd > 0""") == [("census,user", 500000.0)]
-    con.execute("UPDATE staging.stg_flows SET source = 'eurostat' WHERE source = 'user'")
+    con.execute("UPDATE intermediate.int_flows SET source = 'eurostat' WHERE source = 'user'")
     with pytest.raises(KeyViolation, match="source 'eurostat', which fct_route_legs.sql does not list"):
         _build_mart(con, BuildPlan("full", "test"))

@@ -16,14 +16,14 @@ def test_atlas_files_load_reconcile_and_match_published_totals(con, real_data):
         (166616, 166616, 0), (164831, 164831, 0)]
     counts = build_models(con)
     # Every record is either a flow or set aside with a reason.
-    assert counts["staging.stg_flows"] + counts["staging.stg_flows_excluded"] == 331447
-    dupes = scalar(con, "SELECT count(*) FROM staging.stg_flows_excluded WHERE exclusion_reason LIKE 'exact duplicate%'")
-    world = scalar(con, "SELECT count(*) FROM staging.stg_flows_excluded WHERE exclusion_reason LIKE 'World total%'")
+    assert counts["intermediate.int_flows"] + counts["intermediate.int_flows_excluded"] == 331447
+    dupes = scalar(con, "SELECT count(*) FROM intermediate.int_flows_excluded WHERE exclusion_reason LIKE 'exact duplicate%'")
+    world = scalar(con, "SELECT count(*) FROM intermediate.int_flows_excluded WHERE exclusion_reason LIKE 'World total%'")
     assert dupes > 150000 and world > 40000
     # Published mirror pairs (PROVENANCE.md): US imports of 811292 from China 2024 = $53.3M, China's
     # exports to the US $9.6M; 811010 in 2022: $31.5M vs $26.1M.
     got = {(r, p, h, y): round(v / 1e6, 1) for r, p, h, y, v in rows(con, """
-        SELECT reporter_iso3, partner_iso3, hs_code, year(period), value_usd FROM staging.stg_flows
+        SELECT reporter_iso3, partner_iso3, hs_code, year(period), value_usd FROM intermediate.int_flows
         WHERE hs_code IN ('811010', '811292') AND flow IN ('M', 'X')
           AND ((reporter_iso3 = 'USA' AND partner_iso3 = 'CHN' AND flow = 'M')
             OR (reporter_iso3 = 'CHN' AND partner_iso3 = 'USA' AND flow = 'X'))""")}

@@ -73,7 +73,7 @@ def test_baci_23_years_reproduce_the_published_route(con, real_data):
     assert sum(o.rows_read for o in outcomes) == 326231  # PROVENANCE.md
     assert sum(o.rows_rejected for o in outcomes) == 0
     counts = build_models(con)
-    assert counts["staging.stg_flows"] == 326231
+    assert counts["intermediate.int_flows"] == 326231
     # PROVENANCE.md: 811010 Thailand -> US (USD million) 2019 1.9, 2021 9.7, 2022 7.5, 2023 11.5, 2024 28.1;
     # China -> US 30.5 (2022), 9.1 (2023), 9.9 (2024).
     legs = {y: (round(t / 1e6, 1), round(c / 1e6, 1)) for y, t, c in rows(con, """
@@ -114,15 +114,15 @@ def test_user_table_us_census_hs10(con, real_data, tmp_path):
     assert rows(con, "SELECT DISTINCT column_name, reason FROM raw.rejects") == [("value", "no trade value")]
     assert rows(con, "SELECT min(source_row) FROM raw.national_records") == [(3,)]  # title line 1, header line 2
     build_models(con)
-    got = rows(con, """SELECT partner_iso3, mineral, value_usd, qty_kg FROM staging.stg_flows
+    got = rows(con, """SELECT partner_iso3, mineral, value_usd, qty_kg FROM intermediate.int_flows
                        WHERE hs_code = '8110100000' AND period = DATE '2024-12-01'""")
     assert got == [("CHN", "antimony", 2101597.0, 67487.0)]
     # The world part is the US total: kept in raw, set aside in staging as a total.
     assert scalar(con, """SELECT value_usd FROM staging.stg_national__records
                           WHERE commodity_code = '8110100000' AND period = DATE '2024-12-01' AND part = 1""") == 15877812.0
-    assert scalar(con, "SELECT count(*) FROM staging.stg_flows_excluded WHERE exclusion_reason LIKE 'total for all partners%'") == 172
+    assert scalar(con, "SELECT count(*) FROM intermediate.int_flows_excluded WHERE exclusion_reason LIKE 'total for all partners%'") == 172
     # Gallium and germanium get series of their own at HTS10.
-    assert rows(con, "SELECT DISTINCT mineral FROM staging.stg_flows ORDER BY 1") == [
+    assert rows(con, "SELECT DISTINCT mineral FROM intermediate.int_flows ORDER BY 1") == [
         ("antimony",), ("gallium",), ("germanium",)]
 
 

@@ -40,10 +40,10 @@ KEY = ["frequency", "period", "reporter_iso3", "partner_iso3", "flow", "hs6"]
 
 def test_same_flows_at_hs6(both):
     comtrade, national = both
-    q = f"SELECT {', '.join(KEY)}, sum(value_usd) AS usd, sum(qty_kg) AS kg FROM staging.stg_flows WHERE value_usd > 0 GROUP BY ALL"
+    q = f"SELECT {', '.join(KEY)}, sum(value_usd) AS usd, sum(qty_kg) AS kg FROM intermediate.int_flows WHERE value_usd > 0 GROUP BY ALL"
     a, b = comtrade.sql(q).pl(), national.sql(q).pl()
-    assert comtrade.sql("SELECT DISTINCT source FROM staging.stg_flows").fetchall() == [("comtrade",)]
-    assert sorted(national.sql("SELECT DISTINCT source FROM staging.stg_flows").fetchall()) == [("census",), ("gacc",)]
+    assert comtrade.sql("SELECT DISTINCT source FROM intermediate.int_flows").fetchall() == [("comtrade",)]
+    assert sorted(national.sql("SELECT DISTINCT source FROM intermediate.int_flows").fetchall()) == [("census",), ("gacc",)]
     joined = a.join(b, on=KEY, how="full", suffix="_national", coalesce=True)
     assert a.height == b.height == joined.height > 20000
     # Yuan converted back to dollars (within a cent) and tonnes to kg (Comtrade's tonne records round to 1 kg).

@@ -83,16 +83,16 @@ def test_the_world_loads_reconciles_and_every_flow_has_its_group(built):
     con, outcomes = built
     assert all(o.rows_read == o.rows_loaded + o.rows_rejected for o in outcomes)
     assert sum(o.rows_rejected for o in outcomes) == 0
-    kept, excluded = con.sql("""SELECT (SELECT count(*) FROM staging.stg_flows),
-                                       (SELECT count(*) FROM staging.stg_flows_excluded)""").fetchall()[0]
+    kept, excluded = con.sql("""SELECT (SELECT count(*) FROM intermediate.int_flows),
+                                       (SELECT count(*) FROM intermediate.int_flows_excluded)""").fetchall()[0]
     assert kept + excluded == sum(o.rows_loaded for o in outcomes)
     # World rows and the exact duplicates a bulk file carries are set aside, with their reason.
-    reasons = dict(con.sql("SELECT exclusion_reason LIKE 'exact duplicate%', count(*) FROM staging.stg_flows_excluded "
+    reasons = dict(con.sql("SELECT exclusion_reason LIKE 'exact duplicate%', count(*) FROM intermediate.int_flows_excluded "
                            "GROUP BY ALL").fetchall())
     assert reasons.get(True, 0) > 0 and reasons.get(False, 0) > 0
-    unmatched = con.sql("SELECT count(*) FROM staging.stg_flows WHERE mineral IS NULL").fetchall()[0][0]
+    unmatched = con.sql("SELECT count(*) FROM intermediate.int_flows WHERE mineral IS NULL").fetchall()[0][0]
     assert unmatched == 0
-    chapters_vs_groups = con.sql("""SELECT DISTINCT left(hs_code, 2) AS chapter, mineral FROM staging.stg_flows
+    chapters_vs_groups = con.sql("""SELECT DISTINCT left(hs_code, 2) AS chapter, mineral FROM intermediate.int_flows
                                     WHERE mineral LIKE 'section_%'""").pl()
     assert chapters_vs_groups["chapter"].n_unique() == chapters_vs_groups.height  # one group per chapter
 

@@ -10,7 +10,7 @@
 --   us_from_cn_*    US imports from China (direct route, US side)
 --   cn_to_world_*   China's exports to all partners (sum of bilateral flows)
 --   us_from_world_* US imports from all partners (sum of bilateral flows)
---   *_fob_usd       the same values with CIF brought to FOB (stg_flows.value_fob_usd), for mirror gaps
+--   *_fob_usd       the same values with CIF brought to FOB (int_flows.value_fob_usd), for mirror gaps
 --   hub_reported_from_cn_*  the hub's own report of its imports from China (mirror of cn_to_hub)
 --   hub_reported_to_us_*    the hub's own report of its exports to the US (mirror of hub_to_us)
 --   hub_reports_period      the hub reported any watched flow that period (else a missing mirror is no signal)
@@ -31,7 +31,7 @@
 WITH unit_values AS (
     -- The product's median unit value (USD/kg) that period over every flow whose weight is known.
     SELECT frequency, hs6, period, median(value_usd / qty_kg) AS usd_per_kg
-    FROM staging.stg_flows
+    FROM intermediate.int_flows
     WHERE mineral IS NOT NULL AND qty_kg > 0 AND value_usd > 0 AND in_mart_scope(frequency, hs6, period)
     GROUP BY ALL
 ), flows AS (
@@ -69,7 +69,7 @@ WITH unit_values AS (
     FROM mirror_rows GROUP BY ALL
 ), reporting AS (
     SELECT DISTINCT frequency, period, reporter_iso3 AS hub_iso3
-    FROM staging.stg_flows WHERE source <> 'baci' AND mineral IS NOT NULL
+    FROM intermediate.int_flows WHERE source <> 'baci' AND mineral IS NOT NULL
 ), bilateral AS (
     SELECT frequency, mineral, hs6, period, counterpart AS hub_iso3,
            sum(kg) FILTER (WHERE side = 'CHN') AS cn_to_hub_kg,
@@ -81,7 +81,7 @@ WITH unit_values AS (
            sum(usd) FILTER (WHERE qty_unknown) AS value_without_kg_usd,
            sum(kg) FILTER (WHERE qty_unknown) AS kg_estimated,
            sum(usd) FILTER (WHERE kg_missing) AS value_kg_missing_usd,
-           -- Which sources fed each leg, in name order. Spelled out over the five sources stg_flows has
+           -- Which sources fed each leg, in name order. Spelled out over the five sources int_flows has
            -- (checked by the build): string_agg(DISTINCT ... ORDER BY ...) keeps a sorted list per group that
            -- DuckDB cannot spill to disk, and did not fit in 256 MB at 1 M input rows.
            nullif(concat_ws(',',

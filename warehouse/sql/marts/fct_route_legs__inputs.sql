@@ -1,5 +1,5 @@
 -- Inputs of marts.fct_route_legs, made before it (temporary: they live as long as the build's connection).
---   _mart_flows   the staging.stg_flows rows that can feed a route leg (a view: filters, no arithmetic), with
+--   _mart_flows   the intermediate.int_flows rows that can feed a route leg (a view: filters, no arithmetic), with
 --                 exporter and importer, the source's precedence (1 national, 2 Comtrade, 3 BACI), and
 --                 the side each stands for: cn_side = China's exports (China-reported or BACI),
 --                 us_side = US imports (US-reported or BACI); a BACI China->US row is on both sides.
@@ -20,7 +20,7 @@ WITH split_hs6 AS (
         CASE WHEN flow = 'X' THEN reporter_iso3 ELSE partner_iso3 END AS exporter_iso3,
         CASE WHEN flow = 'X' THEN partner_iso3 ELSE reporter_iso3 END AS importer_iso3,
         CASE WHEN source IN ('census', 'gacc', 'user') THEN 1 WHEN source = 'comtrade' THEN 2 ELSE 3 END AS source_rank
-    FROM staging.stg_flows AS f
+    FROM intermediate.int_flows AS f
     WHERE mineral IS NOT NULL
       AND partner_kind IN ('country', 'area_nes')
       AND NOT (length(hs_code) > 6 AND mineral_code_length <= 6 AND hs6 IN (SELECT hs6 FROM split_hs6))
@@ -50,9 +50,9 @@ FROM coverage AS c WHERE c.first_period <= c.last_period;
 
 CREATE OR REPLACE TEMP TABLE _mart_published AS
 WITH reported AS (
-    SELECT source, frequency, period, reporter_iso3 AS reporter, flow FROM staging.stg_flows
+    SELECT source, frequency, period, reporter_iso3 AS reporter, flow FROM intermediate.int_flows
     UNION ALL
-    SELECT source, frequency, period, reporter, flow FROM staging.stg_flows_excluded
+    SELECT source, frequency, period, reporter, flow FROM intermediate.int_flows_excluded
 )
 SELECT DISTINCT frequency, period, 'CHN' AS side FROM reported
 WHERE source = 'baci' OR (reporter IN ('CHN', '156') AND flow = 'X')

@@ -7,7 +7,7 @@ WITH touched AS (
            min(period) AS first_period, max(period) AS last_period,
            sum(value_change_usd) AS value_change_usd, sum(qty_change_kg) AS qty_change_kg,
            string_agg(DISTINCT source, ',') AS sources
-    FROM staging.stg_revisions WHERE new_batch_id = $run_id GROUP BY ALL
+    FROM intermediate.int_revisions WHERE new_batch_id = $run_id GROUP BY ALL
 ), prev_run AS (
     SELECT max(run_id) AS run_id FROM main.flag_history WHERE run_id < $run_id
 ), before AS (

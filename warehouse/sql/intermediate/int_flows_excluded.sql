@@ -1,6 +1,6 @@
--- staging.stg_flows_excluded: records that were loaded but are not used as bilateral flows, with the reason.
+-- intermediate.int_flows_excluded: records that were loaded but are not used as bilateral flows, with the reason.
 -- Grain: one row per set-aside record. Key: (file_sha256, source_row, part).
--- raw.comtrade_records + raw.national_records = records behind staging.stg_flows + this table, record for record.
+-- raw.comtrade_records + raw.national_records = records behind intermediate.int_flows + this table, record for record.
 SELECT 'comtrade' AS source, batch_id, source_file, file_sha256, source_row, 1 AS part, frequency, period,
        reporter_code::VARCHAR AS reporter, partner_code::VARCHAR AS partner, flow, hs_code, value_usd, qty_kg,
        exclusion_reason

@@ -1,4 +1,4 @@
--- staging.stg_revisions: flows published again with different figures (a later load of the same flow).
+-- intermediate.int_revisions: flows published again with different figures (a later load of the same flow).
 -- Grain: one row per (superseded file, flow). Key: (old_file_sha256, source, frequency, period, reporter_iso3,
 -- partner_iso3, flow, hs_code). Raw keeps every vintage; staging uses the latest (new_*); this table says
 -- what changed, and the run report lists the flags such a change touched.

@@ -1,7 +1,7 @@
--- staging.stg_flows: the canonical flows table, every source in one shape.
+-- intermediate.int_flows: the canonical flows table, every source in one shape.
 -- Grain: one bilateral flow per (source, frequency, period, reporter, partner, flow, hs_code).
 -- Key: (source, frequency, period, reporter_iso3, partner_iso3, flow, hs_code) -- unique by construction:
--- duplicates, totals, breakdowns and superseded loads are in staging.stg_flows_excluded instead.
+-- duplicates, totals, breakdowns and superseded loads are in intermediate.int_flows_excluded instead.
 -- Sources: comtrade (HS6), census (HTS10), gacc (CN8), baci (HS6, reconciled: reporter = exporter),
 -- user (as mapped). hs_code is the code as published; hs6 its six-digit heading in HS 2022.
 -- Units: value_usd in US dollars (value_basis says FOB, CIF or customs value), value_fob_usd the same
