@@ -98,7 +98,7 @@ def ingest_flow(build: Path, data_dir: Path, run_id: str, settings: Settings) ->
 # ---------------------------------------------------------------- build
 @task(**TASK_OPTS)
 def build_layers(build: Path, run_id: str, settings: Settings) -> dict[str, Any]:
-    """Plan (full or incremental) and build staging and marts. Returns the row counts and the plan."""
+    """Plan (full or incremental) and build staging, intermediate and marts. Returns the row counts and the plan."""
     con = connect_read_write(build)
     try:
         plan = plan_build(con, run_id, settings.build_parameters(), full=settings.full)
@@ -113,7 +113,7 @@ def build_layers(build: Path, run_id: str, settings: Settings) -> dict[str, Any]
 
 @flow(name="build", flow_run_name="{run_id} build")
 def build_flow(build: Path, run_id: str, settings: Settings) -> dict[str, Any]:
-    step("build: staging and marts")
+    step("build: staging, intermediate and marts")
     return build_layers(build, run_id, settings)
 
 

@@ -2,7 +2,7 @@
 score -> flag lists -> finish -> publish. The Prefect tasks (flows/pipeline.py), `transship evaluate`
 (flows/harness/) and the test fixtures all run the job through these, so the sequence is written once.
 
-- load.py: files into raw (with the reference tables), and staging and marts built from raw.
+- load.py: files into raw (with the reference tables), and staging, intermediate and marts built from raw.
 - featurize.py: features.route_features from the mart, in full or for the routes that changed.
 - score.py: per model group, a forest chosen (reused or fitted), route-periods scored, rows written; the
   flagged lists; the run recorded (registry.py: the models stored and loaded back).

@@ -1,4 +1,4 @@
-"""Load and build: files into the raw layer, then staging and marts from raw."""
+"""Load and build: files into the raw layer, then staging, intermediate and marts from raw."""
 
 from __future__ import annotations
 
@@ -30,5 +30,5 @@ def load(con: duckdb.DuckDBPyConnection, data_dir: Path, batch_id: str, *, catal
 
 def build(con: duckdb.DuckDBPyConnection, plan: BuildPlan | None = None,
           progress: Callable[[str], None] = _quiet) -> dict[str, int]:
-    """Staging and marts from raw, in full or as `plan` says; the rows each relation holds."""
+    """Staging, intermediate and marts from raw, in full or as `plan` says; the rows each relation holds."""
     return build_models(con, plan, progress)
