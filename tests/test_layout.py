@@ -63,3 +63,10 @@ def test_the_layout_check_sees_a_statement_and_an_upward_import():
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
              and n.func.attr in DUCKDB_CALLS]
     assert len(calls) == 1
+
+
+def test_no_module_outgrows_a_reader():
+    """A module over ~400 lines is two modules (STYLE.md): the glossary, a table of words, is the largest."""
+    long = [f"{p.relative_to(ROOT)}: {n} lines" for package in BELOW for p in modules(package)
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 420]
+    assert not long, "\n".join(long)
