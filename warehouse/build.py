@@ -31,7 +31,7 @@ from typing import Any
 import duckdb
 
 from warehouse import faults
-from warehouse.connection import rows, scalar
+from warehouse.connection import execute_script, rows, scalar
 from warehouse.contracts import KEYS, SQL_DIR, contracts, relation_sql
 
 # The relations a build runs, in order (dependencies first), with their keys from the contracts.
@@ -43,16 +43,6 @@ def build_models_order() -> tuple[tuple[str, str, tuple[str, ...]], ...]:
     """(layer, relation, key columns) of each relation a build runs, in BUILD_ORDER."""
     return tuple((*name.split("."), contracts()[name].key) for name in BUILD_ORDER)
 
-
-STATE_DDL = """
-CREATE SCHEMA IF NOT EXISTS build;
-CREATE TABLE IF NOT EXISTS build.state (key VARCHAR PRIMARY KEY, value JSON);
-CREATE TABLE IF NOT EXISTS build.rebuilt_periods (layer VARCHAR NOT NULL, frequency VARCHAR NOT NULL, period DATE NOT NULL);
-CREATE TABLE IF NOT EXISTS build.dirty_routes (
-    frequency VARCHAR NOT NULL, mineral VARCHAR NOT NULL, hs_code VARCHAR NOT NULL, hub_iso3 VARCHAR NOT NULL,
-    first_period DATE NOT NULL, change VARCHAR NOT NULL
-);
-"""
 
 # The scope as the SQL models see it (temporary macros over temporary tables of this connection). The scope
 # tables' columns have names of their own (scope_*): a macro's argument `frequency` would otherwise bind to
@@ -85,7 +75,7 @@ class BuildPlan:
 
 
 def ensure_build_state(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(STATE_DDL)
+    execute_script(con, relation_sql("ddl", "build"))
 
 
 def source_fingerprint(paths: list[Path]) -> str:

@@ -11,41 +11,14 @@ from typing import Any
 import duckdb
 import polars as pl
 
-REGISTRY_DDL = """
-CREATE SCHEMA IF NOT EXISTS models;
-CREATE TABLE IF NOT EXISTS models.registry (
-    model_id VARCHAR PRIMARY KEY,
-    frequency VARCHAR NOT NULL,
-    mineral VARCHAR NOT NULL,
-    created_at TIMESTAMP NOT NULL,
-    run_id VARCHAR NOT NULL,
-    code_version VARCHAR,
-    training_first_period DATE,
-    training_last_period DATE,
-    n_train BIGINT,
-    n_routes BIGINT,
-    training_sha256 VARCHAR,
-    card JSON,
-    artifact BLOB,
-    last_fitted_at TIMESTAMP,
-    artifact_format VARCHAR
-);
-CREATE TABLE IF NOT EXISTS models.drift (
-    run_id VARCHAR NOT NULL,
-    model_id VARCHAR NOT NULL,
-    feature VARCHAR NOT NULL,
-    psi DOUBLE,
-    new_rows BIGINT,
-    first_new_period DATE,
-    last_new_period DATE,
-    drifted BOOLEAN
-);
-"""
+from warehouse.connection import execute_script
+from warehouse.contracts import relation_sql
+
 DRIFT_COLUMNS = ("run_id", "model_id", "feature", "psi", "new_rows", "first_new_period", "last_new_period", "drifted")
 
 
 def ensure_registry(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(REGISTRY_DDL)
+    execute_script(con, relation_sql("ddl", "models"))
     # Registries written before last_fitted_at existed: add it, taking the time the model was stored.
     con.execute("ALTER TABLE models.registry ADD COLUMN IF NOT EXISTS last_fitted_at TIMESTAMP")
     con.execute("UPDATE models.registry SET last_fitted_at = created_at WHERE last_fitted_at IS NULL")

@@ -16,8 +16,10 @@ import duckdb
 import polars as pl
 
 from warehouse.catalogue import Catalogue
+from warehouse.connection import execute_script
+from warehouse.contracts import relation_sql
 from warehouse.countries import country_table
-from warehouse.national import NATIONAL_DDL, QTY_UNITS
+from warehouse.national import QTY_UNITS
 from warehouse.review import ensure_review_schema
 
 CONCORDANCE = Path(__file__).parent / "catalogue" / "hs_concordance.toml"
@@ -45,92 +47,16 @@ class SourceParams:
         if not 0 <= self.cif_fob_rate < 1:
             raise ValueError("cif_fob_rate must be between 0 and 1 (0.10 = 10%)")
 
-RAW_DDL = """
-CREATE SCHEMA IF NOT EXISTS raw;
-CREATE SCHEMA IF NOT EXISTS ref;
-CREATE SCHEMA IF NOT EXISTS staging;
-CREATE SCHEMA IF NOT EXISTS intermediate;
-CREATE SCHEMA IF NOT EXISTS marts;
-CREATE SCHEMA IF NOT EXISTS features;
-
--- Grain: one row per file load. Key: file_sha256 (a file with the same content is never loaded twice).
-CREATE TABLE IF NOT EXISTS raw.loads (
-    batch_id       VARCHAR NOT NULL,
-    source_file    VARCHAR NOT NULL,
-    file_sha256    VARCHAR NOT NULL PRIMARY KEY,
-    file_format    VARCHAR NOT NULL,
-    rows_read      BIGINT  NOT NULL,
-    rows_loaded    BIGINT  NOT NULL,
-    rows_rejected  BIGINT  NOT NULL,
-    notes          VARCHAR,
-    loaded_at      TIMESTAMP NOT NULL
-);
-
--- Grain: one row per accepted record of a UN Comtrade file. Key: (file_sha256, source_row). Append-only.
-CREATE TABLE IF NOT EXISTS raw.comtrade_records (
-    batch_id              VARCHAR NOT NULL,
-    source_file           VARCHAR NOT NULL,
-    file_sha256           VARCHAR NOT NULL,
-    source_row            BIGINT  NOT NULL,
-    loaded_at             TIMESTAMP NOT NULL,
-    freq_code             VARCHAR NOT NULL,
-    period                DATE    NOT NULL,
-    period_from           VARCHAR NOT NULL,
-    reporter_code         INTEGER NOT NULL,
-    flow_code             VARCHAR NOT NULL,
-    partner_code          INTEGER NOT NULL,
-    partner2_code         INTEGER,
-    cmd_code              VARCHAR NOT NULL,
-    customs_code          VARCHAR,
-    mot_code              INTEGER,
-    qty_unit_code         INTEGER,
-    qty                   DOUBLE,
-    net_wgt               DOUBLE,
-    cif_value             DOUBLE,
-    fob_value             DOUBLE,
-    primary_value         DOUBLE,
-    is_aggregate          BOOLEAN,
-    has_breakdown_columns BOOLEAN NOT NULL
-);
-
--- Grain: one row per record that could not be loaded, with the first problem found. Key: (file_sha256, source_row).
-CREATE TABLE IF NOT EXISTS raw.rejects (
-    batch_id     VARCHAR NOT NULL,
-    source_file  VARCHAR NOT NULL,
-    file_sha256  VARCHAR NOT NULL,
-    source_row   BIGINT  NOT NULL,
-    column_name  VARCHAR NOT NULL,
-    bad_value    VARCHAR,
-    reason       VARCHAR NOT NULL,
-    record       JSON,
-    rejected_at  TIMESTAMP NOT NULL
-);
-
--- Grain: one row per pipeline run. Key: run_id.
-CREATE TABLE IF NOT EXISTS main.runs (
-    run_id        VARCHAR PRIMARY KEY,
-    started_at    TIMESTAMP NOT NULL,
-    finished_at   TIMESTAMP,
-    status        VARCHAR NOT NULL,
-    error         VARCHAR,
-    data_dir      VARCHAR,
-    input_files   JSON,
-    parameters    JSON,
-    code_version  VARCHAR,
-    layer_counts  JSON
-);
-"""
-
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the raw layer and run log if they are missing (idempotent; never drops anything)."""
-    con.execute(RAW_DDL)
+    execute_script(con, relation_sql("ddl", "raw"))
     # How the run built (full or incremental, why, and what it rebuilt); runs recorded before it existed have NULL.
     con.execute("ALTER TABLE main.runs ADD COLUMN IF NOT EXISTS build JSON")
     # The models the run used, one entry per model group: fitted or reused and why, drift, and the route-periods
     # scored, screened out and sampled; runs recorded before it existed have NULL.
     con.execute("ALTER TABLE main.runs ADD COLUMN IF NOT EXISTS models JSON")
-    con.execute(NATIONAL_DDL)
+    execute_script(con, relation_sql("ddl", "raw_national"))
     ensure_review_schema(con)
     # Warehouses from before the intermediate layer: the flows, the records set aside and the revisions were
     # staging relations. They are rebuilt from raw under their new names (intermediate.int_*) by the next

@@ -1,0 +1,7 @@
+CREATE SCHEMA IF NOT EXISTS build;
+CREATE TABLE IF NOT EXISTS build.state (key VARCHAR PRIMARY KEY, value JSON);
+CREATE TABLE IF NOT EXISTS build.rebuilt_periods (layer VARCHAR NOT NULL, frequency VARCHAR NOT NULL, period DATE NOT NULL);
+CREATE TABLE IF NOT EXISTS build.dirty_routes (
+    frequency VARCHAR NOT NULL, mineral VARCHAR NOT NULL, hs_code VARCHAR NOT NULL, hub_iso3 VARCHAR NOT NULL,
+    first_period DATE NOT NULL, change VARCHAR NOT NULL
+);
