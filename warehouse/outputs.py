@@ -79,7 +79,7 @@ def write_group_scores(con: duckdb.DuckDBPyConnection, scores: pl.DataFrame, exp
         con.unregister("_groups")
     if create or scores.height:
         ordered = stamped(scores).select(SCORE_COLUMNS)
-        # The scorer hands rows over in key order (score_routes, rescore_group): no sort here. A large group
+        # The scorer hands rows over in key order (score_routes, rescore_changed): no sort here. A large group
         # is written in slices, DuckDB's memory handed back after each, so that DuckDB's buffers for the new
         # rows and the group's frame are never both at their largest.
         sliced = ordered.height > SCORE_WRITE_ROWS
@@ -115,7 +115,7 @@ def delete_changed_ranges(con: duckdb.DuckDBPyConnection,
 
 
 def scored_context(con: duckdb.DuckDBPyConnection, frequency: str, mineral: str) -> pl.DataFrame:
-    """A group's stored score rows that new route-periods can affect (models.scoring.rescore_changed): those
+    """A group's stored score rows that new route-periods can affect (models.rescore.rescore_changed): those
     with a route_score above 0 or an explanation, in key order."""
     return con.sql("""SELECT * FROM main.route_score_values WHERE frequency = ? AND mineral = ?
                         AND (route_score > 0 OR top_features IS NOT NULL)

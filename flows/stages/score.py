@@ -118,7 +118,7 @@ def score_with_registry(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, 
     changed route-period are rescored. First the changed routes' rows from their first changed period on
     are removed from main.route_scores and main.route_explanations. Then per (frequency, mineral) group:
     choose (reuse or fit) its model; with the model it had, score the new route-periods and write them and
-    the stored rows whose flag or explanation changed (models.scoring.rescore_changed: a new month adds one
+    the stored rows whose flag or explanation changed (models.rescore.rescore_changed: a new month adds one
     period per route, not a rewrite of the group); with a new model, register it and replace the group's
     rows. One group at a time in memory. Records drift. Returns a summary per model and how many
     route-periods were scored in this run."""
