@@ -192,9 +192,27 @@ def _replace(con: duckdb.DuckDBPyConnection, relation: str, query: str, key: tup
     return scalar(con, "SELECT count(*) FROM _delta")
 
 
-# Route-periods per query of a full mart build (~30 columns each): bounds DuckDB's memory; each batch rescans
-# intermediate.int_flows, so batches stay large.
-MART_BATCH_ROWS = 4_000_000
+# Route-periods per query of a full mart build (~30 columns each), sized from DuckDB's memory limit: a batch
+# needs about 100 bytes a route-period (4 M fitted in 400 MB; a whole 5 M-row world's mart, 8 M, did not fit
+# in 750 MB), and is given twice that. Each batch rescans intermediate.int_flows, so batches stay as large as
+# the memory allows, within MART_BATCH_BOUNDS.
+MART_BYTES_PER_ROW = 200
+MART_BATCH_BOUNDS = (1_000_000, 32_000_000)
+_UNITS = {"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+          "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+
+
+def memory_limit_bytes(con: duckdb.DuckDBPyConnection) -> int:
+    """DuckDB's memory limit on this connection in bytes (it reports it as text: '1.4 GiB')."""
+    number, _, unit = str(scalar(con, "SELECT current_setting('memory_limit')")).strip().partition(" ")
+    return int(float(number) * _UNITS.get(unit or "bytes", 1))
+
+
+def mart_batch_rows(con: duckdb.DuckDBPyConnection) -> int:
+    """Route-periods per batch of a full mart build: DuckDB's memory limit / MART_BYTES_PER_ROW, within
+    MART_BATCH_BOUNDS (1.5 GB: 7.5 M; 400 MB: 2 M; an uncapped 19 GB: 32 M)."""
+    low, high = MART_BATCH_BOUNDS
+    return max(low, min(high, memory_limit_bytes(con) // MART_BYTES_PER_ROW))
 # The sources intermediate.int_flows can hold; fct_route_legs.sql names them to list the sources of each leg.
 SOURCES = ("baci", "census", "comtrade", "gacc", "user")
 
@@ -232,7 +250,7 @@ def _build_mart_in_batches(con: duckdb.DuckDBPyConnection, relation: str, key: t
     return scalar(con, f"SELECT count(*) FROM {relation}")
 
 
-def _build_mart(con: duckdb.DuckDBPyConnection, plan: BuildPlan, batch_rows: int = MART_BATCH_ROWS,
+def _build_mart(con: duckdb.DuckDBPyConnection, plan: BuildPlan, batch_rows: int | None = None,
                 progress: Callable[[str], None] = lambda _: None) -> int:
     """marts.fct_route_legs over its scope; fills build.dirty_routes. Returns the rows written."""
     other = rows(con, "SELECT DISTINCT source FROM intermediate.int_flows WHERE NOT list_contains(?::VARCHAR[], source)",
@@ -244,7 +262,7 @@ def _build_mart(con: duckdb.DuckDBPyConnection, plan: BuildPlan, batch_rows: int
     key = tuple(KEYS)
     relation = "marts.fct_route_legs"
     if plan.mode == "full":
-        written = _build_mart_in_batches(con, relation, key, batch_rows, progress)
+        written = _build_mart_in_batches(con, relation, key, batch_rows or mart_batch_rows(con), progress)
         con.execute("CREATE OR REPLACE TEMP TABLE _mart_periods AS "
                     "SELECT frequency AS scope_frequency, period AS scope_period FROM _mart_grid")
         con.execute("""INSERT INTO build.dirty_routes

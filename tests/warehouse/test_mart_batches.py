@@ -19,7 +19,7 @@ def test_mart_in_batches_equals_one_query(tmp_path):
     ensure_schema(con)
     write_reference_tables(con, load_catalogue())
     ingest_folder(con, paths["data_dir"], batch_id="sample", progress=lambda _: None)
-    build_models(con)  # one batch: the sample world is far below MART_BATCH_ROWS
+    build_models(con)  # one batch: the sample world is far below mart_batch_rows
     con.execute("CREATE TABLE main.one_query AS SELECT * FROM marts.fct_route_legs")
     products = scalar(con, "SELECT count(DISTINCT (frequency, hs_code)) FROM marts.fct_route_legs")
     per_product = scalar(con, "SELECT max(n) FROM (SELECT count(*) AS n FROM marts.fct_route_legs GROUP BY frequency, hs_code)")
@@ -35,3 +35,17 @@ def test_mart_in_batches_equals_one_query(tmp_path):
     # Every route is marked for a full rebuild of its features, once.
     assert scalar(con, "SELECT count(*) FROM build.dirty_routes") == scalar(
         con, "SELECT count(DISTINCT (frequency, mineral, hs_code, hub_iso3)) FROM marts.fct_route_legs")
+
+
+def test_mart_batches_are_sized_from_duckdbs_memory_limit(tmp_path):
+    from warehouse.build import MART_BATCH_BOUNDS, mart_batch_rows, memory_limit_bytes
+
+    sizes = {}
+    for limit in ("100MB", "400MB", "1536MB", "200GB"):
+        con = duckdb.connect(str(tmp_path / f"{limit}.duckdb"), config={"memory_limit": limit})
+        sizes[limit] = (memory_limit_bytes(con), mart_batch_rows(con))
+        con.close()
+    # DuckDB reports 1536MB as '1.4 GiB': read back within its rounding.
+    assert abs(sizes["1536MB"][0] - 1536 * 10**6) < 0.05 * 1536 * 10**6
+    assert sizes["100MB"][1] == MART_BATCH_BOUNDS[0] and sizes["200GB"][1] == MART_BATCH_BOUNDS[1]
+    assert 1_800_000 < sizes["400MB"][1] < 2_100_000 and 7_000_000 < sizes["1536MB"][1] < 8_000_000
