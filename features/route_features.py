@@ -32,7 +32,7 @@ from features.signals import (MEAN_Z_LEGS, _co_sum, _squares, co_mean_z, co_move
                               robust_z, signal_persistence)
 from features.mirror import (COVERAGE_SUMS, MIRROR_COLUMNS, _USD_SPANS, coverage_sums, coverage_total, kg_coverage,
                              mirror_features, mirror_windows)
-from warehouse.contracts import ROUTE_KEYS
+from warehouse.contracts import KEYS
 
 
 def build_route_features(legs: pl.DataFrame | pl.LazyFrame, params: FeatureParams, floors: pl.DataFrame) -> pl.LazyFrame:
@@ -52,7 +52,7 @@ def build_route_features(legs: pl.DataFrame | pl.LazyFrame, params: FeatureParam
     # Collected here: the robust baselines read this frame too, and a lazy plan sorted it twice (a third of
     # the time of an incremental build's batch).
     legs = legs.lazy()
-    order = [ROUTE_NO, "period"] if ROUTE_NO in legs.collect_schema().names() else [*ROUTE_KEYS, "period"]
+    order = [ROUTE_NO, "period"] if ROUTE_NO in legs.collect_schema().names() else KEYS
     frame = route_positions(legs.join(floors.lazy(), on="mineral", how="left").sort(order)
                             .drop(ROUTE_NO, strict=False)).collect()
     names = frame.columns

@@ -13,6 +13,10 @@ _console = Console(stderr=True, highlight=False, emoji=False)
 _start = time.monotonic()
 
 
+def quiet(_: str) -> None:
+    """Progress that says nothing (a caller with no one watching)."""
+
+
 def step(message: str) -> None:
     """One progress line. The message is plain text: file names and data in it are never read as markup.
     Inside a Prefect flow or task run it also goes to that run's log (run_log)."""

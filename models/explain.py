@@ -9,7 +9,7 @@ import polars as pl
 from models.evidence import FACTOR_WORDS, graded_route_score, score_factors
 from models.iforest import MODEL_FEATURE_COLUMNS, RouteScorer, explanation_text
 from models.params import ScoreParams
-from warehouse.contracts import ROUTE_KEYS
+from warehouse.contracts import KEYS, ROUTE_KEYS
 
 
 def route_typical(group: pl.DataFrame) -> pl.DataFrame:
@@ -24,7 +24,7 @@ def rows_to_explain(scored: pl.DataFrame, params: ScoreParams) -> pl.Series:
              .group_by(ROUTE_KEYS, maintain_order=True).first().head(params.explain_routes)
              .select(*ROUTE_KEYS, "period", pl.lit(True).alias("_peak")))
     # Joined on the keys alone: the group's other columns are not copied.
-    marked = scored.select(*ROUTE_KEYS, "period").join(peaks, on=[*ROUTE_KEYS, "period"], how="left",
+    marked = scored.select(*ROUTE_KEYS, "period").join(peaks, on=KEYS, how="left",
                                                         nulls_equal=True, maintain_order="left")
     return (scored["flagged"] | marked["_peak"].fill_null(False)).alias("explained")
 

@@ -130,7 +130,7 @@ def scoreable(features: pl.DataFrame) -> pl.Expr:
 def training_sha256(group: pl.DataFrame) -> str:
     """A hash of the rows a model is trained on: route keys, period and model inputs, in key order, as CSV
     text (stable across library versions)."""
-    cols = [*ROUTE_KEYS, "period", *MODEL_FEATURE_COLUMNS]
+    cols = [*KEYS, *MODEL_FEATURE_COLUMNS]
     frame = in_key_order(group.select([c for c in cols if c in group.columns]))
     # The CSV text of the whole frame, hashed in slices: a section of the universe is millions of rows.
     digest = hashlib.sha256()
@@ -147,10 +147,9 @@ def in_key_order(frame: pl.DataFrame) -> pl.DataFrame:
     """`frame` sorted by route and period; the frame itself (no copy) when it already is, as a group read
     from the warehouse is. Whether it is, is read in one pass (each row against the next), not by sorting:
     a section of the universe is millions of rows keyed by strings."""
-    keys = [*ROUTE_KEYS, "period"]
-    if frame.height < 2 or frame.select(_not_after_next(keys).all()).item():
+    if frame.height < 2 or frame.select(_not_after_next(KEYS).all()).item():
         return frame
-    return frame[frame.select(pl.arg_sort_by(keys, maintain_order=True)).to_series()]
+    return frame[frame.select(pl.arg_sort_by(KEYS, maintain_order=True)).to_series()]
 
 
 def _not_after_next(keys: list[str]) -> pl.Expr:
@@ -183,12 +182,13 @@ def score_group(group: pl.DataFrame, scorer: RouteScorer, params: ScoreParams,
     NULL. `known`: every row's anomaly score when fitting computed it already (a group fitted whole)."""
     ceiling = group.select(evidence(params)).to_series()  # once: for the screen and as the stored column
     keep = (ceiling >= params.min_evidence).fill_null(False)
+    mask = keep.to_numpy()
     scores = np.full(group.height, np.nan)
     if known is not None:
-        scores[keep.to_numpy()] = known[keep.to_numpy()]
-    elif keep.any():
+        scores[mask] = known[mask]
+    elif mask.any():
         inputs = group.select(MODEL_FEATURE_COLUMNS)
-        scores[keep.to_numpy()] = scorer.anomaly_score(inputs if keep.all() else inputs.filter(keep))
+        scores[mask] = scorer.anomaly_score(inputs if mask.all() else inputs.filter(keep))
     anomaly = pl.Series("anomaly_score", scores).fill_nan(None)
     percentile = pl.Series("score_percentile", scorer.score_percentile(scores)).fill_nan(None)
     direction_ok, sustained = gates(params)

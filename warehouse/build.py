@@ -161,10 +161,6 @@ def check_key(con: duckdb.DuckDBPyConnection, relation: str, key: tuple[str, ...
         raise KeyViolation(f"{relation}: a key column ({cols}) has NULLs")
 
 
-def _query(layer: str, name: str) -> str:
-    return relation_sql(layer, name)
-
-
 def _scope_staging(con: duckdb.DuckDBPyConnection, plan: BuildPlan) -> None:
     """_scope_periods: every period in raw (full), or those of this run's new rows (incremental)."""
     new = "" if plan.mode == "full" else "WHERE batch_id = $run_id"
@@ -244,7 +240,7 @@ def _build_mart_in_batches(con: duckdb.DuckDBPyConnection, relation: str, key: t
                     "FROM _mart_batches WHERE batch = ?", [batch])
         con.execute(MART_MACRO)
         verb = f"CREATE OR REPLACE TABLE {relation} AS" if i == 0 else f"INSERT INTO {relation}"
-        con.execute(f"{verb} {_query('marts', 'fct_route_legs')}")
+        con.execute(f"{verb} {relation_sql('marts', 'fct_route_legs')}")
     con.execute("DROP TABLE _mart_batches")
     check_key(con, relation, key)
     return scalar(con, f"SELECT count(*) FROM {relation}")
@@ -258,7 +254,7 @@ def _build_mart(con: duckdb.DuckDBPyConnection, plan: BuildPlan, batch_rows: int
     if other:
         raise KeyViolation(f"intermediate.int_flows has source {other[0][0]!r}, which fct_route_legs.sql does not list "
                            f"among {', '.join(SOURCES)}: add it there and to build.SOURCES")
-    con.execute(_query("marts", "fct_route_legs__inputs"))
+    con.execute(relation_sql("marts", "fct_route_legs__inputs"))
     key = tuple(KEYS)
     relation = "marts.fct_route_legs"
     if plan.mode == "full":
@@ -285,7 +281,7 @@ def _build_mart(con: duckdb.DuckDBPyConnection, plan: BuildPlan, batch_rows: int
     stale = """in_mart_scope(frequency, hs_code, period)
         OR NOT EXISTS (SELECT 1 FROM _mart_grid AS g WHERE g.frequency = m.frequency AND g.period = m.period)"""
     con.execute(f"CREATE OR REPLACE TEMP TABLE _mart_old AS SELECT * FROM {relation} AS m WHERE {stale}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _delta AS {_query('marts', 'fct_route_legs')}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _delta AS {relation_sql('marts', 'fct_route_legs')}")
     check_key(con, "_delta", key)
     con.execute(f"DELETE FROM {relation} AS m WHERE {stale}")
     con.execute(f"INSERT INTO {relation} BY NAME SELECT * FROM _delta")
@@ -319,7 +315,7 @@ def build_models(con: duckdb.DuckDBPyConnection, plan: BuildPlan | None = None,
             written = _build_mart(con, plan, progress=progress)
         else:
             delete = None if plan.mode == "full" else "in_scope(frequency, period)"
-            written = _replace(con, relation, _query(layer, name), key, delete)
+            written = _replace(con, relation, relation_sql(layer, name), key, delete)
         counts[relation] = scalar(con, f"SELECT count(*) FROM {relation}")
         if plan.mode == "incremental":
             counts[f"{relation} rebuilt"] = written

@@ -151,8 +151,7 @@ def write_flag_lists(con: duckdb.DuckDBPyConnection, run_id: str, dismissed_regr
     params = {"regrowth": dismissed_regrowth, "run_id": run_id}
     for name in FLAG_LISTS:
         execute_script(con, relation_sql("outputs", name), params)
-        if name == "review_labels":  # the last that reads this run's candidates
-            con.execute("DROP TABLE _flag_candidates")
+    con.execute("DROP TABLE _flag_candidates")
     return {
         "main.route_scores": rows(con, "SELECT count(*) FROM main.route_score_values")[0][0],
         "main.route_explanations": rows(con, "SELECT count(*) FROM main.route_explanations")[0][0],

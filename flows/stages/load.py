@@ -7,18 +7,15 @@ from pathlib import Path
 
 import duckdb
 
+from flows.progress import quiet
 from warehouse.build import BuildPlan, build_models
 from warehouse.catalogue import load_catalogue
 from warehouse.ingest import FileOutcome, InputLimits, PrepareMap, ingest_folder, prepare_here
 from warehouse.schema import SourceParams, ensure_schema, write_reference_tables
 
 
-def _quiet(_: str) -> None:
-    pass
-
-
 def load(con: duckdb.DuckDBPyConnection, data_dir: Path, batch_id: str, *, catalogue: Path | None = None,
-         sources: SourceParams | None = None, progress: Callable[[str], None] = _quiet,
+         sources: SourceParams | None = None, progress: Callable[[str], None] = quiet,
          prepare: PrepareMap = prepare_here, limits: InputLimits | None = None) -> list[FileOutcome]:
     """The raw layer and the reference tables in place (the catalogue's minerals and codes, the sources'
     settings), then every new recognised file under data_dir loaded, stamped with batch_id."""
@@ -29,6 +26,6 @@ def load(con: duckdb.DuckDBPyConnection, data_dir: Path, batch_id: str, *, catal
 
 
 def build(con: duckdb.DuckDBPyConnection, plan: BuildPlan | None = None,
-          progress: Callable[[str], None] = _quiet) -> dict[str, int]:
+          progress: Callable[[str], None] = quiet) -> dict[str, int]:
     """Staging, intermediate and marts from raw, in full or as `plan` says; the rows each relation holds."""
     return build_models(con, plan, progress)

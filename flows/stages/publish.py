@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from flows.progress import quiet
 from warehouse import faults
 from warehouse import publish as pub
 from warehouse.connection import checkpoint, connect_read_write
@@ -13,11 +14,7 @@ from warehouse.decisions_file import write_decisions_backup
 from warehouse.review import carry_over_decisions
 
 
-def _quiet(_: str) -> None:
-    pass
-
-
-def publish(build: Path, live: Path, progress: Callable[[str], None] = _quiet) -> int:
+def publish(build: Path, live: Path, progress: Callable[[str], None] = quiet) -> int:
     """Carry the live file's review decisions into the build (one recorded during this run is not lost),
     then rename the build over the live file, under the publication lock; then refresh the decisions file
     beside it. Returns the decisions carried."""
