@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from warehouse.connection import release_memory
 from warehouse.contracts import KEYS, ROUTE_KEYS
 
 # Each period's position on its frequency's grid (features.route_features.has_history counts by it), from
@@ -164,15 +165,46 @@ def feature_rows(con: duckdb.DuckDBPyConnection, keys: pl.DataFrame, columns: li
         con.unregister("_keys")
 
 
+# A model group is read in pieces of about this many route-periods (whole products each, in key order): one
+# query for a section of 4 M route-periods held DuckDB's sort of all of it beside the frame it became (a
+# frame of 1.0 GB on the 20 M world: the scoring stage's peak was 3.9 GB, 2.9 GB read in pieces of 500,000).
+GROUP_READ_ROWS = 500_000
+
+
 def group_rows(con: duckdb.DuckDBPyConnection, frequency: str, mineral: str, columns: list[str],
-               after: Any = None) -> pl.DataFrame:
+               after: Any = None, piece_rows: int = GROUP_READ_ROWS) -> pl.DataFrame:
     """A group's scoreable rows (those after a period, when given), in key order: `columns`. Filtered and
-    sorted here, a large group reaches Polars once."""
-    return con.sql(f"SELECT {', '.join(columns)} FROM features.route_features"
-                   f" WHERE frequency = ? AND mineral = ? AND {SCOREABLE_SQL}"
-                   + (" AND period > ?::DATE" if after is not None else "")
-                   + " ORDER BY frequency, mineral, hs_code, hub_iso3, period",
-                   params=[frequency, mineral] + ([after] if after is not None else [])).pl()
+    sorted here, a large group reaches Polars once; read in pieces of whole products (group_pieces) when
+    larger than `piece_rows`, DuckDB's memory given back between them."""
+    where = f"frequency = ? AND mineral = ? AND {SCOREABLE_SQL}" + (" AND period > ?::DATE" if after is not None else "")
+    params = [frequency, mineral] + ([after] if after is not None else [])
+    query = f"SELECT {', '.join(columns)} FROM features.route_features WHERE {where}"
+    order = " ORDER BY frequency, mineral, hs_code, hub_iso3, period"
+    pieces = group_pieces(con, where, params, piece_rows)
+    if len(pieces) <= 1:
+        return con.sql(query + order, params=params).pl()
+    frames = []
+    for low, high in pieces:
+        frames.append(con.sql(query + " AND hs_code BETWEEN ? AND ?" + order, params=[*params, low, high]).pl())
+        release_memory(con)
+    # One chunk per column, made here while nothing else is held: Polars copies a frame of many chunks into
+    # one the first time an expression reads it beside a column made from NumPy (scoring adds several), and
+    # then the group was in memory twice.
+    return pl.concat(frames, how="vertical", rechunk=True)
+
+
+def group_pieces(con: duckdb.DuckDBPyConnection, where: str, params: list[Any], piece_rows: int) -> list[tuple[str, str]]:
+    """The hs_code ranges (first, last) that cut the rows matching `where` into pieces of about `piece_rows`
+    route-periods, whole products each (a product larger than that is a piece of its own), in order. One
+    piece for all when a row has no hs_code (a range cannot hold it; the key forbids it anyway)."""
+    products = con.sql(f"SELECT hs_code, count(*) AS n FROM features.route_features WHERE {where} GROUP BY hs_code"
+                       " ORDER BY hs_code", params=params).pl()
+    if products.is_empty() or products["hs_code"].null_count():
+        return [(None, None)]
+    start = products["n"].cum_sum() - products["n"]
+    pieces = products.with_columns(piece=start // max(1, piece_rows)).group_by("piece", maintain_order=True)
+    return [tuple(r) for r in pieces.agg(pl.col("hs_code").first().alias("low"), pl.col("hs_code").last().alias("high"))
+                                   .drop("piece").rows()]
 
 
 def all_group_rows(con: duckdb.DuckDBPyConnection, frequency: str, mineral: str, columns: list[str]) -> pl.DataFrame:
