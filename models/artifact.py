@@ -44,12 +44,14 @@ def dumps(scorer: RouteScorer) -> bytes:
     arrays: dict[str, np.ndarray] = {}
     root = _encode(scorer, arrays)
     packs: dict[np.dtype, list[np.ndarray]] = {}
+    ends: dict[np.dtype, int] = {}  # each pack's length so far (summing it again per array was quadratic)
     places: dict[str, list] = {}
     for key, array in arrays.items():
         pack = packs.setdefault(array.dtype, [])
-        start = sum(a.size for a in pack)
+        start = ends.get(array.dtype, 0)
         places[key] = [f"p{list(packs).index(array.dtype)}", start, int(array.size), list(array.shape)]
         pack.append(array.reshape(-1))
+        ends[array.dtype] = start + int(array.size)
     doc = json.dumps({"format": FORMAT, "root": _placed(root, places)}, separators=(",", ":")).encode()
     buffer = io.BytesIO()
     np.savez_compressed(buffer, allow_pickle=False,
