@@ -77,6 +77,11 @@ class Prepared:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# append_checked checks and writes a file's rows in slices of this many: DuckDB holds one slice's checked
+# rows (a temp table of typed columns) at a time, not the whole file's beside the frame Python holds.
+CHECK_SLICE_ROWS = 250_000
+
+
 def append_checked(
     con: duckdb.DuckDBPyConnection,
     incoming: pl.DataFrame,
@@ -88,10 +93,26 @@ def append_checked(
     file_sha256: str,
     batch_id: str,
     loaded_at: str,
+    slice_rows: int | None = None,
 ) -> tuple[int, int]:
     """Run `check_sql` over `incoming` into the temp table `_checked`, run `insert_sql` (which reads the
-    rows of `_checked` WHERE problem IS NULL), and append the others to raw.rejects. Returns
-    (rows_loaded, rows_rejected)."""
+    rows of `_checked` WHERE problem IS NULL), and append the others to raw.rejects; slice by slice of
+    `slice_rows` rows (CHECK_SLICE_ROWS), in order (a check reads one row at a time: the slices give the same
+    tables). Returns (rows_loaded, rows_rejected)."""
+    slice_rows = slice_rows or CHECK_SLICE_ROWS
+    loaded = rejected = 0
+    for start in range(0, max(incoming.height, 1), max(1, slice_rows)):
+        part = incoming.slice(start, slice_rows)
+        counts = _append_checked_slice(con, part, check_sql, insert_sql, insert_params, path, file_sha256,
+                                       batch_id, loaded_at)
+        loaded, rejected = loaded + counts[0], rejected + counts[1]
+    return loaded, rejected
+
+
+def _append_checked_slice(con: duckdb.DuckDBPyConnection, incoming: pl.DataFrame, check_sql: str, insert_sql: str,
+                          insert_params: list[Any], path: Path, file_sha256: str, batch_id: str,
+                          loaded_at: str) -> tuple[int, int]:
+    """append_checked for one slice of the rows."""
     has_part = "part" in incoming.columns
     con.register("incoming", incoming)
     try:

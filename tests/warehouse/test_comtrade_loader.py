@@ -114,6 +114,36 @@ def test_bad_rows_are_set_aside_with_line_column_and_reason(con, tmp_path):
     reconcile(con)
 
 
+def test_a_file_checked_in_slices_loads_exactly_as_in_one(tmp_path, monkeypatch):
+    """append_checked checks and writes a file's rows slice by slice (warehouse.raw_load.CHECK_SLICE_ROWS:
+    DuckDB then holds one slice's checked rows, not the whole file's). Slices of 2 rows over good and bad
+    rows give the same raw tables, in the same order, as one slice."""
+    import duckdb
+
+    import warehouse.raw_load as raw_load
+    from warehouse.catalogue import load_catalogue
+    from warehouse.schema import ensure_schema, write_reference_tables
+
+    lines = ["2022,156,764,811010,X,100,10", "2022,156,764,811010,X,abc,10", "2022,156,999,811010,X,100,10",
+             "2023,156,764,811010,X,200,20", "2022,156,764,811010,Z,100,10", "2024,156,704,282580,X,300,30",
+             "2022,156,764,811010,X,100,-4"]
+    write(tmp_path / "d" / "mixed.csv", "year,reporter,partner,cmd,flow,value,netwgt\n" + "\n".join(lines) + "\n")
+    tables = {}
+    for slice_rows in (2, 10**6):
+        monkeypatch.setattr(raw_load, "CHECK_SLICE_ROWS", slice_rows)
+        c = duckdb.connect(str(tmp_path / f"w{slice_rows}.duckdb"))
+        ensure_schema(c)
+        write_reference_tables(c, load_catalogue())
+        (outcome,) = load(c, tmp_path / "d")
+        assert (outcome.rows_read, outcome.rows_loaded, outcome.rows_rejected) == (7, 3, 4)
+        tables[slice_rows] = (
+            rows(c, "SELECT * EXCLUDE (loaded_at, batch_id) FROM raw.comtrade_records"),
+            rows(c, "SELECT source_row, * EXCLUDE (rejected_at, batch_id) FROM raw.rejects"))
+        c.close()
+    assert tables[2] == tables[10**6]
+    assert [r[0] for r in tables[2][1]] == [3, 4, 6, 8]  # the rejects' lines, in order
+
+
 def test_a_reject_keeps_its_line_as_read_blanks_quotes_and_all(con, tmp_path):
     # The record is the line as the file has it (untrimmed, empty cells null), whatever the loader did.
     write(tmp_path / "d" / "odd.csv", 'year,reporter,partner,cmd,flow,value,netwgt\n'
