@@ -170,65 +170,85 @@ MAD_TO_SD = 1.4826  # a normal distribution's standard deviation is 1.4826 MADs
 
 def _median_rows(a: np.ndarray) -> np.ndarray:
     """The median of each row of a 2-D array without NaN, computed as Polars computes a median (the two
-    middle values of an even count combined as lo + (hi - lo) × 0.5, not as their mean): the same bits."""
+    middle values of an even count combined as lo + (hi - lo) × 0.5, not as their mean): the same bits.
+    Reorders each row of `a` in place (a median does not depend on the order)."""
     k = a.shape[1] // 2
     if a.shape[1] % 2:
-        return np.partition(a, k, axis=1)[:, k]
-    part = np.partition(a, [k - 1, k], axis=1)
-    lo, hi = part[:, k - 1], part[:, k]
+        a.partition(k, axis=1)
+        return a[:, k].copy()
+    a.partition([k - 1, k], axis=1)
+    lo, hi = a[:, k - 1], a[:, k]
     return lo + (hi - lo) * 0.5
 
 
-def _baselines_by_window(frame: pl.DataFrame, p: FeatureParams) -> tuple[pl.DataFrame, np.ndarray]:
-    """The robust baselines of the NEEDED rows of `frame` whose prior periods all lie in the route and hold
-    no null, from a rows-by-window array per leg (NumPy's partition, a fraction of a group-by's time).
-    Returns them (ROUTE_ID, ROUTE_POS and the columns) and a mask of the frame's rows left to the caller."""
-    needed = frame[NEEDED].to_numpy()
-    span = p.window + p.prior - 1
-    rows = np.flatnonzero(needed & (frame[ROUTE_POS].to_numpy() >= span))
-    window = rows[:, None] - np.arange(span, p.window - 1, -1)[None, :]  # t-W-P+1 .. t-W
-    values = {leg: frame[leg].cast(pl.Float64).to_numpy()[window] for leg in ROBUST_LEGS}
-    complete = np.ones(len(rows), dtype=bool)
-    for v in values.values():
-        complete &= ~np.isnan(v).any(axis=1)
-    rows, values = rows[complete], {leg: v[complete] for leg, v in values.items()}
-    out = {ROUTE_ID: frame[ROUTE_ID].to_numpy()[rows], ROUTE_POS: frame[ROUTE_POS].to_numpy()[rows]}
-    medians = {leg: _median_rows(v) for leg, v in values.items()}
-    out |= {f"{leg}_median_prior": medians[leg] for leg in ROBUST_LEGS}
-    out |= {f"{leg}_mad_prior": _median_rows(np.abs(v - medians[leg][:, None])) for leg, v in values.items()}
-    left = needed.copy()
-    left[rows] = False
-    return pl.DataFrame(out).cast({ROUTE_ID: frame.schema[ROUTE_ID], ROUTE_POS: frame.schema[ROUTE_POS]}), left
+def _median_and_mad(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's median and median absolute deviation (_median_rows), in `values`' own memory: it is
+    overwritten."""
+    median = _median_rows(values)
+    np.subtract(values, median[:, None], out=values)
+    np.abs(values, out=values)
+    return median, _median_rows(values)
+
+
+def _baselines_by_window(frame: pl.DataFrame, p: FeatureParams, needed: np.ndarray) -> tuple[pl.DataFrame, np.ndarray]:
+    """The robust baselines of the `needed` rows of `frame` whose prior periods in the route hold no null,
+    from a rows-by-window array per leg and window length (NumPy's partition, a fraction of a group-by's
+    time): P columns where the route has all its prior periods, fewer in its first periods (a short
+    history), none before its first prior period (no baseline: null). Returns them (ROUTE_ID, ROUTE_POS and
+    the columns) and a mask of the frame's rows left to the caller (a window holding a null)."""
+    position = frame[ROUTE_POS].to_numpy()
+    # How many prior periods t-W-P+1..t-W lie in the route: up to P.
+    length = np.minimum(position - p.window + 1, p.prior)
+    legs = {leg: frame[leg].cast(pl.Float64).to_numpy() for leg in ROBUST_LEGS}
+    # A window holding a null (NaN here) is left to the caller: a row is complete when no NaN lies in
+    # its window, counted from a running count of the NaNs (none at all, as a rule: no count).
+    gaps = np.zeros(frame.height, dtype=bool)
+    for v in legs.values():
+        gaps |= np.isnan(v)
+    nan_before = np.concatenate([[0], np.cumsum(gaps)]) if gaps.any() else None
+    left = needed & (length >= 1)
+    parts = []
+    for n in np.unique(length[left]):
+        rows = np.flatnonzero(left & (length == n))
+        if nan_before is not None:  # NaNs among rows t-W-n+1 .. t-W
+            rows = rows[nan_before[rows - p.window + 1] == nan_before[rows - p.window - n + 1]]
+        window = rows[:, None] - np.arange(p.window + n - 1, p.window - 1, -1)[None, :]  # t-W-n+1 .. t-W
+        out = {ROUTE_ID: frame[ROUTE_ID].to_numpy()[rows], ROUTE_POS: position[rows]}
+        for leg, v in legs.items():
+            out[f"{leg}_median_prior"], out[f"{leg}_mad_prior"] = _median_and_mad(v[window])
+        parts.append(pl.DataFrame(out))
+        left[rows] = False
+    schema = {ROUTE_ID: frame.schema[ROUTE_ID], ROUTE_POS: frame.schema[ROUTE_POS],
+              **{f"{leg}_{kind}_prior": pl.Float64 for kind in ("median", "mad") for leg in ROBUST_LEGS}}
+    fast = pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=schema)
+    return fast.select(list(schema)).cast(schema), left
 
 
 def robust_baselines(lf: pl.LazyFrame, p: FeatureParams) -> pl.LazyFrame:
     """`<leg>_median_prior` and `<leg>_mad_prior`: the median and the median absolute deviation of the leg's
-    per-period kg over the prior periods t-W-P+1..t-W (kg per period), for each leg of ROBUST_LEGS. Returns
-    them keyed by ROUTE_ID and ROUTE_POS, to be joined to the frame (a row without its window gets none).
+    per-period kg over the prior periods t-W-P+1..t-W (kg per period), for each leg of ROBUST_LEGS, over the
+    prior periods the route has. Returns them keyed by ROUTE_ID and ROUTE_POS, to be joined to the frame (a
+    row without a prior period in the route gets none: null).
 
-    The most expensive features (a median and a MAD over P values for every row and leg). With a NEEDED
-    column, only its rows get them: a needed row with all its prior periods in the frame from an array of
-    its window's values (_baselines_by_window), any other (a route's first periods, a null) from a list of
-    its window's rows, aggregated. The same values either way, so the same medians as the rolling window
-    over every row that a frame without NEEDED gets."""
+    The most expensive features (a median and a MAD over P values for every row and leg). Every row, or with
+    a NEEDED column only its rows, from an array of its window's values (_baselines_by_window); a window
+    holding a null (a period a side did not publish) from a list of its window's rows, aggregated (nulls left
+    out). The same values either way: the medians a rolling window over every row gives (Polars'
+    rolling group-by, which this replaced: several times slower)."""
     aggs = [
         *[pl.col(leg).median().alias(f"{leg}_median_prior") for leg in ROBUST_LEGS],
         *[(pl.col(leg) - pl.col(leg).median()).abs().median().alias(f"{leg}_mad_prior") for leg in ROBUST_LEGS],
     ]
-    if NEEDED in lf.collect_schema().names():
-        frame = lf.select(ROUTE_ID, ROUTE_POS, NEEDED, *ROBUST_LEGS).collect()
-        fast, left = _baselines_by_window(frame, p)
-        window_rows = (
-            frame.filter(pl.Series(left)).lazy().select(ROUTE_ID, ROUTE_POS)
-            .with_columns(_src=pl.int_ranges(pl.col(ROUTE_POS) - (p.window + p.prior - 1), pl.col(ROUTE_POS) - p.window + 1))
-            .explode("_src")
-        )
-        history = frame.lazy().select(ROUTE_ID, pl.col(ROUTE_POS).alias("_src"), *ROBUST_LEGS)
-        # Rows whose window holds no row of the route (the route's first W periods) get no group: null, as
-        # the rolling window's empty window gives.
-        slow = window_rows.join(history, on=[ROUTE_ID, "_src"], how="inner").group_by(ROUTE_ID, ROUTE_POS).agg(*aggs)
-        return pl.concat([fast.lazy(), slow], how="vertical_relaxed")
-    return lf.select(ROUTE_ID, ROUTE_POS, *ROBUST_LEGS).rolling(
-        index_column=ROUTE_POS, period=f"{p.prior}i", offset=f"-{p.window + p.prior}i", closed="right",
-        group_by=ROUTE_ID,
-    ).agg(*aggs)
+    marked = NEEDED in lf.collect_schema().names()
+    frame = lf.select(ROUTE_ID, ROUTE_POS, *([NEEDED] if marked else []), *ROBUST_LEGS).collect()
+    needed = frame[NEEDED].fill_null(False).to_numpy() if marked else np.ones(frame.height, dtype=bool)
+    fast, left = _baselines_by_window(frame, p, needed)
+    window_rows = (
+        frame.filter(pl.Series(left)).lazy().select(ROUTE_ID, ROUTE_POS)
+        .with_columns(_src=pl.int_ranges(pl.col(ROUTE_POS) - (p.window + p.prior - 1), pl.col(ROUTE_POS) - p.window + 1))
+        .explode("_src")
+    )
+    history = frame.lazy().select(ROUTE_ID, pl.col(ROUTE_POS).alias("_src"), *ROBUST_LEGS)
+    # Positions before the route's first row have no row to join: the window is what the route has.
+    slow = window_rows.join(history, on=[ROUTE_ID, "_src"], how="inner").group_by(ROUTE_ID, ROUTE_POS).agg(*aggs)
+    return pl.concat([fast.lazy(), slow], how="vertical_relaxed")

@@ -288,10 +288,10 @@ def test_an_incremental_frame_gives_the_features_of_the_whole_history(p):
 @pytest.mark.parametrize("p", [FeatureParams(), FeatureParams.for_frequency("A", FeatureParams())],
                          ids=["monthly", "annual"])
 def test_baselines_of_needed_rows_equal_the_rolling_windows_bit_for_bit(p):
-    """With NEEDED, a row whose prior periods all lie in the frame gets its median and MAD from an array of
-    its window (NumPy), any other from a group-by: a route's first periods (a partial window, or none), a
-    window holding a null. Every row marked NEEDED must get exactly the rolling window's values, which a
-    frame without NEEDED gets: odd and even counts, ties, zeros."""
+    """A row gets its median and MAD from an array of its window (NumPy; fewer columns in a route's first
+    periods, a short history), a window holding a null from a group-by. Every row, and with NEEDED every
+    row marked so, must get exactly the values of Polars' rolling group-by over the route (the reference,
+    which the features used before): odd and even counts, ties, zeros, partial windows, nulls."""
     from features.incremental import NEEDED
 
     rng = np.random.default_rng(11)
@@ -310,12 +310,32 @@ def test_baselines_of_needed_rows_equal_the_rolling_windows_bit_for_bit(p):
     assert every["hub_to_us_kg"].null_count() > 0
     columns = ["hub_iso3", "period", *[f"{leg}_{s}_prior" for leg in ("cn_to_hub_kg", "hub_to_us_kg", "us_from_cn_kg")
                                        for s in ("median", "mad")]]
-    rolling = build_route_features(every, p, FLOORS).collect().select(columns).sort("hub_iso3", "period")
+    rolling = _rolling_baselines(every, p).select(columns).sort("hub_iso3", "period")
+    whole = build_route_features(every, p, FLOORS).collect()
+    assert whole.select(columns).sort("hub_iso3", "period").equals(rolling)
     needed = build_route_features(every.with_columns(pl.lit(True).alias(NEEDED)), p, FLOORS).collect()
     assert needed.select(columns).sort("hub_iso3", "period").equals(rolling)
-    # Both ways were taken: full windows without a null, and the rest.
+    # Every way was taken: full windows without a null, partial windows (a short route's first prior
+    # periods), windows holding a null, and rows before any prior period (null).
     full = rolling.filter(pl.col("hub_iso3") == "LONG").drop_nulls()
-    assert full.height > 10 and rolling.filter(pl.col("hub_iso3") == "SHORT")["cn_to_hub_kg_median_prior"].null_count() > 0
+    short = rolling.filter(pl.col("hub_iso3") == "SHORT")["cn_to_hub_kg_median_prior"]
+    assert full.height > 10 and short.null_count() == p.window and short.drop_nulls().len() >= 1
+    with_null = rolling.filter(pl.col("hub_iso3") == "NULL")["hub_to_us_kg_median_prior"].drop_nulls()
+    assert with_null.len() > 10
+
+
+def _rolling_baselines(legs: pl.DataFrame, p: FeatureParams) -> pl.DataFrame:
+    """The robust baselines as Polars' rolling group-by computes them over each route's prior periods: the
+    reference features.window.robust_baselines must equal bit for bit."""
+    from features.window import ROBUST_LEGS, ROUTE_ID, ROUTE_POS, route_positions
+
+    frame = route_positions(legs.lazy().sort("frequency", "mineral", "hs_code", "hub_iso3", "period")).collect()
+    aggs = [*[pl.col(leg).median().alias(f"{leg}_median_prior") for leg in ROBUST_LEGS],
+            *[(pl.col(leg) - pl.col(leg).median()).abs().median().alias(f"{leg}_mad_prior") for leg in ROBUST_LEGS]]
+    rolled = frame.select(ROUTE_ID, ROUTE_POS, *ROBUST_LEGS).rolling(
+        index_column=ROUTE_POS, period=f"{p.prior}i", offset=f"-{p.window + p.prior}i", closed="right",
+        group_by=ROUTE_ID).agg(*aggs)
+    return frame.select(ROUTE_ID, ROUTE_POS, "hub_iso3", "period").join(rolled, on=[ROUTE_ID, ROUTE_POS], how="left")
 
 
 def test_sums_looked_up_at_some_rows_equal_the_rolling_windows_bit_for_bit():
