@@ -173,16 +173,16 @@ GROUP_READ_ROWS = 500_000
 
 def group_rows(con: duckdb.DuckDBPyConnection, frequency: str, mineral: str, columns: list[str],
                after: Any = None, piece_rows: int = GROUP_READ_ROWS) -> pl.DataFrame:
-    """A group's scoreable rows (those after a period, when given), in key order: `columns`. Filtered and
-    sorted here, a large group reaches Polars once; read in pieces of whole products (group_pieces) when
-    larger than `piece_rows`, DuckDB's memory given back between them."""
+    """A group's scoreable rows (those after a period, when given), in key order: `columns`, one chunk per
+    column. Filtered and sorted here, a large group reaches Polars once; read in pieces of whole products
+    (group_pieces) when larger than `piece_rows`, DuckDB's memory given back between them."""
     where = f"frequency = ? AND mineral = ? AND {SCOREABLE_SQL}" + (" AND period > ?::DATE" if after is not None else "")
     params = [frequency, mineral] + ([after] if after is not None else [])
     query = f"SELECT {', '.join(columns)} FROM features.route_features WHERE {where}"
     order = " ORDER BY frequency, mineral, hs_code, hub_iso3, period"
     pieces = group_pieces(con, where, params, piece_rows)
     if len(pieces) <= 1:
-        return con.sql(query + order, params=params).pl()
+        return con.sql(query + order, params=params).pl().rechunk()
     frames = []
     for low, high in pieces:
         # Copied out of the buffers DuckDB exported before they are handed back to it.
