@@ -84,6 +84,13 @@ def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id
     def arguments() -> Iterator[tuple[Any, ...]]:
         countdown = Countdown("  models: group", len(groups))
         for i, (frequency, mineral) in enumerate(groups):
+            # What was written so far (the features, the groups before) into the file first, while this
+            # process holds no group (in process): DuckDB checkpoints on its own once its log is large
+            # enough, taking memory up to its limit, and then it fell inside a later group's write, beside
+            # that group's frames (the 20 M run: 3.22 GB in a 24 s write of 2.4 M rows; the first
+            # checkpoint after a full build's features is the largest of the run).
+            checkpoint(con)
+            release_memory(con)
             rows = store.group_rows(con, frequency, mineral, SCORING_INPUTS)
             _group_step(countdown, i, frequency, mineral, f"{rows.height:,} route-periods")
             release_memory(con)
@@ -102,11 +109,6 @@ def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id
         write_group_scores(con, _with_model_ids(scores, fitted), _with_model_ids(explanations, fitted), run_id,
                            create=i == 0)
         del scores, explanations  # before the next group is read
-        # Written into the file now, while this process holds no group: DuckDB checkpoints on its own when
-        # its log is large enough, and a checkpoint takes memory up to DuckDB's limit; on its own it fell
-        # during a later group's write, beside that group's frames (the 20 M run's peak: 3.22 GB, in a
-        # 24 s write of 2.4 M rows).
-        checkpoint(con)
         release_memory(con)  # and what DuckDB kept of writing them
         drift_all.update(drift)
         summaries.extend(_summary(g, drift) for g in fitted)
@@ -224,10 +226,6 @@ def features_and_scores(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, 
     laps = Laps(rss=True)  # which part of the step sets its peak memory
     lap = laps.lap
     features = update_features(con, monthly, incremental)
-    # The features' rows into the file before any group is read (score_all_groups says why): the first
-    # checkpoint after a full build's features is the largest of the run.
-    checkpoint(con)
-    release_memory(con)
     lap("features")
     faults.at("score")
     models, rescored = score(con, params, run_id, features if incremental else None, fan_out)
