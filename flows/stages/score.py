@@ -104,7 +104,14 @@ def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id
             yield rows, params, reuse
             del rows  # let go (once scored) before the next group is read
 
-    for i, (scores, explanations, fitted) in enumerate(fan_out(arguments())):
+    # Counted by hand, and each result unpacked and let go: enumerate() (and zip()) keep the tuple they
+    # last gave, to reuse it, until asked for the next item, and with it the last group's scores, which were
+    # then in memory while the next group was read and scored (1.1 GB for the 20 M world's largest section).
+    i = -1
+    for result in fan_out(arguments()):
+        i += 1
+        scores, explanations, fitted = result
+        del result
         reasons, drift = chosen.popleft()
         _register(con, fitted, reasons, params, run_id)
         write_group_scores(con, _with_model_ids(scores, fitted), _with_model_ids(explanations, fitted), run_id,
