@@ -127,11 +127,16 @@ def scoreable(features: pl.DataFrame) -> pl.Expr:
     )
 
 
+def hashed_columns(group: pl.DataFrame) -> pl.DataFrame:
+    """The columns of `group` that training_sha256 hashes (route keys, period, model inputs): the same
+    columns, not copies. Filtering these instead of the whole group copies a third of its width."""
+    return group.select([c for c in (*KEYS, *MODEL_FEATURE_COLUMNS) if c in group.columns])
+
+
 def training_sha256(group: pl.DataFrame) -> str:
     """A hash of the rows a model is trained on: route keys, period and model inputs, in key order, as CSV
     text (stable across library versions)."""
-    cols = [*KEYS, *MODEL_FEATURE_COLUMNS]
-    frame = in_key_order(group.select([c for c in cols if c in group.columns]))
+    frame = in_key_order(hashed_columns(group))
     # The CSV text of the whole frame, hashed in slices: a section of the universe is millions of rows.
     digest = hashlib.sha256()
     for start in range(0, max(frame.height, 1), HASH_SLICE_ROWS):

@@ -126,3 +126,23 @@ def test_key_order_is_checked_in_one_pass_and_restored_when_broken(sample_featur
     assert in_key_order(swapped).equals(ordered)
     late = pl.concat([ordered.head(5).reverse(), ordered.tail(-5)])  # the first route's periods reversed
     assert in_key_order(late).equals(ordered)
+
+
+def test_the_reuse_check_hashes_the_rows_a_refit_would_be_fitted_on(sample_features):
+    """choose_models draws the training sample from the periods alone and copies only its rows
+    (models.registry.trained_sample): the same rows, hence the same hash, as sampling the whole group."""
+    from models.registry import trained_sample
+    from models.scoring import hashed_columns, training_sha256
+
+    group = sample_features.filter(scoreable(sample_features), pl.col("mineral") == "antimony",
+                                   pl.col("frequency") == "M")
+    first, last = "2019-06-01", "2024-06-01"
+    in_periods = group.filter(pl.col("period").is_between(pl.lit(first).str.to_date(), pl.lit(last).str.to_date()))
+    assert 0 < in_periods.height < group.height
+    for rows in (in_periods.height // 5, in_periods.height * 2):  # sampled, and whole
+        params = ScoreParams(train_sample_rows=rows)
+        expected = hashed_columns(training_sample(in_periods, params))
+        got = trained_sample(group, first, last, params)
+        assert got.equals(expected)
+        assert training_sha256(got) == training_sha256(training_sample(in_periods, params))
+    assert got.height == in_periods.height
