@@ -4,12 +4,13 @@ that held the route score back."""
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from models.evidence import FACTOR_WORDS, graded_route_score, score_factors
 from models.iforest import MODEL_FEATURE_COLUMNS, RouteScorer, explanation_text
 from models.params import ScoreParams
-from warehouse.contracts import KEYS, ROUTE_KEYS
+from warehouse.contracts import ROUTE_KEYS
 
 
 def route_typical(group: pl.DataFrame) -> pl.DataFrame:
@@ -19,14 +20,15 @@ def route_typical(group: pl.DataFrame) -> pl.DataFrame:
 
 def rows_to_explain(scored: pl.DataFrame, params: ScoreParams) -> pl.Series:
     """Flagged rows, and the peak period of the `explain_routes` routes with the highest route_score."""
-    peaks = (scored.select(*ROUTE_KEYS, "period", "route_score").filter(pl.col("route_score") > 0)
+    # The peaks as row numbers, marked in an array: joining them back on the keys copied the keys and
+    # period of every row of the group (0.5 GB more resident for the 20 M world's largest section).
+    peaks = (scored.select(*ROUTE_KEYS, "route_score", pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"))
+             .filter(pl.col("route_score") > 0)
              .sort("route_score", descending=True, maintain_order=True)
-             .group_by(ROUTE_KEYS, maintain_order=True).first().head(params.explain_routes)
-             .select(*ROUTE_KEYS, "period", pl.lit(True).alias("_peak")))
-    # Joined on the keys alone: the group's other columns are not copied.
-    marked = scored.select(*ROUTE_KEYS, "period").join(peaks, on=KEYS, how="left",
-                                                        nulls_equal=True, maintain_order="left")
-    return (scored["flagged"] | marked["_peak"].fill_null(False)).alias("explained")
+             .group_by(ROUTE_KEYS, maintain_order=True).first().head(params.explain_routes))["_row"]
+    marked = np.zeros(scored.height, dtype=bool)
+    marked[peaks.to_numpy()] = True
+    return (scored["flagged"] | pl.Series(marked)).alias("explained")
 
 
 def explanation_notes(chosen: pl.DataFrame, params: ScoreParams) -> pl.DataFrame:

@@ -146,3 +146,22 @@ def test_the_reuse_check_hashes_the_rows_a_refit_would_be_fitted_on(sample_featu
         assert got.equals(expected)
         assert training_sha256(got) == training_sha256(training_sample(in_periods, params))
     assert got.height == in_periods.height
+
+
+def test_the_rows_explained_are_the_flagged_ones_and_the_top_routes_peaks(sample_features):
+    """rows_to_explain marks its peaks by row number (memory): the same rows as joining each of the
+    explain_routes best routes' peak period back on the keys."""
+    from models.explain import rows_to_explain
+    from warehouse.contracts import KEYS, ROUTE_KEYS
+
+    scored, _, _ = score_routes(sample_features, PARAMS)
+    for params in (PARAMS, ScoreParams(n_estimators=60, explain_routes=7)):
+        peaks = (scored.select(*ROUTE_KEYS, "period", "route_score").filter(pl.col("route_score") > 0)
+                 .sort("route_score", descending=True, maintain_order=True)
+                 .group_by(ROUTE_KEYS, maintain_order=True).first().head(params.explain_routes))
+        marked = scored.select(KEYS).join(peaks.with_columns(_peak=pl.lit(True)).drop("route_score"), on=KEYS,
+                                          how="left", maintain_order="left")["_peak"].fill_null(False)
+        expected = scored["flagged"] | marked
+        got = rows_to_explain(scored, params)
+        assert got.equals(expected.alias("explained"))
+        assert (got & ~scored["flagged"]).sum() > 0  # peaks that are not flagged are explained too
