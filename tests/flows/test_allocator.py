@@ -54,7 +54,8 @@ def test_duckdb_keeps_its_own_allocator_defaults():
     env["DUCKDB_JE_MALLOC_CONF"] = "stats_print:true"
     out = subprocess.run([sys.executable, "-c", "import flows.cli, duckdb; duckdb.sql('SELECT 1').fetchall()"],
                          cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    assert re.search(r"opt\.dirty_decay_ms: (\d+)", out.stdout + out.stderr).group(1) == "1000"
+    # DuckDB's own default (1000 in 1.5 and 2.0), whatever a later version makes it: not the command's 0.
+    assert re.search(r"opt\.dirty_decay_ms: (\d+)", out.stdout + out.stderr).group(1) != "0"
 
 
 def test_polars_alone_keeps_its_default():
