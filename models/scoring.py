@@ -129,7 +129,7 @@ def scoreable(features: pl.DataFrame) -> pl.Expr:
 
 def hashed_columns(group: pl.DataFrame) -> pl.DataFrame:
     """The columns of `group` that training_sha256 hashes (route keys, period, model inputs): the same
-    columns, not copies. Filtering these instead of the whole group copies a third of its width."""
+    columns, not copies (18 of the 37 that scoring reads)."""
     return group.select([c for c in (*KEYS, *MODEL_FEATURE_COLUMNS) if c in group.columns])
 
 

@@ -88,8 +88,8 @@ def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id
             # process holds no group (in process): DuckDB checkpoints on its own once its log is large
             # enough, taking memory up to its limit, and then it fell inside a later group's write, beside
             # that group's frames (traced on a 20 M run: 3.22 GB during a 24 s write of 2.4 M rows; the first
-            # checkpoint after a full build's features is the largest of the run). The run's peak is now
-            # the largest group's read (README, "Near the floor"), still about 3 GB.
+            # checkpoint after a full build's features is the largest of the run). The run's peak, about
+            # 3 GB at 20 M, is now set while the largest group is scored (README, "Near the floor").
             checkpoint(con)
             release_memory(con)
             rows = store.group_rows(con, frequency, mineral, SCORING_INPUTS)

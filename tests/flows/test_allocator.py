@@ -1,6 +1,6 @@
 """Polars' allocator gives freed memory straight back to the system in a process of the command
-(flows/__init__.py), and an operator's own setting still wins; DuckDB's keeps its own defaults. Read from jemalloc itself: the options it
-prints at exit with stats_print."""
+(flows/__init__.py), and an operator's own setting still wins; DuckDB's keeps its own defaults. Read from
+jemalloc itself: the options it prints at exit with stats_print."""
 
 from __future__ import annotations
 
