@@ -21,7 +21,7 @@ Scores, per route-period (higher = more suspicious, all of them):
   hide in its weight (the China leg, the hub's exports to the US, the floor), so that a few hundred
   kilograms of germanium at USD 1,000/kg inside an HS6 line of cheaper goods counts for what it is worth
   (the z-scores take values at the prior's world price, so a price surge on steady tonnes does not rise
-  in them; floor_multiple counts value as declared, and a price surge passes the floor but not the z's):
+  in them; the value floor rises with the world price, so a few tonnes at a surged price do not pass it):
   - both legs must rise: co_rise_z is the quieter leg against its own history, the China leg in kilograms
     (robust z: median and MAD, floored at the mineral's volume floor) or in value (mean z), the hub -> US
     leg in kilograms (robust z); a producer surge (no China leg) stays low;

@@ -406,3 +406,23 @@ def test_short_histories_come_out_the_same_from_running_totals_as_from_rolling_w
     # A null in the prior (NULL's period 21) makes its prior unknown while it is in the prior periods.
     nulls = whole.filter(hub_iso3="NULL")
     assert nulls.filter(pl.col("period") >= date(2020, 10, 1))["cn_to_hub_kg_prior"].null_count() == 5
+
+
+def test_a_world_price_surge_does_not_carry_a_route_over_the_value_floor():
+    # A new route of 4 kg excess (0.4 of the 10 kg floor), its values at the world price: 10 USD/kg, then 4
+    # times that in the window. As declared, its 160 USD of excess would be 1.6 value floors; at the prior's
+    # world price it is 40 USD, 0.4 floors, as the same tonnes before the surge.
+    calm = qrow(legs([0, 0, 0, 3, 3], [0, 0, 0, 2, 2]), 5)
+    surge = qrow(legs([0, 0, 0, 3, 3], [0, 0, 0, 2, 2], hub_us_usd=[0, 0, 0, 80, 80],
+                      us_world_usd=[1000, 1000, 1000, 4000, 4000])
+                 .with_columns(cn_to_hub_usd=pl.col("cn_to_hub_usd") * pl.Series([1, 1, 1, 4, 4])), 5)
+    assert surge["world_unit_value_change"] == pytest.approx(4.0)
+    assert (calm["route_excess_usd"], surge["route_excess_usd"]) == (pytest.approx(40), pytest.approx(160))
+    assert calm["floor_multiple"] == pytest.approx(0.4)
+    assert surge["floor_multiple"] == pytest.approx(0.4)
+    # A fall in the world price does not lower the floor: value then counts as declared.
+    cheap = qrow(legs([0, 0, 0, 30, 30], [0, 0, 0, 20, 20], hub_us_usd=[0, 0, 0, 100, 100],
+                      us_world_usd=[1000, 1000, 1000, 500, 500])
+                 .with_columns(cn_to_hub_usd=pl.col("cn_to_hub_usd") / pl.Series([1, 1, 1, 2, 2])), 5)
+    assert cheap["world_unit_value_change"] == pytest.approx(0.5)
+    assert cheap["floor_multiple"] == pytest.approx(max(40 / 10, 200 / 100))
