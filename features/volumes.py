@@ -129,10 +129,11 @@ def lagged_windows(p: FeatureParams) -> list[Running]:
 def floor_multiple() -> pl.Expr:
     """floor_multiple = max(route_excess_kg / volume_floor_kg, route_excess_usd / (volume_floor_usd × u)),
     u = max(world_unit_value_change, 1): the route's excess over its run rate in multiples of the mineral's
-    volume floor, in kilograms or in value at the prior's world price, the larger. Below 1 the route moved
-    less than the smallest volume that counts as a real route (a tiny route whose ratios explode). The value
-    floor rises with the world price as the z-scores' values are deflated (features/signals.py): antimony
-    from USD 11 to 50/kg would otherwise let 4 t pass a floor set at 20 t. Unitless."""
+    volume floor, in kilograms, or in value against the value floor at the window's world price, the larger.
+    Below 1 the route moved less than the smallest volume that counts as a real route (a tiny route whose
+    ratios explode). The value floor rises with the world price (never falls with it), as the z-scores'
+    values are deflated (features/signals.py): antimony from USD 11 to 50/kg would otherwise let 4 t pass a
+    floor set for 20 t. Unitless."""
     deflator = pl.max_horizontal(pl.col("world_unit_value_change"), 1.0)  # never null
     return pl.max_horizontal(pl.col("route_excess_kg") / pl.col("volume_floor_kg"),
                              pl.col("route_excess_usd") / (pl.col("volume_floor_usd") * deflator)

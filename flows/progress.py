@@ -80,7 +80,8 @@ def run_log(message: str) -> None:
 
 class Laps:
     """Wall time of each stage as it ends (`seconds`, s) and, with `rss`, this process's peak memory so far
-    (`peak_rss_gb`, GB): where the peak first reaches its final value is the stage that set it."""
+    (`peak_rss_gb`, in GiB, 2^30 bytes, as the kernel counts it: ru_maxrss KiB / 1024²; the key keeps its
+    name of before): where the peak first reaches its final value is the stage that set it."""
 
     def __init__(self, rss: bool = False) -> None:
         self.seconds: dict[str, float] = {}

@@ -260,9 +260,9 @@ NAMES: dict[str, str] = {
                  "robust z, China->hub USD mean z), hub->US kg robust z). In route_score.",
     "hub_to_us_mean_z": "The hub's exports to the US against their own history, the louder of kg and value "
                         "(mean z). In route_score.",
-    "floor_multiple": "The route's excess in multiples of the mineral's volume floor, in kg or in USD at the prior's "
-                      "world price, the larger (below 1: less than the smallest volume that counts as a route). In "
-                      "route_score.",
+    "floor_multiple": "The route's excess in multiples of the mineral's volume floor, in kg, or in USD against the "
+                      "value floor at the window's world price, the larger (below 1: less than the smallest volume "
+                      "that counts as a route). In route_score.",
     "volume_weight": "The route's excess as a share of the product's US imports in the window, in kg or value, "
                      "on a log scale: 0..1, 1 from 10 %. In route_score.",
     "rule_flag": "The plain rule: the window beat the whole prior three years on both legs (kg).",

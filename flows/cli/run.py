@@ -107,7 +107,7 @@ def _summarise(run: dict, warehouse: Path) -> None:
     peak = run.get("peak_rss_gb")
     if peak:  # the peak so far after each stage: the stage where it reaches its maximum set it
         top = max(peak.values())
-        console.print(f"peak memory {top:.2f} GB (RSS), reached in {next(k for k, v in peak.items() if v == top)}")
+        console.print(f"peak memory {top:.2f} GiB (RSS), reached in {next(k for k, v in peak.items() if v == top)}")
     why = ((run.get("build") or {}).get("coverage") or {}).get("why_nothing_scored")
     if why:
         console.print(Text(f"Nothing was scored: {why}", style="yellow"))

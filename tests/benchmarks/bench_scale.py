@@ -13,7 +13,8 @@ fresh process so that its peak memory is its own:
 - incremental: the held-back month copied in, `transship run` again (the same warehouse).
 
 It prints a table and writes JSON (tests/benchmarks/results/scale-latest.json and a dated copy): per size
-input_rows, stage seconds, floor_s, ratio_to_floor, peak_rss_gb, rows_per_s, the incremental run's time
+input_rows, stage seconds, floor_s, ratio_to_floor, peak_rss_gb (in GiB: ru_maxrss / 1024², as every *_rss_gb
+here and in the runs), rows_per_s, the incremental run's time
 and share of the full run, Prefect's overhead (wall time outside the stages), and the detection figures
 (routes flagged, planted routes found, precision = planted found / flagged, look-alikes flagged)
 against the world's truth.
@@ -211,7 +212,7 @@ def run_size(rows: int, work: Path, seed: int, memory_limit: str | None, keep: b
 
 
 def table(results: list[dict]) -> str:
-    head = ("rows", "floor s", "ingest", "build", "score", "report", "total s", "x floor", "RSS GB", "rows/s",
+    head = ("rows", "floor s", "ingest", "build", "score", "report", "total s", "x floor", "RSS GiB", "rows/s",
             "incr s", "incr %", "Prefect %", "planted found", "flagged", "precision")
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
     for r in results:

@@ -410,8 +410,8 @@ def test_short_histories_come_out_the_same_from_running_totals_as_from_rolling_w
 
 def test_a_world_price_surge_does_not_carry_a_route_over_the_value_floor():
     # A new route of 4 kg excess (0.4 of the 10 kg floor), its values at the world price: 10 USD/kg, then 4
-    # times that in the window. As declared, its 160 USD of excess would be 1.6 value floors; at the prior's
-    # world price it is 40 USD, 0.4 floors, as the same tonnes before the surge.
+    # times that in the window. Against the 100 USD value floor its 160 USD of excess would be 1.6 floors;
+    # against the floor at the window's world price (400 USD), 0.4, as the same tonnes before the surge.
     calm = qrow(legs([0, 0, 0, 3, 3], [0, 0, 0, 2, 2]), 5)
     surge = qrow(legs([0, 0, 0, 3, 3], [0, 0, 0, 2, 2], hub_us_usd=[0, 0, 0, 80, 80],
                       us_world_usd=[1000, 1000, 1000, 4000, 4000])

@@ -246,7 +246,7 @@ def test_the_run_summary_shows_where_time_and_memory_went(first_run, capsys):
     out = capsys.readouterr().out
     assert f"forests: {scored:,} of {scored + screened:,} route-periods scored, {screened:,} screened out" in out
     assert "score stage: features " in out and "models and scores " in out
-    assert re.search(r"peak memory \d+\.\d\d GB \(RSS\), reached in (copy|ingest|build|score|publish)", out)
+    assert re.search(r"peak memory \d+\.\d\d GiB \(RSS\), reached in (copy|ingest|build|score|publish)", out)
 
 
 def test_the_flow_runs_are_named_by_the_run_id(first_run):
