@@ -91,7 +91,7 @@ def main() -> None:
                                   reports=str(world / f"reports-{name}"), memory_limit=cap)
         runs[name] = {"memory_limit": cap, "seconds": got["process_wall_s"], "peak_rss_gb": got["peak_rss_gb"],
                       "status": got["status"], "warehouse": str(warehouse)}
-        print(f"  {got['status']} in {got['process_wall_s']} s, peak RSS {got['peak_rss_gb']} GB", flush=True)
+        print(f"  {got['status']} in {got['process_wall_s']} s, peak RSS {got['peak_rss_gb']} GiB", flush=True)
     print("comparing every table ...", flush=True)
     tables = compare(Path(runs["capped"]["warehouse"]), Path(runs["uncapped"]["warehouse"]))
     differing = [t["table"] for t in tables if t["only_capped"] or t["only_uncapped"]]
