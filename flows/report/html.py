@@ -110,7 +110,7 @@ def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: 
     min_cov, max_peak = used.min_kg_coverage, used.max_peak_share
     reasons = [
         pl.when(pl.col("floor_multiple").fill_null(0) < 1)
-        .then(pl.format("excess {} t is below the mineral's floor of {} t (in value too)",
+        .then(pl.format("excess {} t is below the mineral's floor of {} t (in value too, its floor raised with the world price)",
                         (pl.col("route_excess_kg").fill_null(0) / 1000).round(1), (pl.col("volume_floor_kg") / 1000).round(1))),
         pl.when(pl.col("co_rise_z").fill_null(-1e9) < min_z)
         .then(pl.format("the legs do not both rise beyond their own history (z {} < {})",

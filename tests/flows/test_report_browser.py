@@ -160,6 +160,9 @@ def test_close_calls_name_the_check_that_held_each_look_alike_back(report):
     # The price surge: its value at the prior's world price stays within its own history on both legs.
     assert why[("BEL", "811010")].startswith("the legs do not both rise beyond their own history (z 0.68 < 1.0); "
                                              "the hub's exports to the US stay within their own history (z 0.5 < 2.0)")
+    # The tiny route: 7.9 t of oxide, worth more than the value floor only at the surged world price.
+    assert why[("LAO", "282580")].startswith("excess 7.9 t is below the mineral's floor of 20.0 t (in value too, "
+                                             "its floor raised with the world price)")
     # A background route whose legs rise but whose exports to the US stay within their own history, in a
     # month the US's imports from China direct held.
     assert why[("RUS", "282580")] == ("the hub's exports to the US stay within their own history (z 0.48 < 2.0); "
