@@ -8,6 +8,7 @@ from __future__ import annotations
 import polars as pl
 
 from features.params import FeatureParams
+from features.volumes import price_rise
 from features.window import CORR_SCALE, MAD_TO_SD, ROUTE_POS, Running, _divided, _exact, over_prior, within_route
 
 
@@ -130,7 +131,7 @@ def mean_z(leg: str, p: FeatureParams) -> pl.Expr:
     window_mean = _divided(pl.col(f"{leg}_window"), p.window)
     if leg.endswith("_usd"):
         floor = _divided(pl.col("volume_floor_usd"), 100.0 * p.window)
-        window_mean = window_mean / pl.max_horizontal(pl.col("world_unit_value_change"), 1.0)  # never null
+        window_mean = window_mean / price_rise()
     else:
         floor = _divided(pl.col("volume_floor_kg"), 100.0 * p.window)
     scale = pl.max_horizontal(variance.sqrt(), 0.1 * mean, floor)

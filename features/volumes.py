@@ -134,10 +134,16 @@ def floor_multiple() -> pl.Expr:
     ratios explode). The value floor rises with the world price (never falls with it), as the z-scores'
     values are deflated (features/signals.py): antimony from USD 11 to 50/kg would otherwise let 4 t pass a
     floor set for 20 t. Unitless."""
-    deflator = pl.max_horizontal(pl.col("world_unit_value_change"), 1.0)  # never null
     return pl.max_horizontal(pl.col("route_excess_kg") / pl.col("volume_floor_kg"),
-                             pl.col("route_excess_usd") / (pl.col("volume_floor_usd") * deflator)
+                             pl.col("route_excess_usd") / (pl.col("volume_floor_usd") * price_rise())
                              ).alias("floor_multiple")
+
+
+def price_rise() -> pl.Expr:
+    """max(world_unit_value_change, 1): how far the world price rose since the prior periods, never below 1
+    (a fall does not lower a floor nor lift a value). What values are deflated by (mean_z's value legs) and
+    the value floor raised by (floor_multiple). Never null."""
+    return pl.max_horizontal(pl.col("world_unit_value_change"), 1.0)
 
 
 def world_unit_value_change() -> pl.Expr:
