@@ -24,7 +24,7 @@ Scores, per route-period (higher = more suspicious, all of them):
   in them; the value floor rises with the world price, so a few tonnes at a surged price do not pass it):
   - both legs must rise: co_rise_z is the quieter leg against its own history, the China leg in kilograms
     (robust z: median and MAD, floored at the mineral's volume floor) or in value (mean z), the hub -> US
-    leg in kilograms (robust z); a producer surge (no China leg) stays low;
+    leg in kilograms (robust z); a producer surge (its China leg flat) stays low;
   - the hub's exports to the US must beat their own history: hub_to_us_mean_z is that leg's window mean
     against its own prior mean in its own standard deviation (lumps and zeros set the spread; a route of a
     few hundred kilograms is judged in its own scale), in kilograms or in value, at least 2 of them for half

@@ -97,8 +97,12 @@ def generate(seed: int = 7, stories: tuple[Story, ...] = STORIES, shared_lines: 
                     cn = cn + surge(extra_cn * on_cn)
                     us = us + surge(extra_us * on_us)
                 elif story.kind == "producer_surge":
-                    cn = cn * 0.2
-                    us = us + (us_world * 0.25) * (t >= s0) * rng.lognormal(0, 0.2, n_t)
+                    # The producer buys cn_scale of an ordinary partner's from China, no more after its
+                    # exports to the US surge by extra_us_t a month (the demo's: a quarter of the product's US
+                    # imports).
+                    cn = cn * story.cn_scale
+                    surge_t = story.extra_us_t or us_world * 0.25
+                    us = us + surge_t * (t >= s0) * rng.lognormal(0, 0.2, n_t)
                 # Look-alike sizes scale with the product's US market (and the tiny route with the mineral's
                 # volume floor), so that a recipe means the same on oxide and on gallium.
                 elif story.kind == "hub_demand_surge":

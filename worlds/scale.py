@@ -12,7 +12,8 @@ duplicates, as real bulk files carry. Then stories, on a share of the codes:
 - `planted`: China's direct exports of the code to the US collapse after the code's event month (a duty or
   a ban) while China -> hub and hub -> US rise together, lagged 0-2 months, for 6-12 months: the
   transshipment signature.
-- `producer_surge`: after the same kind of event, a partner's exports to the US surge with no China leg.
+- `producer_surge`: after the same kind of event, a partner's exports to the US surge; China's exports to it
+  are cut to a fifth, never rising.
 - `hub_demand_surge`: China's exports to a hub rise, the hub's exports to the US stay flat.
 
 The truth (truth.json beside the data folder, never in it) lists every story with its hub, code and

@@ -82,6 +82,7 @@ class Story:
     ramp: int = 0  # planted: months the surge takes to reach its size (0: at once)
     lumpy: bool = False  # planted: the surge arrives as shipments (a Poisson number of lots a month)
     split_with: str = ""  # planted: the other hub a route split over two hubs also runs through
+    cn_scale: float = 0.2  # producer_surge: its imports from China against an ordinary partner's, never rising
 
     @property
     def mineral(self) -> str:
@@ -103,9 +104,9 @@ STORIES = (
           "2025-01", 1.6, 1.45, 2, 6, size_class="large"),
     Story("MYS", "811010", "planted", "antimony metal via Malaysia, grown on an existing trade, 80% pass-through",
           "2025-01", 45.0, 36.0, 1, 6, 30.0, 10.0, size_class="medium"),
-    Story("BOL", "811010", "producer_surge", "Bolivian producer sells more antimony metal to the US; no China leg", "2024-12"),
-    Story("TJK", "261710", "producer_surge", "Tajik antimony ore to the US surges; no China leg", "2025-01"),
-    Story("OMN", "282580", "producer_surge", "Omani smelter's oxide exports to the US surge; no China leg", "2024-12"),
+    Story("BOL", "811010", "producer_surge", "Bolivian producer sells more antimony metal to the US; it buys little from China, and no more", "2024-12"),
+    Story("TJK", "261710", "producer_surge", "Tajik antimony ore to the US surges; it buys little from China, and no more", "2025-01"),
+    Story("OMN", "282580", "producer_surge", "Omani smelter's oxide exports to the US surge; it buys little from China, and no more", "2024-12"),
     Story("IND", "282580", "hub_demand_surge", "India buys more Chinese oxide for its own use; India->US flat", "2024-10"),
     Story("BEL", "811010", "price_surge", "steady volumes both legs; US dollar values rise with the world price", "2023-07"),
     Story("JPN", "282580", "one_off", "one lump China->Japan and one Japan->US a month later", "2025-01"),
@@ -119,7 +120,7 @@ def _month_text(i: int) -> str:
 
 
 LOOKALIKE_WORDS = {
-    "producer_surge": "a producer sells more to the US; no China leg",
+    "producer_surge": "a producer sells more to the US; its imports from China do not rise",
     "hub_demand_surge": "the hub buys more from China for its own use; hub->US flat",
     "price_surge": "steady volumes on both legs; dollar values rise with the world price",
     "one_off": "one lump China->hub and one hub->US a month later",
@@ -129,7 +130,8 @@ SIZE_SHARES = {"large": (0.10, 0.30), "medium": (0.03, 0.10)}
 
 
 def random_stories(seed: int) -> tuple[Story, ...]:
-    """A varied world for the evaluation harness: 3 to 6 planted routes and one look-alike of each kind.
+    """A varied world for the evaluation harness: 3 to 6 planted routes, one to three producer surges and one
+    look-alike of each other kind.
 
     Planted routes vary in hub, product, start month (seven in ten around the December 2024 ban, 2024-09 to
     2025-02; the rest from 2020-06 on, so some have only 17 months of history before them), size (extra
@@ -178,8 +180,22 @@ def random_stories(seed: int) -> tuple[Story, ...]:
                 start, round(extra_us / pass_through * share, 3), round(extra_us * share, 3), lag, months,
                 round(existing[0], 3), round(existing[1], 3), shape == "brand-new", size, ramp, lumpy, other))
     for kind in LOOKALIKE_KINDS:
+        if kind == "producer_surge":
+            continue
         hub, hs = hubs.pop(), codes[int(rng.integers(len(codes)))]
         stories.append(Story(hub, hs, kind, LOOKALIKE_WORDS[kind], _month_text(int(rng.integers(first, last + 1)))))
+    # Producers: one to three a world, each selling 5-40 % of the product's US imports more a month from its
+    # start (after the ban seven times in ten), buying from China 5-100 % of what an ordinary partner of its
+    # size would, and no more after the surge than before.
+    for _ in range(int(rng.integers(1, 4))):
+        hub, hs = hubs.pop(), codes[int(rng.integers(len(codes)))]
+        start_i = int(rng.integers(around_ban, last + 1)) if rng.random() < 0.7 else int(rng.integers(first, around_ban))
+        surge = round(PRODUCTS[hs][2] * float(rng.uniform(0.05, 0.40)), 3)
+        cn_scale = round(float(rng.uniform(0.05, 1.0)), 2)
+        stories.append(Story(hub, hs, "producer_surge",
+                             f"{LOOKALIKE_WORDS['producer_surge']}: {surge:g} t a month more, buying {cn_scale:.0%} "
+                             "of an ordinary partner's from China", _month_text(start_i), extra_us_t=surge,
+                             cn_scale=cn_scale))
     return tuple(stories)
 
 

@@ -34,7 +34,8 @@ def evaluate(worlds: int, first_seed: int, jobs: int, out: Path, show_features: 
 
     Each world plants 3 to 6 rerouting routes (hubs, minerals, start months from 2020-06, sizes from large
     down to under the floor, lags of 0 to 4 months, 40-100 % pass-through, ramps, lumpy shipments, routes
-    split over two hubs, brand-new or grown on existing trade) among one look-alike of each kind. Routes are
+    split over two hubs, brand-new or grown on existing trade) among one to three producer surges and one
+    each of the other look-alikes. Routes are
     scored by their highest score over 2021-01..2025-06. Prints a table, average precision by difficulty
     class, and writes JSON (per world and averaged). No Prefect, no warehouse: each world runs in a
     temporary folder. --worlds-dir measures folders of files with their truth instead."""

@@ -3,13 +3,15 @@ ones measured on CEPII BACI, and a world drawn with them is concentrated like th
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import polars as pl
 import pytest
 
 from tests.conftest import REAL
 from worlds.sample import generate
-from worlds.stories import REAL_PARTNER_SPREAD
+from worlds.stories import PRODUCTS, REAL_PARTNER_SPREAD, random_stories
 
 BACI = REAL / "baci-critical-2002-2024"
 CHINA, USA = 156, 842
@@ -48,3 +50,41 @@ def test_a_world_with_the_real_background_is_concentrated_like_the_real_trade():
     real = [_top5_share(generate(seed, (), real_background=True)[0], "811010", "USA") for seed in range(5)]
     demo = [_top5_share(generate(seed, ())[0], "811010", "USA") for seed in range(5)]
     assert np.mean(real) > 0.64 > np.mean(demo), (real, demo)
+
+
+def _route(frame: pl.DataFrame, hub: str, hs6: str) -> pl.DataFrame:
+    return frame.filter(pl.col("partner_iso3") == hub, pl.col("hs_code") == hs6).select("period", "tonnes")
+
+
+def test_the_harness_producers_vary_and_never_buy_more_from_china():
+    """Producers are the look-alike the brief names first, so a harness world holds one to three, each selling
+    5-40 % of the product's US imports more a month from its start and buying 5-100 % of what an ordinary
+    partner of its size would from China. Drawn against the same world with that partner ordinary (the same
+    random draws), its China leg is that share of the ordinary one month by month, and its US leg is the
+    ordinary one plus the surge from its start, none before."""
+    counts = set()
+    for seed in range(12):
+        producers = [s for s in random_stories(seed) if s.kind == "producer_surge"]
+        counts.add(len(producers))
+        for s in producers:
+            assert 0.05 <= s.extra_us_t / PRODUCTS[s.hs_code][2] <= 0.40, s
+            assert 0.05 <= s.cn_scale <= 1.0, s
+    assert counts == {1, 2, 3}
+
+    stories = random_stories(3)
+    producer = next(s for s in stories if s.kind == "producer_surge")
+    ordinary = tuple(replace(s, cn_scale=1.0, extra_us_t=1e-9) if s is producer else s for s in stories)
+    cn, us = generate(3, stories, real_background=True)
+    cn0, us0 = generate(3, ordinary, real_background=True)
+    china = _route(cn0, producer.hub_iso3, producer.hs_code).join(
+        _route(cn, producer.hub_iso3, producer.hs_code), on="period", how="left", suffix="_producer")
+    assert china.height > 0
+    assert (china["tonnes_producer"].fill_null(0.0) - china["tonnes"] * producer.cn_scale).abs().max() < 1e-6
+    us_legs = _route(us, producer.hub_iso3, producer.hs_code).join(
+        _route(us0, producer.hub_iso3, producer.hs_code), on="period", how="full", suffix="_ordinary", coalesce=True)
+    extra = us_legs.with_columns(extra=pl.col("tonnes").fill_null(0.0) - pl.col("tonnes_ordinary").fill_null(0.0))
+    start = pl.lit(producer.start + "-01").str.to_date()
+    before = extra.filter(pl.col("period") < start)["extra"]
+    after = extra.filter(pl.col("period") >= start)["extra"]
+    assert (before.abs() < 1e-3).all()
+    assert after.mean() == pytest.approx(producer.extra_us_t, rel=0.25)
