@@ -30,6 +30,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from features.params import FeatureParams, periods_before
 
 from warehouse.contracts import ROUTE_KEYS
+from flows.report.checks import lookalike_checks
 from flows.spreadsheet import spreadsheet_safe
 from models.iforest import in_tonnes
 from warehouse import report_queries as q
@@ -326,6 +327,7 @@ def render_html(data: ReportData, top_n: int) -> str:
 
     monthly = FeatureParams.from_stored((data.run.get("parameters") or {}).get("features"))
     routes = []
+    checks = lookalike_checks(data.flagged.head(top_n), monthly)
     for i, r in enumerate(data.flagged.head(top_n).iter_rows(named=True)):
         key = (pl.col("frequency") == r["frequency"]) & (pl.col("mineral") == r["mineral"]) & \
               (pl.col("hs_code") == r["hs_code"]) & (pl.col("hub_iso3") == r["hub_iso3"])
@@ -338,6 +340,7 @@ def render_html(data: ReportData, top_n: int) -> str:
             "legs_chart": _chart_html(legs_chart(r, data.legs.filter(key), window, prior), f"legs-{i + 1}"),
             "explanation_chart": _chart_html(explanation_chart(expl), f"why-{i + 1}", toolbar=False) if expl.height else None,
             "explanation": expl.to_dicts(),
+            "checks": checks.row(i, named=True),
         })
     watch = [{"route": k, "rows": g.sort("period").to_dicts()}
              for k, g in data.watch.group_by(["hub_iso3", "hs_code", "mineral", "frequency"], maintain_order=True)]

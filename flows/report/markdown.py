@@ -9,6 +9,7 @@ from typing import Any
 
 import polars as pl
 
+from flows.report.checks import lookalike_checks
 from flows.report.html import ReportData, flag_threshold, of_prior_total, rate_change, tonnes, write_outputs
 
 
@@ -137,17 +138,20 @@ def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int,
         return "\n".join(lines + render_revisions(revisions))
     lines += [
         "Window ÷ prior total is the seeds' test (above 1: the window carried more than the whole prior); rate",
-        "vs prior rate compares tonnes per period (5.0x: five times the usual rate; 0.2x: a fifth of it).",
+        "vs prior rate compares tonnes per period (5.0x: five times the usual rate; 0.2x: a fifth of it). Rule",
+        "out first: the legitimate look-alikes the route's own figures point to (a producer or other suppliers,",
+        "a small route, one shipment, a direct route still open); report.html gives each check in full.",
         "",
         "| rank | mineral | HS | hub | peak period | score | China->hub t (window / prior) | hub->US t (window / prior) "
         "| window ÷ prior total (China->hub, hub->US) | rate vs prior rate (China->hub, hub->US) | pass-through "
-        "| plain rule | why |",
-        "|---:|---|---|---|---|---:|---|---|---|---|---:|---|---|",
+        "| plain rule | rule out first | why |",
+        "|---:|---|---|---|---|---:|---|---|---|---|---:|---|---|---|",
     ]
     from features.params import FeatureParams
 
     monthly = FeatureParams.from_stored((run.get("parameters") or {}).get("features"))
-    for r in flagged.head(top_n).iter_rows(named=True):
+    rule_out = lookalike_checks(flagged.head(top_n), monthly)["rule_out"].to_list()
+    for i, r in enumerate(flagged.head(top_n).iter_rows(named=True)):
         params = FeatureParams.for_frequency(r["frequency"], monthly)
         w, p = params.window, params.prior
         lines.append(
@@ -159,7 +163,8 @@ def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int,
             f"{of_prior_total(r['hub_to_us_kg_window'], r['hub_to_us_kg_prior'])} "
             f"| {rate_change(r['cn_to_hub_kg_window'], r['cn_to_hub_kg_prior'], w, p)}, "
             f"{rate_change(r['hub_to_us_kg_window'], r['hub_to_us_kg_prior'], w, p)} "
-            f"| {r['pass_through_kg']:.2f} | {'yes' if r['rule_flag'] else 'no'} | {_md_escape(r['top_features'])} |"
+            f"| {r['pass_through_kg']:.2f} | {'yes' if r['rule_flag'] else 'no'} "
+            f"| {_md_escape('; '.join(rule_out[i])) or '-'} | {_md_escape(r['top_features'])} |"
         )
     if flagged.height > top_n:
         lines += ["", f"{flagged.height - top_n} more flagged routes are in flagged_routes.csv."]

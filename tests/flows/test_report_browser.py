@@ -197,3 +197,52 @@ def test_each_card_reads_the_seeds_test_and_the_rate_change_side_by_side(report)
         cells = (f'<td class="num">{of_prior_total(r["hub_to_us_kg_window"], r["hub_to_us_kg_prior"])}</td>'
                  f'<td class="num">{rate_change(r["hub_to_us_kg_window"], r["hub_to_us_kg_prior"], 5, 36)}</td>')
         assert cells in html, r["hub_iso3"]
+
+
+def test_each_flagged_route_is_checked_against_the_look_alikes(report):
+    """The demo's four planted routes read as consistent on every check; a route shaped like a producer, a
+    small one-shipment route whose direct trade still runs, is told to be ruled out on each, in words."""
+    from features.params import FeatureParams
+    from flows.report.checks import lookalike_checks
+
+    flagged = report["data"].flagged
+    checks = lookalike_checks(flagged, FeatureParams())
+    assert checks["rule_out"].list.len().to_list() == [0, 0, 0, 0]
+    tha = checks.row(0, named=True)
+    assert tha["hub_iso3"] == "THA"
+    assert tha["consistent"][0] == ("China's shipments to the hub, allowing up to 3 months in transit, could cover "
+                                    "100% of what the hub sent the US in the window")
+    assert "the US's imports from China direct fell to 0% of their prior rate" in tha["consistent"]
+    assert any(line.startswith("the world price is 2.7") for line in tha["consistent"])  # antimony's surge
+
+    producer = flagged.head(1).with_columns(
+        reroute_ceiling_share=pl.lit(0.12), floor_multiple=pl.lit(1.43), hub_to_us_peak_share=pl.lit(0.71),
+        us_from_cn_kg_window=pl.lit(5_000.0), us_from_cn_kg_prior=pl.lit(27_000.0), world_unit_value_change=pl.lit(1.0))
+    annual = producer.with_columns(frequency=pl.lit("A"), us_from_cn_kg_prior=pl.lit(0.0))
+    # No direct trade at all, and unknown figures (a route-period the features could not fill): no 0/0 breaks it.
+    no_direct = producer.with_columns(us_from_cn_kg_window=pl.lit(0.0), us_from_cn_kg_prior=pl.lit(0.0),
+                                      reroute_ceiling_share=pl.lit(float("nan")), floor_multiple=pl.lit(None))
+    rows = lookalike_checks(pl.concat([producer, annual, no_direct]), FeatureParams())
+    assert rows["rule_out"][2].to_list() == ["one shipment: 71% of the hub's exports to the US in the window came "
+                                             "in one month"]  # the unknown supply and floor say nothing
+    assert rows["consistent"][2].to_list() == ["the US imported nothing from China direct before the window: no "
+                                               "direct route to fall"]
+    assert rows["rule_out"][0].to_list() == [
+        "a producer or other suppliers: China's shipments to the hub, allowing up to 3 months in transit, could "
+        "cover 12% of what the hub sent the US in the window only",
+        "a small route: its excess is 1.4 times the smallest volume that counts as a route (the mineral's volume floor)",
+        "one shipment: 71% of the hub's exports to the US in the window came in one month",
+        # 5 t over 5 months against 27 t over 36: 1.33 times the prior rate.
+        "the direct route still open: the US's imports from China direct ran at 1.33x their prior rate",
+    ]
+    assert rows["consistent"][0].to_list() == []
+    # A year has no lump to show and no transit beyond itself; no direct trade before: none to fall.
+    assert rows["rule_out"][1].to_list()[0].startswith("a producer or other suppliers: China's shipments to the hub, "
+                                                       "in the same year, could cover 12%")
+    assert len(rows["rule_out"][1]) == 2
+    assert rows["consistent"][1].to_list() == ["the US imported nothing from China direct before the window: no "
+                                               "direct route to fall"]
+
+    page = report["paths"]["html"].read_text()
+    assert page.count("Other explanations, checked") == flagged.height
+    assert page.count('<li class="consistent">Consistent: China&#39;s shipments to the hub') == flagged.height
