@@ -34,8 +34,9 @@ def lookalike_checks(flagged: pl.DataFrame, monthly: FeatureParams) -> pl.DataFr
     transit = pl.when(pl.col("frequency") == "A").then(pl.lit("in the same year")).otherwise(
         pl.lit(f"allowing up to {monthly.max_lag} months in transit"))
     supply = pl.col("reroute_ceiling_share").fill_nan(None)
-    supply_words = pl.format("China's shipments to the hub, {}, could cover {}% of what the hub sent the US in the "
-                             "window", transit, pct("reroute_ceiling_share"))
+    def supply_words(only: str = "") -> pl.Expr:
+        return pl.format("China's shipments to the hub, {}, could cover {}{}% of what the hub sent the US in the "
+                         "window", transit, pl.lit(only), pct("reroute_ceiling_share"))
     floor = pl.col("floor_multiple").fill_nan(None)
     floor_words = pl.format("its excess is {} times the smallest volume that counts as a route (the mineral's "
                             "volume floor)", floor.round(1))
@@ -55,13 +56,13 @@ def lookalike_checks(flagged: pl.DataFrame, monthly: FeatureParams) -> pl.DataFr
     no_direct = pl.lit("the US imported nothing from China direct before the window: no direct route to fall")
 
     rule_out = [
-        pl.when(supply < SUPPLY_DOUBT).then(pl.format("a producer or other suppliers: {} only", supply_words)),
+        pl.when(supply < SUPPLY_DOUBT).then(pl.format("a producer or other suppliers: {}", supply_words("only "))),
         pl.when(floor < FLOOR_DOUBT).then(pl.format("a small route: {}", floor_words)),
         pl.when((pl.col("frequency") == "M") & (lump > LUMP_DOUBT)).then(pl.format("one shipment: {}", lump_words)),
         pl.when((direct_prior > 0) & (direct_rate >= 1)).then(pl.format("the direct route still open: {}", direct_words)),
     ]
     consistent = [
-        pl.when(supply >= SUPPLY_DOUBT).then(supply_words),
+        pl.when(supply >= SUPPLY_DOUBT).then(supply_words()),
         pl.when(floor >= FLOOR_DOUBT).then(floor_words),
         pl.when((pl.col("frequency") == "M") & (lump <= LUMP_DOUBT)).then(lump_words),
         pl.when(price >= PRICE_SURGE).then(price_words),

@@ -229,7 +229,7 @@ def test_each_flagged_route_is_checked_against_the_look_alikes(report):
                                                "direct route to fall"]
     assert rows["rule_out"][0].to_list() == [
         "a producer or other suppliers: China's shipments to the hub, allowing up to 3 months in transit, could "
-        "cover 12% of what the hub sent the US in the window only",
+        "cover only 12% of what the hub sent the US in the window",
         "a small route: its excess is 1.4 times the smallest volume that counts as a route (the mineral's volume floor)",
         "one shipment: 71% of the hub's exports to the US in the window came in one month",
         # 5 t over 5 months against 27 t over 36: 1.33 times the prior rate.
@@ -238,7 +238,7 @@ def test_each_flagged_route_is_checked_against_the_look_alikes(report):
     assert rows["consistent"][0].to_list() == []
     # A year has no lump to show and no transit beyond itself; no direct trade before: none to fall.
     assert rows["rule_out"][1].to_list()[0].startswith("a producer or other suppliers: China's shipments to the hub, "
-                                                       "in the same year, could cover 12%")
+                                                       "in the same year, could cover only 12%")
     assert len(rows["rule_out"][1]) == 2
     assert rows["consistent"][1].to_list() == ["the US imported nothing from China direct before the window: no "
                                                "direct route to fall"]
