@@ -34,6 +34,7 @@ def lookalike_checks(flagged: pl.DataFrame, monthly: FeatureParams) -> pl.DataFr
     transit = pl.when(pl.col("frequency") == "A").then(pl.lit("in the same year")).otherwise(
         pl.lit(f"allowing up to {monthly.max_lag} months in transit"))
     supply = pl.col("reroute_ceiling_share").fill_nan(None)
+
     def supply_words(only: str = "") -> pl.Expr:
         return pl.format("China's shipments to the hub, {}, could cover {}{}% of what the hub sent the US in the "
                          "window", transit, pl.lit(only), pct("reroute_ceiling_share"))
