@@ -72,7 +72,8 @@ class Story:
     description: str
     start: str  # first month of the hub->US surge (YYYY-MM)
     extra_cn_t: float = 0.0  # planted: extra China->hub tonnes per month
-    extra_us_t: float = 0.0  # planted: extra hub->US tonnes per month (extra_cn_t x pass-through)
+    extra_us_t: float = 0.0  # planted: extra hub->US tonnes per month (extra_cn_t x pass-through); producer_surge:
+    # its extra exports to the US a month (0: a quarter of the product's US imports)
     lag: int = 0  # planted: months between China's shipment and the hub's
     months: int = 0  # planted: length of the surge
     existing_cn_t: float = 0.0  # planted on an existing trade: its China->hub tonnes per month
@@ -147,6 +148,11 @@ def random_stories(seed: int) -> tuple[Story, ...]:
     codes = list(PRODUCTS)
     first, last = _month_index("2020-06"), _month_index("2025-02")
     around_ban = _month_index("2024-09")
+
+    def start_month() -> int:
+        """Seven in ten around the ban (2024-09 to 2025-02), the rest from 2020-06 on."""
+        return int(rng.integers(around_ban, last + 1)) if rng.random() < 0.7 else int(rng.integers(first, around_ban))
+
     stories: list[Story] = []
     for _ in range(int(rng.integers(3, 7))):
         hub, hs = hubs.pop(), codes[int(rng.integers(len(codes)))]
@@ -158,7 +164,7 @@ def random_stories(seed: int) -> tuple[Story, ...]:
             extra_us = round(PRODUCTS[hs][2] * float(rng.uniform(*SIZE_SHARES[size])), 3)
         pass_through = float(rng.uniform(0.4, 1.0))
         lag, months = int(rng.integers(0, 5)), int(rng.integers(3, 10))
-        start_i = int(rng.integers(around_ban, last + 1)) if rng.random() < 0.7 else int(rng.integers(first, around_ban))
+        start_i = start_month()
         start = _month_text(start_i)
         shape = str(rng.choice(["brand-new", "existing", "background"]))
         existing = (extra_us / pass_through * float(rng.uniform(0.5, 2.0)), extra_us * float(rng.uniform(0.5, 2.0))) \
@@ -189,7 +195,7 @@ def random_stories(seed: int) -> tuple[Story, ...]:
     # size would, and no more after the surge than before.
     for _ in range(int(rng.integers(1, 4))):
         hub, hs = hubs.pop(), codes[int(rng.integers(len(codes)))]
-        start_i = int(rng.integers(around_ban, last + 1)) if rng.random() < 0.7 else int(rng.integers(first, around_ban))
+        start_i = start_month()
         surge = round(PRODUCTS[hs][2] * float(rng.uniform(0.05, 0.40)), 3)
         cn_scale = round(float(rng.uniform(0.05, 1.0)), 2)
         stories.append(Story(hub, hs, "producer_surge",

@@ -326,9 +326,9 @@ def render_html(data: ReportData, top_n: int) -> str:
     from plotly.offline import get_plotlyjs
 
     monthly = FeatureParams.from_stored((data.run.get("parameters") or {}).get("features"))
-    routes = []
-    checks = lookalike_checks(data.flagged.head(top_n), monthly)
-    for i, r in enumerate(data.flagged.head(top_n).iter_rows(named=True)):
+    routes, shown = [], data.flagged.head(top_n)
+    checks = lookalike_checks(shown, monthly)  # row i: the route of row i of `shown`
+    for i, r in enumerate(shown.iter_rows(named=True)):
         key = (pl.col("frequency") == r["frequency"]) & (pl.col("mineral") == r["mineral"]) & \
               (pl.col("hs_code") == r["hs_code"]) & (pl.col("hub_iso3") == r["hub_iso3"])
         params = FeatureParams.for_frequency(r["frequency"], monthly)

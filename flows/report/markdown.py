@@ -150,8 +150,9 @@ def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int,
     from features.params import FeatureParams
 
     monthly = FeatureParams.from_stored((run.get("parameters") or {}).get("features"))
-    rule_out = lookalike_checks(flagged.head(top_n), monthly)["rule_out"].to_list()
-    for i, r in enumerate(flagged.head(top_n).iter_rows(named=True)):
+    shown = flagged.head(top_n)
+    rule_out = lookalike_checks(shown, monthly)["rule_out"].to_list()  # item i: the route of row i of `shown`
+    for i, r in enumerate(shown.iter_rows(named=True)):
         params = FeatureParams.for_frequency(r["frequency"], monthly)
         w, p = params.window, params.prior
         lines.append(
