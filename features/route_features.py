@@ -20,9 +20,9 @@ from features.params import FeatureParams
 from features.window import (ROBUST_LEGS, ROUTE_ID, ROUTE_POS, Running, robust_baselines, route_positions,
                              running_at)
 from features.incremental import NEEDED, ROUTE_NO
-from features.volumes import (CONTEXT, LEGS_KG, LEGS_USD, PEAK, SUPPLY, _lagged_window, co_spike_ratio_kg,
+from features.volumes import (CONTEXT, LEGS_KG, LEGS_USD, PEAK, SUPPLY, china_value_cover, co_spike_ratio_kg,
                               excess_over_run_rate, floor_multiple, has_history, hub_to_us_peak_share,
-                              lagged_windows, pass_through_kg, prior_count, prior_total, reroute_ceiling_kg,
+                              lagged_window_helpers, lagged_windows, pass_through_kg, prior_count, prior_total, reroute_ceiling_kg,
                               reroute_ceiling_share, route_excess_kg, route_excess_usd, scaled_prior, share,
                               share_change, spike_ratio, supply_window, three_leg_excess_kg, three_leg_share_test,
                               three_leg_strength, unit_value_ratio, volume_weight, window_peak, window_total,
@@ -81,7 +81,7 @@ def build_route_features(legs: pl.DataFrame | pl.LazyFrame, params: FeatureParam
     lf = row_features(lf, p, coverage=coverage, mirror=mirror)
     helpers = [SUPPLY, PEAK, *[_squares(leg) for leg in MEAN_Z_LEGS],
                *(COVERAGE_SUMS if coverage else ()), *(_USD_SPANS if coverage else ()),
-               *[_lagged_window(lag) for lag in range(p.max_lag + 1)],
+               *lagged_window_helpers(p),
                *[_co_sum(k, lag) for lag in range(p.max_lag + 1) for k in ("x", "y", "xy", "xx", "yy")]]
     marker = [NEEDED] if NEEDED in names else []
     return lf.drop("grid_index", ROUTE_ID, ROUTE_POS, *helpers, *marker)
@@ -134,6 +134,7 @@ def row_features(lf: pl.LazyFrame, p: FeatureParams, coverage: bool, mirror: boo
         route_excess_kg(p),
         route_excess_usd(),
         reroute_ceiling_kg(p),
+        china_value_cover(p),
         share_change("hub_share_of_cn_exports"),
         share_change("hub_share_of_us_imports"),
         share_change("cn_direct_share_of_us_imports"),
@@ -161,7 +162,7 @@ def row_features(lf: pl.LazyFrame, p: FeatureParams, coverage: bool, mirror: boo
         *[robust_z(leg, p, per_period=True) for leg in ROBUST_LEGS],
         *[mean_z(leg, p) for leg in MEAN_Z_LEGS],
     )
-    lf = lf.with_columns(three_leg_excess_kg(), signal_persistence(p), co_robust_z(), co_mean_z(), co_rise_z(),
+    lf = lf.with_columns(three_leg_excess_kg(), signal_persistence(p), co_robust_z(), co_mean_z(), co_rise_z(p),
                          hub_to_us_mean_z(), floor_multiple(),
                          kg_coverage() if coverage else pl.lit(1.0).alias("kg_coverage"))
     return mirror_features(lf) if mirror else lf

@@ -144,14 +144,21 @@ def co_mean_z() -> pl.Expr:
     return pl.min_horizontal(*[f"{leg}_mean_z" for leg in MEAN_Z_KG]).alias("co_mean_z")
 
 
-def co_rise_z() -> pl.Expr:
-    """co_rise_z = min(max(cn_to_hub_kg_robust_z, cn_to_hub_usd_mean_z), hub_to_us_kg_robust_z): both legs
-    rising, as the quieter leg's rise against its own history. The China leg counts in kilograms (robust z)
-    or in value at the prior's world price (mean z), whichever is louder: a few hundred kilograms of
-    germanium into a hub that imports tonnes of cheaper goods of the same HS6 line barely moves its kilograms
-    and multiplies its value. Unitless."""
+def co_rise_z(p: FeatureParams) -> pl.Expr:
+    """co_rise_z = min(max over L = 0..max_lag of China(t-L), hub_to_us_kg_robust_z), China =
+    max(cn_to_hub_kg_robust_z, cn_to_hub_usd_mean_z): both legs rising, as the quieter leg's rise against its
+    own history, the China leg up to max_lag periods before the hub's exports (goods in transit: a route
+    whose China leg rose three months before its US leg shows both rising when the US leg does). The China
+    leg counts in kilograms (robust z) or in value at the prior's world price (mean z), whichever is louder:
+    a few hundred kilograms of germanium into a hub that imports tonnes of cheaper goods of the same HS6 line
+    barely moves its kilograms and multiplies its value. Unitless.
+
+    Lag-aligned, unlike co_robust_z: a steady route's noisy China z-scores at four lags let it through when
+    the score was a gate on this alone; china_value_cover (the value China sent against the value passed on)
+    now weighs the same route, and on the harness the lag-aligned rise ranks better (README)."""
     china = pl.max_horizontal("cn_to_hub_kg_robust_z", "cn_to_hub_usd_mean_z")
-    return pl.min_horizontal(china, pl.col("hub_to_us_kg_robust_z")).alias("co_rise_z")
+    lagged = pl.max_horizontal([within_route(china.shift(lag), lag) for lag in range(p.max_lag + 1)])
+    return pl.min_horizontal(lagged, pl.col("hub_to_us_kg_robust_z")).alias("co_rise_z")
 
 
 def hub_to_us_mean_z() -> pl.Expr:

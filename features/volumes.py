@@ -70,6 +70,20 @@ def route_excess_kg(p: FeatureParams) -> pl.Expr:
     ]).alias("route_excess_kg")
 
 
+def china_value_cover(p: FeatureParams) -> pl.Expr:
+    """china_value_cover = max over L = 0..max_lag of (Σ China->hub USD over t-W-L+1..t-L - the prior run
+    rate) / hub_to_us_usd_excess: how much of the rise in the value of the hub's exports to the US China's
+    extra shipments to the hub could pay for, allowing up to max_lag periods in transit. About 1 / the
+    pass-through on a rerouting route (the same goods, at the same prices, on both legs), about 0 where the
+    hub sells more to the US of what China did not send it more of (a producer's own output), and on a
+    shared HS6 line cheap tonnes from China do not cover high-value exports. Null when the hub's exports to
+    the US did not rise in value (nothing to cover). Unitless; negative when China's shipments fell."""
+    run_rate = _divided(pl.col("cn_to_hub_usd_prior") * p.window, p.prior)
+    china = pl.max_horizontal([pl.col(_lagged_value_window(lag)) - run_rate for lag in range(p.max_lag + 1)])
+    rise = pl.col("hub_to_us_usd_excess")
+    return pl.when(rise > 0).then(china / rise).alias("china_value_cover")
+
+
 def reroute_ceiling_kg(p: FeatureParams) -> pl.Expr:
     """reroute_ceiling_kg = max over L = 0..max_lag of min(Σ China->hub kg over t-W-L+1..t-L, Σ hub->US kg
     over t-W+1..t). The rerouting ceiling: the hub cannot have passed on more Chinese goods than it got, nor
@@ -120,10 +134,21 @@ def _lagged_window(lag: int) -> str:
     return f"_cn_to_hub_kg_window_lag{lag}"
 
 
+def _lagged_value_window(lag: int) -> str:
+    return f"_cn_to_hub_usd_window_lag{lag}"
+
+
 def lagged_windows(p: FeatureParams) -> list[Running]:
-    """Helper columns: Σ China->hub kg over t-W-L+1..t-L for L = 0..max_lag (read by route_excess_kg and
-    reroute_ceiling_kg; computed once, not once per feature)."""
-    return [_window_sum("cn_to_hub_kg", p.window, _lagged_window(lag), offset=lag) for lag in range(p.max_lag + 1)]
+    """Helper columns: Σ China->hub kg (read by route_excess_kg and reroute_ceiling_kg) and USD (read by
+    china_value_cover) over t-W-L+1..t-L for L = 0..max_lag; computed once, not once per feature."""
+    return [*[_window_sum("cn_to_hub_kg", p.window, _lagged_window(lag), offset=lag) for lag in range(p.max_lag + 1)],
+            *[_window_sum("cn_to_hub_usd", p.window, _lagged_value_window(lag), offset=lag)
+              for lag in range(p.max_lag + 1)]]
+
+
+def lagged_window_helpers(p: FeatureParams) -> list[str]:
+    """The helper columns of lagged_windows, dropped once the features that read them are computed."""
+    return [name(lag) for name in (_lagged_window, _lagged_value_window) for lag in range(p.max_lag + 1)]
 
 
 def floor_multiple() -> pl.Expr:

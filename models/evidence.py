@@ -31,7 +31,17 @@ def _above(column: str, threshold: float) -> pl.Expr:
 # The factors of route_score after the forest's, in the words an explanation gives them.
 FACTOR_WORDS = {"size": "size", "floor": "beyond the volume floor", "direction": "both legs rising",
                 "us_own_spread": "exports to the US beyond their own spread",
-                "direct_falls": "China -> US direct falling", "one_lump": "not one lump"}
+                "direct_falls": "China -> US direct falling", "one_lump": "not one lump",
+                "china_covers": "China's extra shipments covering the value"}
+
+
+# How sharply the score falls as the window's largest period carries more than max_peak_share of it: a
+# peak share 0.2 above the threshold keeps 0.12 of the score.
+PEAK_SHARE_SLOPE = 0.1
+
+
+# What the value cover factor keeps when China's extra shipments cover nothing (or fell).
+VALUE_COVER_FLOOR = 0.05
 
 
 def score_factors(params: ScoreParams) -> dict[str, pl.Expr]:
@@ -47,14 +57,20 @@ def score_factors(params: ScoreParams) -> dict[str, pl.Expr]:
             -pl.col("us_from_cn_kg_robust_z").fill_nan(None).fill_null(0.0).clip(-50.0, 50.0)
             - params.min_direct_fall_z),
         "one_lump": pl.when(pl.col("window_periods") < 3).then(1.0).otherwise(_logistic(
-            (params.max_peak_share - pl.col("hub_to_us_peak_share").fill_nan(None).fill_null(1.0)) / 0.1)),
+            (params.max_peak_share - pl.col("hub_to_us_peak_share").fill_nan(None).fill_null(1.0)) / PEAK_SHARE_SLOPE)),
+        # China's extra shipments to the hub against the rise in the value of the hub's exports to the US:
+        # whole from min_value_cover on, falling linearly to VALUE_COVER_FLOOR at none; whole when the hub's
+        # exports did not rise in value or a leg's value is unknown (nothing to weigh).
+        "china_covers": VALUE_COVER_FLOOR + (1.0 - VALUE_COVER_FLOOR) * (
+            pl.col("china_value_cover").fill_nan(None) / params.min_value_cover).clip(0.0, 1.0).fill_null(1.0),
     }
 
 
 def graded_route_score(params: ScoreParams) -> pl.Expr:
-    """route_score from anomaly_score and the direction evidence (module docstring); never 0 but for a
-    0 anomaly score, never above anomaly_score."""
-    score = pl.col("anomaly_score")
+    """route_score from anomaly_score and the direction evidence (module docstring): anomaly_score to the
+    power forest_power (½: the square root), times every factor; never 0 but for a 0 anomaly score, never
+    above the evidence (the product of the factors)."""
+    score = pl.col("anomaly_score").pow(params.forest_power)
     for factor in score_factors(params).values():
         score = score * factor
     return score.alias("route_score")
@@ -62,7 +78,7 @@ def graded_route_score(params: ScoreParams) -> pl.Expr:
 
 def evidence(params: ScoreParams) -> pl.Expr:
     """The product of the evidence factors (score_factors): the most route_score can be, as
-    anomaly_score <= 1."""
+    anomaly_score <= 1 (and so its power)."""
     product = pl.lit(1.0)
     for factor in score_factors(params).values():
         product = product * factor

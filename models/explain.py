@@ -41,8 +41,9 @@ def explanation_notes(chosen: pl.DataFrame, params: ScoreParams) -> pl.DataFrame
             .otherwise(pl.when(one).then(pl.lit("year")).otherwise(pl.lit("years"))))
     short = pl.col("prior_periods") < pl.col("full_prior_periods")
     factors = score_factors(params)
+    power = "" if params.forest_power == 1 else f"^{params.forest_power:g}"  # "forest 0.720^0.5"
     parts = [pl.lit("; route score "), graded_route_score(params).round(3).cast(pl.String), pl.lit(" = forest "),
-             pl.col("anomaly_score").round(3).cast(pl.String)]
+             pl.col("anomaly_score").round(3).cast(pl.String), pl.lit(power)]
     for name, factor in factors.items():
         parts += [pl.lit(f" x {FACTOR_WORDS[name]} "), factor.round(3).cast(pl.String)]
     return chosen.select(

@@ -10,16 +10,18 @@ from dataclasses import dataclass, fields
 class ScoreParams:
     n_estimators: int = 300
     max_samples: int = 256
-    min_route_score: float = 0.2
+    min_route_score: float = 0.3
     queue_size: int | None = None
     random_state: int = 0
     min_train_rows: int = 30
     train_sample_rows: int = 50_000
     min_evidence: float = 0.003
     max_peak_share: float = 0.6
-    min_rise_z: float = 1.0
+    min_rise_z: float = 0.0
     min_us_mean_z: float = 2.0
     min_direct_fall_z: float = 1.0
+    min_value_cover: float = 0.5
+    forest_power: float = 0.5
     min_kg_coverage: float = 0.9
     explain_top: int = 3
     explain_routes: int = 50

@@ -243,6 +243,10 @@ NAMES: dict[str, str] = {
                           "(China's up to 3 periods earlier). kg.",
     "reroute_ceiling_share": "reroute_ceiling_kg / the hub's kg to the US in the window: the share of it that "
                              "could be Chinese goods passed on. 0..1.",
+    "china_value_cover": "China's exports to the hub in value above their run rate (up to 3 periods earlier, the "
+                         "best lag) / the rise in the value of the hub's exports to the US: about 1 / pass-through "
+                         "on a rerouting route, about 0 for a producer. NULL when the hub's exports did not rise "
+                         "in value. In route_score (whole from 0.5).",
     "three_leg_share_test": "The 'China wash' test: China's direct share of US imports falls, the hub's share "
                             "of China's exports rises, the hub's share of US imports rises (window vs prior, kg).",
     "three_leg_strength": "The weakest of the three share changes of three_leg_share_test; positive exactly when "
@@ -257,7 +261,8 @@ NAMES: dict[str, str] = {
     "co_robust_z": "The smaller of both legs' kg robust z (same window): high only when both legs rise.",
     "co_mean_z": "The smaller of both legs' kg mean z: rule B's z-score as a feature (not in route_score).",
     "co_rise_z": "Both legs rising, as the quieter leg's rise against its own history: min(max(China->hub kg "
-                 "robust z, China->hub USD mean z), hub->US kg robust z). In route_score.",
+                 "robust z, China->hub USD mean z) up to 3 periods earlier (the best lag), hub->US kg robust z). "
+                 "In route_score.",
     "hub_to_us_mean_z": "The hub's exports to the US against their own history, the louder of kg and value "
                         "(mean z). In route_score.",
     "floor_multiple": "The route's excess in multiples of the mineral's volume floor, in kg, or in USD against the "
@@ -276,7 +281,7 @@ NAMES: dict[str, str] = {
                      "Higher = more suspicious. NULL when the row was screened out (evidence below 0.003).",
     "score_percentile": "Share of the forest's training route-periods (a seeded sample of 50,000 in a larger "
                         "group) scoring at or below this one. 0..1; NULL when screened out.",
-    "score_threshold": "The flag threshold on route_score the run used (--min-route-score, default 0.2).",
+    "score_threshold": "The flag threshold on route_score the run used (--min-route-score, default 0.3).",
     "route_score": "The ranking: the forest's score moved by each piece of direction evidence (models/scoring.py; "
                    "the explanation says factor by factor). Higher = more suspicious. NULL when screened out: "
                    "its evidence caps it below 0.003.",

@@ -108,7 +108,7 @@ def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: 
 
     used = ScoreParams.from_stored(scoring)
     min_z, min_us_z, min_fall = used.min_rise_z, used.min_us_mean_z, used.min_direct_fall_z
-    min_cov, max_peak = used.min_kg_coverage, used.max_peak_share
+    min_cov, max_peak, min_cover = used.min_kg_coverage, used.max_peak_share, used.min_value_cover
     reasons = [
         pl.when(pl.col("floor_multiple").fill_null(0) < 1)
         .then(pl.format("excess {} t is below the mineral's floor of {} t (in value too, its floor raised with the world price)",
@@ -128,6 +128,11 @@ def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: 
         pl.when(~pl.col("sustained").fill_null(False))
         .then(pl.format("one lump: a single period carries {}% of the hub's exports to the US (at most {}%)",
                         (pl.col("hub_to_us_peak_share") * 100).round(0).cast(pl.Int64), pl.lit(round(max_peak * 100)))),
+        pl.when(pl.col("china_value_cover").fill_nan(None) < min_cover)
+        .then(pl.format("China's extra shipments to the hub cover {}% of the rise in the value of its exports to "
+                        "the US (from {}% they count in full)",
+                        (pl.col("china_value_cover").clip(lower_bound=0.0) * 100).round(0).cast(pl.Int64),
+                        pl.lit(round(min_cover * 100)))),
     ]
     below = pl.col("direction_ok").fill_null(False) & (pl.col("route_score") < pl.col("score_threshold"))
     reasons.append(pl.when(below)

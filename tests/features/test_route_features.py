@@ -134,6 +134,32 @@ def test_rerouting_ceiling_is_the_smaller_leg_lag_aligned():
     assert r["route_excess_kg"] == pytest.approx(50)
 
 
+def test_china_value_cover_is_chinas_extra_value_lag_aligned_against_the_hubs_rise_in_value():
+    """Value: 10 USD/kg on both legs. China's shipments jump in months 7-8, the hub's to the US in 8-9."""
+    routed = qrow(legs([10, 10, 10, 10, 10, 10, 60, 60, 10], [0, 0, 0, 0, 0, 0, 0, 45, 45]), 9)
+    # The hub's rise in value: 900 in months 8-9 against nothing in 5-7. China's run rate: (100 + 100 + 600)
+    # x 2/3; lag 0 (months 8-9) 700 above it by 166.67, lag 1 (months 7-8) 1,200 by 666.67: the best lag.
+    assert routed["hub_to_us_usd_excess"] == pytest.approx(900)
+    assert routed["china_value_cover"] == pytest.approx((1200 - 800 * 2 / 3) / 900)
+    # A producer: the same exports to the US, China's shipments flat: nothing of the rise is covered.
+    producer = qrow(legs([10] * 9, [0, 0, 0, 0, 0, 0, 0, 45, 45]), 9)
+    assert producer["china_value_cover"] == pytest.approx(0.0)
+    # Exports to the US that did not rise in value: nothing to cover (null, weighed as no evidence).
+    assert qrow(legs([10, 10, 10, 10, 10, 10, 60, 60, 10], [5] * 9), 9)["china_value_cover"] is None
+
+
+def test_co_rise_z_takes_the_china_leg_up_to_max_lag_periods_before_the_hubs_exports():
+    """co_rise_z(t) = min(max over L of China(t - L), hub->US kg robust z(t)), China = the louder of the China
+    leg's kg robust z and value mean z: a China leg that rose a period before the hub's exports counts."""
+    frame = build_route_features(legs([10, 10, 10, 10, 12, 11, 60, 60, 10], [0, 1, 0, 2, 0, 1, 0, 45, 45]), Q,
+                                 FLOORS).collect().sort("period")
+    china = frame.select(pl.max_horizontal("cn_to_hub_kg_robust_z", "cn_to_hub_usd_mean_z")).to_series().to_list()
+    us = frame["hub_to_us_kg_robust_z"].to_list()
+    t = 8  # month 9
+    assert frame["co_rise_z"][t] == pytest.approx(min(max(china[t], china[t - 1]), us[t]))
+    assert china[t - 1] > china[t] and frame["co_rise_z"][t] > min(china[t], us[t])  # the lag mattered
+
+
 def test_three_leg_share_test_counts_only_the_excess_over_earlier_shares():
     r = qrow(legs([10, 10, 10, 50, 50], [0, 0, 0, 40, 40], us_from_cn=[80, 80, 80, 0, 0]), 5)
     # China's direct share of US imports 0.8 -> 0; hub's share of China's exports 0.1 -> 0.5; of US imports 0 -> 0.4.

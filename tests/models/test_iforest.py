@@ -161,34 +161,38 @@ def test_planted_routes_lead_and_look_alikes_stay_out(scored):
 
 def test_route_score_is_graded_by_the_evidence_and_flags_need_the_score_and_the_direction():
     """No check sets route_score to 0: it falls smoothly as co_rise_z falls below its threshold, as the
-    excess falls below the volume floor or as one period carries more of the window, never exceeds the anomaly score, and ignores the peak share in
-    annual windows. A flag needs route_score at the threshold (0.2) and direction_ok: tonnes beyond the run
-    rate on both legs, with weights known for 90 % of the trade."""
-    from models.evidence import gates, graded_route_score
+    excess falls below the volume floor, as one period carries more of the window or as China's extra
+    shipments cover less of the value passed on; it never exceeds the evidence, counts the forest by its
+    square root and ignores the peak share in annual windows. A flag needs route_score at the threshold
+    (0.3) and direction_ok: tonnes beyond the run rate on both legs, with weights known for 90 % of the
+    trade."""
+    from models.evidence import evidence, gates, graded_route_score
     from models.params import ScoreParams
     from models.scoring import apply_threshold
 
     p = ScoreParams()
-    assert p.min_route_score == 0.2
+    assert (p.min_route_score, p.min_rise_z, p.forest_power, p.min_value_cover) == (0.3, 0.0, 0.5, 0.5)
+    sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
     rows = pl.DataFrame({
         "anomaly_score": [0.8] * 9, "volume_weight": [1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0],
-        "co_rise_z": [3.0, 1.0, -0.5, -2.0, 3.0, 3.0, 3.0, 3.0, 3.0], "hub_to_us_mean_z": [1e9] * 9,
-        "floor_multiple": [5.0] * 9, "us_from_cn_kg_robust_z": [-1e9] * 9,
+        "co_rise_z": [3.0, 0.0, -1.5, -3.0, 3.0, 3.0, 3.0, 3.0, 3.0], "hub_to_us_mean_z": [1e9] * 9,
+        "floor_multiple": [5.0] * 9, "us_from_cn_kg_robust_z": [-1e9] * 9, "china_value_cover": [1.0] * 9,
         "hub_to_us_peak_share": [0.3] * 5 + [0.9, 0.9, 0.3, 0.3], "window_periods": [5] * 6 + [1, 5, 5],
         "route_excess_kg": [1e6] * 7 + [0.0, 1e6], "volume_floor_kg": [1e3] * 9, "kg_coverage": [1.0] * 8 + [0.5],
         "score_threshold": [p.min_route_score] * 9, "frequency": ["M"] * 9, "period": [1] * 9})
     direction_ok, sustained = gates(p)
-    out = apply_threshold(rows.with_columns(direction_ok, sustained).with_columns(graded_route_score(p)), p)
+    out = apply_threshold(rows.with_columns(direction_ok, sustained).with_columns(graded_route_score(p), evidence(p)), p)
     score = out["route_score"].to_list()
-    assert all(0 < s <= 0.8 for s in score)
-    assert score[0] > score[1] > score[2] > score[3]  # co_rise_z 3, 1 (the threshold), -0.5, -2
-    assert abs(score[1] / score[0] - 0.5 / (1 / (1 + np.exp(-2.0)))) < 1e-9  # at the threshold: half of sigma(2)
+    assert all(0 < s <= e for s, e in zip(score, out["evidence"]))
+    assert score[0] > score[1] > score[2] > score[3]  # co_rise_z 3, 0 (the threshold), -1.5, -3
+    assert score[1] / score[0] == pytest.approx(0.5 / sig(3.0))  # at the threshold: half of sigma(3)
     assert score[4] == score[0] / 2  # no volume: half, not nothing
-    # One lump (90 % in one period) keeps a twentieth; an annual window cannot show one: no peak factor.
-    assert score[5] < score[0] / 10 and score[6] == pytest.approx(0.8 / (1 + np.exp(-2.0)))
-    # Flags: the score at 0.2 or more (0.67, 0.38, 0.34 half-volume, 0.70 annual; not 0.14 at z -0.5 nor
+    # One lump (90 % in one period) keeps a twentieth; an annual window cannot show one: no peak factor,
+    # the forest's 0.8 counting as its square root.
+    assert score[5] < score[0] / 10 and score[6] == pytest.approx(np.sqrt(0.8) * sig(3.0))
+    # Flags: the score at 0.3 or more (0.85, 0.45, 0.42 half-volume, 0.85 annual; not 0.16 at z -1.5 nor
     # the lump), and direction_ok (not a route with no tonnes beyond its run rate, nor one of unknown weights).
-    assert score[2] < 0.2 < score[4] and score[7] == score[8] == score[0]
+    assert score[2] < 0.3 < score[4] and score[7] == score[8] == score[0]
     assert out["direction_ok"].to_list() == [True] * 7 + [False, False]
     assert out["flagged"].to_list() == [True, True, False, False, True, False, True, False, False]
     # The hub's exports to the US against their own spread (hub_to_us_mean_z) move it the same way: not a check of its own,
@@ -196,9 +200,9 @@ def test_route_score_is_graded_by_the_evidence_and_flags_need_the_score_and_the_
     spread = apply_threshold(rows.with_columns(direction_ok, sustained, hub_to_us_mean_z=pl.Series([4.0, 2.0, 0.0, -3.0] + [1e9] * 5))
                              .with_columns(graded_route_score(p)), p)
     by_spread = spread["route_score"].to_list()
-    assert by_spread[0] == pytest.approx(score[0] / (1 + np.exp(-2.0)))  # hub_to_us_mean_z 4: sigma(2) of it
+    assert by_spread[0] == pytest.approx(score[0] * sig(2.0))  # hub_to_us_mean_z 4: sigma(2) of it
     assert by_spread[1] == pytest.approx(score[1] / 2)  # at min_us_mean_z (2): half
-    assert by_spread[1] < 0.2 <= by_spread[0]
+    assert by_spread[1] < 0.3 <= by_spread[0]
     assert spread["flagged"].to_list() == [True, False, False, False, True, False, True, False, False]
     # Below the volume floor (in kg or value, floor_multiple) the score falls with the square root of the
     # share of the floor reached, to a tenth with no excess at all: a tiny route is not erased, and not flagged.
@@ -210,7 +214,8 @@ def test_route_score_is_graded_by_the_evidence_and_flags_need_the_score_and_the_
     assert by_floor[5] == pytest.approx(score[5] * 0.1) and by_floor[6] == pytest.approx(score[6] * 0.1)  # none, unknown
     assert small["flagged"].to_list() == [True, True, False, False, False, False, False, False, False]
     # The direct route (us_from_cn_kg_robust_z): a fall keeps the score whole, no change or no direct trade
-    # known keeps 0.5 + 0.5 sigma(-1) of it, a rise about half; the flag follows the score, nothing is erased.
+    # known keeps 0.5 + 0.5 sigma(-1) of it, a rise about half; nothing is erased, and the flag follows the
+    # score (a route at co_rise_z 0, or of half the volume, drops under 0.3 with no fall of the direct route).
     direct = apply_threshold(rows.with_columns(direction_ok, sustained, us_from_cn_kg_robust_z=pl.Series(
         [-1e9, 0.0, -3.0, 5.0, 0.0, 0.0, 0.0, None, float("nan")])).with_columns(graded_route_score(p)), p)
     by_direct = direct["route_score"].to_list()
@@ -219,7 +224,17 @@ def test_route_score_is_graded_by_the_evidence_and_flags_need_the_score_and_the_
     assert by_direct[2] == pytest.approx(score[2] * (0.5 + 0.5 / (1 + np.exp(-2.0))))  # a fall of 3
     assert by_direct[3] == pytest.approx(score[3] * (0.5 + 0.5 / (1 + np.exp(6.0))))  # a rise: about half
     assert by_direct[7] == pytest.approx(score[7] * steady) and by_direct[8] == pytest.approx(score[8] * steady)
-    assert direct["flagged"].to_list() == out["flagged"].to_list()  # weighed, not a check: no flag here rests on it alone
+    assert direct["flagged"].to_list() == [True, False, False, False, False, False, True, False, False]
+    # China's extra shipments against the value passed on (china_value_cover): whole from half, falling
+    # linearly to a twentieth at none or a fall; unknown (the hub's exports did not rise in value) is whole.
+    cover = apply_threshold(rows.with_columns(direction_ok, sustained, china_value_cover=pl.Series(
+        [2.0, 0.5, 0.25, 0.0, -1.0, None, float("nan"), 1.0, 1.0]), co_rise_z=pl.lit(3.0), volume_weight=pl.lit(1.0),
+        hub_to_us_peak_share=pl.lit(0.3), window_periods=pl.lit(5)).with_columns(graded_route_score(p)), p)
+    by_cover = cover["route_score"].to_list()
+    assert by_cover[0] == by_cover[1] == by_cover[5] == by_cover[6] == pytest.approx(score[0], rel=1e-12)
+    assert by_cover[2] == pytest.approx(score[0] * (0.05 + 0.95 * 0.5))
+    assert by_cover[3] == by_cover[4] == pytest.approx(score[0] * 0.05)
+    assert cover["flagged"].to_list() == [True, True, True, False, False, True, True, False, False]
 
 
 def test_an_explanation_says_first_how_short_its_history_is_and_last_how_its_route_score_is_made(scored):
@@ -231,16 +246,17 @@ def test_an_explanation_says_first_how_short_its_history_is_and_last_how_its_rou
     chosen = pl.DataFrame({"frequency": ["M", "M", "A"], "prior_periods": [14, 36, 3], "full_prior_periods": [36, 36, 3],
                            "anomaly_score": [0.8, 0.8, 0.8], "volume_weight": [1.0, 0.0, 1.0],
                            "co_rise_z": [1e9, 1.0, 1e9], "hub_to_us_mean_z": [1e9, 1e9, 2.0], "floor_multiple": [1.0, 1.0, 0.0],
-                           "us_from_cn_kg_robust_z": [-1e9, -1e9, None],
+                           "us_from_cn_kg_robust_z": [-1e9, -1e9, None], "china_value_cover": [2.0, 0.25, None],
                            "window_periods": [1, 1, 1], "hub_to_us_peak_share": [1.0, 1.0, 1.0]})  # one-period windows
     text = pl.DataFrame({"row": [0, 1, 2], "top_features": ["why 0", "why 1", "why 2"]})
     out = _with_notes(text, chosen, ScoreParams())["top_features"].to_list()
     words = (" x size {} x beyond the volume floor {} x both legs rising {} x exports to the US beyond their own spread {}"
-             " x China -> US direct falling {} x not one lump {}")
+             " x China -> US direct falling {} x not one lump {} x China's extra shipments covering the value {}")
     assert out == [
-        "short history: 14 prior months, scaled to 36; why 0; route score 0.8 = forest 0.8" + words.format(1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
-        "why 1; route score 0.2 = forest 0.8" + words.format(0.5, 1.0, 0.5, 1.0, 1.0, 1.0),
-        "why 2; route score 0.025 = forest 0.8" + words.format(1.0, 0.1, 1.0, 0.5, 0.634, 1.0)]
+        "short history: 14 prior months, scaled to 36; why 0; route score 0.894 = forest 0.8^0.5"
+        + words.format(1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+        "why 1; route score 0.172 = forest 0.8^0.5" + words.format(0.5, 1.0, 0.731, 1.0, 1.0, 1.0, 0.525),
+        "why 2; route score 0.028 = forest 0.8^0.5" + words.format(1.0, 0.1, 1.0, 0.5, 0.634, 1.0, 1.0)]
     # In the scored sample world: every explained row of a short history starts so, no other does, and
     # every explanation names the row's own route score.
     scores = scored[0].filter(pl.col("top_features").is_not_null())

@@ -18,7 +18,7 @@ PARAMS = ScoreParams(n_estimators=60)
 def test_the_screen_leaves_every_score_it_could_matter_for_as_it_was(sample_features):
     """A route-period screened out (evidence below min_evidence) keeps NULL scores; every other one scores
     exactly what it scores with no screen at all, and the screened ones could not have scored
-    min_evidence (route_score = anomaly_score x evidence, anomaly_score <= 1)."""
+    min_evidence (route_score = √anomaly_score x evidence, anomaly_score <= 1)."""
     screened, _, fitted = score_routes(sample_features, PARAMS)
     whole, _, _ = score_routes(sample_features, ScoreParams(n_estimators=60, min_evidence=0.0))
     assert screened.select(*fitted_keys(), "period").equals(whole.select(*fitted_keys(), "period"))
@@ -45,9 +45,12 @@ def fitted_keys() -> list[str]:
 
 
 def test_evidence_is_route_score_over_the_forest_score(sample_features):
+    """route_score = √anomaly_score x evidence (forest_power ½), so route_score <= evidence."""
     scored, _, _ = score_routes(sample_features, PARAMS)
     kept = scored.filter(pl.col("anomaly_score").is_not_null())
-    assert np.allclose(kept["route_score"].to_numpy(), (kept["anomaly_score"] * kept["evidence"]).to_numpy(), rtol=1e-12)
+    assert np.allclose(kept["route_score"].to_numpy(), (kept["anomaly_score"].sqrt() * kept["evidence"]).to_numpy(),
+                       rtol=1e-12)
+    assert (kept["route_score"] <= kept["evidence"]).all()
     assert scored.select(evidence(PARAMS).alias("again"))["again"].equals(scored["evidence"].alias("again"))
 
 
