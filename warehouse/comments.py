@@ -40,6 +40,7 @@ COLUMNS: dict[tuple[str, str], str] = {
     ("main.flagged_routes", "hub_to_us_kg_window"): "US imports from the hub over the peak period's window, kg.",
     ("main.flagged_routes", "evidence_kg"): "The route's largest excess over its prior run rate in a flagged period, kg: what a dismissal is measured against.",
     ("main.flagged_routes", "floor_multiple"): "The peak period's excess in multiples of the mineral's volume floor (features.route_features.floor_multiple): under 2, the report asks to rule out a small route.",
+    ("main.flagged_routes", "china_value_cover"): "The peak period's China's extra shipments to the hub in value against the rise in the value of the hub's exports to the US (features.route_features.china_value_cover): under 0.5, the report asks to rule out a producer selling its own output.",
     ("main.flagged_routes", "hub_to_us_peak_share"): "The largest share of the hub's exports to the US in the peak period's window that one period carried: above 0.5, the report asks to rule out one shipment.",
     ("main.flagged_routes", "decision"): "The analysts' last decision on the route (confirmed, dismissed, watching), or NULL.",
     ("marts.fct_route_legs", "cn_to_hub_kg"): "China's exports to the hub in the period, kg (China-reported, else BACI).",

@@ -213,16 +213,19 @@ def test_each_flagged_route_is_checked_against_the_look_alikes(report):
     assert tha["hub_iso3"] == "THA"
     assert tha["consistent"][0] == ("China's shipments to the hub, allowing up to 3 months in transit, could cover "
                                     "100% of what the hub sent the US in the window")
+    assert tha["consistent"][1] == ("China's extra shipments to the hub, allowing up to 3 months in transit, were "
+                                    "worth 96% of the rise in the value of the hub's exports to the US")
     assert "the US's imports from China direct fell to 0% of their prior rate" in tha["consistent"]
     assert any(line.startswith("the world price is 2.7") for line in tha["consistent"])  # antimony's surge
 
     producer = flagged.head(1).with_columns(
-        reroute_ceiling_share=pl.lit(0.12), floor_multiple=pl.lit(1.43), hub_to_us_peak_share=pl.lit(0.71),
+        reroute_ceiling_share=pl.lit(0.12), china_value_cover=pl.lit(0.04), floor_multiple=pl.lit(1.43), hub_to_us_peak_share=pl.lit(0.71),
         us_from_cn_kg_window=pl.lit(5_000.0), us_from_cn_kg_prior=pl.lit(27_000.0), world_unit_value_change=pl.lit(1.0))
     annual = producer.with_columns(frequency=pl.lit("A"), us_from_cn_kg_prior=pl.lit(0.0))
     # No direct trade at all, and unknown figures (a route-period the features could not fill): no 0/0 breaks it.
     no_direct = producer.with_columns(us_from_cn_kg_window=pl.lit(0.0), us_from_cn_kg_prior=pl.lit(0.0),
-                                      reroute_ceiling_share=pl.lit(float("nan")), floor_multiple=pl.lit(None))
+                                      reroute_ceiling_share=pl.lit(float("nan")), floor_multiple=pl.lit(None),
+                                      china_value_cover=pl.lit(None, dtype=pl.Float64))
     rows = lookalike_checks(pl.concat([producer, annual, no_direct]), FeatureParams())
     assert rows["rule_out"][2].to_list() == ["one shipment: 71% of the hub's exports to the US in the window came "
                                              "in one month"]  # the unknown supply and floor say nothing
@@ -231,16 +234,23 @@ def test_each_flagged_route_is_checked_against_the_look_alikes(report):
     assert rows["rule_out"][0].to_list() == [
         "a producer or other suppliers: China's shipments to the hub, allowing up to 3 months in transit, could "
         "cover only 12% of what the hub sent the US in the window",
+        "a producer selling its own output: China's extra shipments to the hub, allowing up to 3 months in "
+        "transit, were worth 4% of the rise in the value of the hub's exports to the US",
         "a small route: its excess is 1.4 times the smallest volume that counts as a route (the mineral's volume floor)",
         "one shipment: 71% of the hub's exports to the US in the window came in one month",
         # 5 t over 5 months against 27 t over 36: 1.33 times the prior rate.
         "the direct route still open: the US's imports from China direct ran at 1.33x their prior rate",
     ]
     assert rows["consistent"][0].to_list() == []
+    # China's extra shipments worth more than the hub's rise in value (a pass-through under 100 %).
+    covered = lookalike_checks(producer.with_columns(china_value_cover=pl.lit(1.8)), FeatureParams())
+    assert covered["consistent"][0].to_list() == [
+        "China's extra shipments to the hub, allowing up to 3 months in transit, were worth as much as the rise "
+        "in the value of the hub's exports to the US, or more"]
     # A year has no lump to show and no transit beyond itself; no direct trade before: none to fall.
     assert rows["rule_out"][1].to_list()[0].startswith("a producer or other suppliers: China's shipments to the hub, "
                                                        "in the same year, could cover only 12%")
-    assert len(rows["rule_out"][1]) == 2
+    assert len(rows["rule_out"][1]) == 3
     assert rows["consistent"][1].to_list() == ["the US imported nothing from China direct before the window: no "
                                                "direct route to fall"]
 

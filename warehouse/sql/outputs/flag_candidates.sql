@@ -23,7 +23,8 @@ SELECT
     p.cn_to_hub_kg_spike_ratio, p.hub_to_us_kg_spike_ratio, p.route_excess_kg, p.reroute_ceiling_kg,
     p.reroute_ceiling_share, p.three_leg_share_test, p.three_leg_excess_kg, p.co_movement, p.co_movement_lag,
     p.signal_persistence, p.pass_through_kg, p.hub_share_of_us_imports_change, p.cn_direct_share_of_us_imports_change,
-    p.unit_value_vs_world, p.world_unit_value_change, p.floor_multiple, p.hub_to_us_peak_share, p.rule_flag,
+    p.unit_value_vs_world, p.world_unit_value_change, p.floor_multiple, p.hub_to_us_peak_share, p.china_value_cover,
+    p.rule_flag,
     p.new_route, p.top_features,
     d.decision, d.analyst AS decided_by, d.decided_at, d.note AS decision_note, d.evidence_kg AS decision_evidence_kg,
     coalesce(d.decision = 'dismissed'
