@@ -22,11 +22,11 @@ from features.window import (ROBUST_LEGS, ROUTE_ID, ROUTE_POS, Running, robust_b
 from features.incremental import NEEDED, ROUTE_NO
 from features.volumes import (CONTEXT, LEGS_KG, LEGS_USD, PEAK, SUPPLY, china_value_cover, co_spike_ratio_kg,
                               excess_over_run_rate, floor_multiple, has_history, hub_to_us_peak_share,
-                              lagged_window_helpers, lagged_windows, pass_through_kg, prior_count, prior_total, reroute_ceiling_kg,
-                              reroute_ceiling_share, route_excess_kg, route_excess_usd, scaled_prior, share,
-                              share_change, spike_ratio, supply_window, three_leg_excess_kg, three_leg_share_test,
-                              three_leg_strength, unit_value_ratio, volume_weight, window_peak, window_total,
-                              world_unit_value_change)
+                              lagged_window_helpers, lagged_windows, pass_through_kg, prior_count, prior_total,
+                              reroute_ceiling_kg, reroute_ceiling_share, route_excess_kg, route_excess_usd,
+                              scaled_prior, share, share_change, spike_ratio, supply_window, three_leg_excess_kg,
+                              three_leg_share_test, three_leg_strength, unit_value_ratio, volume_weight, window_peak,
+                              window_total, world_unit_value_change)
 from features.signals import (MEAN_Z_LEGS, _co_sum, _squares, co_mean_z, co_movement, co_movement_at_lag,
                               co_movement_sums, co_rise_z, co_robust_z, hub_to_us_mean_z, mean_z, prior_squares,
                               robust_z, signal_persistence)

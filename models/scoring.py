@@ -50,9 +50,9 @@ Scores, per route-period (higher = more suspicious, all of them):
     route above the same rise in a month when buyers could still buy from China direct; it never erases
     a route on its own;
   - the peak share does not apply to windows of fewer than 3 periods (annual data cannot show a lump).
-  The thresholds, slopes and the forest's power were chosen on the project's own harness: harness seeds
-  100-159 of the widened generator, which `transship evaluate` does not report; seeds 0-19 (its default)
-  and 20-29 are measured, as are the validation worlds (README).
+  The thresholds, slopes and the forest's power were chosen on the project's own harness: seeds 100-159
+  of the widened generator (`transship evaluate --worlds 60 --seed 100`); seeds 0-19 (its default) and
+  20-29 are measured, not chosen on, as are the validation worlds (README).
 - the checks, stored with the scores: `direction_ok`, the route carries tonnes in the transshipment
   direction and its weights can be trusted: route_excess_kg (both legs above their prior run rate,
   lag-aligned) is above 0 and kg_coverage (the share of the route's trade over the window and prior whose
@@ -127,7 +127,8 @@ SCORING_INPUTS = tuple(dict.fromkeys([
     *KEYS, "has_history", "cn_to_hub_kg_window", "cn_to_hub_kg_prior", "hub_to_us_kg_window", "hub_to_us_kg_prior",
     "hub_to_us_usd_window", "cn_to_hub_usd_window", *MODEL_FEATURE_COLUMNS, "route_excess_kg", "volume_floor_kg",
     "co_rise_z", "hub_to_us_mean_z", "floor_multiple", "us_from_cn_kg_robust_z", "china_value_cover", "kg_coverage",
-    "hub_to_us_peak_share", "window_periods", "prior_periods", "min_prior_periods", "full_prior_periods", "volume_weight", "rule_flag"]))
+    "hub_to_us_peak_share", "window_periods", "prior_periods", "min_prior_periods", "full_prior_periods",
+    "volume_weight", "rule_flag"]))
 
 
 def scoreable(features: pl.DataFrame) -> pl.Expr:

@@ -20,7 +20,8 @@ PRICE_SURGE = 1.5  # world_unit_value_change: the world price half as high again
 def lookalike_checks(flagged: pl.DataFrame, monthly: FeatureParams) -> pl.DataFrame:
     """Each flagged route's peak period read against the legitimate look-alikes: a producer or other
     suppliers (what China shipped the hub, allowing for transit, could not cover what the hub sent the US, in
-    tonnes; or China's extra shipments were worth little of the rise in the value of the hub's), a small route, one shipment, a world price surge, and the direct route that did not fall. Per route
+    tonnes; or China's extra shipments were worth little of the rise in the value of the hub's), a small
+    route, one shipment, a world price surge, and the direct route that did not fall. Per route
     (ROUTE_KEYS): `rule_out`, the lines that point to a look-alike, for the analyst to rule out first, and
     `consistent`, the lines that do not. Read from the route's own figures in flagged_routes; none of them
     moves its score (models/evidence.py does). A figure that is unknown (NULL or NaN) gives no line."""
