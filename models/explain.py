@@ -34,16 +34,18 @@ def rows_to_explain(scored: pl.DataFrame, params: ScoreParams) -> pl.Series:
 def explanation_notes(chosen: pl.DataFrame, params: ScoreParams) -> pl.DataFrame:
     """row (0, 1, ... over `chosen`), _history: the words an explanation starts with when the row was scored
     from a short history ("short history: 14 prior months, scaled to 36; ", else ""), and _factors: how its
-    route score is made, the words it ends with ("; route score 0.412 = forest 0.720 x size 0.830 x ...").
+    route score is made, the words it ends with ("; route score 0.412 = √(forest 0.720) x size 0.830 x ...").
     `chosen`: the rows' features and anomaly_score."""
     one = pl.col("prior_periods") == 1
     unit = (pl.when(pl.col("frequency") == "M").then(pl.when(one).then(pl.lit("month")).otherwise(pl.lit("months")))
             .otherwise(pl.when(one).then(pl.lit("year")).otherwise(pl.lit("years"))))
     short = pl.col("prior_periods") < pl.col("full_prior_periods")
     factors = score_factors(params)
-    power = "" if params.forest_power == 1 else f"^{params.forest_power:g}"  # "forest 0.720^0.5"
-    parts = [pl.lit("; route score "), graded_route_score(params).round(3).cast(pl.String), pl.lit(" = forest "),
-             pl.col("anomaly_score").round(3).cast(pl.String), pl.lit(power)]
+    # The forest's score as it counts: "√(forest 0.72)" at the default power ½, "forest 0.72" at 1.
+    power = params.forest_power
+    opening, closing = ("forest ", "") if power == 1 else ("√(forest ", ")") if power == 0.5 else ("(forest ", f")^{power:g}")
+    parts = [pl.lit("; route score "), graded_route_score(params).round(3).cast(pl.String), pl.lit(f" = {opening}"),
+             pl.col("anomaly_score").round(3).cast(pl.String), pl.lit(closing)]
     for name, factor in factors.items():
         parts += [pl.lit(f" x {FACTOR_WORDS[name]} "), factor.round(3).cast(pl.String)]
     return chosen.select(

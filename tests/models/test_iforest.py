@@ -253,17 +253,17 @@ def test_an_explanation_says_first_how_short_its_history_is_and_last_how_its_rou
     words = (" x size {} x beyond the volume floor {} x both legs rising {} x exports to the US beyond their own spread {}"
              " x China -> US direct falling {} x not one lump {} x China's extra shipments covering the value {}")
     assert out == [
-        "short history: 14 prior months, scaled to 36; why 0; route score 0.894 = forest 0.8^0.5"
+        "short history: 14 prior months, scaled to 36; why 0; route score 0.894 = √(forest 0.8)"
         + words.format(1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
-        "why 1; route score 0.172 = forest 0.8^0.5" + words.format(0.5, 1.0, 0.731, 1.0, 1.0, 1.0, 0.525),
-        "why 2; route score 0.028 = forest 0.8^0.5" + words.format(1.0, 0.1, 1.0, 0.5, 0.634, 1.0, 1.0)]
+        "why 1; route score 0.172 = √(forest 0.8)" + words.format(0.5, 1.0, 0.731, 1.0, 1.0, 1.0, 0.525),
+        "why 2; route score 0.028 = √(forest 0.8)" + words.format(1.0, 0.1, 1.0, 0.5, 0.634, 1.0, 1.0)]
     # In the scored sample world: every explained row of a short history starts so, no other does, and
     # every explanation names the row's own route score.
     scores = scored[0].filter(pl.col("top_features").is_not_null())
     short = scores.filter(pl.col("prior_periods") < pl.col("full_prior_periods"))
     assert short.height > 0 and short["top_features"].str.starts_with("short history: ").all()
     assert not scores.filter(pl.col("prior_periods") == pl.col("full_prior_periods"))["top_features"].str.starts_with("short").any()
-    named = scores["top_features"].str.extract(r"; route score ([0-9.]+) = forest ").cast(pl.Float64)
+    named = scores["top_features"].str.extract(r"; route score ([0-9.]+) = √\(forest ").cast(pl.Float64)
     assert (named - scores["route_score"].round(3)).abs().max() < 1e-9
 
 def test_explanations_give_kilogram_features_in_tonnes_as_every_other_figure():
