@@ -20,12 +20,12 @@ from features.params import FeatureParams
 from features.window import (ROBUST_LEGS, ROUTE_ID, ROUTE_POS, Running, robust_baselines, route_positions,
                              running_at)
 from features.incremental import NEEDED, ROUTE_NO
-from features.volumes import (CONTEXT, LEGS_KG, LEGS_USD, PEAK, SUPPLY, china_value_cover, co_spike_ratio_kg,
-                              excess_over_run_rate, floor_multiple, has_history, hub_to_us_peak_share,
+from features.volumes import (CONTEXT, LEGS_KG, LEGS_USD, PEAK, SUPPLY, USD_PEAK, china_value_cover,
+                              co_spike_ratio_kg, excess_over_run_rate, floor_multiple, has_history, hub_to_us_peak_share,
                               lagged_window_helpers, lagged_windows, pass_through_kg, prior_count, prior_total,
                               reroute_ceiling_kg, reroute_ceiling_share, route_excess_kg, route_excess_usd,
                               scaled_prior, share, share_change, spike_ratio, supply_window, three_leg_excess_kg,
-                              three_leg_share_test, three_leg_strength, unit_value_ratio, volume_weight, window_peak,
+                              three_leg_share_test, three_leg_strength, unit_value_ratio, volume_weight, window_peaks,
                               window_total, world_unit_value_change)
 from features.signals import (MEAN_Z_LEGS, _co_sum, _squares, co_mean_z, co_movement, co_movement_at_lag,
                               co_movement_sums, co_rise_z, co_robust_z, hub_to_us_mean_z, mean_z, prior_squares,
@@ -79,7 +79,7 @@ def build_route_features(legs: pl.DataFrame | pl.LazyFrame, params: FeatureParam
     if coverage:
         lf = lf.with_columns(coverage_total())
     lf = row_features(lf, p, coverage=coverage, mirror=mirror)
-    helpers = [SUPPLY, PEAK, *[_squares(leg) for leg in MEAN_Z_LEGS],
+    helpers = [SUPPLY, PEAK, USD_PEAK, *[_squares(leg) for leg in MEAN_Z_LEGS],
                *(COVERAGE_SUMS if coverage else ()), *(_USD_SPANS if coverage else ()),
                *lagged_window_helpers(p),
                *[_co_sum(k, lag) for lag in range(p.max_lag + 1) for k in ("x", "y", "xy", "xx", "yy")]]
@@ -97,7 +97,7 @@ def first_pass(p: FeatureParams, coverage: bool, mirror: bool) -> list[Running]:
         prior_count(p),
         *[prior_squares(leg, p) for leg in MEAN_Z_LEGS],
         supply_window(p),
-        window_peak(p),
+        *window_peaks(p),
         *lagged_windows(p),
         *[e for lag in range(p.max_lag + 1) for e in co_movement_sums(lag, p)],
         *(coverage_sums(p) if coverage else []),
@@ -163,6 +163,6 @@ def row_features(lf: pl.LazyFrame, p: FeatureParams, coverage: bool, mirror: boo
         *[mean_z(leg, p) for leg in MEAN_Z_LEGS],
     )
     lf = lf.with_columns(three_leg_excess_kg(), signal_persistence(p), co_robust_z(), co_mean_z(), co_rise_z(p),
-                         hub_to_us_mean_z(), floor_multiple(),
+                         hub_to_us_mean_z(p), floor_multiple(),
                          kg_coverage() if coverage else pl.lit(1.0).alias("kg_coverage"))
     return mirror_features(lf) if mirror else lf

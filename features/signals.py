@@ -8,7 +8,7 @@ from __future__ import annotations
 import polars as pl
 
 from features.params import FeatureParams
-from features.volumes import price_rise
+from features.volumes import price_rise, window_peak_name
 from features.window import CORR_SCALE, MAD_TO_SD, ROUTE_POS, Running, _divided, _exact, over_prior, within_route
 
 
@@ -114,7 +114,7 @@ def prior_squares(leg: str, p: FeatureParams) -> Running:
     return over_prior(_squares(leg), amount * amount, p)
 
 
-def mean_z(leg: str, p: FeatureParams) -> pl.Expr:
+def mean_z(leg: str, p: FeatureParams, without_peak: bool = False) -> pl.Expr:
     """`<leg>_mean_z` = (window mean per period - prior mean) / max(prior standard deviation, 10 % of the
     prior mean, F / (100 W)): the leg's window against its own history, in its own spread (the plain rule B
     of the evaluation, with a floor of a hundredth of the mineral's volume floor per period, 1 kg for
@@ -124,18 +124,26 @@ def mean_z(leg: str, p: FeatureParams) -> pl.Expr:
     For the USD legs, F is the value floor and the window mean is first brought back to the prior's world
     price (divided by world_unit_value_change when above 1): a price surge on steady tonnes stays within
     the route's own spread, while germanium at USD 1,000/kg arriving in a line of zirconia at USD 6/kg,
-    invisible in kilograms, stands out in value."""
+    invisible in kilograms, stands out in value.
+
+    without_peak (hub -> US only, a window of 3 periods or more): the window's mean without its largest
+    period, (window - peak) / (W - 1), so that one lump does not read as a sustained rise (hub_to_us_mean_z).
+    The expression is unnamed then."""
     n = pl.col("prior_periods").cast(pl.Float64)
     mean = _divided(pl.col(f"{leg}_prior"), p.prior)  # the scaled prior: Σ × P / n, so Σ / n
     variance = (pl.col(_squares(leg)).cast(pl.Float64) / n - mean * mean).clip(lower_bound=0.0)
-    window_mean = _divided(pl.col(f"{leg}_window"), p.window)
+    if without_peak and p.window >= 3:
+        window_mean = (pl.col(f"{leg}_window") - pl.col(window_peak_name(leg))) / (p.window - 1)
+    else:
+        window_mean = _divided(pl.col(f"{leg}_window"), p.window)
     if leg.endswith("_usd"):
         floor = _divided(pl.col("volume_floor_usd"), 100.0 * p.window)
         window_mean = window_mean / price_rise()
     else:
         floor = _divided(pl.col("volume_floor_kg"), 100.0 * p.window)
     scale = pl.max_horizontal(variance.sqrt(), 0.1 * mean, floor)
-    return ((window_mean - mean) / scale).alias(f"{leg}_mean_z")
+    z = (window_mean - mean) / scale
+    return z if without_peak else z.alias(f"{leg}_mean_z")
 
 
 def co_mean_z() -> pl.Expr:
@@ -161,7 +169,11 @@ def co_rise_z(p: FeatureParams) -> pl.Expr:
     return pl.min_horizontal(lagged, pl.col("hub_to_us_kg_robust_z")).alias("co_rise_z")
 
 
-def hub_to_us_mean_z() -> pl.Expr:
-    """hub_to_us_mean_z = max(hub_to_us_kg_mean_z, hub_to_us_usd_mean_z): the hub's exports to the US against
-    their own history, in kilograms or in value at the prior's world price, whichever is louder. Unitless."""
-    return pl.max_horizontal("hub_to_us_kg_mean_z", "hub_to_us_usd_mean_z").alias("hub_to_us_mean_z")
+def hub_to_us_mean_z(p: FeatureParams) -> pl.Expr:
+    """hub_to_us_mean_z = max over kg and value of the hub's exports to the US against their own history
+    (mean_z), without the window's largest period: in kilograms or in value at the prior's world price,
+    whichever is louder, and a rise only when the window's other periods carry it. One lump of germanium
+    in a line of zirconia is loud in value for the whole window it sits in; without it, the window is the
+    route's usual trade. A window under 3 periods (annual data) keeps all of them. Unitless."""
+    return pl.max_horizontal(mean_z("hub_to_us_kg", p, without_peak=True),
+                             mean_z("hub_to_us_usd", p, without_peak=True)).alias("hub_to_us_mean_z")

@@ -153,15 +153,28 @@ def lagged_window_helpers(p: FeatureParams) -> list[str]:
 
 def floor_multiple() -> pl.Expr:
     """floor_multiple = max(route_excess_kg / volume_floor_kg, route_excess_usd / (volume_floor_usd × u)),
-    u = max(world_unit_value_change, 1): the route's excess over its run rate in multiples of the mineral's
-    volume floor, in kilograms, or in value against the value floor at the window's world price, the larger.
-    Below 1 the route moved less than the smallest volume that counts as a real route (a tiny route whose
-    ratios explode). The value floor rises with the world price (never falls with it), as the z-scores'
-    values are deflated (features/signals.py): antimony from USD 11 to 50/kg would otherwise let 4 t pass a
-    floor set for 20 t. Unitless."""
+    u = floor_price_rise: the route's excess over its run rate in multiples of the mineral's volume floor,
+    in kilograms, or in value against the value floor at the window's world price, the larger. Below 1 the
+    route moved less than the smallest volume that counts as a real route (a tiny route whose ratios
+    explode). The value floor rises with the world price (never falls with it): antimony from USD 11 to
+    50/kg would otherwise let 4 t pass a floor set for 20 t. Unitless."""
     return pl.max_horizontal(pl.col("route_excess_kg") / pl.col("volume_floor_kg"),
-                             pl.col("route_excess_usd") / (pl.col("volume_floor_usd") * price_rise())
+                             pl.col("route_excess_usd") / (pl.col("volume_floor_usd") * floor_price_rise())
                              ).alias("floor_multiple")
+
+
+def floor_price_rise() -> pl.Expr:
+    """What the value floor is multiplied by: the larger of price_rise (the world price against the prior
+    periods') and the window's world unit value (US imports from the world, USD/kg) against the price the
+    two floors imply (volume_floor_usd / volume_floor_kg), never below 1. The second keeps the value floor
+    at the kilogram floor's worth when the prior periods already carry a higher price (antimony's floors
+    imply USD 10/kg: at USD 50/kg against a prior that averaged 25, the rise on the prior alone, 2x, would
+    let 8 t worth USD 400,000 through a floor of 20 t); in an HS6 line whose other goods are cheap
+    (gallium in a line of vanadium, germanium in one of zirconia) the line's unit value stays below what
+    the floors imply, and the value floor stays whole. Never null."""
+    implied = pl.col("volume_floor_usd") / pl.col("volume_floor_kg")
+    world = pl.col("us_from_world_usd_window") / pl.col("us_from_world_kg_window")
+    return pl.max_horizontal(price_rise(), (world / implied).fill_nan(None).fill_null(1.0), 1.0)
 
 
 def price_rise() -> pl.Expr:
@@ -247,12 +260,19 @@ def unit_value_ratio(num_usd: str, num_kg: str, den_usd: str, den_kg: str, name:
     return pl.when(num.is_not_null() & den.is_not_null() & (den > 0)).then(num / den).otherwise(1.0).alias(name)
 
 
-PEAK = "_hub_to_us_kg_peak"
+def window_peak_name(leg: str) -> str:
+    return f"_{leg}_peak"
 
 
-def window_peak(p: FeatureParams) -> Running:
-    """Helper column for hub_to_us_peak_share: the largest hub->US kg of the window."""
-    return Running(PEAK, pl.col("hub_to_us_kg"), p.window, reach=p.window - 1, kind="max")
+PEAK = window_peak_name("hub_to_us_kg")
+USD_PEAK = window_peak_name("hub_to_us_usd")
+
+
+def window_peaks(p: FeatureParams) -> list[Running]:
+    """Helper columns for hub_to_us_peak_share and hub_to_us_mean_z: the largest hub->US kg and USD of the
+    window."""
+    return [Running(window_peak_name(leg), pl.col(leg), p.window, reach=p.window - 1, kind="max")
+            for leg in ("hub_to_us_kg", "hub_to_us_usd")]
 
 
 def hub_to_us_peak_share() -> pl.Expr:

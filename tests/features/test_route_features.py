@@ -116,6 +116,31 @@ def test_mean_z_is_the_window_against_the_legs_own_prior_mean_and_spread():
     assert new["co_mean_z"] == pytest.approx(3 / (10 / 200))
 
 
+
+def test_hub_to_us_mean_z_leaves_the_windows_largest_period_out():
+    """hub_to_us_mean_z is the louder of kg and value, each without the window's largest period: a window of
+    3, prior months 1-3 (mean 20 kg, SD 8.165), window 4-6."""
+    p3 = FeatureParams(window=3, prior=3, lag=1)
+
+    def r(hub_us, hub_us_usd=None):
+        frame = legs([10] * 6, hub_us, hub_us_usd=hub_us_usd)
+        return build_route_features(frame, p3, FLOORS).collect().filter(
+            pl.col("period") == date(2024, 6, 1)).row(0, named=True)
+
+    sd = np.std([10, 20, 30])
+    lump = r([10, 20, 30, 20, 200, 20])  # one lump: loud over the whole window, nothing without it
+    assert lump["hub_to_us_kg_mean_z"] == pytest.approx((240 / 3 - 20) / sd)
+    assert lump["hub_to_us_mean_z"] == pytest.approx(0.0)
+    sustained = r([10, 20, 30, 60, 70, 80])  # a rise the window's other months carry: (60 + 70) / 2
+    assert sustained["hub_to_us_mean_z"] == pytest.approx((65 - 20) / sd)
+    # Germanium in a line of zirconia: steady kilograms, one lump in value (10 USD/kg elsewhere).
+    in_value = r([10, 20, 30, 20, 20, 20], [100, 200, 300, 200, 2000, 200])
+    assert in_value["hub_to_us_usd_mean_z"] == pytest.approx((2400 / 3 - 200) / (10 * sd))
+    assert in_value["hub_to_us_mean_z"] == pytest.approx(0.0)
+    # The value leg's rise, carried by two months of three, counts as it is.
+    assert r([10, 20, 30, 20, 20, 20], [100, 200, 300, 900, 900, 200])["hub_to_us_mean_z"] == pytest.approx(
+        (1100 / 2 - 200) / (10 * sd))
+
 # ---------------------------------------------------------------- the detection features (issue 4)
 Q = FeatureParams(window=2, prior=3, lag=1, max_lag=1, comove_window=4, z_signal=2.0)
 
