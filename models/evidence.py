@@ -35,9 +35,12 @@ FACTOR_WORDS = {"size": "size", "floor": "beyond the volume floor", "direction":
                 "china_covers": "China's extra shipments covering the value"}
 
 
-# How sharply the score falls as the window's largest period carries more than max_peak_share of it: a
-# peak share 0.2 above the threshold keeps 0.12 of the score.
-PEAK_SHARE_SLOPE = 0.1
+# How sharply the score falls as the window's largest period carries more than max_peak_share (0.85) of it:
+# a window of one lump and a trickle (95 % in one month) keeps 0.12 of the score, one whose goods come as a
+# few lots (60 %) 0.99. A lump the rest of the window does not carry shows in hub_to_us_mean_z (without the
+# window's largest period) already; this catches the lump on a route with no trade before, whose trickle is
+# many of its own (zero) standard deviations.
+PEAK_SHARE_SLOPE = 0.05
 
 
 # What the value cover factor keeps when China's extra shipments cover nothing (or fell).

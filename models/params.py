@@ -16,7 +16,7 @@ class ScoreParams:
     min_train_rows: int = 30
     train_sample_rows: int = 50_000
     min_evidence: float = 0.003
-    max_peak_share: float = 0.6
+    max_peak_share: float = 0.85
     min_rise_z: float = 0.0
     min_us_mean_z: float = 2.0
     min_direct_fall_z: float = 1.0

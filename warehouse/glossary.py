@@ -264,10 +264,11 @@ NAMES: dict[str, str] = {
                  "robust z, China->hub USD mean z) up to 3 periods earlier (the best lag), hub->US kg robust z). "
                  "In route_score.",
     "hub_to_us_mean_z": "The hub's exports to the US against their own history, the louder of kg and value "
-                        "(mean z). In route_score.",
+                        "(mean z), without the window's largest month: one lump is not a sustained rise. "
+                        "In route_score.",
     "floor_multiple": "The route's excess in multiples of the mineral's volume floor, in kg, or in USD against the "
-                      "value floor at the window's world price, the larger (below 1: less than the smallest volume "
-                      "that counts as a route). In route_score.",
+                      "value floor at the window's world price (never below what the kg floor is worth at it), "
+                      "the larger (below 1: less than the smallest volume that counts as a route). In route_score.",
     "volume_weight": "The route's excess as a share of the product's US imports in the window, in kg or value, "
                      "on a log scale: 0..1, 1 from 10 %. In route_score.",
     "rule_flag": "The plain rule: the window beat the whole prior three years on both legs (kg).",
@@ -287,7 +288,7 @@ NAMES: dict[str, str] = {
                    "its evidence caps it below 0.003.",
     "direction_ok": "Tonnes in the transshipment direction, of trusted weight: route_excess_kg > 0 and "
                     "kg_coverage at least 0.9. Required for a flag.",
-    "sustained": "No single period carries more than 60 % of the window's hub -> US kg (annual windows pass). "
+    "sustained": "No single period carries more than 85 % of the window's hub -> US kg (annual windows pass). "
                  "Weighed in route_score, not required for a flag.",
     "flagged": "In the review queue: direction_ok and route_score at or above score_threshold.",
     "top_features": "Why, in words: the features that moved the forest's score most, then how route_score is "

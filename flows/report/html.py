@@ -98,6 +98,25 @@ def flag_threshold(run: dict[str, Any]) -> str:
     return f"{ScoreParams.from_stored((run.get('parameters') or {}).get('scoring')).min_route_score:g}"
 
 
+def score_words(run: dict[str, Any]) -> str:
+    """What lowers the route score, in words, with the thresholds the run scored with (its stored parameters;
+    a run recorded before one existed: today's default)."""
+    from models.params import ScoreParams
+
+    used = ScoreParams.from_stored((run.get("parameters") or {}).get("scoring"))
+    z = used.min_rise_z
+    rise = ("does not rise beyond its own history" if z == 0 else
+            f"rises less than {z:g} robust standard deviation{'' if z == 1 else 's'} beyond its own history")
+    power = "its square root" if used.forest_power == 0.5 else f"to the power {used.forest_power:g}"
+    return (f"the isolation forest's anomaly score ({power}), lowered smoothly (never to 0) when the "
+            "route's excess is a small share of the product's US imports or below the mineral's volume floor, "
+            f"when the quieter leg {rise}, when the hub's exports to the US, their largest period aside, stay "
+            f"within {used.min_us_mean_z:g} standard deviations of their own history, when China's extra "
+            f"shipments to the hub are worth less than {used.min_value_cover * 100:g} % of the rise in the value of "
+            "the hub's exports to the US, when the US's imports from China direct do not fall, and when one "
+            f"period carries more than {used.max_peak_share * 100:g} % of the window")
+
+
 def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: int = 10) -> pl.DataFrame:
     """Routes the isolation forest puts in its top 2 % of route-periods (score_percentile >= 0.98) that are
     not flagged, each at its most anomalous period, with what held it back in words (no tonnes above the
@@ -117,7 +136,8 @@ def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: 
         .then(pl.format("the legs do not both rise beyond their own history (z {} < {})",
                         pl.col("co_rise_z").round(2), pl.lit(min_z))),
         pl.when(pl.col("hub_to_us_mean_z").fill_null(-1e9) < min_us_z)
-        .then(pl.format("the hub's exports to the US stay within their own history (z {} < {})",
+        .then(pl.format("the hub's exports to the US, their largest month aside, stay within their own history "
+                        "(z {} < {})",
                         pl.col("hub_to_us_mean_z").round(2), pl.lit(min_us_z))),
         pl.when(pl.col("us_from_cn_kg_robust_z").fill_null(0) > -min_fall)
         .then(pl.format("the US's imports from China direct have not fallen (z {}; a fall is -{} or below)",
@@ -356,6 +376,7 @@ def render_html(data: ReportData, top_n: int) -> str:
         label_rows=data.labels.to_dicts(), revisions=data.revisions.to_dicts(), models=data.run.get("models", []),
         close_calls=data.close_calls.to_dicts(), previous_run_id=data.previous_run_id,
         flag_threshold=flag_threshold(data.run),
+        score_words=score_words(data.run),
         routes_picture=_chart_html(routes_picture(data.flagged), "routes-picture") if data.flagged.height else None,
         minerals_shown=sorted(set(data.flagged["mineral"].to_list())) if data.flagged.height else [],
         # plotly.js (4.8 MB) only in a report that draws a chart: one with no flagged route draws none.

@@ -4,13 +4,15 @@ routes for e-mail and terminals, and the flagged rows as CSV and Parquet."""
 from __future__ import annotations
 
 import shutil
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from flows.report.checks import lookalike_checks
-from flows.report.html import ReportData, flag_threshold, of_prior_total, rate_change, tonnes, write_outputs
+from flows.report.html import (ReportData, flag_threshold, of_prior_total, rate_change, score_words, tonnes,
+                               write_outputs)
 
 
 def _md_escape(text: Any) -> str:
@@ -110,12 +112,8 @@ def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int,
         *([f"- **Nothing was scored**: {_md_escape(why)}"] if (why := _why_nothing(run)) else []),
         "",
         *render_coverage(coverage),
-        "Score: the route score, higher = more suspicious: the isolation forest's anomaly score, lowered",
-        "smoothly (never to 0) when the route's excess is a small share of the product's US imports or below",
-        "the mineral's volume floor, when the quieter leg rises less than one robust standard deviation beyond",
-        "its own history, when the hub's exports to the US stay within two standard deviations of their own",
-        "history, when the US's imports from China direct do not fall, and when one period carries most of the",
-        "window. Scored from 12 months of history: a",
+        *textwrap.wrap(f"Score: the route score, higher = more suspicious: {score_words(run)}. Scored from 12 "
+                       "months of history: a", width=110),
         "shorter prior than three years is scaled to three years (`prior_periods` in the warehouse says how",
         "long). A route is flagged when both legs carry tonnes beyond their prior run rate, 90 % of its trade",
         f"has a known weight, and its route score is at least {flag_threshold(run)}, one threshold for every",

@@ -187,9 +187,11 @@ def test_route_score_is_graded_by_the_evidence_and_flags_need_the_score_and_the_
     assert score[0] > score[1] > score[2] > score[3]  # co_rise_z 3, 0 (the threshold), -1.5, -3
     assert score[1] / score[0] == pytest.approx(0.5 / sig(3.0))  # at the threshold: half of sigma(3)
     assert score[4] == score[0] / 2  # no volume: half, not nothing
-    # One lump (90 % in one period) keeps a twentieth; an annual window cannot show one: no peak factor,
-    # the forest's 0.8 counting as its square root.
-    assert score[5] < score[0] / 10 and score[6] == pytest.approx(np.sqrt(0.8) * sig(3.0))
+    # One lump (90 % in one period, above max_peak_share 0.85) keeps sigma(-1) of the score, under the flag;
+    # a window whose goods come as a few lots (30 % in one period) all of it; an annual window cannot show a
+    # lump: no peak factor, the forest's 0.8 counting as its square root.
+    assert score[5] == pytest.approx(score[0] * sig(-1.0) / sig(11.0)) and score[5] < 0.3
+    assert score[6] == pytest.approx(np.sqrt(0.8) * sig(3.0))
     # Flags: the score at 0.3 or more (0.85, 0.45, 0.42 half-volume, 0.85 annual; not 0.16 at z -1.5 nor
     # the lump), and direction_ok (not a route with no tonnes beyond its run rate, nor one of unknown weights).
     assert score[2] < 0.3 < score[4] and score[7] == score[8] == score[0]
