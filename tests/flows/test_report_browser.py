@@ -262,3 +262,20 @@ def test_each_flagged_route_is_checked_against_the_look_alikes(report):
     page = report["paths"]["html"].read_text()
     assert page.count("Other explanations, checked") == flagged.height
     assert page.count('<li class="consistent">Consistent: China&#39;s shipments to the hub') == flagged.height
+
+
+def test_the_reports_words_for_the_score_follow_the_runs_own_thresholds(report):
+    """The paragraph that says what lowers the score reads the thresholds the run scored with (its stored
+    parameters), not today's defaults; a run recorded before a parameter existed reads today's."""
+    from flows.report.html import score_words
+
+    today = score_words({})
+    assert "the quieter leg does not rise beyond its own history" in today
+    assert "within 2 standard deviations" in today and "worth less than 50 % of the rise" in today
+    assert "one period carries more than 85 % of the window" in today and "(its square root)" in today
+    older = score_words({"parameters": {"scoring": {"min_rise_z": 1.0, "forest_power": 1.0, "max_peak_share": 0.6}}})
+    assert "rises less than 1 robust standard deviation beyond" in older and "(to the power 1)" in older
+    assert "more than 60 % of the window" in older
+    html = report["paths"]["html"].read_text()
+    assert "Score: the isolation forest&#39;s anomaly score (its square root)" in html
+    assert html.count("within 2 standard deviations of their own history") == 1
