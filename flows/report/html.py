@@ -98,6 +98,13 @@ def flag_threshold(run: dict[str, Any]) -> str:
     return f"{ScoreParams.from_stored((run.get('parameters') or {}).get('scoring')).min_route_score:g}"
 
 
+def kg_coverage_needed(run: dict[str, Any]) -> str:
+    """The share of a route's trade that must have a known weight for a flag, as the run scored it ("90 %")."""
+    from models.params import ScoreParams
+
+    return f"{ScoreParams.from_stored((run.get('parameters') or {}).get('scoring')).min_kg_coverage * 100:g} %"
+
+
 def score_words(run: dict[str, Any]) -> str:
     """What lowers the route score, in words, with the thresholds the run scored with (its stored parameters;
     a run recorded before one existed: today's default)."""
@@ -376,7 +383,7 @@ def render_html(data: ReportData, top_n: int) -> str:
         label_rows=data.labels.to_dicts(), revisions=data.revisions.to_dicts(), models=data.run.get("models", []),
         close_calls=data.close_calls.to_dicts(), previous_run_id=data.previous_run_id,
         flag_threshold=flag_threshold(data.run),
-        score_words=score_words(data.run),
+        score_words=score_words(data.run), kg_coverage_needed=kg_coverage_needed(data.run),
         routes_picture=_chart_html(routes_picture(data.flagged), "routes-picture") if data.flagged.height else None,
         minerals_shown=sorted(set(data.flagged["mineral"].to_list())) if data.flagged.height else [],
         # plotly.js (4.8 MB) only in a report that draws a chart: one with no flagged route draws none.

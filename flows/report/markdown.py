@@ -11,8 +11,8 @@ from typing import Any
 import polars as pl
 
 from flows.report.checks import lookalike_checks
-from flows.report.html import (ReportData, flag_threshold, of_prior_total, rate_change, score_words, tonnes,
-                               write_outputs)
+from flows.report.html import (ReportData, flag_threshold, kg_coverage_needed, of_prior_total, rate_change,
+                               score_words, tonnes, write_outputs)
 
 
 def _md_escape(text: Any) -> str:
@@ -112,14 +112,15 @@ def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int,
         *([f"- **Nothing was scored**: {_md_escape(why)}"] if (why := _why_nothing(run)) else []),
         "",
         *render_coverage(coverage),
-        *textwrap.wrap(f"Score: the route score, higher = more suspicious: {score_words(run)}. Scored from 12 "
-                       "months of history: a", width=110),
-        "shorter prior than three years is scaled to three years (`prior_periods` in the warehouse says how",
-        "long). A route is flagged when both legs carry tonnes beyond their prior run rate, 90 % of its trade",
-        f"has a known weight, and its route score is at least {flag_threshold(run)}, one threshold for every",
-        "mineral (or it is in the period's review queue with --queue-size). `why`: the features",
-        "whose reset to the route's typical values lowers the score most, with the model's normal range.",
-        f"Tonnes (t) are metric tonnes; {_windows_text(run)}.",
+        *textwrap.wrap(
+            f"Score: the route score, higher = more suspicious: {score_words(run)}. Scored from 12 months of "
+            "history: a shorter prior than three years is scaled to three years (`prior_periods` in the warehouse "
+            "says how long). A route is flagged when both legs carry tonnes beyond their prior run rate, "
+            f"{kg_coverage_needed(run)} of its trade has a known weight, and its route score is at least "
+            f"{flag_threshold(run)}, one threshold for every mineral (or it is in the period's review queue with "
+            "--queue-size). `why`: the features whose reset to the route's typical values lowers the score most, "
+            f"with the model's normal range. Tonnes (t) are metric tonnes; {_windows_text(run)}.", width=110,
+            break_on_hyphens=False, break_long_words=False),
         "",
     ]
     for g in run.get("models", []):

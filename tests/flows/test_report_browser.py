@@ -279,3 +279,11 @@ def test_the_reports_words_for_the_score_follow_the_runs_own_thresholds(report):
     html = report["paths"]["html"].read_text()
     assert "Score: the isolation forest&#39;s anomaly score (its square root)" in html
     assert html.count("within 2 standard deviations of their own history") == 1
+    assert "90 % of the route's trade has a known weight" in html
+    from flows.report.markdown import render_markdown
+
+    text = render_markdown(report["run"], report["data"].flagged, 25)
+    paragraph = text[text.index("Score: the route score"):text.index("\n\n", text.index("Score: the route score"))]
+    assert " ".join(paragraph.split()).startswith("Score: the route score, higher = more suspicious: " + today)
+    assert "90 % of its trade has a known weight" in " ".join(paragraph.split()) and "--queue-size" in paragraph
+    assert max(len(line) for line in paragraph.splitlines()) <= 110
