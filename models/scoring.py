@@ -58,7 +58,7 @@ Scores, per route-period (higher = more suspicious, all of them):
     exports to the US keeps little (95 % keeps 0.12): one lump and a trickle on a route with no trade
     before, where the trickle alone is many of its own (zero) standard deviations. Until 2026-12-06 the
     factor was at 0.6 with a slope of 0.1, and lowered routes whose goods come as a few lots; with
-    hub_to_us_mean_z leaving the largest period out and the value floor's change below, average precision
+    hub_to_us_mean_z leaving the largest period out and the value floor's change above, average precision
     on the training seeds (100-159 and 200-299) went from 0.841 to 0.852;
   - windows of fewer than 3 periods (annual data): no peak-share factor, and hub_to_us_mean_z keeps their
     largest period.
