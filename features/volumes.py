@@ -171,10 +171,10 @@ def floor_price_rise() -> pl.Expr:
     imply USD 10/kg: at USD 50/kg against a prior that averaged 25, the rise on the prior alone, 2x, would
     let 8 t worth USD 400,000 through a floor of 20 t); in an HS6 line whose other goods are cheap
     (gallium in a line of vanadium, germanium in one of zirconia) the line's unit value stays below what
-    the floors imply, and the value floor stays whole. Never null."""
-    implied = pl.col("volume_floor_usd") / pl.col("volume_floor_kg")
-    world = pl.col("us_from_world_usd_window") / pl.col("us_from_world_kg_window")
-    return pl.max_horizontal(price_rise(), (world / implied).fill_nan(None).fill_null(1.0), 1.0)
+    the floors imply, and the value floor stays whole. Never null (an undefined unit value counts as 1)."""
+    world_against_floors = unit_value_ratio("us_from_world_usd_window", "us_from_world_kg_window",
+                                            "volume_floor_usd", "volume_floor_kg", "_world_against_floors")
+    return pl.max_horizontal(price_rise(), world_against_floors, 1.0)
 
 
 def price_rise() -> pl.Expr:
