@@ -33,6 +33,7 @@ from warehouse.contracts import ROUTE_KEYS
 from flows.report.checks import lookalike_checks
 from flows.spreadsheet import spreadsheet_safe
 from models.iforest import in_tonnes
+from models.params import ScoreParams
 from warehouse import report_queries as q
 from warehouse.outputs import flagged_routes
 
@@ -90,27 +91,24 @@ def source_coverage(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return out
 
 
-def flag_threshold(run: dict[str, Any]) -> str:
-    """The run's flag threshold on route_score, as recorded with its parameters (a run recorded before
-    there was one: today's default)."""
-    from models.params import ScoreParams
+def _scored_with(run: dict[str, Any]) -> ScoreParams:
+    """The scoring parameters the run recorded (one recorded before a parameter existed: today's default)."""
+    return ScoreParams.from_stored((run.get("parameters") or {}).get("scoring"))
 
-    return f"{ScoreParams.from_stored((run.get('parameters') or {}).get('scoring')).min_route_score:g}"
+
+def flag_threshold(run: dict[str, Any]) -> str:
+    """The run's flag threshold on route_score, as recorded with its parameters."""
+    return f"{_scored_with(run).min_route_score:g}"
 
 
 def kg_coverage_needed(run: dict[str, Any]) -> str:
     """The share of a route's trade that must have a known weight for a flag, as the run scored it ("90 %")."""
-    from models.params import ScoreParams
-
-    return f"{ScoreParams.from_stored((run.get('parameters') or {}).get('scoring')).min_kg_coverage * 100:g} %"
+    return f"{_scored_with(run).min_kg_coverage * 100:g} %"
 
 
 def score_words(run: dict[str, Any]) -> str:
-    """What lowers the route score, in words, with the thresholds the run scored with (its stored parameters;
-    a run recorded before one existed: today's default)."""
-    from models.params import ScoreParams
-
-    used = ScoreParams.from_stored((run.get("parameters") or {}).get("scoring"))
+    """What lowers the route score, in words, with the thresholds the run scored with."""
+    used = _scored_with(run)
     z = used.min_rise_z
     rise = ("does not rise beyond its own history" if z == 0 else
             f"rises less than {z:g} robust standard deviation{'' if z == 1 else 's'} beyond its own history")
@@ -130,8 +128,6 @@ def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: 
     run rate, weights unknown, or a route score below the flag threshold, with the evidence that lowered
     it): what an analyst asks first when the list is short or empty."""
     calls = q.close_call_rows(con, limit)
-    from models.params import ScoreParams
-
     used = ScoreParams.from_stored(scoring)
     min_z, min_us_z, min_fall = used.min_rise_z, used.min_us_mean_z, used.min_direct_fall_z
     min_cov, max_peak, min_cover = used.min_kg_coverage, used.max_peak_share, used.min_value_cover
