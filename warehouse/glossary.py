@@ -264,8 +264,8 @@ NAMES: dict[str, str] = {
                  "robust z, China->hub USD mean z) up to 3 periods earlier (the best lag), hub->US kg robust z). "
                  "In route_score.",
     "hub_to_us_mean_z": "The hub's exports to the US against their own history, the louder of kg and value "
-                        "(mean z), without the window's largest month: one lump is not a sustained rise. "
-                        "In route_score.",
+                        "(mean z), without the window's largest month (monthly data; a year's window is the year "
+                        "itself): one lump is not a sustained rise. In route_score.",
     "floor_multiple": "The route's excess in multiples of the mineral's volume floor, in kg, or in USD against the "
                       "value floor at the window's world price (never below what the kg floor is worth at it), "
                       "the larger (below 1: less than the smallest volume that counts as a route). In route_score.",

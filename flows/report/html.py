@@ -115,11 +115,12 @@ def score_words(run: dict[str, Any]) -> str:
     power = "its square root" if used.forest_power == 0.5 else f"to the power {used.forest_power:g}"
     return (f"the isolation forest's anomaly score ({power}), lowered smoothly (never to 0) when the "
             "route's excess is a small share of the product's US imports or below the mineral's volume floor, "
-            f"when the quieter leg {rise}, when the hub's exports to the US, their largest period aside, stay "
+            f"when the quieter leg {rise}, when the hub's exports to the US, their largest month aside, stay "
             f"within {used.min_us_mean_z:g} standard deviations of their own history, when China's extra "
             f"shipments to the hub are worth less than {used.min_value_cover * 100:g} % of the rise in the value of "
             "the hub's exports to the US, when the US's imports from China direct do not fall, and when one "
-            f"period carries more than {used.max_peak_share * 100:g} % of the window")
+            f"month carries more than {used.max_peak_share * 100:g} % of the window (in annual data the window is "
+            "one year, and neither month test applies)")
 
 
 def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: int = 10) -> pl.DataFrame:
@@ -131,6 +132,9 @@ def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: 
     used = ScoreParams.from_stored(scoring)
     min_z, min_us_z, min_fall = used.min_rise_z, used.min_us_mean_z, used.min_direct_fall_z
     min_cov, max_peak, min_cover = used.min_kg_coverage, used.max_peak_share, used.min_value_cover
+    # hub_to_us_mean_z leaves the window's largest period out where the window has 3 periods or more (monthly
+    # data); a year's window is the year itself.
+    largest_aside = pl.when(pl.col("frequency") == "A").then(pl.lit("")).otherwise(pl.lit(", their largest month aside,"))
     reasons = [
         pl.when(pl.col("floor_multiple").fill_null(0) < 1)
         .then(pl.format("excess {} t is below the mineral's floor of {} t (in value too, its floor raised with the world price)",
@@ -139,9 +143,8 @@ def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: 
         .then(pl.format("the legs do not both rise beyond their own history (z {} < {})",
                         pl.col("co_rise_z").round(2), pl.lit(min_z))),
         pl.when(pl.col("hub_to_us_mean_z").fill_null(-1e9) < min_us_z)
-        .then(pl.format("the hub's exports to the US, their largest month aside, stay within their own history "
-                        "(z {} < {})",
-                        pl.col("hub_to_us_mean_z").round(2), pl.lit(min_us_z))),
+        .then(pl.format("the hub's exports to the US{} stay within their own history (z {} < {})",
+                        largest_aside, pl.col("hub_to_us_mean_z").round(2), pl.lit(min_us_z))),
         pl.when(pl.col("us_from_cn_kg_robust_z").fill_null(0) > -min_fall)
         .then(pl.format("the US's imports from China direct have not fallen (z {}; a fall is -{} or below)",
                         pl.col("us_from_cn_kg_robust_z").fill_null(0).round(2), pl.lit(min_fall))),

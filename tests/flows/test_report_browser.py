@@ -272,7 +272,7 @@ def test_the_reports_words_for_the_score_follow_the_runs_own_thresholds(report):
     today = score_words({})
     assert "the quieter leg does not rise beyond its own history" in today
     assert "within 2 standard deviations" in today and "worth less than 50 % of the rise" in today
-    assert "one period carries more than 85 % of the window" in today and "(its square root)" in today
+    assert "one month carries more than 85 % of the window" in today and "(its square root)" in today
     older = score_words({"parameters": {"scoring": {"min_rise_z": 1.0, "forest_power": 1.0, "max_peak_share": 0.6}}})
     assert "rises less than 1 robust standard deviation beyond" in older and "(to the power 1)" in older
     assert "more than 60 % of the window" in older
