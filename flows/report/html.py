@@ -106,6 +106,21 @@ def kg_coverage_needed(run: dict[str, Any]) -> str:
     return f"{_scored_with(run).min_kg_coverage * 100:g} %"
 
 
+def history_words(run: dict[str, Any]) -> str:
+    """How much history a route-period is scored from, with the run's own window parameters (both reports)."""
+    monthly = FeatureParams.from_stored((run.get("parameters") or {}).get("features"))
+    annual = FeatureParams.for_frequency("A", monthly)
+    return (f"Scored from {monthly.min_prior} months of history: a prior shorter than {monthly.prior} months is "
+            f"scaled to {monthly.prior} months (the warehouse's prior_periods says how long; annual data need "
+            f"{'all ' if annual.min_prior == annual.prior else ''}{annual.min_prior} prior years)")
+
+
+def flag_rule_words(run: dict[str, Any]) -> str:
+    """When a route is flagged, with the run's own thresholds (both reports)."""
+    return (f"both legs carry tonnes beyond their prior run rate, {kg_coverage_needed(run)} of its trade has a "
+            f"known weight, and its route score is at least {flag_threshold(run)}, one threshold for every mineral")
+
+
 def score_words(run: dict[str, Any]) -> str:
     """What lowers the route score, in words, with the thresholds the run scored with."""
     used = _scored_with(run)
@@ -382,7 +397,7 @@ def render_html(data: ReportData, top_n: int) -> str:
         label_rows=data.labels.to_dicts(), revisions=data.revisions.to_dicts(), models=data.run.get("models", []),
         close_calls=data.close_calls.to_dicts(), previous_run_id=data.previous_run_id,
         flag_threshold=flag_threshold(data.run),
-        score_words=score_words(data.run), kg_coverage_needed=kg_coverage_needed(data.run),
+        score_words=score_words(data.run), history_words=history_words(data.run), flag_rule_words=flag_rule_words(data.run),
         routes_picture=_chart_html(routes_picture(data.flagged), "routes-picture") if data.flagged.height else None,
         minerals_shown=sorted(set(data.flagged["mineral"].to_list())) if data.flagged.height else [],
         # plotly.js (4.8 MB) only in a report that draws a chart: one with no flagged route draws none.

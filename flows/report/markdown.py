@@ -11,7 +11,7 @@ from typing import Any
 import polars as pl
 
 from flows.report.checks import lookalike_checks
-from flows.report.html import (ReportData, flag_threshold, kg_coverage_needed, of_prior_total, rate_change,
+from flows.report.html import (ReportData, flag_rule_words, flag_threshold, history_words, of_prior_total, rate_change,
                                score_words, tonnes, write_outputs)
 
 
@@ -113,11 +113,8 @@ def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int,
         "",
         *render_coverage(coverage),
         *textwrap.wrap(
-            f"Score: the route score, higher = more suspicious: {score_words(run)}. Scored from 12 months of "
-            "history: a shorter prior than three years is scaled to three years (`prior_periods` in the warehouse "
-            "says how long). A route is flagged when both legs carry tonnes beyond their prior run rate, "
-            f"{kg_coverage_needed(run)} of its trade has a known weight, and its route score is at least "
-            f"{flag_threshold(run)}, one threshold for every mineral (or it is in the period's review queue with "
+            f"Score: the route score, higher = more suspicious: {score_words(run)}. {history_words(run)}. A "
+            f"route is flagged when {flag_rule_words(run)} (or it is in the period's review queue with "
             "--queue-size). `why`: the features whose reset to the route's typical values lowers the score most, "
             f"with the model's normal range. Tonnes (t) are metric tonnes; {_windows_text(run)}.", width=110,
             break_on_hyphens=False, break_long_words=False),

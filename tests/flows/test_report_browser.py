@@ -279,7 +279,8 @@ def test_the_reports_words_for_the_score_follow_the_runs_own_thresholds(report):
     html = report["paths"]["html"].read_text()
     assert "Score: the isolation forest&#39;s anomaly score (its square root)" in html
     assert html.count("within 2 standard deviations of their own history") == 1
-    assert "90 % of the route's trade has a known weight" in html
+    assert "Flagged when both legs carry tonnes beyond their prior run rate, 90 % of its trade has a known weight" in html
+    assert "Scored from 12 months of history: a prior shorter than 36 months is scaled to 36 months" in html
     from flows.report.markdown import render_markdown
 
     text = render_markdown(report["run"], report["data"].flagged, 25)
@@ -287,3 +288,9 @@ def test_the_reports_words_for_the_score_follow_the_runs_own_thresholds(report):
     assert " ".join(paragraph.split()).startswith("Score: the route score, higher = more suspicious: " + today)
     assert "90 % of its trade has a known weight" in " ".join(paragraph.split()) and "--queue-size" in paragraph
     assert max(len(line) for line in paragraph.splitlines()) <= 110
+    # The history the run was scored from is its own (a run with a 24-month prior from 6 months).
+    from flows.report.html import history_words
+
+    assert history_words({"parameters": {"features": {"prior": 24, "min_prior": 6}}}).startswith(
+        "Scored from 6 months of history: a prior shorter than 24 months is scaled to 24 months")
+    assert history_words({}).endswith("annual data need all 3 prior years)")
