@@ -33,15 +33,28 @@ def _m49(iso3: str) -> int:
 OTHER_IN_LINE = {"811292": (10.0, 300.0), "282560": (30.0, 6.0)}
 
 
+# How much the other goods' unit value moves from month to month (the sd of a lognormal factor on their USD,
+# each partner, leg and month): a line of several metals ships a different mix each month. In China's real
+# monthly exports by partner (../shared/data/real/china-critical-mineral-comtrade, 811292, 250410 and
+# 380110, partner-lines with 24 months of trade or more), the value beyond what the month's kilograms are
+# worth at the line's average unit value has a spread of 25-31 % of the mean value at the 10th percentile
+# and 55-65 % at the median; 0.3 sits at the 10th percentile. At a constant USD/kg (until 2026-12-07) a few
+# hundred kilograms of gallium moved the line's unit value by more than any month of its history did: the
+# harness then rewarded value evidence that real lines would drown (README, "The line's unit value").
+OTHER_UNIT_VALUE_SPREAD = 0.3
+
+
 def generate(seed: int = 7, stories: tuple[Story, ...] = STORIES, shared_lines: bool = False,
              real_background: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
     """China-reported exports and US-reported imports (tonnes and USD by partner, code and month).
-    shared_lines: add the other goods of gallium's and germanium's HS6 lines (OTHER_IN_LINE), drawn with
-    a generator of their own (the rest of the world stays as without them). real_background: partner sizes
+    shared_lines: add the other goods of gallium's and germanium's HS6 lines (OTHER_IN_LINE), their unit
+    values moving month to month (OTHER_UNIT_VALUE_SPREAD), drawn with generators of their own (the rest of
+    the world stays as without them). real_background: partner sizes
     as concentrated as in the real trade (REAL_PARTNER_SPREAD: a few large partners, a long tail of small
     ones whose months are mostly empty) instead of the demo world's milder spread."""
     rng = np.random.default_rng(seed)
     other_rng = np.random.default_rng(seed + 500_000)
+    other_uv_rng = np.random.default_rng(seed + 900_000)  # their unit values: the rest stays as it was
     months = _months()
     n_t = len(months)
     t = np.arange(n_t)
@@ -132,8 +145,10 @@ def generate(seed: int = 7, stories: tuple[Story, ...] = STORIES, shared_lines: 
 
                 other_cn = other_goods(cn_world, 0.55 / len(PARTNERS))
                 other_us = other_goods(us_world, 0.45 / len(PARTNERS))
-                cn, cn_usd = cn + other_cn, cn_usd + other_cn * 1000 * other_price
-                us, us_usd = us + other_us, us_usd + other_us * 1000 * other_price * 1.04
+                cn_uv = other_price * other_uv_rng.lognormal(0, OTHER_UNIT_VALUE_SPREAD, n_t)
+                us_uv = other_price * other_uv_rng.lognormal(0, OTHER_UNIT_VALUE_SPREAD, n_t)
+                cn, cn_usd = cn + other_cn, cn_usd + other_cn * 1000 * cn_uv
+                us, us_usd = us + other_us, us_usd + other_us * 1000 * us_uv * 1.04
             cn_rows.append(pl.DataFrame({
                 "period": months, "partner_iso3": hub, "hs_code": hs, "tonnes": cn, "usd": cn_usd,
             }))
@@ -147,7 +162,8 @@ def generate(seed: int = 7, stories: tuple[Story, ...] = STORIES, shared_lines: 
         if shared_lines and hs in OTHER_IN_LINE:  # the line's other goods are not controlled: they keep flowing
             ratio, other_price = OTHER_IN_LINE[hs]
             other = us_world * ratio * 0.3 * other_rng.lognormal(0, 0.2, n_t)
-            direct, direct_us, direct_usd = direct + other, direct_us + other, direct_usd + other * 1000 * other_price
+            other_uv = other_price * other_uv_rng.lognormal(0, OTHER_UNIT_VALUE_SPREAD, n_t)
+            direct, direct_us, direct_usd = direct + other, direct_us + other, direct_usd + other * 1000 * other_uv
         cn_rows.append(pl.DataFrame({"period": months, "partner_iso3": "USA", "hs_code": hs,
                                      "tonnes": direct, "usd": direct_usd}))
         us_rows.append(pl.DataFrame({"period": months, "partner_iso3": "CHN", "hs_code": hs,
