@@ -133,7 +133,7 @@ def mean_z(leg: str, p: FeatureParams, without_peak: bool = False) -> pl.Expr:
     mean = _divided(pl.col(f"{leg}_prior"), p.prior)  # the scaled prior: Σ × P / n, so Σ / n
     variance = (pl.col(_squares(leg)).cast(pl.Float64) / n - mean * mean).clip(lower_bound=0.0)
     if without_peak and p.window >= 3:
-        window_mean = (pl.col(f"{leg}_window") - pl.col(window_peak_name(leg))) / (p.window - 1)
+        window_mean = _divided(pl.col(f"{leg}_window") - pl.col(window_peak_name(leg)), p.window - 1)
     else:
         window_mean = _divided(pl.col(f"{leg}_window"), p.window)
     if leg.endswith("_usd"):

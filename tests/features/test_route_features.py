@@ -116,7 +116,6 @@ def test_mean_z_is_the_window_against_the_legs_own_prior_mean_and_spread():
     assert new["co_mean_z"] == pytest.approx(3 / (10 / 200))
 
 
-
 def test_hub_to_us_mean_z_leaves_the_windows_largest_period_out():
     """hub_to_us_mean_z is the louder of kg and value, each without the window's largest period: a window of
     3, prior months 1-3 (mean 20 kg, SD 8.165), window 4-6."""
@@ -140,6 +139,7 @@ def test_hub_to_us_mean_z_leaves_the_windows_largest_period_out():
     # The value leg's rise, carried by two months of three, counts as it is.
     assert r([10, 20, 30, 20, 20, 20], [100, 200, 300, 900, 900, 200])["hub_to_us_mean_z"] == pytest.approx(
         (1100 / 2 - 200) / (10 * sd))
+
 
 # ---------------------------------------------------------------- the detection features (issue 4)
 Q = FeatureParams(window=2, prior=3, lag=1, max_lag=1, comove_window=4, z_signal=2.0)
