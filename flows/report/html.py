@@ -31,6 +31,7 @@ from features.params import FeatureParams, periods_before
 
 from warehouse.contracts import ROUTE_KEYS
 from flows.report.checks import lookalike_checks
+from flows.report.words import flag_rule_words, flag_threshold, history_words, score_words, windowed_with
 from flows.spreadsheet import spreadsheet_safe
 from models.iforest import in_tonnes
 from models.params import ScoreParams
@@ -89,53 +90,6 @@ def source_coverage(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
                     "reasons": mine.select("reason", "records").to_dicts(),
                     "before_ban": row["last"] is not None and row["last"] < AFTER_BAN})
     return out
-
-
-def _scored_with(run: dict[str, Any]) -> ScoreParams:
-    """The scoring parameters the run recorded (one recorded before a parameter existed: today's default)."""
-    return ScoreParams.from_stored((run.get("parameters") or {}).get("scoring"))
-
-
-def flag_threshold(run: dict[str, Any]) -> str:
-    """The run's flag threshold on route_score, as recorded with its parameters."""
-    return f"{_scored_with(run).min_route_score:g}"
-
-
-def kg_coverage_needed(run: dict[str, Any]) -> str:
-    """The share of a route's trade that must have a known weight for a flag, as the run scored it ("90 %")."""
-    return f"{_scored_with(run).min_kg_coverage * 100:g} %"
-
-
-def history_words(run: dict[str, Any]) -> str:
-    """How much history a route-period is scored from, with the run's own window parameters (both reports)."""
-    monthly = FeatureParams.from_stored((run.get("parameters") or {}).get("features"))
-    annual = FeatureParams.for_frequency("A", monthly)
-    return (f"Scored from {monthly.min_prior} months of history: a prior shorter than {monthly.prior} months is "
-            f"scaled to {monthly.prior} months (the warehouse's prior_periods says how long; annual data need "
-            f"{'all ' if annual.min_prior == annual.prior else ''}{annual.min_prior} prior years)")
-
-
-def flag_rule_words(run: dict[str, Any]) -> str:
-    """When a route is flagged, with the run's own thresholds (both reports)."""
-    return (f"both legs carry tonnes beyond their prior run rate, {kg_coverage_needed(run)} of its trade has a "
-            f"known weight, and its route score is at least {flag_threshold(run)}, one threshold for every mineral")
-
-
-def score_words(run: dict[str, Any]) -> str:
-    """What lowers the route score, in words, with the thresholds the run scored with."""
-    used = _scored_with(run)
-    z = used.min_rise_z
-    rise = ("does not rise beyond its own history" if z == 0 else
-            f"rises less than {z:g} robust standard deviation{'' if z == 1 else 's'} beyond its own history")
-    power = "its square root" if used.forest_power == 0.5 else f"to the power {used.forest_power:g}"
-    return (f"the isolation forest's anomaly score ({power}), lowered smoothly (never to 0) when the "
-            "route's excess is a small share of the product's US imports or below the mineral's volume floor, "
-            f"when the quieter leg {rise}, when the hub's exports to the US, their largest month aside, stay "
-            f"within {used.min_us_mean_z:g} standard deviations of their own history, when China's extra "
-            f"shipments to the hub are worth less than {used.min_value_cover * 100:g} % of the rise in the value of "
-            "the hub's exports to the US, when the US's imports from China direct do not fall, and when one "
-            f"month carries more than {used.max_peak_share * 100:g} % of the window (in annual data the window is "
-            "one year, and neither month test applies)")
 
 
 def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: int = 10) -> pl.DataFrame:
@@ -371,7 +325,7 @@ def _env() -> Environment:
 def render_html(data: ReportData, top_n: int) -> str:
     from plotly.offline import get_plotlyjs
 
-    monthly = FeatureParams.from_stored((data.run.get("parameters") or {}).get("features"))
+    monthly, _ = windowed_with(data.run)
     routes, shown = [], data.flagged.head(top_n)
     checks = lookalike_checks(shown, monthly)  # row i: the route of row i of `shown`
     for i, r in enumerate(shown.iter_rows(named=True)):

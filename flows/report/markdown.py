@@ -11,8 +11,8 @@ from typing import Any
 import polars as pl
 
 from flows.report.checks import lookalike_checks
-from flows.report.html import (ReportData, flag_rule_words, flag_threshold, history_words, of_prior_total, rate_change,
-                               score_words, tonnes, write_outputs)
+from flows.report.html import ReportData, of_prior_total, rate_change, tonnes, write_outputs
+from flows.report.words import flag_rule_words, flag_threshold, history_words, score_words, windows_words
 
 
 def _md_escape(text: Any) -> str:
@@ -21,21 +21,6 @@ def _md_escape(text: Any) -> str:
 
 def _why_nothing(run: dict[str, Any]) -> str | None:
     return ((run.get("build") or {}).get("coverage") or {}).get("why_nothing_scored")
-
-
-def _windows_text(run: dict[str, Any]) -> str:
-    """The run's window and prior in words, for monthly and annual data: 'the window is the last 5 months
-    and the prior the 36 months before it (annual data: the last year and the 3 years before it)'."""
-    from features.params import FeatureParams
-
-    monthly = FeatureParams.from_stored((run.get("parameters") or {}).get("features"))
-    annual = FeatureParams.for_frequency("A", monthly)
-
-    def n(count: int, unit: str) -> str:
-        return unit if count == 1 else f"{count} {unit}s"
-
-    return (f"the window is the last {n(monthly.window, 'month')} and the prior the {n(monthly.prior, 'month')} "
-            f"before it (annual data: the last {n(annual.window, 'year')} and the {n(annual.prior, 'year')} before it)")
 
 
 def forest_line(run: dict[str, Any]) -> str | None:
@@ -116,7 +101,7 @@ def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int,
             f"Score: the route score, higher = more suspicious: {score_words(run)}. {history_words(run)}. A "
             f"route is flagged when {flag_rule_words(run)} (or it is in the period's review queue with "
             "--queue-size). `why`: the features whose reset to the route's typical values lowers the score most, "
-            f"with the model's normal range. Tonnes (t) are metric tonnes; {_windows_text(run)}.", width=110,
+            f"with the model's normal range. Tonnes (t) are metric tonnes; {windows_words(run)}.", width=110,
             break_on_hyphens=False, break_long_words=False),
         "",
     ]

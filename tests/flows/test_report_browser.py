@@ -267,7 +267,7 @@ def test_each_flagged_route_is_checked_against_the_look_alikes(report):
 def test_the_reports_words_for_the_score_follow_the_runs_own_thresholds(report):
     """The paragraph that says what lowers the score reads the thresholds the run scored with (its stored
     parameters), not today's defaults; a run recorded before a parameter existed reads today's."""
-    from flows.report.html import score_words
+    from flows.report.words import score_words
 
     today = score_words({})
     assert "the quieter leg does not rise beyond its own history" in today
@@ -289,7 +289,7 @@ def test_the_reports_words_for_the_score_follow_the_runs_own_thresholds(report):
     assert "90 % of its trade has a known weight" in " ".join(paragraph.split()) and "--queue-size" in paragraph
     assert max(len(line) for line in paragraph.splitlines()) <= 110
     # The history the run was scored from is its own (a run with a 24-month prior from 6 months).
-    from flows.report.html import history_words
+    from flows.report.words import history_words
 
     assert history_words({"parameters": {"features": {"prior": 24, "min_prior": 6}}}).startswith(
         "Scored from 6 months of history: a prior shorter than 24 months is scaled to 24 months")
