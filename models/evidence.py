@@ -86,3 +86,44 @@ def evidence(params: ScoreParams) -> pl.Expr:
     for factor in score_factors(params).values():
         product = product * factor
     return product.alias("evidence")
+
+
+def score_formula(params: ScoreParams) -> str:
+    """route_score as a formula, in plain text, with `params`' thresholds (what the warehouse's comments say)."""
+    def minus(column: str, threshold: float) -> str:
+        return column if threshold == 0 else f"{column} {'-' if threshold > 0 else '+'} {abs(threshold):g}"
+
+    power = "sqrt(anomaly_score)" if params.forest_power == 0.5 else f"anomaly_score^{params.forest_power:g}"
+    return (f"{power} x (0.5 + 0.5 volume_weight) x (0.1 + 0.9 sqrt(min(1, max(0, floor_multiple))))"
+            f" x logistic({minus('co_rise_z', params.min_rise_z)})"
+            f" x logistic({minus('hub_to_us_mean_z', params.min_us_mean_z)})"
+            f" x (0.5 + 0.5 logistic({minus('-us_from_cn_kg_robust_z', params.min_direct_fall_z)}))"
+            f" x logistic(({params.max_peak_share:g} - hub_to_us_peak_share) / {PEAK_SHARE_SLOPE:g})"
+            f" x ({VALUE_COVER_FLOOR:g} + {1 - VALUE_COVER_FLOOR:g} min(1, max(0, china_value_cover / {params.min_value_cover:g})))")
+
+
+def scoring_comments(params: ScoreParams) -> dict[str, str]:
+    """The comments that quote a scoring parameter, in the words of `params` (the run's): column -> text, for
+    every relation with that column (route_scores, route_score_values, flagged_routes...). They win over
+    COLUMNS and the glossary."""
+    screen = f"evidence below {params.min_evidence:g}"
+    sample = f"a seeded sample of {params.train_sample_rows:,} in a larger group"
+    by_column = {
+        "evidence": ("The product of route_score's evidence factors, all but the forest's: the most route_score "
+                     f"can be (0..1). Rows with {screen} are screened out: the forest does not score them."),
+        "anomaly_score": ("The isolation forest's score in (0, 1]; 0.5 = as easy to isolate as a typical point. "
+                          f"Higher = more suspicious. NULL when the row was screened out ({screen})."),
+        "score_percentile": (f"Share of the forest's training route-periods ({sample}) scoring at or below this "
+                             "one (0..1); NULL when screened out."),
+        "score_threshold": (f"The flag threshold on route_score the run used (--min-route-score, here "
+                            f"{params.min_route_score:g}): the same for every mineral and section."),
+        "route_score": (f"{score_formula(params)} = {score_formula(params).split(' x ')[0]} x evidence: graded, no check sets it to 0; ranks routes, and flags them at score_threshold or "
+                        f"above. Higher = more suspicious. NULL when the row was screened out ({screen}: it could not "
+                        "score that much)."),
+        "direction_ok": ("Tonnes in the transshipment direction, of trusted weight: route_excess_kg > 0 (both legs "
+                         f"above their prior run rate) and kg_coverage at least {params.min_kg_coverage:g}. Required "
+                         "for a flag."),
+        "sustained": (f"No single period carries more than {params.max_peak_share * 100:g} % of the window's hub -> "
+                      "US kg (annual windows pass). Weighed in route_score, not required for a flag."),
+    }
+    return by_column

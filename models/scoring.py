@@ -12,7 +12,7 @@ Scores, per route-period (higher = more suspicious, all of them):
 - route_score, the ranking: the forest's score moved by each piece of direction evidence, none of which
   erases it (a route that misses a threshold by a little ranks just below one that meets it, not with
   the quiet routes at 0):
-      route_score = √anomaly_score × (0.5 + 0.5 × volume_weight) × (0.1 + 0.9 × √min(1, floor_multiple))
+      route_score = √anomaly_score × (0.5 + 0.5 × volume_weight) × (0.1 + 0.9 × √min(1, max(0, floor_multiple)))
                     × σ(co_rise_z − min_rise_z) × σ(hub_to_us_mean_z − min_us_mean_z)
                     × (0.5 + 0.5 × σ(−us_from_cn_kg_robust_z − min_direct_fall_z))
                     × σ((max_peak_share − hub_to_us_peak_share) / 0.05)

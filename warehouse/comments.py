@@ -23,15 +23,8 @@ def relation_comments() -> dict[str, str]:
 COLUMNS: dict[tuple[str, str], str] = {
     ("main.runs", "models"): "The models the run used, one entry per mineral and frequency: model_id, fitted or reused and why (note), drift, training rows (n_train), and for a group scored in full the route-periods it holds (route_periods), scored by the forest (forest_scored), screened out for too little evidence (screened_out) and the forest was fitted on (sampled).",
     ("main.runs", "build"): "How the run built: mode (full or incremental), reason, periods rebuilt per layer and frequency, routes changed by kind, route-periods whose features and scores were rewritten; coverage: what the data let the run score per side and frequency, and why_nothing_scored when nothing was.",
-    ("main.route_scores", "route_score"): "sqrt(anomaly_score) x (0.5 + 0.5 volume_weight) x (0.1 + 0.9 sqrt(min(1, floor_multiple))) x logistic(co_rise_z) x logistic(hub_to_us_mean_z - 2) x (0.5 + 0.5 logistic(-us_from_cn_kg_robust_z - 1)) x logistic((0.85 - hub_to_us_peak_share) / 0.05) x (0.05 + 0.95 min(1, max(0, china_value_cover / 0.5))) = sqrt(anomaly_score) x evidence: graded, no check sets it to 0; ranks routes, and flags them at score_threshold or above. Higher = more suspicious. NULL when the row was screened out (evidence below 0.003: it could not score that much).",
-    ("main.route_scores", "evidence"): "The product of route_score's evidence factors, all but the forest's: the most route_score can be (0..1). Rows below 0.003 are screened out: the forest does not score them.",
-    ("main.route_scores", "anomaly_score"): "Isolation forest score in (0, 1]. Higher = more suspicious. NULL when screened out (evidence below 0.003).",
-    ("main.route_scores", "score_percentile"): "Share of the forest's training route-periods (a seeded sample of 50,000 in a larger group) scoring at or below this one (0..1); NULL when screened out.",
-    ("main.route_scores", "volume_weight"): "Route's kg above its run rate as a share of the product's US imports, log scale, 0..1 (1 from 10 %).",
-    ("main.route_scores", "direction_ok"): "Tonnes in the transshipment direction, of trusted weight: route_excess_kg > 0 (both legs above their prior run rate) and kg_coverage at least 0.9. Required for a flag.",
-    ("main.route_scores", "sustained"): "No single period carries more than 85 % of the window's hub -> US kg (annual windows pass). Weighed in route_score, not required for a flag.",
+    ("main.route_scores", "volume_weight"): "The route's excess above its run rate as a share of the product's US imports in the window, in kg or value (the larger), on a log scale: 0..1, 1 from 10 %. In route_score.",
     ("main.route_scores", "flagged"): "In the review queue: direction_ok and route_score at or above score_threshold (or, with --queue-size, in the period's top N direction_ok rows by route_score).",
-    ("main.route_scores", "score_threshold"): "The flag threshold on route_score (--min-route-score, default 0.3): the same for every mineral and section.",
     ("main.route_scores", "rule_flag"): "The plain rule: the window beats the whole prior 36 months on both legs, in kg (a shorter history scaled to 36 months).",
     ("main.route_scores", "period"): "Last period of the scoring window (first day of the month or year).",
     ("main.route_scores", "top_features"): "The features whose reset to the route's typical values lowers the score most, in words.",
@@ -74,14 +67,17 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def apply_comments(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """COMMENT ON every relation of the contracts that exists, and on every column: this module's word for it
-    (COLUMNS), else the glossary's (warehouse/glossary.py). Only comments that differ from the stored ones
+def apply_comments(con: duckdb.DuckDBPyConnection, by_column: dict[str, str] | None = None) -> list[str]:
+    """COMMENT ON every relation of the contracts that exists, and on every column: `by_column`'s words for a
+    column of that name in any relation (the run's: models.evidence.scoring_comments words the columns that
+    quote a scoring parameter with the parameters the run used), else this module's word for it (COLUMNS),
+    else the glossary's (warehouse/glossary.py). Only comments that differ from the stored ones
     are written, all in one transaction (some 750 statements: 0.15 s, against 0.8 s one by one). Returns
     the relations commented."""
     present = {f"{s}.{t}": kind for s, t, kind in rows(con, """
         SELECT schema_name, table_name, 'TABLE' FROM duckdb_tables()
         UNION ALL SELECT schema_name, view_name, 'VIEW' FROM duckdb_views() WHERE NOT internal""")}
+    by_column = by_column or {}
     statements, done = [], []
     for relation, text in relation_comments().items():
         if relation in present:
@@ -92,7 +88,7 @@ def apply_comments(con: duckdb.DuckDBPyConnection) -> list[str]:
             WHERE database_name = current_database() AND NOT internal
               AND schema_name NOT IN ('information_schema', 'pg_catalog')"""):
         relation = f"{schema}.{table}"
-        text = COLUMNS.get((relation, column)) or column_comment(relation, column)
+        text = by_column.get(column) or COLUMNS.get((relation, column)) or column_comment(relation, column)
         if text and text != stored:
             statements.append(f"COMMENT ON COLUMN {_ident(schema)}.{_ident(table)}.{_ident(column)} IS {_quote(text)};")
     if not statements:

@@ -276,20 +276,22 @@ NAMES: dict[str, str] = {
     "seeds_test_usd": "Both legs' value spike ratios above 1 (the seeds' test in dollars).",
     "new_route": "The hub sent none of the product to the US over the prior periods.",
     # Scores
+    # These quote the scoring parameters: a run words them with its own (models.evidence.scoring_comments);
+    # the words here name the parameter instead.
     "evidence": "The product of route_score's evidence factors (all but the forest's): the most route_score "
-                "can be. Below 0.003 the forest does not score the row (the screen).",
+                "can be. Below the run's min_evidence the forest does not score the row (the screen).",
     "anomaly_score": "The isolation forest's score in (0, 1]; 0.5 = as easy to isolate as a typical point. "
-                     "Higher = more suspicious. NULL when the row was screened out (evidence below 0.003).",
-    "score_percentile": "Share of the forest's training route-periods (a seeded sample of 50,000 in a larger "
-                        "group) scoring at or below this one. 0..1; NULL when screened out.",
-    "score_threshold": "The flag threshold on route_score the run used (--min-route-score, default 0.3).",
+                     "Higher = more suspicious. NULL when the row was screened out (evidence below min_evidence).",
+    "score_percentile": "Share of the forest's training route-periods (a seeded sample of train_sample_rows in "
+                        "a larger group) scoring at or below this one. 0..1; NULL when screened out.",
+    "score_threshold": "The flag threshold on route_score the run used (--min-route-score).",
     "route_score": "The ranking: the forest's score moved by each piece of direction evidence (models/scoring.py; "
                    "the explanation says factor by factor). Higher = more suspicious. NULL when screened out: "
-                   "its evidence caps it below 0.003.",
+                   "its evidence caps it below min_evidence.",
     "direction_ok": "Tonnes in the transshipment direction, of trusted weight: route_excess_kg > 0 and "
-                    "kg_coverage at least 0.9. Required for a flag.",
-    "sustained": "No single period carries more than 85 % of the window's hub -> US kg (annual windows pass). "
-                 "Weighed in route_score, not required for a flag.",
+                    "kg_coverage at least min_kg_coverage. Required for a flag.",
+    "sustained": "No single period carries more than max_peak_share of the window's hub -> US kg (annual windows "
+                 "pass). Weighed in route_score, not required for a flag.",
     "flagged": "In the review queue: direction_ok and route_score at or above score_threshold.",
     "top_features": "Why, in words: the features that moved the forest's score most, then how route_score is "
                     "made, factor by factor.",

@@ -272,9 +272,11 @@ def flagged_lists(build: Path, run_id: str, dismissed_regrowth: float, attempts:
 
 
 def finish(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:
-    """The run's row in main.runs, then every relation's comment (CREATE OR REPLACE drops comments: last)."""
+    """The run's row in main.runs, then every relation's comment (CREATE OR REPLACE drops comments: last), in
+    the words of the run's scoring parameters."""
+    from models.evidence import scoring_comments
     from warehouse.comments import apply_comments
     from warehouse.outputs import record_run
 
     record_run(con, run)
-    apply_comments(con)
+    apply_comments(con, scoring_comments(ScoreParams.from_stored((run.get("parameters") or {}).get("scoring"))))
