@@ -304,6 +304,7 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
             scored = scoring(build, settings, run_id, run["build"]["mode"] == "incremental")
             run["build"]["route_periods_rescored"] = scored["counts"].pop("main.route_scores rescored", None)
             run["build"]["route_periods_refeatured"] = scored["counts"].pop("features.route_features rebuilt", None)
+            run["build"]["screened_before_features"] = scored.get("screened")
             run["layer_counts"].update(scored["counts"])
             run["models"] = scored["models"]
             run["build"]["score_seconds"] = scored.get("seconds", {})

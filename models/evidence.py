@@ -4,6 +4,8 @@ factor per piece of direction evidence, each in (0, 1], their product (evidence)
 
 from __future__ import annotations
 
+import math
+
 import polars as pl
 
 from models.params import ScoreParams
@@ -86,6 +88,28 @@ def evidence(params: ScoreParams) -> pl.Expr:
     for factor in score_factors(params).values():
         product = product * factor
     return product.alias("evidence")
+
+
+def silent_route_bound(params: ScoreParams) -> float:
+    """The most evidence a route-period can have when the hub sent the US none of the product in its window
+    and prior periods (hub_to_us_kg and hub_to_us_usd 0 or unknown): every route-period of a route whose hub
+    never exported the product to the US. Factor by factor (score_factors): size 0.5 (no excess, so
+    volume_weight 0), floor 0.1 (the route's excess is the smaller leg's, at most 0), direction at most
+    σ(0 - min_rise_z) (the hub -> US leg's robust z is 0, or unknown, and co_rise_z is the quieter leg),
+    exports to the US beyond their own spread at most σ(0 - min_us_mean_z) (its mean z is 0, or unknown),
+    the other three at most 1. Under the defaults 0.5 × 0.1 × 0.5 × 0.119 = 0.00298, below min_evidence
+    (0.003): such routes cannot get a route score, and the features are not computed for them
+    (flows/stages/featurize.py)."""
+    def sigma(x: float) -> float:
+        return 1.0 / (1.0 + math.exp(-x))
+
+    return 0.5 * 0.1 * sigma(-params.min_rise_z) * sigma(-params.min_us_mean_z)
+
+
+def screens_silent_routes(params: ScoreParams) -> bool:
+    """Whether the routes whose hub never exported the product to the US are screened out before the
+    features: their evidence's bound (silent_route_bound) is below min_evidence."""
+    return silent_route_bound(params) < params.min_evidence
 
 
 def score_formula(params: ScoreParams) -> str:

@@ -79,4 +79,6 @@ def test_the_sample_world_gives_the_same_warehouse_table_by_table(scored_warehou
             if moved:
                 differences.append(f"{table}: values differ in {', '.join(moved)}")
     assert not differences, "the warehouse is not the one fingerprinted:\n" + "\n".join(differences)
-    assert len(stored) >= 30 and stored["main.route_score_values"]["rows"] > 10_000
+    # The sample world scores 6,758 route-periods: its 109 routes with exports to the US (141 more are screened
+    # out before the features).
+    assert len(stored) >= 30 and stored["main.route_score_values"]["rows"] > 5_000

@@ -57,11 +57,14 @@ def scoring_coverage(con: duckdb.DuckDBPyConnection, input_files: list[dict[str,
         if _table_exists(con, "intermediate", "int_flows") else [],
     }
     mart = _table_exists(con, "marts", "fct_route_legs")
-    out["grid"] = [{"frequency": f, "first": str(a), "last": str(b), "periods": n, "unpublished": u, "routes": r}
-                   for f, a, b, n, u, r in rows(con, """
+    out["grid"] = [{"frequency": f, "first": str(a), "last": str(b), "periods": n, "unpublished": u, "routes": r,
+                    "routes_to_us": t}
+                   for f, a, b, n, u, r, t in rows(con, """
                        SELECT frequency, min(period), max(period), count(DISTINCT period),
                               count(DISTINCT period) FILTER (WHERE NOT (cn_side_published AND us_side_published)),
+                              count(DISTINCT (mineral, hs_code, hub_iso3)),
                               count(DISTINCT (mineral, hs_code, hub_iso3))
+                                  FILTER (WHERE hub_to_us_kg > 0 OR hub_to_us_usd > 0)
                        FROM marts.fct_route_legs GROUP BY ALL ORDER BY ALL""")] if mart else []
     features = _table_exists(con, "features", "route_features")
     out["route_periods_with_history"] = (
@@ -105,6 +108,11 @@ def _why(c: dict[str, Any], history_needed: dict[str, int]) -> str:
                           f"{s['last'][:7 if s['frequency'] == 'M' else 4]}" for s in c["sides"])
         return (f"no third country trades with both China and the US in the data, or the two sides share no "
                 f"period of the same frequency ({spans}).")
+    if not any(g["routes_to_us"] for g in c["grid"]):
+        return ("the US side holds no imports of the watched products from any third country (every route's "
+                "hub -> US leg is zero or unknown), so no route can carry goods on to the US: its routes are "
+                "screened out before the features. The US side comes from the US Census Bureau, UN Comtrade "
+                "reporter 842 flow M, or CEPII BACI.")
     if not c["route_periods_with_history"]:
         parts = []
         for g in c["grid"]:

@@ -38,14 +38,70 @@ def mineral_floors(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return con.sql("SELECT mineral, volume_floor_kg, volume_floor_usd FROM ref.minerals").pl()
 
 
-def all_legs(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """Every row of marts.fct_route_legs with its grid_index."""
-    return con.sql(LEGS_WITH_GRID_INDEX).pl()
+def all_legs(con: duckdb.DuckDBPyConnection, screen: bool = False) -> pl.DataFrame:
+    """Every row of marts.fct_route_legs with its grid_index; with `screen`, but for the routes
+    make_silent_routes screens out."""
+    if not screen:
+        return con.sql(LEGS_WITH_GRID_INDEX).pl()
+    make_silent_routes(con, screen=True)
+    try:
+        return con.sql(f"SELECT * FROM ({LEGS_WITH_GRID_INDEX}) "
+                       "ANTI JOIN _silent_routes USING (frequency, mineral, hs_code, hub_iso3)").pl()
+    finally:
+        drop_temp(con, "_silent_routes")
+
+
+def no_legs(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """marts.fct_route_legs' columns with grid_index, no row."""
+    return con.sql(LEGS_WITH_GRID_INDEX + " LIMIT 0").pl()
 
 
 def make_grid_origin(con: duckdb.DuckDBPyConnection) -> None:
     """Temp table _grid_origin: each frequency's first period (BATCH_LEGS reads it)."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE _grid_origin AS {GRID_ORIGIN}")
+
+
+def make_silent_routes(con: duckdb.DuckDBPyConnection, screen: bool) -> tuple[int, int]:
+    """Temp table _silent_routes (frequency, mineral, hs_code, hub_iso3, route_periods): with `screen`, the
+    mart's routes whose hub sent the US none of the product in any period (hub_to_us_kg and hub_to_us_usd 0
+    or unknown throughout), which no route score can reach (models.evidence.silent_route_bound); empty
+    without. The features skip them (batch_legs, changed_legs). One pass over the mart. Returns (routes,
+    route-periods) screened."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _silent_routes AS
+        SELECT frequency, mineral, hs_code, hub_iso3, count(*) AS route_periods
+        FROM marts.fct_route_legs
+        WHERE {'true' if screen else 'false'}
+        GROUP BY ALL
+        HAVING bool_and(coalesce(hub_to_us_kg, 0) = 0 AND coalesce(hub_to_us_usd, 0) = 0)""")
+    routes, periods = con.sql("SELECT count(*), coalesce(sum(route_periods), 0) FROM _silent_routes").fetchall()[0]
+    return int(routes), int(periods)
+
+
+def rescope_flipped_routes(con: duckdb.DuckDBPyConnection) -> int:
+    """An incremental build's routes whose place in _silent_routes changed with this build's rows: a route
+    that now has features to drop (silent now, rows in features.route_features) or to compute from its
+    first period (not silent now, no rows) changes from its first period in the mart, as in a full build:
+    build.dirty_routes says so. Only a changed route can change its place. Returns how many."""
+    # Silent with rows to drop, or not silent with none: flipped. A route with no row in the mart (gone)
+    # keeps its first period: its rows go from there anyway.
+    changed = con.execute("""
+            UPDATE build.dirty_routes AS d SET first_period = r.first_period
+            FROM (SELECT frequency, mineral, hs_code, hub_iso3, min(period) AS first_period
+                  FROM marts.fct_route_legs SEMI JOIN build.dirty_routes USING (frequency, mineral, hs_code, hub_iso3)
+                  GROUP BY ALL) AS r
+            WHERE d.frequency = r.frequency AND d.mineral = r.mineral AND d.hs_code = r.hs_code
+              AND d.hub_iso3 = r.hub_iso3 AND d.first_period > r.first_period
+              AND (EXISTS (SELECT 1 FROM _silent_routes AS s WHERE s.frequency = d.frequency AND s.mineral = d.mineral
+                           AND s.hs_code = d.hs_code AND s.hub_iso3 = d.hub_iso3))
+                  = (EXISTS (SELECT 1 FROM features.route_features AS f WHERE f.frequency = d.frequency
+                              AND f.mineral = d.mineral AND f.hs_code = d.hs_code AND f.hub_iso3 = d.hub_iso3))""").fetchall()
+    return int(changed[0][0]) if changed else 0
+
+
+def temp_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(con.sql("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?",
+                        params=[table]).fetchall()[0][0])
 
 
 def drop_temp(con: duckdb.DuckDBPyConnection, *tables: str) -> None:
@@ -61,21 +117,25 @@ def _hs_range(con: duckdb.DuckDBPyConnection, table: str, batch: int) -> list[st
 def product_batches(con: duckdb.DuckDBPyConnection, table: str, batch_rows: int, only_routes: str = "") -> list[int]:
     """Temp table `table` (frequency, mineral, hs_code, batch): whole products in key order, about batch_rows
     of the mart's route-periods a batch (a route's periods never straddle two batches), counting only the
-    routes of the table `only_routes` when given. Returns the batch numbers in order."""
+    routes of the table `only_routes` when given, and never those of _silent_routes (make_silent_routes).
+    Returns the batch numbers in order."""
     routes = f" SEMI JOIN {only_routes} USING (frequency, mineral, hs_code, hub_iso3)" if only_routes else ""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {table} AS
         SELECT frequency, mineral, hs_code,
                (sum(n) OVER (ORDER BY frequency, mineral, hs_code) - n) // {int(batch_rows)} AS batch
         FROM (SELECT frequency, mineral, hs_code, count(*) AS n FROM marts.fct_route_legs{routes}
+              ANTI JOIN _silent_routes USING (frequency, mineral, hs_code, hub_iso3)
               GROUP BY frequency, mineral, hs_code)""")
     return [b for (b,) in con.sql(f"SELECT DISTINCT batch FROM {table} ORDER BY batch").fetchall()]
 
 
 def batch_legs(con: duckdb.DuckDBPyConnection, batch: int) -> pl.DataFrame:
-    """The mart rows (with grid_index) of one batch of the temp table _feature_batches."""
+    """The mart rows (with grid_index) of one batch of the temp table _feature_batches, but for the routes of
+    _silent_routes."""
     return con.sql(f"""SELECT l.* FROM ({BATCH_LEGS}) AS l
                        JOIN _feature_batches AS b USING (frequency, mineral, hs_code)
+                       ANTI JOIN _silent_routes USING (frequency, mineral, hs_code, hub_iso3)
                        WHERE b.batch = ?""", params=[*_hs_range(con, "_feature_batches", batch), batch]).pl()
 
 
@@ -119,11 +179,13 @@ def make_changed_starts(con: duckdb.DuckDBPyConnection, batches: str | None, mon
 
 def changed_legs(con: duckdb.DuckDBPyConnection, batch: int, route_no: str, needed: str) -> pl.DataFrame:
     """The mart rows one batch of _changed_starts needs, each with its route's first changed period
-    (_first_changed), its route number (column `route_no`) and whether its baselines are needed (`needed`)."""
+    (_first_changed), its route number (column `route_no`) and whether its baselines are needed (`needed`);
+    none of the routes of _silent_routes."""
     return con.sql(f"""
         SELECT l.*, s.first_period AS _first_changed, s.route_no AS {route_no}, l.period >= s.needed_from AS {needed}
         FROM ({BATCH_LEGS}) AS l
         JOIN _changed_starts AS s USING (frequency, mineral, hs_code, hub_iso3)
+        ANTI JOIN _silent_routes USING (frequency, mineral, hs_code, hub_iso3)
         WHERE s.batch = ? AND l.period >= s.read_from
     """, params=[*_hs_range(con, "_changed_starts", batch), batch]).pl()
 

@@ -94,8 +94,10 @@ def _summarise(run: dict, warehouse: Path) -> None:
     for m in run.get("models", []):
         colour = "yellow" if m["note"].startswith("not scored") or m.get("drift") else "dim"
         console.print(Text(f"{m['frequency']} {m['mineral']}: {m.get('model_id') or 'no model'}: {m['note']}", style=colour))
-    from flows.report.markdown import forest_line
+    from flows.report.markdown import features_screen_line, forest_line
 
+    if screened := features_screen_line(run):
+        console.print(Text(screened, style="dim"))
     if forests := forest_line(run):
         console.print(Text(forests, style="dim"))
     if run.get("seconds"):

@@ -49,6 +49,7 @@ def score_folder(data_dir: Path, workdir: Path, monthly: FeatureParams, params: 
     """Load, build, compute features and score the files in `data_dir` in-process (no Prefect), in a
     throwaway warehouse under `workdir`. Returns (the scored route-periods, the plain rules' values)."""
     from flows import stages
+    from models.evidence import screens_silent_routes
     from models.scoring import score_routes
     from warehouse.connection import connect_read_write
     from warehouse.plain_rules import plain_rules
@@ -58,7 +59,9 @@ def score_folder(data_dir: Path, workdir: Path, monthly: FeatureParams, params: 
     try:
         stages.load(con, data_dir, batch_id)
         stages.build(con)
-        features = stages.route_features_from(con, monthly)
+        # As a run computes them: not for the routes whose hub never sent the US the product, when the
+        # scoring parameters screen them out (models.evidence.screens_silent_routes).
+        features = stages.route_features_from(con, monthly, screens_silent_routes(params))
         rules = plain_rules(con)
     finally:
         con.close()

@@ -92,6 +92,12 @@ def source_coverage(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return out
 
 
+def _shown(figure: pl.Expr, digits: int) -> pl.Expr:
+    """`figure` rounded for the page, never as -0.0 (a few kilograms, or a z a hair, below 0 read 0.0)."""
+    rounded = figure.round(digits)
+    return pl.when(rounded == 0).then(pl.lit(0.0)).otherwise(rounded)
+
+
 def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: int = 10) -> pl.DataFrame:
     """Routes the isolation forest puts in its top 2 % of route-periods (score_percentile >= 0.98) that are
     not flagged, each at its most anomalous period, with what held it back in words (no tonnes above the
@@ -107,16 +113,17 @@ def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: 
     reasons = [
         pl.when(pl.col("floor_multiple").fill_null(0) < 1)
         .then(pl.format("excess {} t is below the mineral's floor of {} t (in value too, its floor raised with the world price)",
-                        (pl.col("route_excess_kg").fill_null(0) / 1000).round(1), (pl.col("volume_floor_kg") / 1000).round(1))),
+                        _shown(pl.col("route_excess_kg").fill_null(0).clip(lower_bound=0.0) / 1000, 1),
+                        (pl.col("volume_floor_kg") / 1000).round(1))),
         pl.when(pl.col("co_rise_z").fill_null(-1e9) < min_z)
         .then(pl.format("the legs do not both rise beyond their own history (z {} < {})",
-                        pl.col("co_rise_z").round(2), pl.lit(min_z))),
+                        _shown(pl.col("co_rise_z"), 2), pl.lit(min_z))),
         pl.when(pl.col("hub_to_us_mean_z").fill_null(-1e9) < min_us_z)
         .then(pl.format("the hub's exports to the US{} stay within their own history (z {} < {})",
-                        largest_aside, pl.col("hub_to_us_mean_z").round(2), pl.lit(min_us_z))),
+                        largest_aside, _shown(pl.col("hub_to_us_mean_z"), 2), pl.lit(min_us_z))),
         pl.when(pl.col("us_from_cn_kg_robust_z").fill_null(0) > -min_fall)
         .then(pl.format("the US's imports from China direct have not fallen (z {}; a fall is -{} or below)",
-                        pl.col("us_from_cn_kg_robust_z").fill_null(0).round(2), pl.lit(min_fall))),
+                        _shown(pl.col("us_from_cn_kg_robust_z").fill_null(0), 2), pl.lit(min_fall))),
         pl.when(pl.col("kg_coverage").fill_null(0) < min_cov)
         .then(pl.format("only {}% of the trade has a known or estimated weight (needs {}%)",
                         (pl.col("kg_coverage").fill_null(0) * 100).round(0).cast(pl.Int64), pl.lit(round(min_cov * 100)))),

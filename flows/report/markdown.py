@@ -42,6 +42,15 @@ def forest_line(run: dict[str, Any]) -> str | None:
     return line
 
 
+def features_screen_line(run: dict[str, Any]) -> str | None:
+    """The routes screened out before the features (their hub never sent the US the product), or None."""
+    silent = (run.get("build") or {}).get("screened_before_features") or {}
+    if not silent.get("routes"):
+        return None
+    return (f"features: {silent['routes']:,} routes ({silent['route_periods']:,} route-periods) screened out before "
+            "them, their hub never having sent the US the product (no route score could reach the screen there)")
+
+
 def render_revisions(revisions: pl.DataFrame | None) -> list[str]:
     """The section on figures published again with different numbers, and the flags they touched."""
     if revisions is None or revisions.is_empty():
@@ -107,6 +116,8 @@ def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int,
     ]
     for g in run.get("models", []):
         lines.append(f"- {g['frequency']} {g['mineral']}: model {g.get('model_id') or '-'}: {g['note']}")
+    if screened := features_screen_line(run):
+        lines.append(f"- {screened}")
     if forests := forest_line(run):
         lines.append(f"- {forests}")
     if run.get("models"):

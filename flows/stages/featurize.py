@@ -37,9 +37,16 @@ def _features_of(legs: pl.DataFrame, con: duckdb.DuckDBPyConnection, monthly: Fe
     return pl.concat([f.collect() for f in frames], how="diagonal_relaxed")
 
 
-def route_features_from(con: duckdb.DuckDBPyConnection, monthly: FeatureParams) -> pl.DataFrame:
-    """features.route_features as a frame: the mart's legs with every feature, per frequency."""
-    return _features_of(store.all_legs(con), con, monthly)
+def route_features_from(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, screen: bool = False) -> pl.DataFrame:
+    """features.route_features as a frame: the mart's legs with every feature, per frequency; with `screen`,
+    not for the routes update_features would screen out."""
+    return _features_of(store.all_legs(con, screen), con, monthly)
+
+
+def empty_route_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams) -> pl.DataFrame:
+    """features.route_features' columns, no row (nothing to compute features for: an empty mart, or every
+    route screened)."""
+    return _features_of(store.no_legs(con), con, monthly)
 
 
 def _changed_starts(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, batches: str | None) -> None:
@@ -59,10 +66,13 @@ def changed_route_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParam
     if batch is None:
         _changed_starts(con, monthly, None)
         store.make_grid_origin(con)
+        created = not store.temp_exists(con, "_silent_routes")
+        if created:  # called on its own: no route screened
+            store.make_silent_routes(con, screen=False)
         try:
             return changed_route_features(con, monthly, 0)
         finally:
-            store.drop_temp(con, "_changed_starts", "_grid_origin")
+            store.drop_temp(con, "_changed_starts", "_grid_origin", *(["_silent_routes"] if created else []))
     legs = store.changed_legs(con, batch, ROUTE_NO, NEEDED)
     # As a full build's batches: the blocks DuckDB cached reading them go back before Polars works on them
     # (the 20 M world's incremental month held 2.99 GiB to its end without this).
@@ -74,12 +84,16 @@ def changed_route_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParam
 
 def write_all_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams,
                        batch_rows: int = FEATURE_BATCH_ROWS) -> int:
-    """features.route_features for the whole mart, computed in batches of whole products, in key order.
-    Returns the row count."""
+    """features.route_features for the whole mart but the routes of the temp table _silent_routes (none
+    when there is no such table), computed in batches of whole products, in key order. Returns the row
+    count."""
+    created = not store.temp_exists(con, "_silent_routes")
+    if created:
+        store.make_silent_routes(con, screen=False)
     batches = store.product_batches(con, "_feature_batches", batch_rows)
     total = 0
-    if not batches:  # an empty mart: an empty table of the right shape
-        store.write_features(con, route_features_from(con, monthly), create=True)
+    if not batches:  # an empty mart, or every route screened: an empty table of the right shape
+        store.write_features(con, empty_route_features(con, monthly), create=True)
     store.make_grid_origin(con)
     countdown = Countdown("  features: batch", len(batches))
     for i, batch in enumerate(batches):
@@ -92,19 +106,38 @@ def write_all_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams,
         store.write_features(con, features, create=i == 0)
         total += features.height
         del legs, features  # before the next batch is read
-    store.drop_temp(con, "_feature_batches", "_grid_origin")
+    store.drop_temp(con, "_feature_batches", "_grid_origin", *(["_silent_routes"] if created else []))
     return total
 
 
-def update_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, incremental: bool) -> pl.DataFrame | int:
+def update_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, incremental: bool,
+                    screen: bool = False) -> tuple[pl.DataFrame | int, dict[str, int]]:
     """Write features.route_features: all of it (returns its row count; the rows stay in the warehouse), or
-    the changed route-periods (returns them, with the columns scoring reads: SCORING_INPUTS).
+    the changed route-periods (returns them, with the columns scoring reads: SCORING_INPUTS); and what was
+    screened out before the features.
+
+    With `screen` (models.evidence.screens_silent_routes: the run's scoring parameters allow it), the routes
+    whose hub never sent the US any of the product (warehouse.feature_store.make_silent_routes) get no
+    features, and so no scores: no route score could reach min_evidence there. An incremental build drops
+    the rows of a route that became silent, and computes a route that stopped being silent from its first
+    period (rescope_flipped_routes), so that it ends with the same table as a full build.
 
     The changed features are computed in batches of whole products, as a full build's are: a new month
     changes every route, and each route's lookback (~4 years of months) is read back to recompute it, so one
     batch would hold most of the mart in memory."""
-    if not incremental:
-        return write_all_features(con, monthly)
+    routes, periods = store.make_silent_routes(con, screen)
+    screened = {"routes": routes, "route_periods": periods}
+    try:
+        if not incremental:
+            return write_all_features(con, monthly), screened
+        screened["routes_rescoped"] = store.rescope_flipped_routes(con)
+        return _update_changed_features(con, monthly), screened
+    finally:
+        store.drop_temp(con, "_silent_routes")
+
+
+def _update_changed_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams) -> pl.DataFrame:
+    """update_features for an incremental build."""
     from warehouse.outputs import delete_changed_ranges
 
     batches = store.product_batches(con, "_changed_batches", INCREMENTAL_BATCH_ROWS, only_routes="build.dirty_routes")

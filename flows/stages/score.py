@@ -21,8 +21,9 @@ from features.params import FeatureParams
 from warehouse.contracts import KEYS, ROUTE_KEYS
 from flows.progress import Countdown, Laps
 from flows.settings import code_version
-from flows.stages.featurize import route_features_from, update_features
+from flows.stages.featurize import empty_route_features, update_features
 from flows.stages.registry import ensure_registry, latest, record_drift, register
+from models.evidence import screens_silent_routes
 from models.registry import choose_models
 from models.params import ScoreParams
 from models.rescore import rescore_changed
@@ -121,7 +122,7 @@ def score_all_groups(con: duckdb.DuckDBPyConnection, params: ScoreParams, run_id
         drift_all.update(drift)
         summaries.extend(_summary(g, drift) for g in fitted)
     if not groups:  # nothing to score: the tables, empty, in their shape
-        scores, explanations, _ = score_routes(route_features_from(con, FeatureParams()), params, {})
+        scores, explanations, _ = score_routes(empty_route_features(con, FeatureParams()), params, {})
         write_group_scores(con, _with_model_ids(scores, []), _with_model_ids(explanations, []), run_id, create=True)
     record_drift(con, run_id, drift_all, registered)
     return summaries
@@ -233,7 +234,7 @@ def features_and_scores(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, 
 
     laps = Laps(rss=True)  # which part of the step sets its peak memory
     lap = laps.lap
-    features = update_features(con, monthly, incremental)
+    features, screened = update_features(con, monthly, incremental, screens_silent_routes(params))
     lap("features")
     faults.at("score")
     models, rescored = score(con, params, run_id, features if incremental else None, fan_out)
@@ -242,7 +243,8 @@ def features_and_scores(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, 
     if incremental:
         counts["features.route_features rebuilt"] = features.height
         counts["main.route_scores rescored"] = rescored
-    return {"counts": counts, "models": models, "seconds": laps.seconds, "peak_rss_gb": laps.peak_rss_gb}
+    return {"counts": counts, "models": models, "seconds": laps.seconds, "peak_rss_gb": laps.peak_rss_gb,
+            "screened": screened}
 
 
 def flagged_lists(build: Path, run_id: str, dismissed_regrowth: float, attempts: int = 2) -> tuple[dict[str, int], list[str]]:

@@ -64,8 +64,22 @@ def test_incremental_run_equals_full_rebuild_through_prefect(prefect_harness, tm
     assert inc["build"]["periods_rebuilt"]["staging M"] == {"periods": 2, "first": "2025-03-01", "last": "2025-06-01"}
     assert inc["build"]["periods_rebuilt"]["marts M"]["periods"] == 2
     assert inc["layer_counts"]["intermediate.int_flows rebuilt"] < inc["layer_counts"]["intermediate.int_flows"] / 20
-    # June for every route (250), and March to May for the 50 routes of 282580, whose US totals the revision moved.
-    assert inc["build"]["route_periods_refeatured"] == 250 + 50 * 3
+    # June for every route with features, and March to May for those of 282580, whose US totals the revision
+    # moved: 109 of the 250 routes (25 of 282580's 50) are the hub's exports to the US at some time; the
+    # others, whose hub never sent the US the product, get no features (screened out: no route score could
+    # reach the screen's threshold there).
+    active = query(base.warehouse, "SELECT count(DISTINCT (hs_code, hub_iso3)) FROM features.route_features").item()
+    active_282580 = query(base.warehouse, "SELECT count(DISTINCT hub_iso3) FROM features.route_features "
+                                          "WHERE hs_code = '282580'").item()
+    assert (active, active_282580) == (109, 25)
+    silent_rows = query(tmp_path / "full" / "w.duckdb", """
+        SELECT count(*) FROM marts.fct_route_legs
+        ANTI JOIN features.route_features USING (frequency, mineral, hs_code, hub_iso3)""").item()
+    assert silent_rows > 0
+    assert inc["build"]["screened_before_features"] == {"routes": 250 - 109, "route_periods": silent_rows,
+                                                        "routes_rescoped": 0}
+    assert full["build"]["screened_before_features"] == {"routes": 250 - 109, "route_periods": silent_rows}
+    assert inc["build"]["route_periods_refeatured"] == active + active_282580 * 3
     assert inc["build"]["routes_changed"] == {"figures changed": 50, "periods added": 200}
 
     assert table_differences(tmp_path / "incremental" / "w.duckdb", tmp_path / "full" / "w.duckdb",
@@ -182,10 +196,45 @@ def test_a_revision_alone_re_explains_only_the_routes_it_touched_and_matches_a_f
     what a full rebuild computes."""
     out, first = _reuse_after(tmp_path, add_revision, hold_back=0)
     inc = out["incremental"]
-    # The revision moves US totals of 282580 in 2025-03: its 50 routes change from March to June.
-    assert inc["features.route_features rebuilt"] == 50 * 4
+    # The revision moves US totals of 282580 in 2025-03: its 50 routes change from March to June, and the 25
+    # of them with features (the others' hub never sent the US the product) get them again.
+    assert query(first, "SELECT count(DISTINCT hub_iso3) FROM features.route_features WHERE hs_code = '282580'").item() == 25
+    assert inc["features.route_features rebuilt"] == 25 * 4
     assert 0 < inc["main.route_scores rescored"] <= 200
     explained = query(first, "SELECT count(DISTINCT (frequency, mineral, hs_code, hub_iso3, period)) "
                              "FROM route_explanations WHERE hs_code <> '282580'").item()
     assert explained > 0  # routes the revision did not touch had explanations to keep
+    assert table_differences(tmp_path / "incremental.duckdb", tmp_path / "full.duckdb") == {}
+
+
+def flip_routes(paths: dict[str, Path]) -> None:
+    """Comtrade republishes two US import figures of 282580: Japan's one month of it (2025-02) as zero, so
+    Japan never sent the US the product; and Argentina's first (2025-03), so it now has."""
+    rows = json.loads(paths["us"].read_text(encoding="utf-8"))["data"]
+    japan = [dict(r, primaryValue=0.0, cifvalue=0.0, qty=0.0, netWgt=0.0)
+             for r in rows if r["partnerISO"] == "JPN" and r["cmdCode"] == "282580"]
+    assert len(japan) == 1
+    assert not any(r["partnerISO"] == "ARG" and r["cmdCode"] == "282580" for r in rows)
+    thailand = next(r for r in rows if r["period"] == "202503" and r["partnerISO"] == "THA" and r["cmdCode"] == "282580")
+    argentina = dict(thailand, partnerCode=32, partnerISO="ARG", qty=20_000.0, netWgt=20_000.0,
+                     primaryValue=1_100_000.0, cifvalue=1_100_000.0)
+    (paths["data_dir"] / "comtrade_USA_M_2025_revised.json").write_text(
+        json.dumps({"elapsedTime": "0.1 secs", "count": 2, "data": [*japan, argentina]}), encoding="utf-8")
+
+
+def test_a_route_that_starts_or_stops_sending_to_the_us_matches_a_full_rebuild(tmp_path):
+    """The routes whose hub never sent the US the product get no features (screened out before them). A
+    revision can put a route on either side: the incremental build drops the features and scores of the
+    one that fell silent, and computes the one that spoke from its first period, as a full rebuild does."""
+    out, first = _reuse_after(tmp_path, flip_routes, hold_back=0)
+    featured = ("SELECT hub_iso3, count(*) FROM features.route_features WHERE hs_code = '282580' "
+                "AND hub_iso3 IN ('ARG', 'JPN') GROUP BY ALL ORDER BY ALL")
+    periods = query(first, "SELECT count(DISTINCT period) FROM marts.fct_route_legs").item()
+    assert query(first, featured).rows() == [("JPN", periods)]
+    assert query(first, "SELECT count(*) FROM route_scores WHERE hs_code = '282580' AND hub_iso3 = 'ARG'").item() == 0
+    for name in ("incremental", "full"):
+        w = tmp_path / f"{name}.duckdb"
+        assert query(w, featured).rows() == [("ARG", periods)], name
+        assert query(w, "SELECT count(*) FROM route_scores WHERE hs_code = '282580' AND hub_iso3 = 'JPN'").item() == 0
+        assert query(w, "SELECT count(*) FROM route_scores WHERE hs_code = '282580' AND hub_iso3 = 'ARG'").item() > 0
     assert table_differences(tmp_path / "incremental.duckdb", tmp_path / "full.duckdb") == {}

@@ -247,6 +247,9 @@ def test_the_run_summary_shows_where_time_and_memory_went(first_run, capsys):
     _summarise(run, settings.warehouse)
     out = capsys.readouterr().out
     assert f"forests: {scored:,} of {scored + screened:,} route-periods scored, {screened:,} screened out" in out
+    silent = run["build"]["screened_before_features"]
+    assert silent["routes"] == 141 and silent["route_periods"] > 0  # of the sample world's 250 routes
+    assert f"features: {silent['routes']:,} routes ({silent['route_periods']:,} route-periods) screened out" in out
     assert "score stage: features " in out and "models and scores " in out
     assert re.search(r"peak memory \d+\.\d\d GiB \(RSS\), reached in (copy|ingest|build|score|publish)", out)
 

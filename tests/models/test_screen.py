@@ -168,3 +168,26 @@ def test_the_rows_explained_are_the_flagged_ones_and_the_top_routes_peaks(sample
         got = rows_to_explain(scored, params)
         assert got.equals(expected.alias("explained"))
         assert (got & ~scored["flagged"]).sum() > 0  # peaks that are not flagged are explained too
+
+
+def test_a_route_whose_hub_never_sent_the_us_the_product_cannot_reach_the_screen(sample_features):
+    """The routes screened out before the features (models.evidence.silent_route_bound): on the sample world's
+    real features, every route-period of a route with no hub -> US trade has evidence within the bound, for
+    the defaults and for looser thresholds, and the screen is on only while the bound is below min_evidence."""
+    from models.evidence import screens_silent_routes, silent_route_bound
+
+    keys = ["frequency", "mineral", "hs_code", "hub_iso3"]
+    silent = (sample_features.group_by(keys)
+              .agg(((pl.col("hub_to_us_kg").fill_null(0) == 0) & (pl.col("hub_to_us_usd").fill_null(0) == 0)).all()
+                   .alias("silent"))
+              .filter("silent").drop("silent"))
+    rows = sample_features.join(silent, on=keys)
+    assert silent.height > 50 and rows.height > 1000  # the sample world has many (half its routes)
+    assert rows.select((pl.col("cn_to_hub_kg") > 0).any()).item()  # China's leg moves there: not an empty route
+    for params in (ScoreParams(), ScoreParams(min_rise_z=-1.0, min_us_mean_z=1.0, min_value_cover=0.1),
+                   ScoreParams(min_rise_z=1.0, min_us_mean_z=3.0)):
+        most = rows.select(evidence(params).max()).item()
+        assert 0 < most <= silent_route_bound(params), params
+    assert silent_route_bound(ScoreParams()) < ScoreParams().min_evidence and screens_silent_routes(ScoreParams())
+    assert not screens_silent_routes(ScoreParams(min_us_mean_z=1.0))  # looser: the bound is above the screen
+    assert not screens_silent_routes(ScoreParams(min_evidence=0.0))
