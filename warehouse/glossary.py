@@ -369,7 +369,9 @@ NAMES: dict[str, str] = {
 # Names whose meaning depends on the relation (relation, column) -> text; checked before NAMES.
 BY_RELATION: dict[tuple[str, str], str] = {
     ("build.dirty_routes", "first_period"): "From this period on, the route's legs changed: its features and "
-                                            "scores are recomputed from here.",
+                                            "scores are recomputed from here (from the route's first period when "
+                                            "the change made its hub start or stop sending the US the product: "
+                                            "its features are then computed whole, or dropped).",
     ("build.dirty_routes", "change"): "new (a row of the mart appeared or changed) or gone (it disappeared).",
     ("build.rebuilt_periods", "period"): "A period the last build recomputed.",
     ("build.state", "value"): "The state entry's value (JSON): e.g. the code fingerprint of the last build.",

@@ -39,7 +39,12 @@ def folder(tmp_path: Path, files: dict[str, bytes | str]) -> Path:
      "every row read was set aside as a reject (2)"),
     ({"census_imports_2825800000_2024-01.json": json.dumps(CENSUS)},
      "the data hold US imports only, and China's exports are missing"),
-], ids=["empty folder", "unrecognised files", "every row rejected", "census: only China and the world total"])
+    # Both sides, but the US buys the oxide from China alone: Thailand's route has no second leg.
+    ({"c.csv": "reporterCode,partnerCode,cmdCode,flowCode,period,primaryValue,netWgt\n"
+               "156,764,282580,X,202401,100000,5000\n842,156,282580,M,202401,90000,4500\n"},
+     "the US side holds no imports of the watched products from any third country"),
+], ids=["empty folder", "unrecognised files", "every row rejected", "census: only China and the world total",
+        "no third country sells to the US"])
 def test_a_run_with_nothing_to_score_succeeds_and_says_why(prefect_harness, tmp_path, files, why):
     settings = Settings(warehouse=tmp_path / "w.duckdb", reports_dir=tmp_path / "reports")
     run = transship_pipeline(folder(tmp_path, files), settings)
