@@ -48,7 +48,7 @@ def features_screen_line(run: dict[str, Any]) -> str | None:
     if not silent.get("routes"):
         return None
     return (f"features: {silent['routes']:,} routes ({silent['route_periods']:,} route-periods) screened out before "
-            "them, their hub never having sent the US the product (no route score could reach the screen there)")
+            "them: their hub never sent the US the product, so no route score there could reach the screen")
 
 
 def render_revisions(revisions: pl.DataFrame | None) -> list[str]:
