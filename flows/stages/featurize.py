@@ -72,7 +72,8 @@ def changed_route_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParam
         try:
             return changed_route_features(con, monthly, 0)
         finally:
-            store.drop_temp(con, "_changed_starts", "_grid_origin", *(["_silent_routes"] if created else []))
+            store.drop_temp(con, "_changed_starts", "_grid_origin",
+                            *(["_silent_routes", "_route_spans"] if created else []))
     legs = store.changed_legs(con, batch, ROUTE_NO, NEEDED)
     # As a full build's batches: the blocks DuckDB cached reading them go back before Polars works on them
     # (the 20 M world's incremental month held 2.99 GiB to its end without this).
@@ -106,7 +107,7 @@ def write_all_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams,
         store.write_features(con, features, create=i == 0)
         total += features.height
         del legs, features  # before the next batch is read
-    store.drop_temp(con, "_feature_batches", "_grid_origin", *(["_silent_routes"] if created else []))
+    store.drop_temp(con, "_feature_batches", "_grid_origin", *(["_silent_routes", "_route_spans"] if created else []))
     return total
 
 
@@ -133,7 +134,7 @@ def update_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, incr
         screened["routes_rescoped"] = store.rescope_flipped_routes(con)
         return _update_changed_features(con, monthly), screened
     finally:
-        store.drop_temp(con, "_silent_routes")
+        store.drop_temp(con, "_silent_routes", "_route_spans")
 
 
 def _update_changed_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams) -> pl.DataFrame:
