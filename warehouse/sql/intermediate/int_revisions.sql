@@ -16,6 +16,11 @@ WITH records AS (
     JOIN ref.countries AS par ON par.m49_code = s.partner_code
     WHERE (s.exclusion_reason IS NULL OR starts_with(s.exclusion_reason, 'superseded by a later load'))
       AND in_scope(s.frequency, s.period)
+), superseded AS (
+    -- The flows with an earlier vintage set aside: only they can have been revised. Aggregating every flow
+    -- by file instead took 64 s at 20 M records with none superseded (2.7 s this way; the same rows).
+    SELECT DISTINCT source, frequency, period, reporter_iso3, partner_iso3, flow, hs_code
+    FROM records WHERE exclusion_reason IS NOT NULL
 ), by_file AS (
     SELECT source, file_sha256, min(source_file) AS source_file, min(batch_id) AS batch_id,
            max(loaded_at) AS loaded_at, frequency, period, reporter_iso3, partner_iso3, flow, hs_code,
@@ -24,7 +29,8 @@ WITH records AS (
            CASE WHEN source = 'comtrade' THEN max(value_usd) ELSE sum(value_usd::DECIMAL(38, 6))::DOUBLE END AS value_usd,
            CASE WHEN source = 'comtrade' THEN max(qty_kg) ELSE sum(qty_kg::DECIMAL(38, 6))::DOUBLE END AS qty_kg,
            bool_and(exclusion_reason IS NULL) AS is_kept
-    FROM records GROUP BY source, file_sha256, frequency, period, reporter_iso3, partner_iso3, flow, hs_code
+    FROM records SEMI JOIN superseded USING (source, frequency, period, reporter_iso3, partner_iso3, flow, hs_code)
+    GROUP BY source, file_sha256, frequency, period, reporter_iso3, partner_iso3, flow, hs_code
 )
 SELECT o.source, o.frequency, o.period, o.reporter_iso3, o.partner_iso3, o.flow, o.hs_code, o.hs6,
        o.file_sha256 AS old_file_sha256, o.source_file AS old_source_file, o.batch_id AS old_batch_id,
