@@ -112,13 +112,17 @@ def screens_silent_routes(params: ScoreParams) -> bool:
     return silent_route_bound(params) < params.min_evidence
 
 
+def forest_term(params: ScoreParams) -> str:
+    """The forest's part of route_score as the formulas write it: sqrt(anomaly_score) at forest_power ½."""
+    return "sqrt(anomaly_score)" if params.forest_power == 0.5 else f"anomaly_score^{params.forest_power:g}"
+
+
 def score_formula(params: ScoreParams) -> str:
     """route_score as a formula, in plain text, with `params`' thresholds (what the warehouse's comments say)."""
     def minus(column: str, threshold: float) -> str:
         return column if threshold == 0 else f"{column} {'-' if threshold > 0 else '+'} {abs(threshold):g}"
 
-    power = "sqrt(anomaly_score)" if params.forest_power == 0.5 else f"anomaly_score^{params.forest_power:g}"
-    return (f"{power} x (0.5 + 0.5 volume_weight) x (0.1 + 0.9 sqrt(min(1, max(0, floor_multiple))))"
+    return (f"{forest_term(params)} x (0.5 + 0.5 volume_weight) x (0.1 + 0.9 sqrt(min(1, max(0, floor_multiple))))"
             f" x logistic({minus('co_rise_z', params.min_rise_z)})"
             f" x logistic({minus('hub_to_us_mean_z', params.min_us_mean_z)})"
             f" x (0.5 + 0.5 logistic({minus('-us_from_cn_kg_robust_z', params.min_direct_fall_z)}))"
@@ -141,9 +145,9 @@ def scoring_comments(params: ScoreParams) -> dict[str, str]:
                              "one (0..1); NULL when screened out."),
         "score_threshold": (f"The flag threshold on route_score the run used (--min-route-score, here "
                             f"{params.min_route_score:g}): the same for every mineral and section."),
-        "route_score": (f"{score_formula(params)} = {score_formula(params).split(' x ')[0]} x evidence: graded, no check sets it to 0; ranks routes, and flags them at score_threshold or "
-                        f"above. Higher = more suspicious. NULL when the row was screened out ({screen}: it could not "
-                        "score that much)."),
+        "route_score": (f"{score_formula(params)} = {forest_term(params)} x evidence: graded, no check sets it "
+                        "to 0; ranks routes, and flags them at score_threshold or above. Higher = more suspicious. "
+                        f"NULL when the row was screened out ({screen}: it could not score that much)."),
         "direction_ok": ("Tonnes in the transshipment direction, of trusted weight: route_excess_kg > 0 (both legs "
                          f"above their prior run rate) and kg_coverage at least {params.min_kg_coverage:g}. Required "
                          "for a flag."),

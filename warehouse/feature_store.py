@@ -6,6 +6,8 @@ module is the SQL between them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import duckdb
@@ -43,12 +45,9 @@ def all_legs(con: duckdb.DuckDBPyConnection, screen: bool = False) -> pl.DataFra
     make_silent_routes screens out."""
     if not screen:
         return con.sql(LEGS_WITH_GRID_INDEX).pl()
-    make_silent_routes(con, screen=True)
-    try:
+    with silent_routes(con, screen=True):
         return con.sql(f"SELECT * FROM ({LEGS_WITH_GRID_INDEX}) "
                        "ANTI JOIN _silent_routes USING (frequency, mineral, hs_code, hub_iso3)").pl()
-    finally:
-        drop_temp(con, "_silent_routes", "_route_spans")
 
 
 def no_legs(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
@@ -79,6 +78,22 @@ def make_silent_routes(con: duckdb.DuckDBPyConnection, screen: bool) -> tuple[in
         WHERE silent AND {'true' if screen else 'false'}""")
     routes, periods = con.sql("SELECT count(*), coalesce(sum(route_periods), 0) FROM _silent_routes").fetchall()[0]
     return int(routes), int(periods)
+
+
+@contextmanager
+def silent_routes(con: duckdb.DuckDBPyConnection, screen: bool) -> Iterator[tuple[int, int] | None]:
+    """The temp tables of make_silent_routes for the block, dropped after it; yields make_silent_routes'
+    counts. Inside a block that made them already (the build's own, with the run's `screen`), they are
+    left as they are and it yields None: the feature functions that read them also run on their own (tests,
+    the harness), where nothing is screened unless asked."""
+    if temp_exists(con, "_silent_routes"):
+        yield None
+        return
+    counts = make_silent_routes(con, screen)
+    try:
+        yield counts
+    finally:
+        drop_temp(con, "_silent_routes", "_route_spans")
 
 
 def rescope_flipped_routes(con: duckdb.DuckDBPyConnection) -> int:

@@ -66,14 +66,11 @@ def changed_route_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParam
     if batch is None:
         _changed_starts(con, monthly, None)
         store.make_grid_origin(con)
-        created = not store.temp_exists(con, "_silent_routes")
-        if created:  # called on its own: no route screened
-            store.make_silent_routes(con, screen=False)
         try:
-            return changed_route_features(con, monthly, 0)
+            with store.silent_routes(con, screen=False):  # on its own: no route screened
+                return changed_route_features(con, monthly, 0)
         finally:
-            store.drop_temp(con, "_changed_starts", "_grid_origin",
-                            *(["_silent_routes", "_route_spans"] if created else []))
+            store.drop_temp(con, "_changed_starts", "_grid_origin")
     legs = store.changed_legs(con, batch, ROUTE_NO, NEEDED)
     # As a full build's batches: the blocks DuckDB cached reading them go back before Polars works on them
     # (the 20 M world's incremental month held 2.99 GiB to its end without this).
@@ -88,27 +85,25 @@ def write_all_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams,
     """features.route_features for the whole mart but the routes of the temp table _silent_routes (none
     when there is no such table), computed in batches of whole products, in key order. Returns the row
     count."""
-    created = not store.temp_exists(con, "_silent_routes")
-    if created:
-        store.make_silent_routes(con, screen=False)
-    batches = store.product_batches(con, "_feature_batches", batch_rows)
-    total = 0
-    if not batches:  # an empty mart, or every route screened: an empty table of the right shape
-        store.write_features(con, empty_route_features(con, monthly), create=True)
-    store.make_grid_origin(con)
-    countdown = Countdown("  features: batch", len(batches))
-    for i, batch in enumerate(batches):
-        countdown(i)
-        legs = store.batch_legs(con, batch)
-        release_memory(con)
-        # In key order (already, as a rule: then no copy), written as it is: sorting ~120 columns in DuckDB
-        # would cost more than the write.
-        features = in_key_order(_features_of(legs, con, monthly))
-        store.write_features(con, features, create=i == 0)
-        total += features.height
-        del legs, features  # before the next batch is read
-    store.drop_temp(con, "_feature_batches", "_grid_origin", *(["_silent_routes", "_route_spans"] if created else []))
-    return total
+    with store.silent_routes(con, screen=False):  # on its own: no route screened
+        batches = store.product_batches(con, "_feature_batches", batch_rows)
+        total = 0
+        if not batches:  # an empty mart, or every route screened: an empty table of the right shape
+            store.write_features(con, empty_route_features(con, monthly), create=True)
+        store.make_grid_origin(con)
+        countdown = Countdown("  features: batch", len(batches))
+        for i, batch in enumerate(batches):
+            countdown(i)
+            legs = store.batch_legs(con, batch)
+            release_memory(con)
+            # In key order (already, as a rule: then no copy), written as it is: sorting ~120 columns in DuckDB
+            # would cost more than the write.
+            features = in_key_order(_features_of(legs, con, monthly))
+            store.write_features(con, features, create=i == 0)
+            total += features.height
+            del legs, features  # before the next batch is read
+        store.drop_temp(con, "_feature_batches", "_grid_origin")
+        return total
 
 
 def update_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, incremental: bool,
@@ -126,15 +121,12 @@ def update_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, incr
     The changed features are computed in batches of whole products, as a full build's are: a new month
     changes every route, and each route's lookback (~4 years of months) is read back to recompute it, so one
     batch would hold most of the mart in memory."""
-    routes, periods = store.make_silent_routes(con, screen)
-    screened = {"routes": routes, "route_periods": periods}
-    try:
+    with store.silent_routes(con, screen) as (routes, periods):
+        screened = {"routes": routes, "route_periods": periods}
         if not incremental:
             return write_all_features(con, monthly), screened
         screened["routes_rescoped"] = store.rescope_flipped_routes(con)
         return _update_changed_features(con, monthly), screened
-    finally:
-        store.drop_temp(con, "_silent_routes", "_route_spans")
 
 
 def _update_changed_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams) -> pl.DataFrame:
