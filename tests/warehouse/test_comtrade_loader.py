@@ -192,6 +192,31 @@ def test_file_without_breakdown_columns_keeps_the_total_row(con, tmp_path):
     assert rows(con, "SELECT count(*) FROM intermediate.int_flows_excluded WHERE exclusion_reason LIKE 'breakdown of the total at line 3%'") == [(2,)]
 
 
+def test_one_flow_in_two_files_of_one_load_and_duplicates_with_blank_fields(con, tmp_path):
+    # Staging compares records field by field only where a hash repeats (stg_comtrade__records.sql): the
+    # answers must be those of comparing every record. b.csv repeats a.csv's flow with a smaller value; a.csv
+    # holds an exact copy with blank (NULL) weight fields, and a record one cent away from another.
+    write(tmp_path / "d" / "a.csv", "year,reporter,partner,cmd,flow,value,netwgt\n"
+          "2022,156,764,811010,X,1000,\n"        # 2 kept (larger than b.csv's)
+          "2022,156,764,811010,X,1000,\n"        # 3 exact duplicate of line 2, blank netwgt
+          "2022,156,704,811010,X,500.00,5\n"     # 4 kept
+          "2022,156,704,811010,X,500.01,5\n")    # 5 same flow, not a copy: the breakdown rule keeps line 5
+    write(tmp_path / "d" / "b.csv", "year,reporter,partner,cmd,flow,value,netwgt\n"
+          "2022,156,764,811010,X,900,9\n")       # 2 the same flow as a.csv line 2, smaller
+    load(con, tmp_path / "d")
+    build_models(con)
+    kept = rows(con, "SELECT partner_iso3, value_usd, source_file LIKE '%a.csv', source_row FROM intermediate.int_flows "
+                     "ORDER BY partner_iso3")
+    assert kept == [("THA", 1000.0, True, 2), ("VNM", 500.01, True, 5)]
+    reasons = {(Path(f).name, r): why for f, r, why in rows(
+        con, "SELECT source_file, source_row, exclusion_reason FROM intermediate.int_flows_excluded")}
+    assert reasons[("a.csv", 3)] == "exact duplicate of line 2"
+    assert reasons[("a.csv", 4)] == "breakdown of the total at line 5 (the file has no breakdown columns)"
+    assert reasons[("b.csv", 2)].startswith("same flow also in ") and reasons[("b.csv", 2)].endswith(
+        "a.csv line 2, which is kept (larger value)")
+    assert len(reasons) == 3
+
+
 def test_same_file_is_not_loaded_twice_and_revisions_supersede(con, tmp_path):
     folder = tmp_path / "d"
     write(folder / "a.csv", "year,reporter,partner,cmd,flow,value\n2022,156,764,811010,X,100\n")

@@ -3,9 +3,29 @@
 -- Casts and converts units (value_usd, qty_kg, value_basis) and says, for each record, whether it is a
 -- usable bilateral flow or why it is set aside (exclusion_reason). Nothing is dropped here.
 -- Scope: every window partitions by period, so the periods in scope (warehouse/build.py) rebuild alone.
-WITH converted AS (
+WITH scoped AS (
+    SELECT *,
+        -- The same record repeated within one file (the Comtrade pull collapsed breakdown columns) has the
+        -- same hash of every field; only records whose hash repeats are compared field by field (copies).
+        hash(file_sha256, freq_code, period, reporter_code, flow_code, partner_code, partner2_code, cmd_code,
+             customs_code, mot_code, qty_unit_code, qty, net_wgt, cif_value, fob_value, primary_value,
+             is_aggregate) AS _record_hash
+    FROM raw.comtrade_records
+    WHERE in_scope(freq_code, period)  -- the periods this build rebuilds (every period in a full build)
+), copies AS (
+    SELECT file_sha256, source_row,
+        row_number() OVER same_record AS copy_number,
+        first_value(source_row) OVER same_record AS first_copy_row
+    FROM scoped
+    SEMI JOIN (SELECT _record_hash FROM scoped GROUP BY _record_hash HAVING count(*) > 1) USING (_record_hash)
+    WINDOW same_record AS (
+        PARTITION BY file_sha256, freq_code, period, reporter_code, flow_code, partner_code, partner2_code,
+                         cmd_code, customs_code, mot_code, qty_unit_code, qty, net_wgt, cif_value, fob_value,
+                         primary_value, is_aggregate
+        ORDER BY source_row)
+), converted AS (
     SELECT
-        r.*,
+        r.* EXCLUDE (_record_hash),
         coalesce(primary_value,
                  CASE WHEN flow_code IN ('X', 'RX', 'DX', 'XIP', 'XOP', 'XIF') THEN fob_value ELSE cif_value END,
                  cif_value, fob_value) AS value_usd,
@@ -33,18 +53,9 @@ WITH converted AS (
             WHEN qty > 0 THEN 'unknown: quantity in non-weight unit ' || qty_unit_code
             ELSE 'unknown: no weight reported'
         END AS qty_kg_source,
-        -- The same record repeated within one file (the Comtrade pull collapsed breakdown columns).
-        row_number() OVER (
-            PARTITION BY file_sha256, freq_code, period, reporter_code, flow_code, partner_code, partner2_code,
-                         cmd_code, customs_code, mot_code, qty_unit_code, qty, net_wgt, cif_value, fob_value,
-                         primary_value, is_aggregate
-            ORDER BY source_row) AS copy_number,
-        min(source_row) OVER (
-            PARTITION BY file_sha256, freq_code, period, reporter_code, flow_code, partner_code, partner2_code,
-                         cmd_code, customs_code, mot_code, qty_unit_code, qty, net_wgt, cif_value, fob_value,
-                         primary_value, is_aggregate) AS first_copy_row
-    FROM raw.comtrade_records AS r
-    WHERE in_scope(r.freq_code, r.period)  -- the periods this build rebuilds (every period in a full build)
+        c.copy_number, c.first_copy_row
+    FROM scoped AS r
+    LEFT JOIN copies AS c USING (file_sha256, source_row)
 ), first_pass AS (
     SELECT *,
         CASE
@@ -57,20 +68,31 @@ WITH converted AS (
             WHEN coalesce(customs_code, 'C00') <> 'C00' THEN 'breakdown by customs procedure (customsCode is not C00)'
         END AS first_reason
     FROM converted
-), ranked AS (
+), usable AS (
+    SELECT file_sha256, source_row, batch_id, source_file, value_usd,
+           freq_code, period, reporter_code, flow_code, partner_code, cmd_code,
+           hash(freq_code, period, reporter_code, flow_code, partner_code, cmd_code) AS _flow_hash
+    FROM first_pass WHERE first_reason IS NULL
+), contested AS (
     -- Among the usable rows of one flow, keep one: the latest load (revisions supersede), then the
     -- largest value. A file without breakdown columns can hold a total and its breakdowns as separate
-    -- rows; the largest is the total (checked against published totals in the tests).
-    SELECT *,
+    -- rows; the largest is the total (checked against published totals in the tests). Only the flows whose
+    -- key's hash repeats can have more than one usable row: the others keep their one row unranked.
+    SELECT file_sha256, source_row,
         row_number() OVER flow_key AS keep_rank,
         first_value(batch_id) OVER flow_key AS kept_batch,
         first_value(file_sha256) OVER flow_key AS kept_file,
         first_value(source_file) OVER flow_key AS kept_source_file,
         first_value(source_row) OVER flow_key AS kept_row
-    FROM first_pass
+    FROM usable
+    SEMI JOIN (SELECT _flow_hash FROM usable GROUP BY _flow_hash HAVING count(*) > 1) USING (_flow_hash)
     WINDOW flow_key AS (
-        PARTITION BY (first_reason IS NULL), freq_code, period, reporter_code, flow_code, partner_code, cmd_code
+        PARTITION BY freq_code, period, reporter_code, flow_code, partner_code, cmd_code
         ORDER BY batch_id DESC, value_usd DESC, source_file, source_row)
+), ranked AS (
+    SELECT f.*, coalesce(k.keep_rank, 1) AS keep_rank, k.kept_batch, k.kept_file, k.kept_source_file, k.kept_row
+    FROM first_pass AS f
+    LEFT JOIN contested AS k USING (file_sha256, source_row)
 )
 SELECT
     batch_id, source_file, file_sha256, source_row, loaded_at,
