@@ -48,9 +48,10 @@ WITH unit_values AS (
     WHERE in_mart_scope(f.frequency, f.hs6, f.period)
 ), sided AS (
     -- side CHN: China's exports (China-reported or BACI); side USA: US imports (US-reported or BACI).
-    SELECT *, 'CHN' AS side, importer_iso3 AS counterpart FROM flows WHERE cn_side
-    UNION ALL
-    SELECT *, 'USA' AS side, exporter_iso3 AS counterpart FROM flows WHERE us_side
+    -- One scan of `flows` for both sides (a BACI China -> US row is on both).
+    SELECT f.*, s.side, CASE s.side WHEN 'CHN' THEN f.importer_iso3 ELSE f.exporter_iso3 END AS counterpart
+    FROM flows AS f
+    JOIN (VALUES ('CHN'), ('USA')) AS s(side) ON (s.side = 'CHN' AND f.cn_side) OR (s.side = 'USA' AND f.us_side)
 ), chosen AS (
     SELECT * FROM sided
     QUALIFY source_rank = min(source_rank) OVER (PARTITION BY side, frequency, mineral, hs6, period, counterpart)
