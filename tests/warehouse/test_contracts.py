@@ -68,3 +68,18 @@ def test_a_duplicated_key_is_caught(tmp_path):
     assert con.sql("SELECT count(*) FROM (SELECT k, s FROM t GROUP BY ALL HAVING count(*) > 1)").fetchall()[0][0] == 1
     assert con.sql("SELECT count(*) FROM t WHERE k IS NULL OR s IS NULL").fetchall()[0][0] == 1
     con.close()
+
+
+def test_the_build_refuses_a_relation_whose_key_repeats_or_is_null():
+    from warehouse.build import KeyViolation, check_key
+
+    con = duckdb.connect()
+    # 2,000 distinct keys and one repeated (with a NULL in a column that is not part of the key).
+    con.execute("CREATE TABLE t AS SELECT 'M' AS f, i AS n, i * 2 AS v FROM range(2000) AS r(i)")
+    check_key(con, "t", ("f", "n"))
+    con.execute("INSERT INTO t VALUES ('M', 1234, NULL)")
+    with pytest.raises(KeyViolation, match=r"t: key \(f, n\) is not unique, e.g. \('M', 1234\) appears 2 times"):
+        check_key(con, "t", ("f", "n"))
+    con.execute("DELETE FROM t WHERE v IS NULL; INSERT INTO t VALUES (NULL, 5000, 1)")
+    with pytest.raises(KeyViolation, match="has NULLs"):
+        check_key(con, "t", ("f", "n"))
