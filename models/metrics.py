@@ -214,7 +214,7 @@ def evaluate_on_episodes(frame: pl.DataFrame, episodes: pl.DataFrame, scorer: Sc
 
 # The planted routes' difficulty classes the harness reports average precision for (flows.harness adds them
 # to the truth's stories).
-DIFFICULTY_CLASSES = ("size_class", "history", "lag_months", "trade", "mineral", "shipments")
+DIFFICULTY_CLASSES = ("size_class", "history", "lag_months", "trade", "mineral", "shipments", "visibility_class")
 
 
 LABEL_KEYS = list(ROUTE_KEYS)

@@ -44,6 +44,16 @@ OTHER_IN_LINE = {"811292": (10.0, 300.0), "282560": (30.0, 6.0)}
 OTHER_UNIT_VALUE_SPREAD = 0.3
 
 
+def world_price(hs_code: str, t: np.ndarray) -> np.ndarray:
+    """The product's world price (USD/kg) at month indices `t` (0 = the worlds' first month): antimony from ~11
+    to ~50 USD/kg (mid-2023 to early 2025); gallium and germanium 1.8 times theirs from August 2023."""
+    mineral, _, _, price0 = PRODUCTS[hs_code]
+    if mineral == "antimony":
+        ramp = np.clip((t - _month_index("2023-07")) / (_month_index("2025-03") - _month_index("2023-07")), 0, 1)
+        return price0 * (1 + ramp * (50 / 11 - 1))
+    return price0 * np.where(t >= _month_index("2023-08"), 1.8, 1.0)
+
+
 def generate(seed: int = 7, stories: tuple[Story, ...] = STORIES, shared_lines: bool = False,
              real_background: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
     """China-reported exports and US-reported imports (tonnes and USD by partner, code and month).
@@ -64,12 +74,7 @@ def generate(seed: int = 7, stories: tuple[Story, ...] = STORIES, shared_lines: 
 
     cn_rows, us_rows = [], []
     for hs, (mineral, cn_world, us_world, price0) in PRODUCTS.items():
-        # World price: antimony from ~11 to ~50 USD/kg (mid-2023 to early 2025); Ga/Ge doubles after Aug 2023.
-        if mineral == "antimony":
-            ramp = np.clip((t - _month_index("2023-07")) / (_month_index("2025-03") - _month_index("2023-07")), 0, 1)
-            price = price0 * (1 + ramp * (50 / 11 - 1))
-        else:
-            price = price0 * np.where(t >= aug23, 1.8, 1.0)
+        price = world_price(hs, t)
         # China's exports of the product shrink after the controls (antimony -88 % by mid-2025).
         start_cut = sep24 if mineral == "antimony" else aug23
         cut = 1 - 0.88 * np.clip((t - start_cut) / max(1, (n_t - 1 - start_cut)), 0, 1)

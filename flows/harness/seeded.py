@@ -44,6 +44,62 @@ def with_difficulty(stories: pl.DataFrame, full_from: str) -> pl.DataFrame:
     )
 
 
+# How many months before a leg's surge its own spread is measured over: the prior the features read.
+VISIBILITY_MONTHS = 36
+# The visibility classes, in the leg's monthly standard deviations (with_visibility).
+VISIBILITY_CLASSES = ((0.5, "under 0.5 sd"), (2.0, "0.5-2 sd"), (float("inf"), "2 sd or more"))
+
+
+def with_visibility(stories: pl.DataFrame, legs: pl.DataFrame) -> pl.DataFrame:
+    """The planted stories with `visibility`: how far the planted trade stands out of the trade already on its
+    legs, and `visibility_class` (VISIBILITY_CLASSES). Per leg (China -> hub from start - lag, hub -> US from
+    start), its extra a month in kilograms, and in USD at the product's world price in the start month, each in
+    standard deviations of the leg's own months before it (up to VISIBILITY_MONTHS), the louder unit; the
+    route's is its quieter leg's (null when both legs had no trade before: they stand out whatever their size). A route under
+    half a standard deviation is inside its legs' month-to-month noise: no statistic of monthly totals
+    tells it from them. `legs`: route-periods with hs_code, hub_iso3, period and the legs' kg and USD (the
+    scored features). Other stories, and a truth without the generator's sizes, are returned as they are."""
+    from worlds.sample import world_price
+    from worlds.stories import _month_index
+
+    needed = {"kind", "start", "lag", "extra_cn_t", "extra_us_t"}
+    if not needed <= set(stories.columns) or stories.filter(pl.col("kind") == "planted").is_empty():
+        return stories
+    planted = stories.filter(pl.col("kind") == "planted").select("hub_iso3", "hs_code", "start", "lag",
+                                                                 "extra_cn_t", "extra_us_t").unique()
+    prices = pl.DataFrame([{"hs_code": hs, "start": start, "price": float(world_price(hs, _month_index(start)))}
+                           for hs, start in planted.select("hs_code", "start").unique().rows()])
+    series = legs.select("hs_code", "hub_iso3", "period", "cn_to_hub_kg", "cn_to_hub_usd", "hub_to_us_kg",
+                         "hub_to_us_usd").unique(["hs_code", "hub_iso3", "period"])
+    begins = planted.join(prices, on=["hs_code", "start"]).with_columns(
+        us_from=pl.col("start").str.to_date("%Y-%m"))
+    begins = begins.with_columns(cn_from=pl.col("us_from").dt.offset_by(pl.format("-{}mo", pl.col("lag"))))
+
+    def spread(leg: str, since: str) -> list[pl.Expr]:
+        before = ((pl.col("period") < pl.col(since))
+                  & (pl.col("period") >= pl.col(since).dt.offset_by(f"-{VISIBILITY_MONTHS}mo")))
+        return [pl.col(f"{leg}_{unit}").filter(before).std().alias(f"{leg}_{unit}_sd") for unit in ("kg", "usd")]
+
+    def stands_out(leg: str, extra_t: str) -> pl.Expr:
+        kg, usd = pl.col(extra_t) * 1000, pl.col(extra_t) * 1000 * pl.col("price")
+        times = [(amount / pl.col(f"{leg}_{unit}_sd")).fill_nan(None).fill_null(float("inf"))
+                 for amount, unit in ((kg, "kg"), (usd, "usd"))]
+        return pl.when(pl.col(f"{leg}_kg_sd") > 0).then(pl.max_horizontal(times)).otherwise(float("inf"))
+
+    measured = (begins.join(series, on=["hs_code", "hub_iso3"], how="left")
+                .group_by("hub_iso3", "hs_code", "start", "lag", "extra_cn_t", "extra_us_t", "price")
+                .agg(*spread("cn_to_hub", "cn_from"), *spread("hub_to_us", "us_from"))
+                .with_columns(visibility=pl.min_horizontal(stands_out("cn_to_hub", "extra_cn_t"),
+                                                           stands_out("hub_to_us", "extra_us_t"))))
+    label = pl.lit(VISIBILITY_CLASSES[-1][1])
+    for bound, name in reversed(VISIBILITY_CLASSES[:-1]):
+        label = pl.when(pl.col("visibility") < bound).then(pl.lit(name)).otherwise(label)
+    # Infinite (a leg with no trade before) is stored as unknown: the class says it, and JSON has no infinity.
+    measured = measured.select("hub_iso3", "hs_code", label.alias("visibility_class"),
+                               pl.when(pl.col("visibility").is_finite()).then(pl.col("visibility")).alias("visibility"))
+    return stories.join(measured, on=["hub_iso3", "hs_code"], how="left")
+
+
 def score_folder(data_dir: Path, workdir: Path, monthly: FeatureParams, params: ScoreParams,
                  batch_id: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Load, build, compute features and score the files in `data_dir` in-process (no Prefect), in a
@@ -94,7 +150,7 @@ def evaluate_world(seed: int, root: str, monthly: FeatureParams, params: ScorePa
     workdir = Path(root) / f"world-{seed:04d}"
     try:
         scores, truth, rules = score_world(seed, workdir, monthly, params)
-        truth = with_difficulty(truth, full_history_from(monthly))
+        truth = with_visibility(with_difficulty(truth, full_history_from(monthly)), scores)
         frames = {"scores": scores, "rules": rules}
         results = {s.name: evaluate_scorer(frames[s.frame], truth, s, EVAL_FIRST, EVAL_LAST, monthly.window)
                    for s in scorers()}
@@ -138,7 +194,7 @@ def summarise(worlds: list[dict]) -> dict:
             if not r or r["rank"] > k:
                 missed.append({"seed": w["seed"], **{c: story.get(c) for c in (
                                "hub_iso3", "hs_code", "size_class", "lag", "brand_new", "existing_us_t", "extra_us_t",
-                               "start", "months", "history", "ramp", "lumpy", "split_with")},
+                               "start", "months", "history", "ramp", "lumpy", "split_with", "visibility")},
                                "rank": r.get("rank"), "score": r.get("score")})
     return {"scorers": summary, "model_missed_top_k": missed,
             "flag_list": pooled_flag_lists([w["flags"] for w in worlds])}
@@ -255,4 +311,5 @@ def print_evaluation(report: dict, features: bool = True) -> None:
                           f"start {m['start']} ({m['history']} history)"
                           + (f", ramp {m['ramp']}" if m.get("ramp") else "") + (", lumpy" if m.get("lumpy") else "")
                           + (f", split with {m['split_with']}" if m.get("split_with") else "")
+                          + (f", visibility {m['visibility']:.2f} sd" if m.get("visibility") is not None else "")
                           + f", rank {m['rank']}", soft_wrap=True)

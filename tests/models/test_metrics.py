@@ -50,12 +50,44 @@ def test_harness_on_three_worlds(tmp_path):
     # Every planted route ranked: none tied at 0 with the quiet routes, none lost to the screen (a route
     # whose every period the screen kept from the forest has no score and no rank).
     assert len(ranks) == model["planted"] and all(r["score"] > 0 for r in ranks)
+    assert "visibility_class" in model["by_class"]
     for column, values in model["by_class"].items():  # every planted route is in one class of each column
         assert sum(v["planted"] for v in values.values()) == model["planted"], column
     assert {"model", "rule_literal", "rule_seeds_ranked", "rule_a_excess", "rule_b_zscore", "co_robust_z"} <= set(scorers)
     flags = report["flag_list"]  # the flagged list, summed over the worlds
     assert flags["flagged"] == sum(w["flags"]["flagged"] for w in saved["per_world"]) >= flags["planted_flagged"]
     assert flags["planted"] == model["planted"] and saved["parameters"]["min_route_score"] == 0.3
+
+
+def test_visibility_measures_the_planted_trade_against_its_legs_own_spread():
+    from flows.harness.seeded import with_visibility
+
+    periods = pl.date_range(date(2020, 1, 1), date(2024, 6, 1), "1mo", eager=True)
+    wobble = pl.Series([900.0, 1100.0] * (len(periods) // 2))  # sd ~101 kg a month
+    zeros = pl.Series([0.0] * len(periods))
+
+    def route(hub: str, cn: pl.Series, us: pl.Series) -> pl.DataFrame:
+        return pl.DataFrame({"hs_code": "811010", "hub_iso3": hub, "period": periods, "cn_to_hub_kg": cn,
+                             "cn_to_hub_usd": cn * 100, "hub_to_us_kg": us, "hub_to_us_usd": us * 100})
+
+    legs = pl.concat([route("A", wobble, wobble), route("B", wobble, zeros), route("C", zeros, zeros)])
+    stories = pl.DataFrame({"hub_iso3": ["A", "B", "C", "D"], "hs_code": "811010",
+                            "kind": ["planted", "planted", "planted", "one_off"], "start": "2024-01",
+                            "lag": [0, 2, 0, 0], "extra_cn_t": [0.03, 1.0, 0.5, 0.0],
+                            "extra_us_t": [0.02, 0.5, 0.4, 0.0]})
+    out = {r["hub_iso3"]: r for r in with_visibility(stories, legs).to_dicts()}
+    # A: 20 kg a month on a US leg of sd ~101 kg (30 kg on its China leg): the quieter leg, ~0.2 sd; in value
+    # (at ~USD 25/kg against USD 100/kg of trade) quieter still.
+    assert out["A"]["visibility"] == pytest.approx(20 / float(wobble.head(36).std()), rel=0.01)
+    assert out["A"]["visibility_class"] == "under 0.5 sd"
+    # B: a brand-new US leg stands out whatever its size; its China leg, 1 t against ~101 kg, ~10 sd.
+    assert out["B"]["visibility"] == pytest.approx(1000 / float(wobble.head(34).std()), rel=0.01)
+    assert out["B"]["visibility_class"] == "2 sd or more"
+    # C: neither leg traded before: nothing to be lost in (no figure, the top class); D is no planted route.
+    assert out["C"]["visibility"] is None and out["C"]["visibility_class"] == "2 sd or more"
+    assert out["D"]["visibility"] is None and out["D"]["visibility_class"] is None
+    # A truth without the generator's sizes (the validation worlds') is returned as it is.
+    assert with_visibility(stories.drop("extra_cn_t"), legs).columns == stories.drop("extra_cn_t").columns
 
 
 def test_flag_list_quality_counts_routes_flagged_in_the_months_asked_for():
