@@ -55,9 +55,9 @@ def with_visibility(stories: pl.DataFrame, legs: pl.DataFrame) -> pl.DataFrame:
     legs, and `visibility_class` (VISIBILITY_CLASSES). Per leg (China -> hub from start - lag, hub -> US from
     start), its extra a month in kilograms, and in USD at the product's world price in the start month, each in
     standard deviations of the leg's own months before it (up to VISIBILITY_MONTHS), the louder unit; the
-    route's is its quieter leg's (null when both legs had no trade before: they stand out whatever their size). A route under
-    half a standard deviation is inside its legs' month-to-month noise: no statistic of monthly totals
-    tells it from them. `legs`: route-periods with hs_code, hub_iso3, period and the legs' kg and USD (the
+    route's is its quieter leg's (null when neither leg traded before: both stand out whatever their size).
+    A route under half a standard deviation is inside its legs' month-to-month noise: no statistic of
+    monthly totals tells it from them. `legs`: route-periods with hs_code, hub_iso3, period and the legs' kg and USD (the
     scored features). Other stories, and a truth without the generator's sizes, are returned as they are."""
     from worlds.sample import world_price
     from worlds.stories import _month_index
