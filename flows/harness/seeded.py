@@ -57,16 +57,18 @@ def with_visibility(stories: pl.DataFrame, legs: pl.DataFrame) -> pl.DataFrame:
     standard deviations of the leg's own months before it (up to VISIBILITY_MONTHS), the louder unit; the
     route's is its quieter leg's (null when neither leg traded before: both stand out whatever their size).
     A route under half a standard deviation is inside its legs' month-to-month noise: no statistic of
-    monthly totals tells it from them. `legs`: route-periods with hs_code, hub_iso3, period and the legs' kg and USD (the
-    scored features). Other stories, and a truth without the generator's sizes, are returned as they are."""
+    monthly totals tells it from them. `legs`: route-periods with hs_code, hub_iso3, period and the legs' kg
+    and USD (the scored features). Other stories, and a truth without the generator's sizes, are returned as
+    they are."""
     from worlds.sample import world_price
     from worlds.stories import _month_index
 
-    needed = {"kind", "start", "lag", "extra_cn_t", "extra_us_t"}
-    if not needed <= set(stories.columns) or stories.filter(pl.col("kind") == "planted").is_empty():
+    if not {"kind", "start", "lag", "extra_cn_t", "extra_us_t"} <= set(stories.columns):
         return stories
     planted = stories.filter(pl.col("kind") == "planted").select("hub_iso3", "hs_code", "start", "lag",
                                                                  "extra_cn_t", "extra_us_t").unique()
+    if planted.is_empty():
+        return stories
     prices = pl.DataFrame([{"hs_code": hs, "start": start, "price": float(world_price(hs, _month_index(start)))}
                            for hs, start in planted.select("hs_code", "start").unique().rows()])
     series = legs.select("hs_code", "hub_iso3", "period", "cn_to_hub_kg", "cn_to_hub_usd", "hub_to_us_kg",
