@@ -14,7 +14,6 @@ from flows.pipeline import transship_pipeline
 from flows.settings import Settings
 from flows import stages
 from flows.stages import featurize
-from flows.stages.featurize import changed_route_features
 from models.params import ScoreParams
 from tests.helpers import query, table_differences
 from warehouse import outputs
@@ -129,10 +128,12 @@ def test_reused_models_rescore_only_what_changed_and_match_a_full_rebuild(tmp_pa
     features are computed in batches of products (here a few hundred route-periods each, so several)."""
     batches, events = [], []
 
-    def counted(con, monthly, batch=None):
+    changed_legs = featurize._changed_legs
+
+    def counted(con, batch):
         batches.append(batch)
         events.append("batch")
-        return changed_route_features(con, monthly, batch)
+        return changed_legs(con, batch)
 
     release_memory = featurize.release_memory
 
@@ -148,7 +149,7 @@ def test_reused_models_rescore_only_what_changed_and_match_a_full_rebuild(tmp_pa
         return write_group_scores(con, scores, explanations, run_id, **kwargs)
 
     monkeypatch.setattr(featurize, "INCREMENTAL_BATCH_ROWS", 300)
-    monkeypatch.setattr(featurize, "changed_route_features", counted)
+    monkeypatch.setattr(featurize, "_changed_legs", counted)
     monkeypatch.setattr(featurize, "release_memory", counted_release)
     monkeypatch.setattr(outputs, "write_group_scores", counted_writes)
     out, _ = _reuse_after(tmp_path, next_month, hold_back=1)
