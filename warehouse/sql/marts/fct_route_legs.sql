@@ -98,6 +98,17 @@ WITH unit_values AS (
                CASE WHEN bool_or(side = 'USA' AND source = 'gacc') THEN 'gacc' END,
                CASE WHEN bool_or(side = 'USA' AND source = 'user') THEN 'user' END), '') AS hub_to_us_source
     FROM chosen GROUP BY ALL
+), routes_n AS MATERIALIZED (
+    -- A number per route (the same however often this is read: numbered in key order), so that the grid of
+    -- routes and periods finds its legs by (route_no, period), not by four strings and the period: on the
+    -- 5 M world's first batch of 7.5 M route-periods, 15.0-17.1 s -> 11.5-14.8 s, the same rows.
+    SELECT *, row_number() OVER (ORDER BY frequency, mineral, hs6, hub_iso3) AS route_no FROM _mart_routes
+), bilateral_n AS (
+    SELECT r.route_no, b.* EXCLUDE (frequency, mineral, hs6, hub_iso3)
+    FROM bilateral AS b JOIN routes_n AS r USING (frequency, mineral, hs6, hub_iso3)
+), mirrors_n AS (
+    SELECT r.route_no, m.* EXCLUDE (frequency, mineral, hs6, hub_iso3)
+    FROM mirrors AS m JOIN routes_n AS r USING (frequency, mineral, hs6, hub_iso3)
 ), totals AS (
     SELECT frequency, mineral, hs6, period,
            sum(kg) FILTER (WHERE side = 'CHN' AND counterpart = 'USA') AS cn_to_us_kg,
@@ -140,13 +151,11 @@ SELECT
     rp.hub_iso3 IS NOT NULL AS hub_reports_period,
     b.cn_to_hub_source, b.hub_to_us_source,
     pc.period IS NOT NULL AS cn_side_published, pu.period IS NOT NULL AS us_side_published
-FROM _mart_routes AS r
+FROM routes_n AS r
 JOIN _mart_grid AS p USING (frequency)
-LEFT JOIN bilateral AS b ON b.frequency = r.frequency AND b.mineral = r.mineral AND b.hs6 = r.hs6
-                        AND b.hub_iso3 = r.hub_iso3 AND b.period = p.period
+LEFT JOIN bilateral_n AS b ON b.route_no = r.route_no AND b.period = p.period
 LEFT JOIN totals AS t ON t.frequency = r.frequency AND t.mineral = r.mineral AND t.hs6 = r.hs6 AND t.period = p.period
-LEFT JOIN mirrors AS m ON m.frequency = r.frequency AND m.mineral = r.mineral AND m.hs6 = r.hs6
-                      AND m.hub_iso3 = r.hub_iso3 AND m.period = p.period
+LEFT JOIN mirrors_n AS m ON m.route_no = r.route_no AND m.period = p.period
 LEFT JOIN reporting AS rp ON rp.frequency = r.frequency AND rp.period = p.period AND rp.hub_iso3 = r.hub_iso3
 LEFT JOIN _mart_published AS pc ON pc.frequency = r.frequency AND pc.period = p.period AND pc.side = 'CHN'
 LEFT JOIN _mart_published AS pu ON pu.frequency = r.frequency AND pu.period = p.period AND pu.side = 'USA'
