@@ -102,8 +102,8 @@ def _computed_and_written(con: duckdb.DuckDBPyConnection, count: int, read: Call
     """Batches 0..count-1 of a feature build, each read from the warehouse (read(i), on `con`), computed in
     Polars (compute) and written (write(writer, frame, i), on a second connection to the same database), in
     order: batch i is written in a thread of its own while batch i+1 is computed. The write is DuckDB's work
-    and the features Polars', about 1.1 and 1.5 of the 2 cores each; one after the other, a 5 M world's
-    first ten batches took 28.8 s, overlapped 17-23 s (the same table, row for row).
+    and the features Polars', about 1.1 and 1.5 of the 2 cores each. One after the other, the 5 M world's
+    features took 78.1 s (1.65 cores busy); overlapped, 69.1 s (1.9 cores); the same table, row for row.
 
     DuckDB works on `con` only between writes: read() lowers its memory limit for a moment
     (release_memory), which a write running beside it could fail on. So batch i+1 is read after batch i-1
