@@ -13,10 +13,9 @@ from warehouse.build import build_models
 from warehouse.catalogue import load_catalogue
 from warehouse.ingest import ingest_folder
 from warehouse.schema import ensure_schema, write_reference_tables
+from worlds.scale import COLUMNS
 
-HEADER = ("typeCode,freqCode,refPeriodId,refYear,refMonth,period,reporterCode,reporterISO,flowCode,partnerCode,"
-          "partnerISO,partner2Code,cmdCode,customsCode,motCode,qtyUnitCode,qty,netWgt,cifvalue,fobvalue,"
-          "primaryValue,isReported,isAggregate")
+HEADER = ",".join(COLUMNS)  # the Comtrade+ bulk file's columns, as the scale worlds write them
 M49 = {"CHN": 156, "USA": 842, "THA": 764, "MYS": 458}
 MONTHS = range(1, 7)
 # (reporter, flow, partner) -> kg in month m: base + m. Each figure differs, so a row joined to another
