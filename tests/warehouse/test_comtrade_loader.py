@@ -235,3 +235,16 @@ def test_unrecognised_files_are_listed_as_skipped(con, tmp_path):
     write(tmp_path / "d" / "notes.csv", "a,b\n1,2\n")
     (outcome,) = load(con, tmp_path / "d")
     assert outcome.status == "skipped" and "not a recognised" in outcome.notes
+
+
+def test_null_tokens_in_any_case_and_padding_are_empty_and_other_fields_are_kept_stripped(con, tmp_path):
+    # NA, n/a, Null, none, NaN and blanks mean "no figure", padded or not; a field longer than any token (a
+    # value, a customs code of five letters) or a short one that is none ("0", "C00") is kept, stripped.
+    write(tmp_path / "d" / "x.csv", CAMEL + "\n"
+          "M,2024,12,202412,156,CHN,X,764,THA, n/a ,282580,  Null,0,8,none,1000, NaN ,\t5000 ,5000,false\n"
+          "M,2024,12,202412,842,USA,M,764,THA,NA,282580,C00AB,0,8,900,900,5400,,5400,false\n")
+    (outcome,) = load(con, tmp_path / "d")
+    assert (outcome.rows_read, outcome.rows_loaded, outcome.rows_rejected) == (2, 2, 0)
+    got = rows(con, "SELECT reporter_code, partner2_code, customs_code, qty, net_wgt, cif_value, fob_value "
+                    "FROM raw.comtrade_records ORDER BY source_row")
+    assert got == [(156, None, None, None, 1000.0, None, 5000.0), (842, None, "C00AB", 900.0, 900.0, 5400.0, None)]
