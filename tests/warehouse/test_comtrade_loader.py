@@ -238,8 +238,8 @@ def test_unrecognised_files_are_listed_as_skipped(con, tmp_path):
 
 
 def test_null_tokens_in_any_case_and_padding_are_empty_and_other_fields_are_kept_stripped(con, tmp_path):
-    # NA, n/a, Null, none, NaN and blanks mean "no figure", padded or not; a field longer than any token (a
-    # value, a customs code of five letters) or a short one that is none ("0", "C00") is kept, stripped.
+    # NA, n/a, Null, none and NaN mean "no figure", padded or not; a field longer than any token (a value, a
+    # customs code of five letters) or a short one that is no token ("0", "8") is kept, stripped.
     write(tmp_path / "d" / "x.csv", CAMEL + "\n"
           "M,2024,12,202412,156,CHN,X,764,THA, n/a ,282580,  Null,0,8,none,1000, NaN ,\t5000 ,5000,false\n"
           "M,2024,12,202412,842,USA,M,764,THA,NA,282580,C00AB,0,8,900,900,5400,,5400,false\n")
