@@ -10,7 +10,8 @@ of before long work elsewhere (scoring every section of the 20 M world, 2.93 -> 
 alone; reading its largest section, 2.13 -> 1.60 GB with the dirty pages too), but every buffer Polars freed
 went back to the system at once and the next batch's were taken from it again: the 5 M world's features stage
 alone took 73.6 s (143 CPU-s, peak 1.46 GB) at 0, 52.6 s (100 CPU-s, 1.67 GB) at 100 ms, 52.7 s (1.86 GB) at
-Polars' defaults; the 20 M world's models and scores alone 83.7 s (1.70 GB) at 0, 71.8 s (1.77 GB) at 100 ms.
+Polars' defaults. In whole 20 M runs of one commit (tests/benchmarks/results/scale-20261207-*): the features
+325.6 s at 0, 246.7 s at 100 ms; models and scores 91.9 and 94.3 s; the peak 2.44 and 2.45 GiB (set in ingest).
 
 DuckDB's allocator (a jemalloc of its own, `DUCKDB_JE_MALLOC_CONF`) keeps its defaults: with both at 0 the same
 read peaked 0.16 GB lower, but the 2 M run's build took 16.2 -> 27.1 s (DuckDB frees and
