@@ -47,7 +47,7 @@ def with_difficulty(stories: pl.DataFrame, full_from: str) -> pl.DataFrame:
 # How many months before a leg's surge its own spread is measured over: the prior the features read.
 VISIBILITY_MONTHS = 36
 # The visibility classes, in the leg's monthly standard deviations (with_visibility).
-VISIBILITY_CLASSES = ((0.5, "under 0.5 sd"), (2.0, "0.5-2 sd"), (float("inf"), "2 sd or more"))
+VISIBILITY_CLASSES = ((0.5, "under 0.5 sd"), (2.0, "0.5-2 sd"), (float("inf"), "2 sd or more"))  # the first is models.metrics.BELOW_NOISE
 
 
 def with_visibility(stories: pl.DataFrame, legs: pl.DataFrame) -> pl.DataFrame:
@@ -166,12 +166,12 @@ def evaluate_world(seed: int, root: str, monthly: FeatureParams, params: ScorePa
 
 def summarise(worlds: list[dict]) -> dict:
     """Averages over worlds per scorer, the planted routes the model missed, and the flagged lists."""
-    from models.metrics import pooled_flag_lists, scorers
+    from models.metrics import BELOW_NOISE, pooled_flag_lists, scorers
 
     summary = {}
     for s in scorers():
         per = [w["results"][s.name] for w in worlds]
-        mean = lambda key: float(np.mean([p[key] for p in per if p[key] is not None]))  # noqa: E731
+        mean = lambda key: float(np.mean([p[key] for p in per if p.get(key) is not None]))  # noqa: E731
         lookalikes: dict[str, int] = {}
         for p in per:
             for kind in p["lookalikes_in_top_k"]:
@@ -179,6 +179,10 @@ def summarise(worlds: list[dict]) -> dict:
         summary[s.name] = {
             "kind": s.kind, "words": s.words,
             "average_precision": mean("average_precision"), "precision_at_k": mean("precision_at_k"),
+            "average_precision_above_noise": (mean("average_precision_above_noise") if any(
+                p.get("average_precision_above_noise") is not None for p in per) else None),
+            "planted_below_noise": sum(sum(1 for r in w["planted"] if r.get("visibility_class") == BELOW_NOISE)
+                                       for w in worlds),
             "recall_top20": mean("recall_top20"),
             "planted": sum(p["planted"] for p in per),
             "planted_peaking_in_window": sum(p["planted_peaking_in_window"] for p in per),
@@ -297,6 +301,13 @@ def print_evaluation(report: dict, features: bool = True) -> None:
     console.print(f"model average precision {model['average_precision']:.3f}; best plain rule "
                   f"{best_rule['average_precision']:.3f} (margin {model['average_precision'] - best_rule['average_precision']:+.3f}); "
                   f"real-size planted routes in the top 20: {model['real_size_in_top20']}/{model['real_size_planted']}")
+    if model.get("average_precision_above_noise") is not None and model.get("planted_below_noise"):
+        rule_b = report["scorers"].get("rule_b_zscore", {}).get("average_precision_above_noise")
+        console.print(f"without the {model['planted_below_noise']} planted routes under half their legs' monthly "
+                      f"spread (inside the noise, visibility class 'under 0.5 sd'): model "
+                      f"{model['average_precision_above_noise']:.3f}"
+                      + (f", rule B {rule_b:.3f}" if rule_b is not None else "")
+                      + " (a diagnosis, not the figure above)", soft_wrap=True)
     flags = report.get("flag_list")
     if flags:
         console.print(f"flagged list (direction_ok, route score >= {report['parameters'].get('min_route_score')}): "

@@ -32,6 +32,23 @@ def test_metrics_by_hand():
     assert m["lookalikes_in_top20"] == ["one_off"]
 
 
+def test_average_precision_above_noise_leaves_the_routes_inside_their_noise_out_of_the_ranking():
+    scores = pl.DataFrame({
+        "hs_code": ["1", "2", "3", "4"], "hub_iso3": ["A", "B", "C", "D"],
+        "period": pl.Series(["2024-01-01"] * 4).str.to_date(), "s": [0.9, 0.8, 0.7, 0.1]})
+    stories = pl.DataFrame({"hs_code": ["1", "3", "4"], "hub_iso3": ["A", "C", "D"], "kind": ["planted"] * 3,
+                            "size_class": ["large", "small", "faint"], "start": ["2024-01"] * 3,
+                            "end": ["2024-01"] * 3, "visibility_class": ["2 sd or more", "0.5-2 sd", "under 0.5 sd"]})
+    m = evaluate_scorer(scores, stories, Scorer("s", "feature", pl.col("s"), ""), "2024-01-01", "2024-12-01", 1)
+    # All three: A at 1, C at 3, D at 4: (1 + 2/3 + 3/4) / 3. Without D (inside its noise): (1 + 2/3) / 2.
+    assert m["average_precision"] == pytest.approx((1 + 2 / 3 + 3 / 4) / 3)
+    assert m["average_precision_above_noise"] == pytest.approx((1 + 2 / 3) / 2)
+    # A truth without visibility (the validation worlds' episodes) has no such figure.
+    plain = evaluate_scorer(scores, stories.drop("visibility_class"), Scorer("s", "feature", pl.col("s"), ""),
+                            "2024-01-01", "2024-12-01", 1)
+    assert plain["average_precision_above_noise"] is None
+
+
 def test_harness_on_three_worlds(tmp_path):
     """The widened generator (faint routes under the floor, short histories, lags to 4 months, ramps, lumpy
     shipments, split routes, gallium and germanium inside HS6 lines of other goods, partner sizes as spread
@@ -51,6 +68,9 @@ def test_harness_on_three_worlds(tmp_path):
     # whose every period the screen kept from the forest has no score and no rank).
     assert len(ranks) == model["planted"] and all(r["score"] > 0 for r in ranks)
     assert "visibility_class" in model["by_class"]
+    below = sum(1 for w in saved["per_world"] for r in w["planted"] if r.get("visibility_class") == "under 0.5 sd")
+    assert model["planted_below_noise"] == below
+    assert model["average_precision_above_noise"] is not None and 0 <= model["average_precision_above_noise"] <= 1
     for column, values in model["by_class"].items():  # every planted route is in one class of each column
         assert sum(v["planted"] for v in values.values()) == model["planted"], column
     assert {"model", "rule_literal", "rule_seeds_ranked", "rule_a_excess", "rule_b_zscore", "co_robust_z"} <= set(scorers)
