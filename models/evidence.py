@@ -106,9 +106,25 @@ def silent_route_bound(params: ScoreParams) -> float:
     return 0.5 * 0.1 * sigma(-params.min_rise_z) * sigma(-params.min_us_mean_z)
 
 
+def china_silent_route_bound(params: ScoreParams) -> float:
+    """The most evidence a route-period can have when China sent the hub none of the product in its window,
+    prior and lagged periods (cn_to_hub_kg and cn_to_hub_usd 0, known): every route-period of a route China
+    never shipped the product to. China's robust and mean z-scores are 0 there, so co_rise_z (the quieter
+    leg) is at most 0 and direction at most σ(0 - min_rise_z); the route's excess is the smaller leg's, at most
+    0, so size is 0.5 and floor 0.1; the other four at most 1. Under the defaults 0.5 × 0.1 × 0.5 = 0.025:
+    above min_evidence (0.003), so such a route-period could carry a route score of up to 0.025, a tenth of
+    the flag threshold, but it is no route for Chinese goods to take. The features skip these routes with
+    those whose hub never sent the US the product (screens_silent_routes)."""
+    return 0.5 * 0.1 / (1.0 + math.exp(params.min_rise_z))
+
+
 def screens_silent_routes(params: ScoreParams) -> bool:
-    """Whether the routes whose hub never exported the product to the US are screened out before the
-    features: their evidence's bound (silent_route_bound) is below min_evidence."""
+    """Whether the routes with a leg that never carried the product are screened out before the features
+    (warehouse.feature_store.make_silent_routes): those whose hub never exported the product to the US, whose
+    evidence's bound (silent_route_bound) is below min_evidence, and those China never shipped the product to
+    (no Chinese goods to pass on; china_silent_route_bound). On while the first bound is below min_evidence:
+    a run that asks for every route-period to be scored (min_evidence 0, or thresholds so loose that the
+    bound passes it) screens neither."""
     return silent_route_bound(params) < params.min_evidence
 
 

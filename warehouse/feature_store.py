@@ -60,28 +60,39 @@ def make_grid_origin(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE OR REPLACE TEMP TABLE _grid_origin AS {GRID_ORIGIN}")
 
 
-def make_silent_routes(con: duckdb.DuckDBPyConnection, screen: bool) -> tuple[int, int]:
+def make_silent_routes(con: duckdb.DuckDBPyConnection, screen: bool) -> dict[str, int]:
     """Temp table _silent_routes (frequency, mineral, hs_code, hub_iso3, route_periods): with `screen`, the
-    mart's routes whose hub sent the US none of the product in any period (hub_to_us_kg and hub_to_us_usd 0
-    or unknown throughout), which no route score can reach (models.evidence.silent_route_bound); empty
-    without. The features skip them (batch_legs, changed_legs). Made from temp table _route_spans (every
-    route of the mart, its first period, whether it is silent), one pass over the mart, which
-    rescope_flipped_routes reads too. Returns (routes, route-periods) screened."""
+    mart's routes with a leg that never carried the product: the hub sent the US none of it in any period
+    (hub_to_us_kg and hub_to_us_usd 0 or unknown throughout), which no route score can reach
+    (models.evidence.silent_route_bound), or China never sent the hub any of it by either side's account
+    (cn_to_hub_kg, cn_to_hub_usd and the hub's own imports from China 0 or unknown throughout), so that there
+    were no Chinese goods to pass on (models.evidence.china_silent_route_bound). Empty without `screen`.
+    The features skip them (batch_legs, changed_legs). Made from temp table _route_spans (every route of
+    the mart, its first period, which leg it lacks), one pass over the mart, which
+    rescope_flipped_routes reads too. Returns the routes and route-periods screened, and the routes of each
+    kind (a route with neither leg counts in both)."""
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _route_spans AS
-        SELECT frequency, mineral, hs_code, hub_iso3, count(*) AS route_periods, min(period) AS first_period,
-               bool_and(coalesce(hub_to_us_kg, 0) = 0 AND coalesce(hub_to_us_usd, 0) = 0) AS silent
-        FROM marts.fct_route_legs GROUP BY ALL""")
+        SELECT *, no_us_leg OR no_china_leg AS silent FROM (
+            SELECT frequency, mineral, hs_code, hub_iso3, count(*) AS route_periods, min(period) AS first_period,
+                   bool_and(coalesce(hub_to_us_kg, 0) = 0 AND coalesce(hub_to_us_usd, 0) = 0) AS no_us_leg,
+                   bool_and(coalesce(cn_to_hub_kg, 0) = 0 AND coalesce(cn_to_hub_usd, 0) = 0
+                            AND coalesce(hub_reported_from_cn_kg, 0) = 0
+                            AND coalesce(hub_reported_from_cn_fob_usd, 0) = 0) AS no_china_leg
+            FROM marts.fct_route_legs GROUP BY ALL)""")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _silent_routes AS
-        SELECT frequency, mineral, hs_code, hub_iso3, route_periods FROM _route_spans
+        SELECT frequency, mineral, hs_code, hub_iso3, route_periods, no_us_leg, no_china_leg FROM _route_spans
         WHERE silent AND {'true' if screen else 'false'}""")
-    routes, periods = con.sql("SELECT count(*), coalesce(sum(route_periods), 0) FROM _silent_routes").fetchall()[0]
-    return int(routes), int(periods)
+    routes, periods, no_us, no_china = con.sql(
+        "SELECT count(*), coalesce(sum(route_periods), 0), count(*) FILTER (WHERE no_us_leg),"
+        " count(*) FILTER (WHERE no_china_leg) FROM _silent_routes").fetchall()[0]
+    return {"routes": int(routes), "route_periods": int(periods), "routes_without_us_leg": int(no_us),
+            "routes_without_china_leg": int(no_china)}
 
 
 @contextmanager
-def silent_routes(con: duckdb.DuckDBPyConnection, screen: bool) -> Iterator[tuple[int, int] | None]:
+def silent_routes(con: duckdb.DuckDBPyConnection, screen: bool) -> Iterator[dict[str, int] | None]:
     """The temp tables of make_silent_routes for the block, dropped after it; yields make_silent_routes'
     counts. Inside a block that made them already (the build's own, with the run's `screen`), they are
     left as they are and it yields None: the feature functions that read them also run on their own (tests,

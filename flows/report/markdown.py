@@ -43,12 +43,18 @@ def forest_line(run: dict[str, Any]) -> str | None:
 
 
 def features_screen_line(run: dict[str, Any]) -> str | None:
-    """The routes screened out before the features (their hub never sent the US the product), or None."""
+    """The routes screened out before the features (a leg that never carried the product), or None."""
     silent = (run.get("build") or {}).get("screened_before_features") or {}
     if not silent.get("routes"):
         return None
-    return (f"features: {silent['routes']:,} routes ({silent['route_periods']:,} route-periods) screened out before "
-            "them: their hub never sent the US the product, so no route score there could reach the screen")
+    line = f"features: {silent['routes']:,} routes ({silent['route_periods']:,} route-periods) screened out before them"
+    if "routes_without_china_leg" not in silent:  # a run recorded before China's leg was screened too
+        return line + ": their hub never sent the US the product, so no route score there could reach the screen"
+    why = [f"{silent['routes_without_us_leg']:,} whose hub never sent the US the product (no route score "
+           "there could reach the screen)" if silent["routes_without_us_leg"] else "",
+           f"{silent['routes_without_china_leg']:,} China never sent the product to (no Chinese goods to pass on)"
+           if silent["routes_without_china_leg"] else ""]
+    return line + ": " + "; ".join(w for w in why if w)
 
 
 def render_revisions(revisions: pl.DataFrame | None) -> list[str]:

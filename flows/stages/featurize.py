@@ -168,16 +168,16 @@ def update_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams, incr
     screened out before the features.
 
     With `screen` (models.evidence.screens_silent_routes: the run's scoring parameters allow it), the routes
-    whose hub never sent the US any of the product (warehouse.feature_store.make_silent_routes) get no
-    features, and so no scores: no route score could reach min_evidence there. An incremental build drops
+    with a leg that never carried the product (warehouse.feature_store.make_silent_routes: the hub never sent
+    the US any, where no route score could reach min_evidence, or China never sent the hub any, where there
+    were no Chinese goods to pass on) get no features, and so no scores. An incremental build drops
     the rows of a route that became silent, and computes a route that stopped being silent from its first
     period (rescope_flipped_routes), so that it ends with the same table as a full build.
 
     The changed features are computed in batches of whole products, as a full build's are: a new month
     changes every route, and each route's lookback (~4 years of months) is read back to recompute it, so one
     batch would hold most of the mart in memory."""
-    with store.silent_routes(con, screen) as (routes, periods):
-        screened = {"routes": routes, "route_periods": periods}
+    with store.silent_routes(con, screen) as screened:
         if not incremental:
             return write_all_features(con, monthly), screened
         screened["routes_rescoped"] = store.rescope_flipped_routes(con)

@@ -8,6 +8,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from flows.pipeline import transship_pipeline
@@ -75,9 +76,11 @@ def test_incremental_run_equals_full_rebuild_through_prefect(prefect_harness, tm
         SELECT count(*) FROM marts.fct_route_legs
         ANTI JOIN features.route_features USING (frequency, mineral, hs_code, hub_iso3)""").item()
     assert silent_rows > 0
-    assert inc["build"]["screened_before_features"] == {"routes": 250 - 109, "route_periods": silent_rows,
-                                                        "routes_rescoped": 0}
-    assert full["build"]["screened_before_features"] == {"routes": 250 - 109, "route_periods": silent_rows}
+    # The sample world's hubs all buy from China: every route screened out lacks the US leg.
+    screened = {"routes": 250 - 109, "route_periods": silent_rows, "routes_without_us_leg": 250 - 109,
+                "routes_without_china_leg": 0}
+    assert inc["build"]["screened_before_features"] == {**screened, "routes_rescoped": 0}
+    assert full["build"]["screened_before_features"] == screened
     assert inc["build"]["route_periods_refeatured"] == active + active_282580 * 3
     assert inc["build"]["routes_changed"] == {"figures changed": 50, "periods added": 200}
 
@@ -107,10 +110,13 @@ def _run(path: Path, data: Path, run_id: str, settings: Settings, full: bool = F
         con.close()
 
 
-def _reuse_after(tmp_path: Path, change, hold_back: int) -> tuple[dict[str, dict], Path]:
+def _reuse_after(tmp_path: Path, change, hold_back: int, before=None) -> tuple[dict[str, dict], Path]:
     """A first run (models fitted), then `change` to the data folder, then the second run twice from the same
-    first warehouse, incremental and full, both reusing the models. Returns both runs and the first file."""
+    first warehouse, incremental and full, both reusing the models. Returns both runs and the first file.
+    `before`: a change to the data folder before the first run."""
     paths = write_sample_world(tmp_path / "world", seed=7, hold_back=hold_back)
+    if before is not None:
+        before(paths)
     settings = Settings(scoring=ScoreParams(model_policy="reuse"))
     first = tmp_path / "first.duckdb"
     _run(first, paths["data_dir"], "20250601T000000Z-first0", replace(settings, scoring=ScoreParams()))
@@ -238,4 +244,57 @@ def test_a_route_that_starts_or_stops_sending_to_the_us_matches_a_full_rebuild(t
         assert query(w, featured).rows() == [("ARG", periods)], name
         assert query(w, "SELECT count(*) FROM route_scores WHERE hs_code = '282580' AND hub_iso3 = 'JPN'").item() == 0
         assert query(w, "SELECT count(*) FROM route_scores WHERE hs_code = '282580' AND hub_iso3 = 'ARG'").item() > 0
+    assert table_differences(tmp_path / "incremental.duckdb", tmp_path / "full.duckdb") == {}
+
+
+def _china_rows(paths: dict[str, Path], hub: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """China's exports of 282580 to `hub` in the bulk CSV, and the other rows (all as text, as published)."""
+    rows = pl.read_csv(paths["china"], infer_schema_length=0)
+    mine = (pl.col("partnerISO") == hub) & (pl.col("cmdCode") == "282580")
+    return rows.filter(mine), rows.filter(~mine)
+
+
+def hide_china_to_saudi_arabia(paths: dict[str, Path]) -> None:
+    """Before the first run: China's file lists no 282580 to Saudi Arabia, which sends the US some."""
+    saudi, others = _china_rows(paths, "SAU")
+    assert saudi.height > 12
+    others.write_csv(paths["china"])
+
+
+def flip_china_legs(paths: dict[str, Path]) -> None:
+    """China republishes its 282580 exports: every month to Norway as zero, so China never sent it there; and
+    the months to Saudi Arabia its first file left out, so now it has."""
+    norway, _ = _china_rows(paths, "NOR")
+    assert norway.height > 12
+    zero = {c: pl.lit("0") for c in ("qty", "netWgt", "cifvalue", "fobvalue", "primaryValue") if c in norway.columns}
+    saudi, _ = _china_rows({"china": paths["world"] / "china_full.csv"}, "SAU")
+    pl.concat([norway.with_columns(**zero), saudi]).write_csv(paths["data_dir"] / "comtrade_CHN_X_2025_revised.csv")
+
+
+def test_a_route_china_starts_or_stops_supplying_matches_a_full_rebuild(tmp_path):
+    """The routes China never sent the product to get no features either (no Chinese goods to pass on). A
+    revision of China's exports can put a route on either side: as for the US leg, the incremental build
+    drops the one China stopped supplying and computes the one it started supplying from its first period."""
+    def before(paths: dict[str, Path]) -> None:
+        paths["world"] = tmp_path / "world"
+        shutil.copy(paths["china"], paths["world"] / "china_full.csv")
+        hide_china_to_saudi_arabia(paths)
+
+    out, first = _reuse_after(tmp_path, lambda paths: flip_china_legs({**paths, "world": tmp_path / "world"}),
+                              hold_back=0, before=before)
+    featured = ("SELECT hub_iso3, count(*) FROM features.route_features WHERE hs_code = '282580' "
+                "AND hub_iso3 IN ('NOR', 'SAU') GROUP BY ALL ORDER BY ALL")
+    scored = "SELECT count(*) FROM route_scores WHERE hs_code = '282580' AND hub_iso3 = ?"
+    periods = query(first, "SELECT count(DISTINCT period) FROM marts.fct_route_legs").item()
+    # Both send the US 282580 throughout; only Norway had Chinese goods to pass on in the first run.
+    for hub in ("NOR", "SAU"):
+        assert query(first, "SELECT count(*) FROM marts.fct_route_legs WHERE hs_code = '282580' AND hub_iso3 = "
+                            f"'{hub}' AND hub_to_us_kg > 0").item() > 12
+    assert query(first, featured).rows() == [("NOR", periods)]
+    assert query(first, scored.replace("?", "'SAU'")).item() == 0
+    for name in ("incremental", "full"):
+        w = tmp_path / f"{name}.duckdb"
+        assert query(w, featured).rows() == [("SAU", periods)], name
+        assert query(w, scored.replace("?", "'NOR'")).item() == 0
+        assert query(w, scored.replace("?", "'SAU'")).item() > 0
     assert table_differences(tmp_path / "incremental.duckdb", tmp_path / "full.duckdb") == {}

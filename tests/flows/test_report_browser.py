@@ -295,3 +295,23 @@ def test_the_reports_words_for_the_score_follow_the_runs_own_thresholds(report):
     assert history_words({"parameters": {"features": {"prior": 24, "min_prior": 6}}}).startswith(
         "Scored from 6 months of history: a prior shorter than 24 months is scaled to 24 months")
     assert history_words({}).endswith("annual data need all 3 prior years)")
+
+
+def test_the_summary_says_which_leg_the_screened_routes_lack():
+    from flows.report.markdown import features_screen_line
+
+    build = {"screened_before_features": {"routes": 5, "route_periods": 400, "routes_without_us_leg": 3,
+                                          "routes_without_china_leg": 2}}
+    assert features_screen_line({"build": build}) == (
+        "features: 5 routes (400 route-periods) screened out before them: 3 whose hub never sent the US the "
+        "product (no route score there could reach the screen); 2 China never sent the product to (no "
+        "Chinese goods to pass on)")
+    only_us = {"screened_before_features": {**build["screened_before_features"], "routes_without_china_leg": 0,
+                                            "routes": 3}}
+    assert features_screen_line({"build": only_us}).endswith("3 whose hub never sent the US the product (no route "
+                                                             "score there could reach the screen)")
+    # A run recorded before China's leg was screened (no counts per leg) reads as it did.
+    old = {"screened_before_features": {"routes": 3, "route_periods": 300}}
+    assert features_screen_line({"build": old}).endswith("their hub never sent the US the product, so no route "
+                                                         "score there could reach the screen")
+    assert features_screen_line({"build": {"screened_before_features": {"routes": 0, "route_periods": 0}}}) is None

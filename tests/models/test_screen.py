@@ -191,3 +191,39 @@ def test_a_route_whose_hub_never_sent_the_us_the_product_cannot_reach_the_screen
     assert silent_route_bound(ScoreParams()) < ScoreParams().min_evidence and screens_silent_routes(ScoreParams())
     assert not screens_silent_routes(ScoreParams(min_us_mean_z=1.0))  # looser: the bound is above the screen
     assert not screens_silent_routes(ScoreParams(min_evidence=0.0))
+
+
+def test_a_route_china_never_supplied_has_no_chinese_goods_and_little_evidence(tmp_path):
+    """The other routes screened out before the features: China never sent the hub the product
+    (models.evidence.china_silent_route_bound). The sample world with China's leg of every route emptied (its
+    exports and the hubs' own imports from China), the US leg as it was: every route-period's evidence is
+    within the bound, for the defaults and for looser thresholds (under the defaults at most 0.0021 here:
+    the bound takes every other factor at its most)."""
+    import duckdb
+
+    from features.params import FeatureParams
+    from flows import stages
+    from flows.stages.featurize import _features_of
+    from models.evidence import china_silent_route_bound
+    from warehouse import feature_store as store
+    from worlds.sample import write_sample_world
+
+    paths = write_sample_world(tmp_path)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    try:
+        stages.load(con, paths["data_dir"], "sample")
+        stages.build(con)
+        legs = store.all_legs(con)
+        china = ["cn_to_hub_kg", "cn_to_hub_usd", "hub_reported_from_cn_kg", "hub_reported_from_cn_fob_usd"]
+        assert legs.select(pl.col(c).fill_null(0).abs().sum() > 0 for c in china[:2]).row(0) == (True, True)
+        silent = legs.with_columns(pl.when(pl.col(c).is_not_null()).then(0.0).alias(c) for c in china)
+        features = _features_of(silent, con, FeatureParams())
+    finally:
+        con.close()
+    rows = features.filter(scoreable(features))
+    assert rows.select((pl.col("hub_to_us_kg_robust_z") > 3).sum()).item() > 30  # the US leg still moves
+    for params in (ScoreParams(), ScoreParams(min_rise_z=-1.0, min_us_mean_z=1.0, min_value_cover=0.1),
+                   ScoreParams(min_rise_z=1.0, min_us_mean_z=3.0)):
+        most = rows.select(evidence(params).max()).item()
+        assert 0 < most <= china_silent_route_bound(params), params
+    assert china_silent_route_bound(ScoreParams()) == 0.025
