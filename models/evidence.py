@@ -112,9 +112,11 @@ def china_silent_route_bound(params: ScoreParams) -> float:
     never shipped the product to. China's robust and mean z-scores are 0 there, so co_rise_z (the quieter
     leg) is at most 0 and direction at most σ(0 - min_rise_z); the route's excess is the smaller leg's, at most
     0, so size is 0.5 and floor 0.1; the other four at most 1. Under the defaults 0.5 × 0.1 × 0.5 = 0.025:
-    above min_evidence (0.003), so such a route-period could carry a route score of up to 0.025, a tenth of
+    above min_evidence (0.003), so such a route-period could carry a route score of up to 0.025, a twelfth of
     the flag threshold, but it is no route for Chinese goods to take. The features skip these routes with
-    those whose hub never sent the US the product (screens_silent_routes)."""
+    those whose hub never sent the US the product (screens_silent_routes), and also when some of China's
+    periods are unknown (unpublished) and the rest zero: the bound does not hold there (an unknown China
+    z-score leaves co_rise_z to the US leg), but nothing recorded shows Chinese goods on the route."""
     return 0.5 * 0.1 / (1.0 + math.exp(params.min_rise_z))
 
 
