@@ -60,6 +60,25 @@ def make_grid_origin(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE OR REPLACE TEMP TABLE _grid_origin AS {GRID_ORIGIN}")
 
 
+# Over a route's rows of marts.fct_route_legs: the hub never sent the US the product, and China never sent
+# the hub the product by either side's account (make_silent_routes).
+NO_US_LEG = "bool_and(coalesce(hub_to_us_kg, 0) = 0 AND coalesce(hub_to_us_usd, 0) = 0)"
+NO_CHINA_LEG = ("bool_and(coalesce(cn_to_hub_kg, 0) = 0 AND coalesce(cn_to_hub_usd, 0) = 0"
+                " AND coalesce(hub_reported_from_cn_kg, 0) = 0 AND coalesce(hub_reported_from_cn_fob_usd, 0) = 0)")
+
+
+def missing_legs(con: duckdb.DuckDBPyConnection, hub_iso3: str, hs_code: str) -> list[str] | None:
+    """Which legs a route of the mart never had, in words (empty: it has both), or None when the mart has no
+    row of that hub and product."""
+    found = con.sql(f"SELECT {NO_US_LEG}, {NO_CHINA_LEG} FROM marts.fct_route_legs WHERE hub_iso3 = ? AND hs_code = ?",
+                    params=[hub_iso3, hs_code]).fetchall()
+    no_us, no_china = found[0]
+    if no_us is None:
+        return None
+    return ([f"{hub_iso3} never sent the US the product"] if no_us else []) + (
+        [f"China never sent {hub_iso3} the product (by China's account or {hub_iso3}'s)"] if no_china else [])
+
+
 def make_silent_routes(con: duckdb.DuckDBPyConnection, screen: bool) -> dict[str, int]:
     """Temp table _silent_routes (frequency, mineral, hs_code, hub_iso3, route_periods): with `screen`, the
     mart's routes with a leg that never carried the product: the hub sent the US none of it in any period
@@ -71,14 +90,11 @@ def make_silent_routes(con: duckdb.DuckDBPyConnection, screen: bool) -> dict[str
     the mart, its first period, which leg it lacks), one pass over the mart, which
     rescope_flipped_routes reads too. Returns the routes and route-periods screened, and the routes of each
     kind (a route with neither leg counts in both)."""
-    con.execute("""
+    con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _route_spans AS
         SELECT *, no_us_leg OR no_china_leg AS silent FROM (
             SELECT frequency, mineral, hs_code, hub_iso3, count(*) AS route_periods, min(period) AS first_period,
-                   bool_and(coalesce(hub_to_us_kg, 0) = 0 AND coalesce(hub_to_us_usd, 0) = 0) AS no_us_leg,
-                   bool_and(coalesce(cn_to_hub_kg, 0) = 0 AND coalesce(cn_to_hub_usd, 0) = 0
-                            AND coalesce(hub_reported_from_cn_kg, 0) = 0
-                            AND coalesce(hub_reported_from_cn_fob_usd, 0) = 0) AS no_china_leg
+                   {NO_US_LEG} AS no_us_leg, {NO_CHINA_LEG} AS no_china_leg
             FROM marts.fct_route_legs GROUP BY ALL)""")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _silent_routes AS

@@ -52,6 +52,21 @@ class Lineage:
     report_dir: Path | None
 
 
+def _why_never_scored(con: duckdb.DuckDBPyConnection, hub: str, hs_code: str) -> str:
+    """Why a route has no score in any period, as advice."""
+    from warehouse.feature_store import missing_legs
+
+    missing = missing_legs(con, hub, hs_code)
+    if missing is None:
+        return (f"the warehouse has no trade of {hs_code} by {hub} with China or the US; check the hub's ISO3 code "
+                "and the HS6 code")
+    if missing:
+        return (" and ".join(missing) + " in any period loaded, so the route was screened out before the features "
+                f"(no Chinese goods passed on to the US there); its legs are in marts.fct_route_legs")
+    return ("the route has both legs in marts.fct_route_legs but no period a score needs: the window and at "
+            "least 12 prior periods, with trade on its legs in them")
+
+
 def route_lineage(con: duckdb.DuckDBPyConnection, ref: RouteRef, period_text: str,
                   mineral: str | None = None, reports_dir: Path | None = None, *,
                   reach: Callable[[dict[str, Any] | None, date, str], date]) -> Lineage:
@@ -72,8 +87,7 @@ def route_lineage(con: duckdb.DuckDBPyConnection, ref: RouteRef, period_text: st
     if scored.is_empty():
         span = rows(con, "SELECT min(period), max(period) FROM main.route_scores WHERE hub_iso3 = ? AND hs_code = ?",
                     [hub, hs_code])[0]
-        where = (f"it is scored from {span[0]:%Y-%m} to {span[1]:%Y-%m}" if span[0] else
-                 "the route is not scored at all; check the hub's ISO3 code and the HS6 code")
+        where = (f"it is scored from {span[0]:%Y-%m} to {span[1]:%Y-%m}" if span[0] else _why_never_scored(con, hub, hs_code))
         raise WarehouseError(f"{hub}:{hs_code} {period_text}: no score for this route and period; {where}")
     if scored.height > 1:
         options = "; ".join(f"--mineral {m}" for m in scored["mineral"].to_list())

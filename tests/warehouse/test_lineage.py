@@ -45,7 +45,7 @@ def test_a_flagged_score_leads_to_its_run_model_and_the_files_with_their_hashes(
 def test_lineage_refuses_periods_and_routes_it_cannot_trace(ro):
     with pytest.raises(WarehouseError, match="it is scored from 2020-05 to 2025-06"):
         route_lineage(ro, RouteRef.parse("THA:282580"), "2019-04", reach=first_period_read)
-    with pytest.raises(WarehouseError, match="not scored at all"):
+    with pytest.raises(WarehouseError, match="no trade of 282580 by ZZZ with China or the US; check the hub"):
         route_lineage(ro, RouteRef.parse("ZZZ:282580"), "2025-04", reach=first_period_read)
     with pytest.raises(WarehouseError, match="YYYY-MM"):
         parse_period("April 2025")
@@ -76,3 +76,34 @@ def test_a_screened_route_period_says_so_instead_of_scores_of_zero(ro, scored_wa
     assert done.returncode == 0, done.stderr
     assert f"screened out of the forest's scoring (evidence {ev:.4f}" in done.stdout
     assert "route_score 0.000" not in done.stdout
+
+
+def test_a_route_screened_out_before_the_features_says_which_leg_it_lacks(ro):
+    """The sample world's routes whose hub never sent the US the product have legs in the mart and no score:
+    the lineage says so instead of sending the analyst to check the codes."""
+    hub = ro.sql("""SELECT hub_iso3 FROM marts.fct_route_legs WHERE hs_code = '282580' GROUP BY hub_iso3
+                    HAVING bool_and(coalesce(hub_to_us_kg, 0) = 0 AND coalesce(hub_to_us_usd, 0) = 0)
+                    ORDER BY hub_iso3 LIMIT 1""").fetchall()[0][0]
+    with pytest.raises(WarehouseError, match=f"{hub} never sent the US the product in any period loaded, so the "
+                                             "route was screened out before the features"):
+        route_lineage(ro, RouteRef.parse(f"{hub}:282580"), "2025-04", reach=first_period_read)
+
+
+def test_which_legs_a_route_lacks_is_read_from_the_mart(tmp_path):
+    from warehouse.feature_store import missing_legs
+
+    con = duckdb.connect(str(tmp_path / "m.duckdb"))
+    con.execute("CREATE SCHEMA marts")
+    con.execute("""CREATE TABLE marts.fct_route_legs AS SELECT * FROM (VALUES
+        ('BOL', '811010', 0.0, 0.0, NULL, NULL, 500.0, 6000.0),      -- a producer: US leg only
+        ('THA', '282580', 900.0, 9000.0, NULL, NULL, 800.0, 8000.0),  -- both legs
+        ('KAZ', '811010', NULL, NULL, 40.0, 400.0, 0.0, 0.0),         -- China's leg from the hub's own report
+        ('JPN', '282580', 300.0, 3000.0, NULL, NULL, NULL, NULL))     -- China's leg only
+        AS t(hub_iso3, hs_code, cn_to_hub_kg, cn_to_hub_usd, hub_reported_from_cn_kg, hub_reported_from_cn_fob_usd,
+             hub_to_us_kg, hub_to_us_usd)""")
+    assert missing_legs(con, "BOL", "811010") == ["China never sent BOL the product (by China's account or BOL's)"]
+    assert missing_legs(con, "THA", "282580") == []
+    assert missing_legs(con, "KAZ", "811010") == ["KAZ never sent the US the product"]
+    assert missing_legs(con, "JPN", "282580") == ["JPN never sent the US the product"]
+    assert missing_legs(con, "ZZZ", "282580") is None
+    con.close()
