@@ -76,7 +76,8 @@ def missing_legs(con: duckdb.DuckDBPyConnection, hub_iso3: str, hs_code: str) ->
     if no_us is None:
         return None
     return ([f"{hub_iso3} never sent the US the product"] if no_us else []) + (
-        [f"China never sent {hub_iso3} the product (by China's account or {hub_iso3}'s)"] if no_china else [])
+        [f"no trade of the product from China to {hub_iso3} is recorded (by China or by {hub_iso3})"]
+        if no_china else [])
 
 
 def make_silent_routes(con: duckdb.DuckDBPyConnection, screen: bool) -> dict[str, int]:

@@ -52,8 +52,8 @@ def features_screen_line(run: dict[str, Any]) -> str | None:
         return line + ": their hub never sent the US the product, so no route score there could reach the screen"
     why = [f"{silent['routes_without_us_leg']:,} whose hub never sent the US the product (no route score "
            "there could reach the screen)" if silent["routes_without_us_leg"] else "",
-           f"{silent['routes_without_china_leg']:,} China never sent the product to (no Chinese goods to pass on)"
-           if silent["routes_without_china_leg"] else ""]
+           f"{silent['routes_without_china_leg']:,} with no trade from China to the hub recorded (no Chinese goods "
+           "to pass on)" if silent["routes_without_china_leg"] else ""]
     return line + ": " + "; ".join(w for w in why if w)
 
 

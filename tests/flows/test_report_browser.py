@@ -304,8 +304,8 @@ def test_the_summary_says_which_leg_the_screened_routes_lack():
                                           "routes_without_china_leg": 2}}
     assert features_screen_line({"build": build}) == (
         "features: 5 routes (400 route-periods) screened out before them: 3 whose hub never sent the US the "
-        "product (no route score there could reach the screen); 2 China never sent the product to (no "
-        "Chinese goods to pass on)")
+        "product (no route score there could reach the screen); 2 with no trade from China to the hub "
+        "recorded (no Chinese goods to pass on)")
     only_us = {"screened_before_features": {**build["screened_before_features"], "routes_without_china_leg": 0,
                                             "routes": 3}}
     assert features_screen_line({"build": only_us}).endswith("3 whose hub never sent the US the product (no route "

@@ -101,7 +101,7 @@ def test_which_legs_a_route_lacks_is_read_from_the_mart(tmp_path):
         ('JPN', '282580', 300.0, 3000.0, NULL, NULL, NULL, NULL))     -- China's leg only
         AS t(hub_iso3, hs_code, cn_to_hub_kg, cn_to_hub_usd, hub_reported_from_cn_kg, hub_reported_from_cn_fob_usd,
              hub_to_us_kg, hub_to_us_usd)""")
-    assert missing_legs(con, "BOL", "811010") == ["China never sent BOL the product (by China's account or BOL's)"]
+    assert missing_legs(con, "BOL", "811010") == ["no trade of the product from China to BOL is recorded (by China or by BOL)"]
     assert missing_legs(con, "THA", "282580") == []
     assert missing_legs(con, "KAZ", "811010") == ["KAZ never sent the US the product"]
     assert missing_legs(con, "JPN", "282580") == ["JPN never sent the US the product"]
