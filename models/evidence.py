@@ -90,6 +90,17 @@ def evidence(params: ScoreParams) -> pl.Expr:
     return product.alias("evidence")
 
 
+def _sigma(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def _quiet_leg_bound(params: ScoreParams) -> float:
+    """The most size × floor × direction can be on a route-period with a leg that carried none of the product:
+    size 0.5 (no excess, so volume_weight 0), floor 0.1 (the route's excess is the smaller leg's, at most 0),
+    direction at most σ(0 - min_rise_z) (that leg's z-score is 0 and co_rise_z is the quieter leg's)."""
+    return 0.5 * 0.1 * _sigma(-params.min_rise_z)
+
+
 def silent_route_bound(params: ScoreParams) -> float:
     """The most evidence a route-period can have when the hub sent the US none of the product in its window
     and prior periods (hub_to_us_kg and hub_to_us_usd 0 or unknown): every route-period of a route whose hub
@@ -100,10 +111,7 @@ def silent_route_bound(params: ScoreParams) -> float:
     the other three at most 1. Under the defaults 0.5 × 0.1 × 0.5 × 0.119 = 0.00298, below min_evidence
     (0.003): such routes cannot get a route score, and the features are not computed for them
     (flows/stages/featurize.py)."""
-    def sigma(x: float) -> float:
-        return 1.0 / (1.0 + math.exp(-x))
-
-    return 0.5 * 0.1 * sigma(-params.min_rise_z) * sigma(-params.min_us_mean_z)
+    return _quiet_leg_bound(params) * _sigma(-params.min_us_mean_z)
 
 
 def china_silent_route_bound(params: ScoreParams) -> float:
@@ -117,7 +125,7 @@ def china_silent_route_bound(params: ScoreParams) -> float:
     those whose hub never sent the US the product (screens_silent_routes), and also when some of China's
     periods are unknown (unpublished) and the rest zero: the bound does not hold there (an unknown China
     z-score leaves co_rise_z to the US leg), but nothing recorded shows Chinese goods on the route."""
-    return 0.5 * 0.1 / (1.0 + math.exp(params.min_rise_z))
+    return _quiet_leg_bound(params)
 
 
 def screens_silent_routes(params: ScoreParams) -> bool:

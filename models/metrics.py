@@ -180,16 +180,13 @@ BELOW_NOISE = "under 0.5 sd"
 def above_noise_average_precision(routes: pl.DataFrame, planted: pl.DataFrame) -> float | None:
     """Average precision with the planted routes below their legs' noise (visibility_class BELOW_NOISE) left
     out of the ranking, neither found nor counted as false alarms: how the ranking does on the planted routes
-    the data can show. None when the truth has no visibility, or no planted route is above the noise."""
+    the data can show (class_average_precision of the class "above the noise"). None when the truth has no
+    visibility, or no planted route is above the noise."""
     if "visibility_class" not in planted.columns:
         return None
-    keys = ["hs_code", "hub_iso3"]
-    noise = planted.filter(pl.col("visibility_class") == BELOW_NOISE).select(keys).unique()
-    kept = planted.join(noise, on=keys, how="anti").select(keys).unique()
-    if kept.is_empty():
-        return None
-    ranked = ranked_routes(routes.join(noise, on=keys, how="anti"), kept)
-    return average_precision(ranked["_planted"].to_numpy(), kept.height)
+    above = (planted.unique(["hs_code", "hub_iso3"], keep="first", maintain_order=True)
+             .with_columns(_above_noise=pl.col("visibility_class").fill_null("") != BELOW_NOISE))
+    return class_average_precision(routes, above, "_above_noise").get("True", {}).get("average_precision")
 
 
 def class_average_precision(routes: pl.DataFrame, planted: pl.DataFrame, column: str) -> dict[str, dict]:

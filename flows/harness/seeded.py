@@ -168,6 +168,7 @@ def summarise(worlds: list[dict]) -> dict:
     """Averages over worlds per scorer, the planted routes the model missed, and the flagged lists."""
     from models.metrics import BELOW_NOISE, pooled_flag_lists, scorers
 
+    below_noise = sum(1 for w in worlds for r in w["planted"] if r.get("visibility_class") == BELOW_NOISE)
     summary = {}
     for s in scorers():
         per = [w["results"][s.name] for w in worlds]
@@ -181,8 +182,7 @@ def summarise(worlds: list[dict]) -> dict:
             "average_precision": mean("average_precision"), "precision_at_k": mean("precision_at_k"),
             "average_precision_above_noise": (mean("average_precision_above_noise") if any(
                 p.get("average_precision_above_noise") is not None for p in per) else None),
-            "planted_below_noise": sum(sum(1 for r in w["planted"] if r.get("visibility_class") == BELOW_NOISE)
-                                       for w in worlds),
+            "planted_below_noise": below_noise,
             "recall_top20": mean("recall_top20"),
             "planted": sum(p["planted"] for p in per),
             "planted_peaking_in_window": sum(p["planted_peaking_in_window"] for p in per),
