@@ -12,6 +12,11 @@ import numpy as np
 
 START, END = date(2019, 1, 1), date(2025, 6, 1)
 BAN = date(2024, 12, 1)
+# The first month the harness's evaluation reads scores from (flows.harness.seeded.EVAL_FIRST; the shared
+# scoring tool's too, `score_worlds.py`: a route's score is its highest from 2021-01). No story of a random
+# world starts before it: a planted route whose months all came before it (2020-09 to 2020-11, say) would
+# count as missed whatever the scorer, and a look-alike there would fool none.
+FIRST_EVALUATED = "2021-01"
 
 # HS6 code -> (mineral, China->world t/month before controls, US-from-world t/month, USD/kg before the surge)
 PRODUCTS: dict[str, tuple[str, float, float, float]] = {
@@ -135,7 +140,7 @@ def random_stories(seed: int) -> tuple[Story, ...]:
     look-alike of each other kind.
 
     Planted routes vary in hub, product, start month (seven in ten around the December 2024 ban, 2024-09 to
-    2025-02; the rest from 2020-06 on, so some have only 17 months of history before them), size (extra
+    2025-02; the rest from FIRST_EVALUATED, 2021-01, on, so some have only 24 months of history before them), size (extra
     hub->US tonnes per month as a share of the product's US imports: large 10-30 %, medium 3-10 %; small:
     1.5 to 4 of the mineral's volume floors over five months; faint: 0.5 to 1.5 floors, at or under what
     the catalogue calls noise), lag (0-4 months), pass-through (40-100 %), length (3-9 months), a ramp
@@ -146,11 +151,11 @@ def random_stories(seed: int) -> tuple[Story, ...]:
     rng = np.random.default_rng(10_000 + seed)
     hubs = [str(h) for h in rng.permutation(PARTNERS)]
     codes = list(PRODUCTS)
-    first, last = _month_index("2020-06"), _month_index("2025-02")
+    first, last = _month_index(FIRST_EVALUATED), _month_index("2025-02")
     around_ban = _month_index("2024-09")
 
     def start_month() -> int:
-        """Seven in ten around the ban (2024-09 to 2025-02), the rest from 2020-06 on."""
+        """Seven in ten around the ban (2024-09 to 2025-02), the rest from FIRST_EVALUATED on."""
         return int(rng.integers(around_ban, last + 1)) if rng.random() < 0.7 else int(rng.integers(first, around_ban))
 
     stories: list[Story] = []

@@ -32,7 +32,7 @@ def evaluate(worlds: int, first_seed: int, jobs: int, out: Path, show_features: 
              on_labels: bool, warehouse: Path) -> None:
     """Measure detection on many seeded worlds: the model against the plain rules and each single feature.
 
-    Each world plants 3 to 6 rerouting routes (hubs, minerals, start months from 2020-06, sizes from large
+    Each world plants 3 to 6 rerouting routes (hubs, minerals, start months from 2021-01, sizes from large
     down to under the floor, lags of 0 to 4 months, 40-100 % pass-through, ramps, lumpy shipments, routes
     split over two hubs, brand-new or grown on existing trade) among one to three producer surges and one
     each of the other look-alikes. Routes are

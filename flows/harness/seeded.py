@@ -11,12 +11,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from worlds.stories import FIRST_EVALUATED
+
 if TYPE_CHECKING:
     from features.params import FeatureParams
     from models.params import ScoreParams
 
 
-EVAL_FIRST, EVAL_LAST = "2021-01-01", "2025-06-01"
+# The months a route's score is read from (its highest), as the shared scoring tool reads them; no story of
+# a seeded world starts before the first (worlds.stories.FIRST_EVALUATED).
+EVAL_FIRST, EVAL_LAST = f"{FIRST_EVALUATED}-01", "2025-06-01"
 
 
 def full_history_from(monthly: FeatureParams) -> str:

@@ -117,3 +117,16 @@ def test_a_shared_lines_unit_value_moves_as_much_as_in_the_real_trade():
         harness = _value_beyond_weight_spread(cn.filter(pl.col("hs_code") == hs6, pl.col("partner_iso3") != "USA"),
                                               "partner_iso3", "usd", "tonnes")
         assert harness.median() >= real_spread.quantile(0.1) * 0.8, (hs6, harness.median())
+
+
+def test_no_harness_story_starts_before_the_evaluated_months():
+    """The evaluation reads a route's highest score from 2021-01 (EVAL_FIRST, as the shared scoring tool), so
+    a planted route whose months all came before it would count as missed whatever the scorer. Every story of
+    the harness's worlds starts in the evaluated months, and the draw still covers them: routes with a short
+    history (before 2022-05) and routes around the ban."""
+    from flows.harness.seeded import EVAL_FIRST, EVAL_LAST
+
+    starts = [s.start for seed in range(40) for s in random_stories(seed)]
+    assert min(starts) >= EVAL_FIRST[:7]
+    assert max(starts) <= EVAL_LAST[:7]
+    assert any(s < "2022-05" for s in starts) and any(s >= "2024-09" for s in starts)
