@@ -140,10 +140,10 @@ def random_stories(seed: int) -> tuple[Story, ...]:
     look-alike of each other kind.
 
     Planted routes vary in hub, product, start month (seven in ten around the December 2024 ban, 2024-09 to
-    2025-02; the rest from FIRST_EVALUATED, 2021-01, on, so some have only 24 months of history before them), size (extra
-    hub->US tonnes per month as a share of the product's US imports: large 10-30 %, medium 3-10 %; small:
-    1.5 to 4 of the mineral's volume floors over five months; faint: 0.5 to 1.5 floors, at or under what
-    the catalogue calls noise), lag (0-4 months), pass-through (40-100 %), length (3-9 months), a ramp
+    2025-02; the rest from FIRST_EVALUATED, 2021-01, on, so some have only 24 months of history before
+    them), size (extra hub->US tonnes per month as a share of the product's US imports: large 10-30 %, medium
+    3-10 %; small: 1.5 to 4 of the mineral's volume floors over five months; faint: 0.5 to 1.5 floors, at or
+    under what the catalogue calls noise), lag (0-4 months), pass-through (40-100 %), length (3-9 months), a ramp
     (none, or 1-3 months to full size), whether the goods arrive as lumpy shipments, and kind: brand-new
     (no hub->US trade before), grown on an existing trade (as large as half to twice the surge, noisy), or
     on the hub's ordinary background. About one route in seven is split over two hubs (each planted, each
