@@ -168,13 +168,14 @@ def product_batches(con: duckdb.DuckDBPyConnection, table: str, batch_rows: int,
     """Temp table `table` (frequency, mineral, hs_code, batch): whole products in key order, about batch_rows
     of the mart's route-periods a batch (a route's periods never straddle two batches), counting only the
     routes of the table `only_routes` when given, and never those of _silent_routes (make_silent_routes).
-    Returns the batch numbers in order."""
+    Returns the batch numbers in order. Counted from the routes' own counts (_route_spans, made with
+    _silent_routes): one row a route, not a scan of the mart with two joins on its rows (1.8 s at 20 M)."""
     routes = f" SEMI JOIN {only_routes} USING (frequency, mineral, hs_code, hub_iso3)" if only_routes else ""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {table} AS
         SELECT frequency, mineral, hs_code,
                (sum(n) OVER (ORDER BY frequency, mineral, hs_code) - n) // {int(batch_rows)} AS batch
-        FROM (SELECT frequency, mineral, hs_code, count(*) AS n FROM marts.fct_route_legs{routes}
+        FROM (SELECT frequency, mineral, hs_code, sum(route_periods)::BIGINT AS n FROM _route_spans{routes}
               ANTI JOIN _silent_routes USING (frequency, mineral, hs_code, hub_iso3)
               GROUP BY frequency, mineral, hs_code)""")
     return [b for (b,) in con.sql(f"SELECT DISTINCT batch FROM {table} ORDER BY batch").fetchall()]
