@@ -51,7 +51,7 @@ def with_difficulty(stories: pl.DataFrame, full_from: str) -> pl.DataFrame:
 # How many months before a leg's surge its own spread is measured over: the prior the features read.
 VISIBILITY_MONTHS = 36
 # The visibility classes, in the leg's monthly standard deviations (with_visibility).
-VISIBILITY_CLASSES = ((0.5, "under 0.5 sd"), (2.0, "0.5-2 sd"), (float("inf"), "2 sd or more"))  # the first is models.metrics.BELOW_NOISE
+VISIBILITY_CLASSES = ((0.5, "under 0.5 sd"), (2.0, "0.5-2 sd"), (float("inf"), "2 sd or more"))  # the first: models.metrics.BELOW_NOISE (tested)
 
 
 def with_visibility(stories: pl.DataFrame, legs: pl.DataFrame) -> pl.DataFrame:

@@ -47,6 +47,10 @@ def test_average_precision_above_noise_leaves_the_routes_inside_their_noise_out_
     plain = evaluate_scorer(scores, stories.drop("visibility_class"), Scorer("s", "feature", pl.col("s"), ""),
                             "2024-01-01", "2024-12-01", 1)
     assert plain["average_precision_above_noise"] is None
+    # The harness's lowest visibility class is the one left out (the same words in both modules).
+    from flows.harness.seeded import VISIBILITY_CLASSES
+    from models.metrics import BELOW_NOISE
+    assert VISIBILITY_CLASSES[0] == (0.5, BELOW_NOISE)
 
 
 def test_harness_on_three_worlds(tmp_path):
