@@ -138,7 +138,7 @@ def _null_if_token(col: str) -> str:
 _CHECK_SQL = """
 WITH t AS (
     SELECT
-        source_row, record,
+        source_row,
         {freq_code} AS freq_code_s, {period_text} AS period_s, {ref_year} AS ref_year_s,
         {ref_month} AS ref_month_s, {reporter_code} AS reporter_s, {partner_code} AS partner_s,
         {partner2_code} AS partner2_s, upper({flow_code}) AS flow_s, {cmd_code} AS cmd_s,
@@ -251,6 +251,12 @@ _AMOUNT_PROBLEMS = "".join([
 ])
 
 
+# The columns of the check that write_comtrade's insert reads.
+_INSERTED = ("freq_code", "period_d", "period_s", "reporter_d", "flow_s", "partner_d", "partner2_d", "cmd_code",
+             "customs_s", "mot_d", "qty_unit_d", "qty", "net_wgt", "cif_value", "fob_value", "primary_value",
+             "is_aggregate_s")
+
+
 def prepare_comtrade_file(path: Path) -> Prepared:
     """Read and check the shape of one Comtrade file (the half that needs only the file)."""
     incoming, note, has_breakdown = _prepare(path)
@@ -283,6 +289,7 @@ def write_comtrade(con: duckdb.DuckDBPyConnection, prepared: Prepared, *, batch_
             FROM _checked WHERE problem IS NULL ORDER BY source_row
             """,
         insert_params=[batch_id, str(path), file_sha256, loaded_at, note, prepared.extra["has_breakdown"]],
+        checked_columns=_INSERTED,
     )
     return LoadResult(
         source_file=str(path),
