@@ -53,6 +53,8 @@ WITH unit_values AS (
     FROM flows AS f
     JOIN (VALUES ('CHN'), ('USA')) AS s(side) ON (s.side = 'CHN' AND f.cn_side) OR (s.side = 'USA' AND f.us_side)
 ), chosen AS (
+    -- The best source of each leg (warehouse/build.py leaves this filter and the mirrors' out when every flow
+    -- has the same precedence: they would keep every row).
     SELECT * FROM sided
     QUALIFY source_rank = min(source_rank) OVER (PARTITION BY side, frequency, mineral, hs6, period, counterpart)
 ), mirror_rows AS (
