@@ -148,6 +148,11 @@ def connect_read_write(path: Path) -> duckdb.DuckDBPyConnection:
         raise open_error(path, exc, writing=True) from None
 
 
+# DuckDB's row group: a table's rows are stored, compressed, in groups of this many. An insert of a number of
+# rows that is not a multiple leaves a partial group, which the next insert fills, rewriting it.
+ROW_GROUP_ROWS = 122_880
+
+
 def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[tuple]:
     """All rows of a query (fetching everything, so the connection is free for the next statement)."""
     return con.execute(sql, params or []).fetchall()

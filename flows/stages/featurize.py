@@ -147,6 +147,7 @@ def write_all_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams,
             store.write_features(con, empty_route_features(con, monthly), create=True)
         store.make_grid_origin(con)
         rows: list[int] = []
+        sink = store.RowGroupWriter(create=True)
 
         def read(i: int) -> pl.DataFrame:
             legs = store.batch_legs(con, batches[i])
@@ -154,7 +155,9 @@ def write_all_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams,
             return legs
 
         def write(writer: duckdb.DuckDBPyConnection, features: pl.DataFrame, i: int) -> None:
-            store.write_features(writer, features, create=i == 0)
+            sink.write(writer, features)
+            if i == len(batches) - 1:
+                sink.flush(writer)
             rows.append(features.height)
 
         # In key order (already, as a rule: then no copy), written as it is: sorting ~120 columns in DuckDB
@@ -202,12 +205,15 @@ def _update_changed_features(con: duckdb.DuckDBPyConnection, monthly: FeaturePar
     delete_changed_ranges(con, ("features.route_features",))
     changed: list[pl.DataFrame] = []
     last: list[pl.DataFrame] = []
+    sink = store.RowGroupWriter()
 
     def write(writer: duckdb.DuckDBPyConnection, features: pl.DataFrame, i: int) -> None:
         last[:] = [features]
         if features.height:
-            store.write_features(writer, features)
+            sink.write(writer, features)
             changed.append(features.select(SCORING_INPUTS))
+        if i == len(batches) - 1:
+            sink.flush(writer)
 
     floors = store.mineral_floors(con)
     _computed_and_written(con, len(batches), lambda i: _changed_legs(con, batches[i]),
