@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from warehouse.connection import execute_script, release_memory, rows
+from warehouse.connection import ROW_GROUP_ROWS, execute_script, release_memory, rows
 from warehouse.contracts import KEYS, relation_sql
 from warehouse.review import ensure_review_schema
 
@@ -44,8 +44,9 @@ def ensure_route_scores_view(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(relation_sql("outputs", "route_scores"))
 
 
-# Rows of main.route_score_values per statement when a group is written (write_group_scores).
-SCORE_WRITE_ROWS = 500_000
+# Rows of main.route_score_values per statement when a group is written (write_group_scores): whole DuckDB
+# row groups, so that each slice's insert does not leave a partial group for the next to fill and rewrite.
+SCORE_WRITE_ROWS = 4 * ROW_GROUP_ROWS
 
 
 def write_group_scores(con: duckdb.DuckDBPyConnection, scores: pl.DataFrame, explanations: pl.DataFrame, run_id: str,
