@@ -228,7 +228,7 @@ def mart_sql(con: duckdb.DuckDBPyConnection) -> str:
     """fct_route_legs.sql as this build runs it: without its choices by source precedence when every flow that
     can feed a leg (_mart_flows) has the same precedence (one source, or national releases only), where they
     would keep every row. Each is a window over every flow (the 5 M world's full build, Comtrade files only:
-    26.7 s -> 22.0 s, the same table)."""
+    26.7 s -> 20.7-22.0 s, the same table)."""
     sql = relation_sql("marts", "fct_route_legs")
     for text in PRECEDENCE_FILTERS:
         if text not in sql:
