@@ -265,7 +265,8 @@ class RowGroupWriter:
     groups of them and holds the rest (under one row group) for the next; `flush` writes what is held. The
     same rows in the same order as a write per frame, without the partial row group each such write left for
     the next to fill and rewrite: the 5 M world's feature writes (15 batches of whole products, about 250,000
-    route-periods each) 20.4-24.4 s -> 15.9 s. It holds up to a row group (~0.14 GB of features). `create`: the first
+    route-periods each) 20.4-24.4 s -> 15.9 s. What it holds is under a row group of rows, but as a slice of the
+    batch it came from, which keeps that batch's buffers (a third batch's memory at most, ~0.3 GB). `create`: the first
     write replaces the table (with no row when the first frame is under a row group)."""
 
     def __init__(self, create: bool = False) -> None:
