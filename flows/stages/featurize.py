@@ -156,8 +156,6 @@ def write_all_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams,
 
         def write(writer: duckdb.DuckDBPyConnection, features: pl.DataFrame, i: int) -> None:
             sink.write(writer, features)
-            if i == len(batches) - 1:
-                sink.flush(writer)
             rows.append(features.height)
 
         # In key order (already, as a rule: then no copy), written as it is: sorting ~120 columns in DuckDB
@@ -166,6 +164,7 @@ def write_all_features(con: duckdb.DuckDBPyConnection, monthly: FeatureParams,
         _computed_and_written(con, len(batches), read,
                               lambda legs: in_key_order(_features_of(legs, con, monthly, floors)),
                               write, Countdown("  features: batch", len(batches)))
+        sink.flush(con)  # every batch written: what is held back, on the build's connection
         store.drop_temp(con, "_feature_batches", "_grid_origin")
         return sum(rows)
 
@@ -212,13 +211,12 @@ def _update_changed_features(con: duckdb.DuckDBPyConnection, monthly: FeaturePar
         if features.height:
             sink.write(writer, features)
             changed.append(features.select(SCORING_INPUTS))
-        if i == len(batches) - 1:
-            sink.flush(writer)
 
     floors = store.mineral_floors(con)
     _computed_and_written(con, len(batches), lambda i: _changed_legs(con, batches[i]),
                           lambda legs: _changed_features(legs, con, monthly, floors), write,
                           Countdown("  features of the changed routes: batch", len(batches)))
+    sink.flush(con)
     store.drop_temp(con, "_changed_batches", "_changed_starts", "_grid_origin")
     if changed:
         return pl.concat(changed, how="diagonal_relaxed")
