@@ -163,6 +163,12 @@ def over_prior(name: str, values: pl.Expr, p: FeatureParams, scale: int | None =
 
 
 ROBUST_LEGS = ("cn_to_hub_kg", "hub_to_us_kg", "us_from_cn_kg")
+# The legs of ROBUST_LEGS that are the product's, not the route's (US imports from China direct: one value
+# per product and period, the same on every route of the product).
+PRODUCT_LEGS = ("us_from_cn_kg",)
+# A row's product and period, for those legs (robust_baselines).
+_PRODUCT, _PERIOD = "_product", "_period_key"
+PRODUCT_KEYS = ("frequency", "mineral", "hs_code")
 
 
 MAD_TO_SD = 1.4826  # a normal distribution's standard deviation is 1.4826 MADs
@@ -195,7 +201,14 @@ def _baselines_by_window(frame: pl.DataFrame, p: FeatureParams, needed: np.ndarr
     from a rows-by-window array per leg and window length (NumPy's partition, a fraction of a group-by's
     time): P columns where the route has all its prior periods, fewer in its first periods (a short
     history), none before its first prior period (no baseline: null). Returns them (ROUTE_ID, ROUTE_POS and
-    the columns) and a mask of the frame's rows left to the caller (a window holding a null)."""
+    the columns) and a mask of the frame's rows left to the caller (a window holding a null).
+
+    Two short cuts, the same values: a window more than half of whose values are 0 has a median and a MAD
+    of 0 (no array built); and where the frame carries each row's product and period (_PRODUCT, _PERIOD:
+    robust_baselines adds them when the product's legs hold one value per product and period), a product's
+    leg (PRODUCT_LEGS) is computed once per product, period and window length. A route's rows are its
+    consecutive periods (the mart's grid), so those windows hold the same periods, and so the same values.
+    On 2.3 M route-periods of the 5 M-row scale world: 3.96 -> 1.40 s."""
     position = frame[ROUTE_POS].to_numpy()
     # How many prior periods t-W-P+1..t-W lie in the route: up to P.
     length = np.minimum(position - p.window + 1, p.prior)
@@ -206,6 +219,15 @@ def _baselines_by_window(frame: pl.DataFrame, p: FeatureParams, needed: np.ndarr
     for v in legs.values():
         gaps |= np.isnan(v)
     nan_before = np.concatenate([[0], np.cumsum(gaps)]) if gaps.any() else None
+    # Most small routes carry nothing in most periods: where more than half a window's values are 0 (and the
+    # leg is never negative), its median is 0 and so is its MAD (the median of the values themselves), with
+    # no array built. Counted, as the NaNs, from a running count of the zeros.
+    zeros_before = {leg: np.concatenate([[0], np.cumsum(v == 0)]) for leg, v in legs.items() if not (v < 0).any()}
+    product = frame[_PRODUCT].to_numpy() if _PRODUCT in frame.columns else None
+    period = frame[_PERIOD].to_numpy() if _PRODUCT in frame.columns else None
+    if period is not None and len(period):  # a period's key: its day from the frame's first, below `span`
+        period = period - period.min()
+        span = int(period.max()) + 1
     left = needed & (length >= 1)
     route_ids = frame[ROUTE_ID].to_numpy()
     parts = []
@@ -213,10 +235,22 @@ def _baselines_by_window(frame: pl.DataFrame, p: FeatureParams, needed: np.ndarr
         rows = np.flatnonzero(left & (length == n))
         if nan_before is not None:  # NaNs among rows t-W-n+1 .. t-W
             rows = rows[nan_before[rows - p.window + 1] == nan_before[rows - p.window - n + 1]]
-        window = rows[:, None] - np.arange(p.window + n - 1, p.window - 1, -1)[None, :]  # t-W-n+1 .. t-W
+        offsets = np.arange(p.window + n - 1, p.window - 1, -1)[None, :]  # t-W-n+1 .. t-W
         out = {ROUTE_ID: route_ids[rows], ROUTE_POS: position[rows]}
+        # A product's leg has the same window on every route of the product with this many prior periods
+        # before this period: computed once per product and period, and given to each of its rows.
+        once, each = np.unique(product[rows] * span + period[rows], return_index=True,
+                               return_inverse=True)[1:] if product is not None else (None, None)
         for leg, v in legs.items():
-            out[f"{leg}_median_prior"], out[f"{leg}_mad_prior"] = _median_and_mad(v[window])
+            at, shared = (rows[once], True) if leg in PRODUCT_LEGS and once is not None else (rows, False)
+            median, mad = np.zeros(len(at)), np.zeros(len(at))
+            zeros = zeros_before.get(leg)
+            spread = (2 * (zeros[at - p.window + 1] - zeros[at - p.window - n + 1]) <= n
+                      if zeros is not None else np.ones(len(at), dtype=bool))
+            median[spread], mad[spread] = _median_and_mad(v[at[spread][:, None] - offsets])
+            if shared:
+                median, mad = median[each], mad[each]
+            out[f"{leg}_median_prior"], out[f"{leg}_mad_prior"] = median, mad
         parts.append(pl.DataFrame(out))
         left[rows] = False
     schema = {ROUTE_ID: frame.schema[ROUTE_ID], ROUTE_POS: frame.schema[ROUTE_POS],
@@ -241,7 +275,18 @@ def robust_baselines(lf: pl.LazyFrame, p: FeatureParams) -> pl.LazyFrame:
         *[(pl.col(leg) - pl.col(leg).median()).abs().median().alias(f"{leg}_mad_prior") for leg in ROBUST_LEGS],
     ]
     marked = NEEDED in lf.collect_schema().names()
-    frame = lf.select(ROUTE_ID, ROUTE_POS, *([NEEDED] if marked else []), *ROBUST_LEGS).collect()
+    names = lf.collect_schema().names()
+    keyed = all(k in names for k in (*PRODUCT_KEYS, "period"))
+    # Where the frame says which product and period a row is (it does in the features), a product's legs are
+    # computed once per product and period (_baselines_by_window). Products told apart where the keys change
+    # from one row to the next: the same number, the same product (a product met twice gets two numbers).
+    product = [pl.any_horizontal([pl.col(k) != pl.col(k).shift(1) for k in PRODUCT_KEYS]).fill_null(True)
+               .cast(pl.Int64).cum_sum().alias(_PRODUCT),
+               pl.col("period").cast(pl.Int64).alias(_PERIOD)] if keyed else []
+    frame = lf.select(ROUTE_ID, ROUTE_POS, *([NEEDED] if marked else []), *ROBUST_LEGS, *product).collect()
+    if keyed and frame.group_by(_PRODUCT, _PERIOD).agg(
+            [pl.col(leg).n_unique() for leg in PRODUCT_LEGS]).select(pl.max_horizontal(PRODUCT_LEGS).max()).item() != 1:
+        frame = frame.drop(_PRODUCT, _PERIOD)  # not one value per product and period: every row its own
     needed = frame[NEEDED].fill_null(False).to_numpy() if marked else np.ones(frame.height, dtype=bool)
     fast, left = _baselines_by_window(frame, p, needed)
     window_rows = (

@@ -348,14 +348,25 @@ def test_baselines_of_needed_rows_equal_the_rolling_windows_bit_for_bit(p):
     rng = np.random.default_rng(11)
     n = 60 if p.window > 1 else 12
 
-    def route(hub, length):
-        values = lambda: rng.choice([0.0, 0.0, 1.5, 2.25, 1e3, 123456.789, 0.1], length) * rng.random(length)  # noqa: E731
-        return pl.DataFrame({
-            "frequency": "M", "mineral": "sb", "hs_code": "282580", "hub_iso3": hub, "period": [date(2000 + i // 12, i % 12 + 1, 1) for i in range(length)],
-            "cn_to_hub_kg": values(), "hub_to_us_kg": values(), "cn_to_hub_usd": values(), "hub_to_us_usd": values(),
-            "us_from_cn_kg": values(), "cn_to_world_kg": values(), "us_from_world_kg": values(), "us_from_world_usd": values()})
+    def values(length, zeros=2 / 7):
+        return (rng.choice([1.5, 2.25, 1e3, 123456.789, 0.1], length) * rng.random(length)
+                * (rng.random(length) >= zeros))
 
-    every = pl.concat([route("LONG", n), route("SHORT", p.window + p.prior // 2), route("NULL", n)])
+    direct = values(3 * n)  # US imports from China direct: the product's, the same on each of its routes
+
+    def route(hub, length, zeros=2 / 7, start=0):
+        return pl.DataFrame({
+            "frequency": "M", "mineral": "sb", "hs_code": "282580", "hub_iso3": hub,
+            "period": [date(2000 + i // 12, i % 12 + 1, 1) for i in range(start, start + length)],
+            **{leg: values(length, zeros) for leg in ("cn_to_hub_kg", "hub_to_us_kg", "cn_to_hub_usd", "hub_to_us_usd")},
+            "us_from_cn_kg": direct[start:start + length],
+            **{c: values(length) for c in ("cn_to_world_kg", "us_from_world_kg", "us_from_world_usd")}})
+
+    # SPARSE: half its periods empty, as most small routes' are: windows with more zeros than not (a median
+    # and MAD of 0, found without sorting), with exactly half, and with fewer.
+    # LATE: a route that starts later, so that in the same period it has fewer prior periods than the others.
+    every = pl.concat([route("LONG", n), route("SHORT", p.window + p.prior // 2), route("NULL", n),
+                       route("SPARSE", 3 * n, zeros=0.5), route("LATE", n, start=n // 2)])
     every = every.with_columns(pl.when((pl.col("hub_iso3") == "NULL") & (pl.int_range(pl.len()).over("hub_iso3") % 23 == 5))
                                .then(None).otherwise(pl.col("hub_to_us_kg")).alias("hub_to_us_kg"))
     assert every["hub_to_us_kg"].null_count() > 0
@@ -373,6 +384,8 @@ def test_baselines_of_needed_rows_equal_the_rolling_windows_bit_for_bit(p):
     assert full.height > 10 and short.null_count() == p.window and short.drop_nulls().len() >= 1
     with_null = rolling.filter(pl.col("hub_iso3") == "NULL")["hub_to_us_kg_median_prior"].drop_nulls()
     assert with_null.len() > 10
+    sparse = rolling.filter(pl.col("hub_iso3") == "SPARSE")["cn_to_hub_kg_median_prior"].drop_nulls()
+    assert (sparse == 0).sum() > 5 and (sparse > 0).sum() > 5
 
 
 def _rolling_baselines(legs: pl.DataFrame, p: FeatureParams) -> pl.DataFrame:
