@@ -274,8 +274,8 @@ def robust_baselines(lf: pl.LazyFrame, p: FeatureParams) -> pl.LazyFrame:
         *[pl.col(leg).median().alias(f"{leg}_median_prior") for leg in ROBUST_LEGS],
         *[(pl.col(leg) - pl.col(leg).median()).abs().median().alias(f"{leg}_mad_prior") for leg in ROBUST_LEGS],
     ]
-    marked = NEEDED in lf.collect_schema().names()
     names = lf.collect_schema().names()
+    marked = NEEDED in names
     keyed = all(k in names for k in (*PRODUCT_KEYS, "period"))
     # Where the frame says which product and period a row is (it does in the features), a product's legs are
     # computed once per product and period (_baselines_by_window). Products told apart where the keys change
