@@ -225,6 +225,7 @@ def _baselines_by_window(frame: pl.DataFrame, p: FeatureParams, needed: np.ndarr
     zeros_before = {leg: np.concatenate([[0], np.cumsum(v == 0)]) for leg, v in legs.items() if not (v < 0).any()}
     product = frame[_PRODUCT].to_numpy() if _PRODUCT in frame.columns else None
     period = frame[_PERIOD].to_numpy() if _PRODUCT in frame.columns else None
+    span = 1
     if period is not None and len(period):  # a period's key: its day from the frame's first, below `span`
         period = period - period.min()
         span = int(period.max()) + 1
