@@ -36,10 +36,16 @@ def _exact(expr: pl.Expr, scale: int) -> pl.Expr:
 ROUTE_ID, ROUTE_POS = "_route_id", "_route_pos"
 
 
+def run_starts(keys) -> pl.Expr:
+    """True on each row whose `keys` differ from the row before's (and on the first row): where a run of rows
+    with the same keys starts, in a frame sorted by them. Its running count numbers the runs."""
+    return pl.any_horizontal([pl.col(k) != pl.col(k).shift(1) for k in keys]).fill_null(True)
+
+
 def route_positions(lf: pl.LazyFrame) -> pl.LazyFrame:
     """Add ROUTE_ID (0, 1, ... per route) and ROUTE_POS (0, 1, ... per period within the route) to a frame
     sorted by route and period."""
-    new = pl.any_horizontal([pl.col(k) != pl.col(k).shift(1) for k in ROUTE_KEYS]).fill_null(True)
+    new = run_starts(ROUTE_KEYS)
     row = pl.int_range(pl.len(), dtype=pl.Int64)
     return lf.with_columns(
         new.cast(pl.Int64).cum_sum().alias(ROUTE_ID),
@@ -223,12 +229,13 @@ def _baselines_by_window(frame: pl.DataFrame, p: FeatureParams, needed: np.ndarr
     # leg is never negative), its median is 0 and so is its MAD (the median of the values themselves), with
     # no array built. Counted, as the NaNs, from a running count of the zeros.
     zeros_before = {leg: np.concatenate([[0], np.cumsum(v == 0)]) for leg, v in legs.items() if not (v < 0).any()}
-    product = frame[_PRODUCT].to_numpy() if _PRODUCT in frame.columns else None
-    period = frame[_PERIOD].to_numpy() if _PRODUCT in frame.columns else None
+    product = period = None
     span = 1
-    if period is not None and len(period):  # a period's key: its day from the frame's first, below `span`
-        period = period - period.min()
-        span = int(period.max()) + 1
+    if _PRODUCT in frame.columns:
+        product, period = frame[_PRODUCT].to_numpy(), frame[_PERIOD].to_numpy()
+        if len(period):  # a period's key: its day from the frame's first, below `span`
+            period = period - period.min()
+            span = int(period.max()) + 1
     left = needed & (length >= 1)
     route_ids = frame[ROUTE_ID].to_numpy()
     parts = []
@@ -243,7 +250,8 @@ def _baselines_by_window(frame: pl.DataFrame, p: FeatureParams, needed: np.ndarr
         once, each = np.unique(product[rows] * span + period[rows], return_index=True,
                                return_inverse=True)[1:] if product is not None else (None, None)
         for leg, v in legs.items():
-            at, shared = (rows[once], True) if leg in PRODUCT_LEGS and once is not None else (rows, False)
+            shared = once is not None and leg in PRODUCT_LEGS
+            at = rows[once] if shared else rows
             median, mad = np.zeros(len(at)), np.zeros(len(at))
             zeros = zeros_before.get(leg)
             spread = (2 * (zeros[at - p.window + 1] - zeros[at - p.window - n + 1]) <= n
@@ -281,8 +289,7 @@ def robust_baselines(lf: pl.LazyFrame, p: FeatureParams) -> pl.LazyFrame:
     # Where the frame says which product and period a row is (it does in the features), a product's legs are
     # computed once per product and period (_baselines_by_window). Products told apart where the keys change
     # from one row to the next: the same number, the same product (a product met twice gets two numbers).
-    product = [pl.any_horizontal([pl.col(k) != pl.col(k).shift(1) for k in PRODUCT_KEYS]).fill_null(True)
-               .cast(pl.Int64).cum_sum().alias(_PRODUCT),
+    product = [run_starts(PRODUCT_KEYS).cast(pl.Int64).cum_sum().alias(_PRODUCT),
                pl.col("period").cast(pl.Int64).alias(_PERIOD)] if keyed else []
     frame = lf.select(ROUTE_ID, ROUTE_POS, *([NEEDED] if marked else []), *ROBUST_LEGS, *product).collect()
     if keyed and frame.group_by(_PRODUCT, _PERIOD).agg(
