@@ -297,10 +297,17 @@ def rate_change(window: Any, prior: Any, window_periods: int, prior_periods: int
     return f"{(window / window_periods) / (prior / prior_periods):,.1f}x"
 
 
-def _period(d: Any, frequency: str = "M") -> str:
+def period_text(d: Any, frequency: str = "M") -> str:
+    """A period as an analyst reads it: 2025-04 for a month, 2025 for a year (the warehouse stores its first
+    day); '-' when there is none."""
     if d is None:
         return "-"
     return f"{d:%Y}" if frequency == "A" else f"{d:%Y-%m}"
+
+
+def finished_text(at: Any) -> str:
+    """A run's finish time to the second (the warehouse keeps microseconds); '-' when there is none."""
+    return at.strftime("%Y-%m-%d %H:%M:%S") if hasattr(at, "strftime") else str(at or "-")
 
 
 def label_summary(labels: pl.DataFrame) -> dict[str, Any]:
@@ -324,7 +331,7 @@ def change_counts(changes: pl.DataFrame) -> dict[str, int]:
 def _env() -> Environment:
     env = Environment(loader=PackageLoader("flows", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(num=_num, t=tonnes, ratio=ratio, period=_period, of_prior=of_prior_total, usd=usd)
+    env.filters.update(num=_num, t=tonnes, ratio=ratio, period=period_text, finished=finished_text, of_prior=of_prior_total, usd=usd)
     env.globals.update(rate_change=rate_change)
     return env
 

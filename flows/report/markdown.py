@@ -11,7 +11,8 @@ from typing import Any
 import polars as pl
 
 from flows.report.checks import lookalike_checks
-from flows.report.html import ReportData, of_prior_total, rate_change, tonnes, write_outputs
+from flows.report.html import (ReportData, finished_text, of_prior_total, period_text, rate_change, tonnes,
+                               write_outputs)
 from flows.report.words import flag_rule_words, flag_threshold, history_words, score_words, windows_words
 
 
@@ -100,7 +101,7 @@ def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int,
     lines = [
         f"# transship: flagged routes, run {run['run_id']}",
         "",
-        f"- Finished: {run.get('finished_at')} (UTC); code {run.get('code_version')}",
+        f"- Finished: {finished_text(run.get('finished_at'))} (UTC); code {run.get('code_version')}",
         f"- Data folder: `{run.get('data_dir')}`",
         f"- Input files: {len(run.get('input_files', []))} "
         f"({sum(1 for f in run.get('input_files', []) if f['status'] == 'loaded')} newly loaded; a file loaded by "
@@ -155,7 +156,7 @@ def render_markdown(run: dict[str, Any], flagged: pl.DataFrame, top_n: int,
         w, p = params.window, params.prior
         lines.append(
             f"| {r['rank']} | {_md_escape(r['mineral'])} | {r['hs_code']} | {r['hub_iso3']} ({_md_escape(r['hub_name'])}) "
-            f"| {r['peak_period']} | {r['peak_route_score']:.3f} "
+            f"| {period_text(r['peak_period'], r['frequency'])} | {r['peak_route_score']:.3f} "
             f"| {tonnes(r['cn_to_hub_kg_window'])} / {tonnes(r['cn_to_hub_kg_prior'])} "
             f"| {tonnes(r['hub_to_us_kg_window'])} / {tonnes(r['hub_to_us_kg_prior'])} "
             f"| {of_prior_total(r['cn_to_hub_kg_window'], r['cn_to_hub_kg_prior'])}, "

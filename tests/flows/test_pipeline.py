@@ -57,8 +57,11 @@ def test_outputs_are_traceable_and_counts_reconcile(first_run):
                (SELECT count(*) FROM intermediate.int_flows) + (SELECT count(*) FROM intermediate.int_flows_excluded) AS staged,
                (SELECT count(DISTINCT run_id) FROM route_scores) AS runs_in_scores""").row(0)
     assert counts[0] == counts[1] and counts[2] == 1
-    report = Path(run["report_dir"]) / "report.md"
-    assert "| 1 | antimony | 282580 | THA (Thailand)" in report.read_text()
+    report = (Path(run["report_dir"]) / "report.md").read_text()
+    assert "| 1 | antimony | 282580 | THA (Thailand)" in report
+    # Read as the HTML report reads them: the month of the peak, the finish time to the second.
+    assert re.search(r"\| THA \(Thailand\) \| \d{4}-\d{2} \| \d\.\d{3} \|", report)
+    assert re.search(r"^- Finished: \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} \(UTC\); code ", report, re.MULTILINE)
     assert (Path(settings.reports_dir) / "latest" / "flagged_routes.csv").exists()
 
 
