@@ -279,10 +279,11 @@ def in_tonnes(explanations: pl.DataFrame) -> pl.DataFrame:
 
 
 def explanation_text(explanations: pl.DataFrame) -> pl.DataFrame:
-    """One line per explained row: "<words>: <value> (typical <t>, normal <lo>-<hi>; -<drop>)" joined by "; ",
-    kilograms in tonnes (in_tonnes)."""
+    """One line per explained row: "<words>: <value> (typical <t>, normal <lo> to <hi>; at typical, forest score
+    -<drop>)" joined by "; ", kilograms in tonnes (in_tonnes): the drop is the forest's anomaly score falling
+    when this feature alone is reset to the route's typical value, not a score of the feature."""
     fmt = lambda c: pl.col(c).round_sig_figs(3).cast(pl.String)  # noqa: E731
     return in_tonnes(explanations).sort("row", "position").group_by("row", maintain_order=True).agg(
-        pl.format("{}: {} (typical {}, normal {} to {}; score -{})", "words", fmt("value"), fmt("typical"),
+        pl.format("{}: {} (typical {}, normal {} to {}; at typical, forest score -{})", "words", fmt("value"), fmt("typical"),
                   fmt("normal_low"), fmt("normal_high"), pl.col("score_drop").round(3).cast(pl.String))
         .str.join("; ").alias("top_features"))

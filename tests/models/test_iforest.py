@@ -128,7 +128,7 @@ def test_flagged_routes_explain_themselves_in_words(scored):
     scores, explanations, _ = scored
     tha = scores.filter("flagged", pl.col("hub_iso3") == "THA", pl.col("hs_code") == "282580").sort("route_score").tail(1)
     text = tha["top_features"][0]
-    assert "typical" in text and "normal" in text and "score -" in text
+    assert "typical" in text and "normal" in text and "; at typical, forest score -" in text
     expl = explanations.filter(pl.col("hub_iso3") == "THA", pl.col("period") == tha["period"][0],
                                pl.col("hs_code") == "282580")
     assert expl["position"].to_list() == list(range(1, expl.height + 1))
@@ -281,5 +281,6 @@ def test_explanations_give_kilogram_features_in_tonnes_as_every_other_figure():
     assert shown["value"].to_list() == [1_369.6615, 0.8] and shown["normal_high"].to_list() == [50.0, 0.5]
     assert shown["words"][0] == "t above the 3-year run rate on both legs (lag-aligned)"
     text = explanation_text(expl)["top_features"][0]
-    assert text.startswith("t above the 3-year run rate on both legs (lag-aligned): 1370.0 (typical 12.0, normal 0.0 to 50.0")
+    assert text.startswith("t above the 3-year run rate on both legs (lag-aligned): 1370.0 (typical 12.0, normal 0.0 to 50.0"
+                           "; at typical, forest score -0.05)")
     assert "kg above" not in text
