@@ -62,6 +62,9 @@ MODEL_FEATURES: tuple[ModelFeature, ...] = (
     ModelFeature("mirror_gap_cn_hub_kg", "identity", -1, "China declares more to the hub than the hub declares"),
 )
 MODEL_FEATURE_COLUMNS = tuple(f.column for f in MODEL_FEATURES)
+# How a person reads each input, as this code words it: a registered model keeps the words it was fitted with
+# (its card), and its explanations say what the inputs are in today's words (RouteScorer.explain).
+FEATURE_WORDS = {f.column: f.words for f in MODEL_FEATURES}
 
 
 def _oriented(frame: pl.DataFrame, features: tuple[ModelFeature, ...]) -> np.ndarray:
@@ -216,7 +219,7 @@ class RouteScorer(BaseEstimator):
             "normal_low": self.normal_low_[feats], "normal_high": self.normal_high_[feats],
         })
         names = pl.DataFrame({"j": np.arange(d, dtype=np.int64), "feature": [f.column for f in self.features_],
-                              "words": [f.words for f in self.features_]})
+                              "words": [FEATURE_WORDS.get(f.column, f.words) for f in self.features_]})
         out = (out.join(names, on="j").filter(pl.col("score_drop") > 0)
                .sort("row", "score_drop", descending=[False, True])
                .with_columns(position=pl.int_range(1, pl.len() + 1).over("row").cast(pl.Int32)))
@@ -285,6 +288,6 @@ def explanation_text(explanations: pl.DataFrame) -> pl.DataFrame:
     when this feature alone is reset to the route's typical value, not a score of the feature."""
     fmt = lambda c: pl.col(c).round_sig_figs(3).cast(pl.String)  # noqa: E731
     return in_tonnes(explanations).sort("row", "position").group_by("row", maintain_order=True).agg(
-        pl.format("{}: {} (typical {}, normal {} to {}; at typical, forest score -{})", "words", fmt("value"), fmt("typical"),
-                  fmt("normal_low"), fmt("normal_high"), pl.col("score_drop").round(3).cast(pl.String))
+        pl.format("{}: {} (typical {}, normal {} to {}; at typical, forest score -{})", "words", fmt("value"),
+                  fmt("typical"), fmt("normal_low"), fmt("normal_high"), pl.col("score_drop").round(3).cast(pl.String))
         .str.join("; ").alias("top_features"))

@@ -331,7 +331,8 @@ def change_counts(changes: pl.DataFrame) -> dict[str, int]:
 def _env() -> Environment:
     env = Environment(loader=PackageLoader("flows", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(num=_num, t=tonnes, ratio=ratio, period=period_text, finished=finished_text, of_prior=of_prior_total, usd=usd)
+    env.filters.update(num=_num, t=tonnes, ratio=ratio, period=period_text, finished=finished_text,
+                       of_prior=of_prior_total, usd=usd)
     env.globals.update(rate_change=rate_change)
     return env
 

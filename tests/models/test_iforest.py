@@ -55,6 +55,19 @@ def test_threshold_for_another_quantile_needs_no_refit():
     assert scorer.score_percentile(np.array([scorer.train_scores_.max()]))[0] == 1.0
 
 
+def test_a_model_fitted_with_older_words_explains_in_todays():
+    """The words are how a person reads an input, not part of the model: a registered model keeps those it was
+    fitted with, and its explanations use the code's."""
+    from dataclasses import replace
+
+    scorer = RouteScorer(random_state=0).fit(world())
+    scorer.features_ = tuple(replace(f, words=f"old words of {f.column}") for f in scorer.features_)
+    row = world().head(1).with_columns(route_excess_kg=pl.lit(2e6), co_robust_z=pl.lit(30.0))
+    expl = scorer.explain(row, world().head(1))
+    assert expl.height and not expl["words"].str.starts_with("old words").any()
+    assert expl["words"].to_list() == [next(f.words for f in MODEL_FEATURES if f.column == c) for c in expl["feature"]]
+
+
 def test_unfitted_scorer_refuses():
     with pytest.raises(NotFittedError):
         RouteScorer().anomaly_score(world(5))
