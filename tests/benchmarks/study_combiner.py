@@ -52,7 +52,7 @@ def _params():
 
 
 def score_seed(seed: int, work: str) -> int:
-    """World `seed` written, loaded, built, featured and scored (every route-period), kept as parquet."""
+    """World `seed` written, loaded, built, featured and scored as a run scores it, kept as parquet."""
     from features.params import FeatureParams
     from flows.harness.seeded import full_history_from, score_world, with_difficulty, with_visibility
 
@@ -102,8 +102,12 @@ def average_precision_of(rows: pl.DataFrame, planted: pl.DataFrame, column: str)
 
 
 def with_probability(rows: pl.DataFrame, model) -> pl.DataFrame:
+    """`rows` with the classifier's probability and the blend, on the route-periods the forest scored (null on
+    those the screen left out, as their route score is: the classifier sees what it was trained on)."""
+    scored = pl.col("anomaly_score").is_not_null()
     return rows.with_columns(pl.Series("probability", model.predict_proba(_inputs(rows))[:, 1])).with_columns(
-        blend=(pl.col("probability") * pl.col("route_score")).sqrt())
+        pl.when(scored).then(pl.col("probability")).alias("probability"),
+        pl.when(scored).then((pl.col("probability") * pl.col("route_score")).sqrt()).alias("blend"))
 
 
 def validation(model, root: Path, work: Path) -> list[dict]:
