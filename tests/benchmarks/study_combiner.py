@@ -93,10 +93,12 @@ def labelled(seed: int, work: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def average_precision_of(rows: pl.DataFrame, planted: pl.DataFrame, column: str) -> float:
-    """Routes by their highest `column`, planted last among ties (models.metrics)."""
-    from models.metrics import average_precision, ranked_routes
+    """Routes by their highest `column` over the evaluated months, planted last among ties, as the harness
+    ranks them (models.metrics)."""
+    from flows.harness.seeded import EVAL_FIRST, EVAL_LAST
+    from models.metrics import Scorer, average_precision, ranked_routes, route_scores_for
 
-    routes = rows.group_by("hs_code", "hub_iso3").agg(pl.col(column).max().alias("score"))
+    routes = route_scores_for(rows, Scorer(column, "model", pl.col(column), ""), EVAL_FIRST, EVAL_LAST)
     ranked = ranked_routes(routes, planted)
     return average_precision(ranked["_planted"].to_numpy(), planted.height)
 
