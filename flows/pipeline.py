@@ -251,6 +251,15 @@ def transship_pipeline(data_dir: Path, settings: Settings) -> dict[str, Any]:
     return run
 
 
+def combiner_id(scoring: Any) -> str | None:
+    """The learned combiner a run scores with (models/combiner.py: "combiner-" and its file's hash), None when
+    the learned part is off. Read (and checked) here, so that a broken combiner stops the run before it
+    builds anything."""
+    from models.combiner import load
+
+    return load().model_id if scoring.learned else None
+
+
 def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[str, Any]:
     """The run's steps; fills `run` in place so that a failure's details reach the caller."""
     live = pub.real_path(Path(settings.warehouse))
@@ -259,6 +268,8 @@ def _pipeline(data_dir: Path, settings: Settings, run: dict[str, Any]) -> dict[s
         "run_id": run_id, "started_at": now_utc(), "status": "running", "data_dir": str(data_dir),
         "code_version": code_version(),
         "parameters": {"features": asdict(settings.features), "scoring": asdict(settings.scoring),
+                       # The learned part of route_score (models/combiner.py) by the hash of its file.
+                       "combiner": combiner_id(settings.scoring),
                        "catalogue": str(settings.catalogue or "bundled"),
                        "dask_address": settings.dask_address,
                        # The settings file beside the warehouse, and which values it (or the caller) gave.

@@ -72,13 +72,14 @@ def score_factors(params: ScoreParams) -> dict[str, pl.Expr]:
 
 
 def graded_route_score(params: ScoreParams) -> pl.Expr:
-    """route_score from anomaly_score and the direction evidence (module docstring): anomaly_score to the
+    """graded_score from anomaly_score and the direction evidence (module docstring): anomaly_score to the
     power forest_power (½: the square root), times every factor; never 0 but for a 0 anomaly score, never
-    above the evidence (the product of the factors)."""
+    above the evidence (the product of the factors). route_score is √(graded_score × learned_score) on
+    monthly data (models/combiner.py), graded_score itself on annual data."""
     score = pl.col("anomaly_score").pow(params.forest_power)
     for factor in score_factors(params).values():
         score = score * factor
-    return score.alias("route_score")
+    return score.alias("graded_score")
 
 
 def evidence(params: ScoreParams) -> pl.Expr:
@@ -163,7 +164,7 @@ def scoring_comments(params: ScoreParams) -> dict[str, str]:
     screen = f"evidence below {params.min_evidence:g}"
     sample = f"a seeded sample of {params.train_sample_rows:,} in a larger group"
     by_column = {
-        "evidence": ("The product of route_score's evidence factors, all but the forest's: the most route_score "
+        "evidence": ("The product of graded_score's evidence factors, all but the forest's: the most graded_score "
                      f"can be (0..1). Rows with {screen} are screened out: the forest does not score them."),
         "anomaly_score": ("The isolation forest's score in (0, 1]; 0.5 = as easy to isolate as a typical point. "
                           f"Higher = more suspicious. NULL when the row was screened out ({screen})."),
@@ -171,13 +172,17 @@ def scoring_comments(params: ScoreParams) -> dict[str, str]:
                              "one (0..1); NULL when screened out."),
         "score_threshold": (f"The flag threshold on route_score the run used (--min-route-score, here "
                             f"{params.min_route_score:g}): the same for every mineral and section."),
-        "route_score": (f"{score_formula(params)} = {forest_term(params)} x evidence: graded, no check sets it "
-                        "to 0; ranks routes, and flags them at score_threshold or above. Higher = more suspicious. "
-                        f"NULL when the row was screened out ({screen}: it could not score that much)."),
+        "graded_score": (f"{score_formula(params)} = {forest_term(params)} x evidence: graded, no check sets it "
+                         "to 0. Higher = more suspicious. "
+                         f"NULL when the row was screened out ({screen}: it could not score that much)."),
+        "route_score": (("sqrt(graded_score x learned_score) on monthly route-periods, graded_score on annual ones"
+                         if params.learned else "graded_score (the learned part was off in this run)")
+                        + ": ranks routes, and flags them at score_threshold or above. Higher = more suspicious "
+                        f"(0..1). NULL when the row was screened out ({screen})."),
         "direction_ok": ("Tonnes in the transshipment direction, of trusted weight: route_excess_kg > 0 (both legs "
                          f"above their prior run rate) and kg_coverage at least {params.min_kg_coverage:g}. Required "
                          "for a flag."),
         "sustained": (f"No single period carries more than {params.max_peak_share * 100:g} % of the window's hub -> "
-                      "US kg (annual windows pass). Weighed in route_score, not required for a flag."),
+                      "US kg (annual windows pass). Weighed in graded_score, not required for a flag."),
     }
     return by_column

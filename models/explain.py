@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from models.combiner import learned_scores, load as load_combiner
 from models.evidence import FACTOR_WORDS, graded_route_score, score_factors
 from models.iforest import MODEL_FEATURE_COLUMNS, RouteScorer, explanation_text
 from models.params import ScoreParams
@@ -34,8 +35,9 @@ def rows_to_explain(scored: pl.DataFrame, params: ScoreParams) -> pl.Series:
 def explanation_notes(chosen: pl.DataFrame, params: ScoreParams) -> pl.DataFrame:
     """row (0, 1, ... over `chosen`), _history: the words an explanation starts with when the row was scored
     from a short history ("short history: 14 prior months, scaled to 36; ", else ""), and _factors: how its
-    route score is made, the words it ends with ("; route score 0.412 = √(forest 0.720) x size 0.830 x ...").
-    `chosen`: the rows' features and anomaly_score."""
+    route score is made, the words it ends with ("; route score 0.612 = √(graded 0.412 x learned 0.909);
+    graded 0.412 = √(forest 0.720) x size 0.830 x ...; learned 0.909, most from hub_to_us_usd_mean_z 41.2
+    (usual 0.221; learned 0.52 with it at usual), ..."). `chosen`: the rows' features and anomaly_score."""
     one = pl.col("prior_periods") == 1
     unit = (pl.when(pl.col("frequency") == "M").then(pl.when(one).then(pl.lit("month")).otherwise(pl.lit("months")))
             .otherwise(pl.when(one).then(pl.lit("year")).otherwise(pl.lit("years"))))
@@ -44,15 +46,50 @@ def explanation_notes(chosen: pl.DataFrame, params: ScoreParams) -> pl.DataFrame
     # The forest's score as it counts: "√(forest 0.72)" at the default power ½, "forest 0.72" at 1.
     power = params.forest_power
     opening, closing = ("forest ", "") if power == 1 else ("√(forest ", ")") if power == 0.5 else ("(forest ", f")^{power:g}")
-    parts = [pl.lit("; route score "), graded_route_score(params).round(3).cast(pl.String), pl.lit(f" = {opening}"),
-             pl.col("anomaly_score").round(3).cast(pl.String), pl.lit(closing)]
+    graded = graded_route_score(params)
+    parts = [graded.round(3).cast(pl.String), pl.lit(f" = {opening}"), pl.col("anomaly_score").round(3).cast(pl.String),
+             pl.lit(closing)]
     for name, factor in factors.items():
         parts += [pl.lit(f" x {FACTOR_WORDS[name]} "), factor.round(3).cast(pl.String)]
-    return chosen.select(
+    learned = _learned_words(chosen, params)
+    # With a learned score: "route score R = √(graded G x learned L); graded G = ...; learned L, most from ...";
+    # without one (annual, or the learned part off): "route score G = ..." as graded_score is the route score.
+    with_learned = pl.col("learned_score").is_not_null()
+    route = pl.when(with_learned).then((graded * pl.col("learned_score")).sqrt()).otherwise(graded)
+    opening_words = pl.when(with_learned).then(pl.concat_str(
+        pl.lit("; route score "), route.round(3).cast(pl.String), pl.lit(" = √(graded "), graded.round(3).cast(pl.String),
+        pl.lit(" x learned "), pl.col("learned_score").round(3).cast(pl.String), pl.lit("); graded "))
+    ).otherwise(pl.lit("; route score "))
+    return chosen.with_columns(learned["learned_score"]).select(
         pl.int_range(pl.len(), dtype=pl.Int64).alias("row"),
         pl.when(short).then(pl.format("short history: {} prior {}, scaled to {}; ", "prior_periods", unit,
                                       "full_prior_periods")).otherwise(pl.lit("")).alias("_history"),
-        pl.concat_str(parts).fill_null("").alias("_factors"))
+        pl.concat_str(opening_words, *parts, pl.when(with_learned).then(learned["_learned"]).otherwise(pl.lit("")))
+        .fill_null("").alias("_factors"))
+
+
+def _learned_words(chosen: pl.DataFrame, params: ScoreParams) -> pl.DataFrame:
+    """learned_score of each row of `chosen` (NULL where there is none: models/combiner.py) and _learned, the
+    words after the graded factors: "; learned 0.909, most from hub_to_us_usd_mean_z 41.2 (usual 0.221;
+    learned 0.52 with it at usual), ..." (the classifier's own drivers: each column reset alone to its usual
+    value)."""
+    if not params.learned or not chosen.height:
+        return pl.DataFrame({"learned_score": [None] * chosen.height, "_learned": [""] * chosen.height},
+                            schema={"learned_score": pl.Float64, "_learned": pl.String})
+    combiner = load_combiner()
+    learned = learned_scores(chosen, combiner)
+    drivers = combiner.drivers(chosen, top=params.explain_top).with_columns(pl.format(
+        "{} {} (usual {}; learned {} with it at usual)", "column",
+        pl.when(pl.col("value").is_nan()).then(pl.lit("unknown")).otherwise(pl.col("value").round_sig_figs(3).cast(pl.String)),
+        pl.col("usual").round_sig_figs(3),
+        pl.col("at_usual").round(3)).alias("_driver")).group_by("row", maintain_order=True).agg(
+        pl.col("_driver").str.join(", "))
+    words = pl.DataFrame({"row": pl.int_range(chosen.height, eager=True, dtype=pl.Int64), "learned_score": learned}).join(
+        drivers, on="row", how="left", maintain_order="left")
+    return words.select("learned_score", pl.concat_str(
+        pl.lit("; learned "), pl.col("learned_score").round(3).cast(pl.String),
+        pl.when(pl.col("_driver").is_not_null()).then(pl.concat_str(pl.lit(", most from "), pl.col("_driver")))
+        .otherwise(pl.lit(", no input far from its usual value"))).alias("_learned"))
 
 
 def _with_notes(text: pl.DataFrame, chosen: pl.DataFrame, params: ScoreParams) -> pl.DataFrame:

@@ -55,10 +55,19 @@ PLAIN_RULES = (
 )
 
 
+def route_scorers() -> list[Scorer]:
+    """route_score and its two halves, each measured on its own."""
+    return [Scorer("model", "model", pl.col("route_score"),
+                   "route_score: √(graded_score × learned_score) (models/scoring.py, models/combiner.py)"),
+            Scorer("graded_score", "model", pl.col("graded_score"),
+                   "the forest's score moved by the direction evidence alone (models/evidence.py)"),
+            Scorer("learned_score", "model", pl.col("learned_score"),
+                   "the learned classifier alone (trained on the harness's seeds 100-159 and 200-299)")]
+
+
 def scorers() -> list[Scorer]:
     out = [
-        Scorer("model", "model", pl.col("route_score"),
-               "isolation forest × volume weight × direction and history evidence, graded (models/scoring.py)"),
+        *route_scorers(),
         Scorer("rule_literal", "rule", pl.col("rule_flag").cast(pl.Float64),
                "plain rule: window beats the prior 3 years on both legs (kg)"),
         Scorer("rule_seeds_usd", "rule", pl.col("seeds_test_usd").cast(pl.Float64),

@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 class ScoreParams:
     n_estimators: int = 300
     max_samples: int = 256
-    min_route_score: float = 0.3
+    min_route_score: float = 0.4
     queue_size: int | None = None
     random_state: int = 0
     min_train_rows: int = 30
@@ -22,6 +22,7 @@ class ScoreParams:
     min_direct_fall_z: float = 1.0
     min_value_cover: float = 0.5
     forest_power: float = 0.5
+    learned: bool = True  # route_score = √(graded_score × learned_score) (models/combiner.py); off: graded_score
     min_kg_coverage: float = 0.9
     explain_top: int = 3
     explain_routes: int = 50

@@ -109,6 +109,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from models.combiner import COLUMNS as COMBINER_COLUMNS, learned_scores, load as load_combiner
 from models.evidence import evidence, gates, graded_route_score
 from models.explain import explain_group, explanation_schema
 from models.iforest import MODEL_FEATURE_COLUMNS, RouteScorer
@@ -141,7 +142,7 @@ SCORING_INPUTS = tuple(dict.fromkeys([
     "hub_to_us_usd_window", "cn_to_hub_usd_window", *MODEL_FEATURE_COLUMNS, "route_excess_kg", "volume_floor_kg",
     "co_rise_z", "hub_to_us_mean_z", "floor_multiple", "us_from_cn_kg_robust_z", "china_value_cover", "kg_coverage",
     "hub_to_us_peak_share", "window_periods", "prior_periods", "min_prior_periods", "full_prior_periods",
-    "volume_weight", "rule_flag"]))
+    "volume_weight", "rule_flag", *(c for c in COMBINER_COLUMNS if c != "anomaly_score")]))
 
 
 def scoreable(features: pl.DataFrame) -> pl.Expr:
@@ -222,11 +223,23 @@ def score_group(group: pl.DataFrame, scorer: RouteScorer, params: ScoreParams,
     anomaly = pl.Series("anomaly_score", scores).fill_nan(None)
     percentile = pl.Series("score_percentile", scorer.score_percentile(scores)).fill_nan(None)
     direction_ok, sustained = gates(params)
-    return group.with_columns(
+    out = group.with_columns(
         ceiling, anomaly,
         pl.when(anomaly.is_null()).then(None).otherwise(percentile).alias("score_percentile"),
         score_threshold=pl.lit(params.min_route_score),
     ).with_columns(direction_ok, sustained).with_columns(graded_route_score(params))
+    return with_learned(out, params)
+
+
+def with_learned(frame: pl.DataFrame, params: ScoreParams) -> pl.DataFrame:
+    """learned_score (models/combiner.py: monthly route-periods the forest scored; NULL elsewhere, or when
+    params.learned is off) and route_score: √(graded_score × learned_score), graded_score where there is no
+    learned score."""
+    learned = (learned_scores(frame, load_combiner()) if params.learned
+               else pl.Series("learned_score", [None] * frame.height, dtype=pl.Float64))
+    return frame.with_columns(learned).with_columns(
+        pl.when(pl.col("learned_score").is_null()).then(pl.col("graded_score"))
+        .otherwise((pl.col("graded_score") * pl.col("learned_score")).sqrt()).alias("route_score"))
 
 
 def flag_eligible() -> pl.Expr:
@@ -329,7 +342,8 @@ def score_routes(features: pl.DataFrame, params: ScoreParams,
             evidence=pl.lit(None, dtype=pl.Float64), anomaly_score=pl.lit(None, dtype=pl.Float64),
             score_percentile=pl.lit(None, dtype=pl.Float64),
             score_threshold=pl.lit(None, dtype=pl.Float64), direction_ok=pl.lit(None, dtype=pl.Boolean),
-            sustained=pl.lit(None, dtype=pl.Boolean), route_score=pl.lit(None, dtype=pl.Float64),
+            sustained=pl.lit(None, dtype=pl.Boolean), graded_score=pl.lit(None, dtype=pl.Float64),
+            learned_score=pl.lit(None, dtype=pl.Float64), route_score=pl.lit(None, dtype=pl.Float64),
             flagged=pl.lit(None, dtype=pl.Boolean), top_features=pl.lit(None, dtype=pl.String))
         return empty, explanation_schema(), fitted
     if len(scored) == 1:  # one group (as read from the warehouse): no concatenated copy

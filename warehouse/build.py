@@ -90,6 +90,12 @@ def package_sources(*packages: Path) -> list[Path]:
     return sorted(path for package in packages for path in Path(package).rglob("*.py"))
 
 
+def model_sources(root: Path) -> list[Path]:
+    """What scores are computed by besides the libraries: every module of models/ and the learned combiner
+    it ships (models/combiner.json: a retrained combiner scores differently)."""
+    return [*package_sources(root / "models"), root / "models" / "combiner.json"]
+
+
 def scoring_code_fingerprint() -> str:
     """A hash of what turns feature rows into scores: the scoring code and the versions of the libraries it
     runs on. Two processes with the same hash score the same rows identically."""
@@ -98,7 +104,7 @@ def scoring_code_fingerprint() -> str:
     import sklearn
 
     root = Path(__file__).resolve().parent.parent
-    code = source_fingerprint(package_sources(root / "models"))
+    code = source_fingerprint(model_sources(root))
     libraries = f"scikit-learn {sklearn.__version__}, numpy {numpy.__version__}, polars {polars.__version__}"
     return f"{code} ({libraries})"
 
@@ -127,7 +133,7 @@ def fingerprint(con: duckdb.DuckDBPyConnection, parameters: dict[str, Any]) -> d
         "SQL models": source_fingerprint([*SQL_DIR.glob("staging/*.sql"), *SQL_DIR.glob("intermediate/*.sql"),
                                          *SQL_DIR.glob("marts/*.sql")]),
         # Every module of the packages that compute features and scores (a module added to one counts).
-        "feature and scoring code": source_fingerprint(package_sources(root / "features", root / "models")),
+        "feature and scoring code": source_fingerprint([*package_sources(root / "features"), *model_sources(root)]),
         "parameters": hashlib.sha256(json.dumps(parameters, sort_keys=True, default=str).encode()).hexdigest()[:16],
     }
 

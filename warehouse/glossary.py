@@ -246,7 +246,7 @@ NAMES: dict[str, str] = {
     "china_value_cover": "China's exports to the hub in value above their run rate (up to 3 periods earlier, the "
                          "best lag) / the rise in the value of the hub's exports to the US: about 1 / pass-through "
                          "on a rerouting route, about 0 for a producer. NULL when the hub's exports did not rise "
-                         "in value. In route_score (whole from 0.5).",
+                         "in value. In graded_score (whole from 0.5).",
     "three_leg_share_test": "The 'China wash' test: China's direct share of US imports falls, the hub's share "
                             "of China's exports rises, the hub's share of US imports rises (window vs prior, kg).",
     "three_leg_strength": "The weakest of the three share changes of three_leg_share_test; positive exactly when "
@@ -259,18 +259,17 @@ NAMES: dict[str, str] = {
     "kg_coverage": "Share of the route's trade (window and prior) whose weight is known or estimated. 0..1; "
                    "below 0.9 kg features are not trusted (no flag).",
     "co_robust_z": "The smaller of both legs' kg robust z (same window): high only when both legs rise.",
-    "co_mean_z": "The smaller of both legs' kg mean z: rule B's z-score as a feature (not in route_score).",
+    "co_mean_z": "The smaller of both legs' kg mean z: rule B's z-score as a feature (not in graded_score).",
     "co_rise_z": "Both legs rising, as the quieter leg's rise against its own history: min(max(China->hub kg "
-                 "robust z, China->hub USD mean z) up to 3 periods earlier (the best lag), hub->US kg robust z). "
-                 "In route_score.",
+                 "robust z, China->hub USD mean z) up to 3 periods earlier (the best lag), hub->US kg robust z).",
     "hub_to_us_mean_z": "The hub's exports to the US against their own history, the louder of kg and value "
                         "(mean z), without the window's largest month (monthly data; a year's window is the year "
-                        "itself): one lump is not a sustained rise. In route_score.",
+                        "itself): one lump is not a sustained rise. In graded_score.",
     "floor_multiple": "The route's excess in multiples of the mineral's volume floor, in kg, or in USD against the "
                       "value floor at the window's world price (never below what the kg floor is worth at it), "
-                      "the larger (below 1: less than the smallest volume that counts as a route). In route_score.",
+                      "the larger (below 1: less than the smallest volume that counts as a route). In graded_score.",
     "volume_weight": "The route's excess as a share of the product's US imports in the window, in kg or value, "
-                     "on a log scale: 0..1, 1 from 10 %. In route_score.",
+                     "on a log scale: 0..1, 1 from 10 %. In graded_score.",
     "rule_flag": "The plain rule: the window beat the whole prior three years on both legs (kg).",
     "seeds_test_kg": "Both legs' kg spike ratios above 1 (the seeds' test in kilograms).",
     "seeds_test_usd": "Both legs' value spike ratios above 1 (the seeds' test in dollars).",
@@ -278,23 +277,25 @@ NAMES: dict[str, str] = {
     # Scores
     # These quote the scoring parameters: a run words them with its own (models.evidence.scoring_comments);
     # the words here name the parameter instead.
-    "evidence": "The product of route_score's evidence factors (all but the forest's): the most route_score "
+    "evidence": "The product of graded_score's evidence factors (all but the forest's): the most graded_score "
                 "can be. Below the run's min_evidence the forest does not score the row (the screen).",
     "anomaly_score": "The isolation forest's score in (0, 1]; 0.5 = as easy to isolate as a typical point. "
                      "Higher = more suspicious. NULL when the row was screened out (evidence below min_evidence).",
     "score_percentile": "Share of the forest's training route-periods (a seeded sample of train_sample_rows in "
                         "a larger group) scoring at or below this one. 0..1; NULL when screened out.",
     "score_threshold": "The flag threshold on route_score the run used (--min-route-score).",
-    "route_score": "The ranking: the forest's score moved by each piece of direction evidence (models/scoring.py; "
-                   "the explanation says factor by factor). Higher = more suspicious. NULL when screened out: "
-                   "its evidence caps it below min_evidence.",
+    "route_score": "The ranking: √(graded_score × learned_score), graded_score on annual data. 0..1; NULL when "
+                   "screened out (evidence below min_evidence).",
+    "graded_score": "The forest's score moved by the direction evidence (models/evidence.py). 0..1; NULL below min_evidence.",
+    "learned_score": "A classifier's probability (0..1) of a rerouting route (models/combiner.py; trained on "
+                     "harness seeds 100-159 and 200-299). Monthly rows the forest scored; else NULL.",
     "direction_ok": "Tonnes in the transshipment direction, of trusted weight: route_excess_kg > 0 and "
                     "kg_coverage at least min_kg_coverage. Required for a flag.",
     "sustained": "No single period carries more than max_peak_share of the window's hub -> US kg (annual windows "
                  "pass). Weighed in route_score, not required for a flag.",
     "flagged": "In the review queue: direction_ok and route_score at or above score_threshold.",
-    "top_features": "Why, in words: the features that moved the forest's score most, then how route_score is "
-                    "made, factor by factor.",
+    "top_features": "Why, in words: what moved the forest's score most, then how route_score is made, factor "
+                    "by factor, and the inputs that moved learned_score most (each reset to its usual value).",
     # Explanations
     "position": "1 = the feature whose reset lowers the score most.",
     "feature": "The feature (a column of features.route_features).",

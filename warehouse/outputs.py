@@ -22,7 +22,7 @@ FLAG_LISTS = ("flag_candidates", "flagged_routes", "held_back_routes", "watch_li
 # query: those columns, then the route-period's features from features.route_features (~110 columns that a
 # table would store twice).
 SCORE_COLUMNS = ["run_id", "model_id", "frequency", "mineral", "hs_code", "hub_iso3", "period", "route_score",
-                 "evidence", "anomaly_score", "score_percentile", "score_threshold", "volume_weight", "direction_ok",
+                 "graded_score", "learned_score", "evidence", "anomaly_score", "score_percentile", "score_threshold", "volume_weight", "direction_ok",
                  "sustained", "flagged", "rule_flag", "top_features"]
 
 

@@ -82,7 +82,7 @@ def close_call_rows(con: duckdb.DuckDBPyConnection, limit: int) -> pl.DataFrame:
     period, each at its most anomalous period, with the evidence that decided its route score."""
     return con.sql(f"""
         SELECT s.frequency, s.mineral, s.hs_code, s.hub_iso3, s.period, s.anomaly_score, s.score_percentile,
-               s.route_score, s.score_threshold,
+               s.route_score, s.graded_score, s.learned_score, s.score_threshold,
                s.route_excess_kg, s.floor_multiple, s.co_rise_z, s.hub_to_us_mean_z, s.us_from_cn_kg_robust_z, s.kg_coverage,
                s.hub_to_us_peak_share, s.china_value_cover,
                s.direction_ok, s.sustained,

@@ -64,9 +64,9 @@ def _episode_rows(data: object) -> list[dict] | None:
 
 
 def folder_scorers() -> list:
-    from models.metrics import PLAIN_RULES, Scorer
+    from models.metrics import PLAIN_RULES, Scorer, route_scorers
 
-    return [Scorer("model", "model", pl.col("route_score"), "route_score (models/scoring.py)"),
+    return [*route_scorers(),
             Scorer("forest_alone", "model", pl.col("anomaly_score"),
                    "isolation forest score alone (on the route-periods the screen passes)"),
             *PLAIN_RULES]

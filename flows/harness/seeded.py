@@ -290,7 +290,8 @@ def print_evaluation(report: dict, features: bool = True) -> None:
                       f"{s['real_size_in_top20']}/{s['real_size_planted']}",
                       ", ".join(f"{k} {v}" for k, v in sorted(s["lookalikes_in_top_k"].items())) or "-")
     console.print(table)
-    shown = [n for n in ("model", "anomaly_score", "rule_a_excess", "rule_b_zscore") if n in report["scorers"]]
+    shown = [n for n in ("model", "graded_score", "learned_score", "anomaly_score", "rule_a_excess", "rule_b_zscore")
+             if n in report["scorers"]]
     by_class = Table(title="Average precision by the planted routes' difficulty (each class against every route "
                            "not planted)", title_justify="left")
     for col in ("class", "value", "planted", *shown):

@@ -137,9 +137,12 @@ def close_calls(con: duckdb.DuckDBPyConnection, scoring: dict[str, Any], limit: 
                         pl.lit(round(min_cover * 100)))),
     ]
     below = pl.col("direction_ok").fill_null(False) & (pl.col("route_score") < pl.col("score_threshold"))
+    # With a learned score, which half held it back: "route score 0.009 = √(graded 0.033 x learned 0.002)".
+    halves = pl.when(pl.col("learned_score").is_not_null()).then(pl.format(
+        " = √(graded {} x learned {})", pl.col("graded_score").round(3), pl.col("learned_score").round(3))).otherwise(pl.lit(""))
     reasons.append(pl.when(below)
-                   .then(pl.format("route score {} is below the flag threshold {}", pl.col("route_score").round(3),
-                                   pl.col("score_threshold").round(3))))
+                   .then(pl.format("route score {}{} is below the flag threshold {}", pl.col("route_score").round(3),
+                                   halves, pl.col("score_threshold").round(3))))
     return calls.with_columns(why_not=pl.concat_list(reasons).list.drop_nulls().list.join("; "))
 
 

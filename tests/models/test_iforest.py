@@ -173,7 +173,8 @@ def test_planted_routes_lead_and_look_alikes_stay_out(scored):
 
 
 def test_route_score_is_graded_by_the_evidence_and_flags_need_the_score_and_the_direction():
-    """No check sets route_score to 0: it falls smoothly as co_rise_z falls below its threshold, as the
+    """The graded score (route_score where there is no learned score: annual data, or the learned part off;
+    its graded half otherwise). No check sets it to 0: it falls smoothly as co_rise_z falls below its threshold, as the
     excess falls below the volume floor, as one period carries more of the window or as China's extra
     shipments cover less of the value passed on; it never exceeds the evidence, counts the forest by its
     square root and ignores the peak share in annual windows. A flag needs route_score at the threshold
@@ -183,8 +184,9 @@ def test_route_score_is_graded_by_the_evidence_and_flags_need_the_score_and_the_
     from models.params import ScoreParams
     from models.scoring import apply_threshold
 
-    p = ScoreParams()
-    assert (p.min_route_score, p.min_rise_z, p.forest_power, p.min_value_cover) == (0.3, 0.0, 0.5, 0.5)
+    assert (ScoreParams().min_route_score, ScoreParams().learned) == (0.4, True)
+    p = ScoreParams(min_route_score=0.3, learned=False)
+    assert (p.min_rise_z, p.forest_power, p.min_value_cover) == (0.0, 0.5, 0.5)
     sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
     rows = pl.DataFrame({
         "anomaly_score": [0.8] * 9, "volume_weight": [1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0],
@@ -194,7 +196,7 @@ def test_route_score_is_graded_by_the_evidence_and_flags_need_the_score_and_the_
         "route_excess_kg": [1e6] * 7 + [0.0, 1e6], "volume_floor_kg": [1e3] * 9, "kg_coverage": [1.0] * 8 + [0.5],
         "score_threshold": [p.min_route_score] * 9, "frequency": ["M"] * 9, "period": [1] * 9})
     direction_ok, sustained = gates(p)
-    out = apply_threshold(rows.with_columns(direction_ok, sustained).with_columns(graded_route_score(p), evidence(p)), p)
+    out = apply_threshold(rows.with_columns(direction_ok, sustained).with_columns(graded_route_score(p).alias("route_score"), evidence(p)), p)
     score = out["route_score"].to_list()
     assert all(0 < s <= e for s, e in zip(score, out["evidence"]))
     assert score[0] > score[1] > score[2] > score[3]  # co_rise_z 3, 0 (the threshold), -1.5, -3
@@ -213,7 +215,7 @@ def test_route_score_is_graded_by_the_evidence_and_flags_need_the_score_and_the_
     # The hub's exports to the US against their own spread (hub_to_us_mean_z) move it the same way: not a check of its own,
     # but a route score it halves below the threshold is not flagged.
     spread = apply_threshold(rows.with_columns(direction_ok, sustained, hub_to_us_mean_z=pl.Series([4.0, 2.0, 0.0, -3.0] + [1e9] * 5))
-                             .with_columns(graded_route_score(p)), p)
+                             .with_columns(graded_route_score(p).alias("route_score")), p)
     by_spread = spread["route_score"].to_list()
     assert by_spread[0] == pytest.approx(score[0] * sig(2.0))  # hub_to_us_mean_z 4: sigma(2) of it
     assert by_spread[1] == pytest.approx(score[1] / 2)  # at min_us_mean_z (2): half
@@ -222,7 +224,7 @@ def test_route_score_is_graded_by_the_evidence_and_flags_need_the_score_and_the_
     # Below the volume floor (in kg or value, floor_multiple) the score falls with the square root of the
     # share of the floor reached, to a tenth with no excess at all: a tiny route is not erased, and not flagged.
     small = apply_threshold(rows.with_columns(direction_ok, sustained, floor_multiple=pl.Series([1.0, 5.0, 5.0, 5.0, 0.25, 0.0, None, 5.0, 5.0]))
-                            .with_columns(graded_route_score(p)), p)
+                            .with_columns(graded_route_score(p).alias("route_score")), p)
     by_floor = small["route_score"].to_list()
     assert by_floor[:4] == score[:4]
     assert by_floor[4] == pytest.approx(score[4] * (0.1 + 0.9 * 0.5))  # a quarter of the floor
@@ -232,7 +234,7 @@ def test_route_score_is_graded_by_the_evidence_and_flags_need_the_score_and_the_
     # known keeps 0.5 + 0.5 sigma(-1) of it, a rise about half; nothing is erased, and the flag follows the
     # score (a route at co_rise_z 0, or of half the volume, drops under 0.3 with no fall of the direct route).
     direct = apply_threshold(rows.with_columns(direction_ok, sustained, us_from_cn_kg_robust_z=pl.Series(
-        [-1e9, 0.0, -3.0, 5.0, 0.0, 0.0, 0.0, None, float("nan")])).with_columns(graded_route_score(p)), p)
+        [-1e9, 0.0, -3.0, 5.0, 0.0, 0.0, 0.0, None, float("nan")])).with_columns(graded_route_score(p).alias("route_score")), p)
     by_direct = direct["route_score"].to_list()
     steady = 0.5 + 0.5 / (1 + np.exp(1.0))
     assert by_direct[0] == score[0] and by_direct[1] == pytest.approx(score[1] * steady)
@@ -244,7 +246,7 @@ def test_route_score_is_graded_by_the_evidence_and_flags_need_the_score_and_the_
     # linearly to a twentieth at none or a fall; unknown (the hub's exports did not rise in value) is whole.
     cover = apply_threshold(rows.with_columns(direction_ok, sustained, china_value_cover=pl.Series(
         [2.0, 0.5, 0.25, 0.0, -1.0, None, float("nan"), 1.0, 1.0]), co_rise_z=pl.lit(3.0), volume_weight=pl.lit(1.0),
-        hub_to_us_peak_share=pl.lit(0.3), window_periods=pl.lit(5)).with_columns(graded_route_score(p)), p)
+        hub_to_us_peak_share=pl.lit(0.3), window_periods=pl.lit(5)).with_columns(graded_route_score(p).alias("route_score")), p)
     by_cover = cover["route_score"].to_list()
     assert by_cover[0] == by_cover[1] == by_cover[5] == by_cover[6] == pytest.approx(score[0], rel=1e-12)
     assert by_cover[2] == pytest.approx(score[0] * (0.05 + 0.95 * 0.5))
@@ -254,7 +256,9 @@ def test_route_score_is_graded_by_the_evidence_and_flags_need_the_score_and_the_
 
 def test_an_explanation_says_first_how_short_its_history_is_and_last_how_its_route_score_is_made(scored):
     """Rows scored from fewer prior periods than a full history start their explanation with how many; every
-    explanation ends with the route score as the product of the forest's score and each evidence factor."""
+    explanation ends with how the route score is made: the product of the forest's score and each evidence
+    factor (the graded score; the route score itself without a learned score), and on monthly rows with one
+    √(graded x learned), the learned score and the inputs that moved it most."""
     from models.params import ScoreParams
     from models.explain import _with_notes
 
@@ -264,7 +268,7 @@ def test_an_explanation_says_first_how_short_its_history_is_and_last_how_its_rou
                            "us_from_cn_kg_robust_z": [-1e9, -1e9, None], "china_value_cover": [2.0, 0.25, None],
                            "window_periods": [1, 1, 1], "hub_to_us_peak_share": [1.0, 1.0, 1.0]})  # one-period windows
     text = pl.DataFrame({"row": [0, 1, 2], "top_features": ["why 0", "why 1", "why 2"]})
-    out = _with_notes(text, chosen, ScoreParams())["top_features"].to_list()
+    out = _with_notes(text, chosen, ScoreParams(learned=False))["top_features"].to_list()
     words = (" x size {} x beyond the volume floor {} x both legs rising {} x exports to the US beyond their own spread {}"
              " x China -> US direct falling {} x not one lump {} x China's extra shipments covering the value {}")
     assert out == [
@@ -278,8 +282,18 @@ def test_an_explanation_says_first_how_short_its_history_is_and_last_how_its_rou
     short = scores.filter(pl.col("prior_periods") < pl.col("full_prior_periods"))
     assert short.height > 0 and short["top_features"].str.starts_with("short history: ").all()
     assert not scores.filter(pl.col("prior_periods") == pl.col("full_prior_periods"))["top_features"].str.starts_with("short").any()
-    named = scores["top_features"].str.extract(r"; route score ([0-9.]+) = √\(forest ").cast(pl.Float64)
+    named = scores["top_features"].str.extract(r"; route score ([0-9.]+) = ").cast(pl.Float64)
     assert (named - scores["route_score"].round(3)).abs().max() < 1e-9
+    # Monthly rows with a learned score say how the two halves make it, and name the learned score's drivers
+    # (the sample world is monthly: every explained row has one).
+    parts = scores["top_features"].str.extract_groups(
+        r"; route score ([0-9.]+) = √\(graded ([0-9.]+) x learned ([0-9.]+)\); graded [0-9.]+ = √\(forest .*; learned "
+        r"([0-9.]+), most from ([a-z_]+) ").struct.unnest().cast({f"{i}": pl.Float64 for i in range(1, 5)})
+    assert parts.null_count().row(0) == (0, 0, 0, 0, 0)
+    assert (parts["2"] - scores["graded_score"].round(3)).abs().max() < 1e-9
+    assert (parts["3"] - scores["learned_score"].round(3)).abs().max() < 1e-9
+    assert (parts["4"] == parts["3"]).all()
+    assert ((scores["graded_score"] * scores["learned_score"]).sqrt() - scores["route_score"]).abs().max() < 1e-12
 
 def test_explanations_give_kilogram_features_in_tonnes_as_every_other_figure():
     """route_explanations keeps kg (its words say so); the text analysts read gives tonnes."""

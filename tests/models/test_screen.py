@@ -17,8 +17,10 @@ PARAMS = ScoreParams(n_estimators=60)
 
 def test_the_screen_leaves_every_score_it_could_matter_for_as_it_was(sample_features):
     """A route-period screened out (evidence below min_evidence) keeps NULL scores; every other one scores
-    exactly what it scores with no screen at all, and the screened ones could not have scored
-    min_evidence (route_score = √anomaly_score x evidence, anomaly_score <= 1)."""
+    exactly what it scores with no screen at all, and the screened ones could not have scored much: their
+    graded score is below min_evidence (graded_score = √anomaly_score x evidence, anomaly_score <= 1), their
+    route score below √min_evidence (route_score = √(graded_score x learned_score), learned_score <= 1), far
+    under any flag threshold."""
     screened, _, fitted = score_routes(sample_features, PARAMS)
     whole, _, _ = score_routes(sample_features, ScoreParams(n_estimators=60, min_evidence=0.0))
     assert screened.select(*fitted_keys(), "period").equals(whole.select(*fitted_keys(), "period"))
@@ -28,11 +30,14 @@ def test_the_screen_leaves_every_score_it_could_matter_for_as_it_was(sample_feat
     assert screened.filter(out).select(pl.col("route_score").is_null().all(), pl.col("score_percentile").is_null().all(),
                                        (pl.col("evidence") < PARAMS.min_evidence).all()).row(0) == (True, True, True)
     kept = screened["anomaly_score"].is_not_null()
-    for column in ("anomaly_score", "route_score", "score_percentile", "flagged", "evidence"):
+    for column in ("anomaly_score", "graded_score", "learned_score", "route_score", "score_percentile", "flagged",
+                   "evidence"):
         assert screened.filter(kept)[column].equals(whole.filter(kept)[column]), column
     # What the screened rows would have scored: below the screen, as the bound says.
-    assert whole.filter(~kept).select((pl.col("route_score") < PARAMS.min_evidence).all()).item()
-    assert whole.select((pl.col("route_score") <= pl.col("evidence") + 1e-12).all()).item()
+    assert whole.filter(~kept).select((pl.col("graded_score") < PARAMS.min_evidence).all(),
+                                      (pl.col("route_score") < PARAMS.min_evidence ** 0.5).all()).row(0) == (True, True)
+    assert whole.select((pl.col("graded_score") <= pl.col("evidence") + 1e-12).all(),
+                        (pl.col("route_score") <= pl.col("evidence").sqrt() + 1e-12).all()).row(0) == (True, True)
     # The flagged list and every planted story's route: untouched.
     assert screened["flagged"].sum() == whole["flagged"].sum() > 0
     per_group = {(g.frequency, g.mineral): g.extra for g in fitted if g.scorer is not None}
@@ -44,13 +49,19 @@ def fitted_keys() -> list[str]:
     return ["frequency", "mineral", "hs_code", "hub_iso3"]
 
 
-def test_evidence_is_route_score_over_the_forest_score(sample_features):
-    """route_score = √anomaly_score x evidence (forest_power ½), so route_score <= evidence."""
+def test_evidence_is_the_graded_score_over_the_forest_score(sample_features):
+    """graded_score = √anomaly_score x evidence (forest_power ½), so graded_score <= evidence; route_score =
+    √(graded_score x learned_score) on the monthly rows the forest scored."""
     scored, _, _ = score_routes(sample_features, PARAMS)
     kept = scored.filter(pl.col("anomaly_score").is_not_null())
-    assert np.allclose(kept["route_score"].to_numpy(), (kept["anomaly_score"].sqrt() * kept["evidence"]).to_numpy(),
+    assert np.allclose(kept["graded_score"].to_numpy(), (kept["anomaly_score"].sqrt() * kept["evidence"]).to_numpy(),
                        rtol=1e-12)
-    assert (kept["route_score"] <= kept["evidence"]).all()
+    assert (kept["graded_score"] <= kept["evidence"]).all()
+    assert kept["learned_score"].is_between(0, 1).all() and kept["learned_score"].null_count() == 0
+    assert np.allclose(kept["route_score"].to_numpy(), (kept["graded_score"] * kept["learned_score"]).sqrt().to_numpy(),
+                       rtol=1e-12)
+    assert scored.filter(pl.col("anomaly_score").is_null()).select(
+        pl.col("learned_score").is_null().all(), pl.col("route_score").is_null().all()).row(0) == (True, True)
     assert scored.select(evidence(PARAMS).alias("again"))["again"].equals(scored["evidence"].alias("again"))
 
 
