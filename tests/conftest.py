@@ -79,13 +79,14 @@ def scored_warehouse(tmp_path_factory) -> tuple[Path, dict]:
     from warehouse.connection import connect_read_write
     from warehouse.outputs import now_utc, write_flag_lists
     from worlds.sample import write_sample_world
+    from models.combiner import load as load_combiner
 
     root = tmp_path_factory.mktemp("scored")
     paths = write_sample_world(root, seed=7)
     settings = Settings()
     run = {"run_id": "20250701T000000Z-test00", "started_at": now_utc(), "status": "succeeded",
            "data_dir": str(paths["data_dir"]), "code_version": code_version(),
-           "parameters": {"features": asdict(settings.features)}}
+           "parameters": {"features": asdict(settings.features), "combiner": load_combiner().model_id}}
     path = root / "w.duckdb"
     c = connect_read_write(path)  # the pipeline's own opener: v1.5.0 storage, readable by the 1.5 CLI
     try:

@@ -42,7 +42,9 @@ def lineage(route: str, period: str, warehouse: Path, reports: Path, mineral: st
     s, r, m = found.score, found.run, found.model
     say = wide_console().print
     # soft_wrap: identifiers (paths, SHA-256, run ids) are never broken across lines; the terminal wraps.
-    scores = (f"route_score {s['route_score']:.3f}, anomaly_score {s['anomaly_score']:.3f}"
+    halves = (f" = √(graded {s['graded_score']:.3f} x learned {s['learned_score']:.3f})"
+              if s.get("learned_score") is not None and s.get("graded_score") is not None else "")
+    scores = (f"route_score {s['route_score']:.3f}{halves}, anomaly_score {s['anomaly_score']:.3f}"
               if s.get("anomaly_score") is not None else
               f"screened out of the forest's scoring (evidence {s.get('evidence') or 0:.4f}: its route score could "
               "not reach the screen)" if s.get("evidence") is not None else "not scored")
@@ -58,6 +60,10 @@ def lineage(route: str, period: str, warehouse: Path, reports: Path, mineral: st
                  f"{m['training_sha256'][:16]}"), soft_wrap=True)
     else:
         say(Text("  model    none (this row was not scored by a model)"))
+    combiner = _combiner_of(r)
+    if halves and combiner:
+        say(Text(f"  learned  {combiner}: route_score's learned half (models/combiner.json as the run read it)"),
+            soft_wrap=True)
     say(Text(f"  report   {found.report_dir / 'report.html' if found.report_dir else '(not on disk under ' + str(reports) + ')'}"),
         soft_wrap=True)
     say(Text(f"  inputs   flows of {s['hs_code']} reported by CHN, USA or {s['hub_iso3']}, {found.first_period} .. "
@@ -68,3 +74,15 @@ def lineage(route: str, period: str, warehouse: Path, reports: Path, mineral: st
         say(Text(f"      {f['file_format'] or '-'}, reported by {f['reported']}: {f['flows']:,} flows over "
                  f"{f['first_period']}..{f['last_period']}, loaded by run {f['loaded_by_run'] or '-'}"), soft_wrap=True)
         say(Text(f"      sha256 {f['file_sha256'] or '-'}"), soft_wrap=True)
+
+
+def _combiner_of(run: dict) -> str | None:
+    """The learned combiner the run recorded (runs.parameters -> combiner), or None."""
+    import json
+
+    try:
+        parameters = json.loads(run.get("parameters") or "{}")
+    except (TypeError, ValueError):
+        return None
+    combiner = parameters.get("combiner") if isinstance(parameters, dict) else None
+    return combiner if isinstance(combiner, str) else None

@@ -95,6 +95,11 @@ def test_every_score_names_its_registered_model_and_explains_itself(first_run):
           ON f.hub_iso3 = e.hub_iso3 AND f.hs_code = e.hs_code AND f.mineral = e.mineral AND f.peak_period = e.period
         WHERE f.rank = 1 ORDER BY position""")
     assert 1 <= expl.height <= 3 and expl["score_drop"].min() > 0
+    # The learned half of route_score names itself too: the run records the combiner by its file's hash.
+    from models.combiner import load
+
+    recorded = query(settings.warehouse, "SELECT parameters->>'combiner' AS c FROM runs")["c"].unique().to_list()
+    assert recorded == [load().model_id]
 
 
 def test_a_bad_file_fails_the_run_and_leaves_the_warehouse_untouched(first_run, sample, tmp_path):

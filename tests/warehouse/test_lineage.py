@@ -57,6 +57,10 @@ def test_the_lineage_command_prints_the_chain(scored_warehouse):
     done = cli("lineage", "1", "2025-04", "--warehouse", str(path))
     assert done.returncode == 0, done.stderr
     assert run["run_id"] in done.stdout and "model    M-antimony-" in done.stdout
+    # Both halves of the route score, and the learned combiner the run scored with, by its file's hash.
+    from models.combiner import load
+
+    assert " = √(graded 0." in done.stdout and f"learned  {load().model_id}: " in done.stdout
     # Each input file on a line of its own with its whole SHA-256, never broken across lines, however long
     # the path (the run's data folder here is deep under pytest's temporary folder).
     files = sorted(Path(run["data_dir"]).glob("comtrade_*"))
