@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 class ScoreParams:
     n_estimators: int = 300
     max_samples: int = 256
-    min_route_score: float = 0.4
+    min_route_score: float = 0.5
     queue_size: int | None = None
     random_state: int = 0
     min_train_rows: int = 30

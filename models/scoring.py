@@ -9,10 +9,12 @@ to score.
 Scores, per route-period (higher = more suspicious, all of them):
 - anomaly_score: the isolation forest's score in (0, 1] (models/iforest.py);
 - score_percentile: the share of the model's training route-periods that scored at or below it;
-- route_score, the ranking: the forest's score moved by each piece of direction evidence, none of which
+- route_score, the ranking: √(graded_score × learned_score) on monthly route-periods (learned_score: the
+  classifier of models/combiner.py, trained on the harness), graded_score on annual ones;
+- graded_score: the forest's score moved by each piece of direction evidence, none of which
   erases it (a route that misses a threshold by a little ranks just below one that meets it, not with
   the quiet routes at 0):
-      route_score = √anomaly_score × (0.5 + 0.5 × volume_weight) × (0.1 + 0.9 × √min(1, max(0, floor_multiple)))
+      graded_score = √anomaly_score × (0.5 + 0.5 × volume_weight) × (0.1 + 0.9 × √min(1, max(0, floor_multiple)))
                     × σ(co_rise_z − min_rise_z) × σ(hub_to_us_mean_z − min_us_mean_z)
                     × (0.5 + 0.5 × σ(−us_from_cn_kg_robust_z − min_direct_fall_z))
                     × σ((max_peak_share − hub_to_us_peak_share) / 0.05)
@@ -76,24 +78,25 @@ Scores, per route-period (higher = more suspicious, all of them):
   require.
 
 `flagged`, the review queue, by one of two thresholds an analyst can reason about (neither refits):
-- min_route_score (default 0.3): direction_ok and route_score at or above it. One threshold for every
+- min_route_score (default 0.5): direction_ok and route_score at or above it. One threshold for every
   mineral and section: the isolation forest's score is normalised by the expected path length of its
   sample size (0.5 = as easy to isolate as a typical point), so it means the same in every model, and the
   evidence factors are absolute. The list grows with what happened, not with the number of models or
   routes: a group of quiet trade flags nothing. The volume floor and the robust z, hard gates before, are
   weighed in the score instead (a route 10 t above its run rate where the floor is 20 t can be flagged on
-  strong evidence). Chosen on the harness's training seeds (100-159: at 0.3 the flagged routes hold 165
-  of the 308 planted at precision 0.97, where 0.2 held 203 at 0.85) and checked on the scale worlds and
-  the demo (README);
+  strong evidence). Chosen with the learned half on the project's own generators: the lowest threshold,
+  in steps of 0.05, at which the flagged routes are at least 98 % planted on the harness's training seeds
+  and at least 90 % on each scale world of 1 M, 2 M and 5 M rows (README);
 - queue_size N (when set, instead): per frequency and period, the N direction_ok route-periods with the
   highest route_score, whatever their score (a review team with a fixed capacity); a route-period screened
   out of the forest's scoring (below) has no route score and is never in the queue.
 
-The screen: route_score = √anomaly_score × evidence, evidence the product of the factors above (stored as
-a column), and anomaly_score <= 1, so a route-period whose evidence is below min_evidence (0.003) cannot score
-that much. The forest does not score it: anomaly_score, score_percentile and route_score stay NULL. Every
-route whose best score reaches min_evidence keeps exactly the score it would have without the screen, and no
-flag can change (the threshold is far above). Chosen below the weakest planted route's best score on the
+The screen: graded_score = √anomaly_score × evidence, evidence the product of the factors above (stored as
+a column), and anomaly_score <= 1, so a route-period whose evidence is below min_evidence (0.003) cannot have
+a graded score that high, nor a route score above √min_evidence (0.055; learned_score <= 1). Neither the
+forest nor the classifier scores it: anomaly_score, score_percentile, graded_score, learned_score and
+route_score stay NULL. Every route whose best route score reaches √min_evidence keeps exactly the score it
+would have without the screen, and no flag can change (the threshold is far above). Chosen below the weakest planted route's best score on the
 harness (README), it keeps the forests from most of a large universe's route-periods.
 The training sample: a group of more than train_sample_rows (50,000) route-periods fits its forest on a
 seeded sample of about that many, the same share of every period (training_sample); the percentiles, the

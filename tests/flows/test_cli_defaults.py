@@ -30,7 +30,7 @@ def test_the_replaced_flag_quantile_option_says_what_replaced_it(tmp_path):
 
     result = CliRunner().invoke(cli, ["run", "--data", str(tmp_path), "--flag-quantile", "0.98"])
     assert result.exit_code == 2
-    assert "--flag-quantile was replaced by --min-route-score (default 0.4)" in result.output
+    assert "--flag-quantile was replaced by --min-route-score (default 0.5)" in result.output
 
 
 def test_the_command_line_starts_without_scikit_learn():

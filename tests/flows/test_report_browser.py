@@ -173,7 +173,7 @@ def test_close_calls_name_the_check_that_held_each_look_alike_back(report):
                                       "raised with the world price); the hub's exports to the US, their largest "
                                       "month aside, stay within their own history (z 0.5 < 2.0); "
                                       "the US's imports from China direct have not fallen (z -0.18; a fall is -1.0 or below); "
-                                      "route score 0.009 = √(graded 0.033 x learned 0.002) is below the flag threshold 0.4")
+                                      "route score 0.009 = √(graded 0.033 x learned 0.002) is below the flag threshold 0.5")
     # A route below its run rate by a few kilograms reads an excess of 0.0 t, not -0.0.
     assert why[("BEL", "811292")].startswith("excess 0.0 t is below the mineral's floor of 0.5 t")
     assert not set(why) & set(zip(report["data"].flagged["hub_iso3"], report["data"].flagged["hs_code"]))

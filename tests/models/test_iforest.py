@@ -184,7 +184,7 @@ def test_route_score_is_graded_by_the_evidence_and_flags_need_the_score_and_the_
     from models.params import ScoreParams
     from models.scoring import apply_threshold
 
-    assert (ScoreParams().min_route_score, ScoreParams().learned) == (0.4, True)
+    assert (ScoreParams().min_route_score, ScoreParams().learned) == (0.5, True)
     p = ScoreParams(min_route_score=0.3, learned=False)
     assert (p.min_rise_z, p.forest_power, p.min_value_cover) == (0.0, 0.5, 0.5)
     sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731

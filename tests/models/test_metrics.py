@@ -80,7 +80,7 @@ def test_harness_on_three_worlds(tmp_path):
     assert {"model", "rule_literal", "rule_seeds_ranked", "rule_a_excess", "rule_b_zscore", "co_robust_z"} <= set(scorers)
     flags = report["flag_list"]  # the flagged list, summed over the worlds
     assert flags["flagged"] == sum(w["flags"]["flagged"] for w in saved["per_world"]) >= flags["planted_flagged"]
-    assert flags["planted"] == model["planted"] and saved["parameters"]["min_route_score"] == 0.4
+    assert flags["planted"] == model["planted"] and saved["parameters"]["min_route_score"] == 0.5
 
 
 def test_visibility_measures_the_planted_trade_against_its_legs_own_spread():

@@ -35,7 +35,7 @@ def test_the_comments_quote_the_run_s_parameters_not_the_defaults():
     assert "hub_to_us_mean_z - 2)" in default["graded_score"]
     assert "harness seeds 100-159 and 200-299" in default["learned_score"]
     assert "85 %" in default["sustained"] and "at least 0.9" in default["direction_ok"]
-    assert "here 0.4" in default["score_threshold"] and "50,000" in default["score_percentile"]
+    assert "here 0.5" in default["score_threshold"] and "50,000" in default["score_percentile"]
 
     run = ScoreParams(min_evidence=0.01, min_us_mean_z=2.5, max_peak_share=0.9, min_kg_coverage=0.8,
                       min_route_score=0.25, train_sample_rows=20_000, forest_power=0.4, min_rise_z=-0.5)
