@@ -96,8 +96,9 @@ a column), and anomaly_score <= 1, so a route-period whose evidence is below min
 a graded score that high, nor a route score above √min_evidence (0.055; learned_score <= 1). Neither the
 forest nor the classifier scores it: anomaly_score, score_percentile, graded_score, learned_score and
 route_score stay NULL. Every route whose best route score reaches √min_evidence keeps exactly the score it
-would have without the screen, and no flag can change (the threshold is far above). Chosen below the weakest planted route's best score on the
-harness (README), it keeps the forests from most of a large universe's route-periods.
+would have without the screen, and no flag can change (the threshold is far above). Chosen below the weakest
+planted route's best score on the harness (README), it keeps the forests from most of a large universe's
+route-periods.
 The training sample: a group of more than train_sample_rows (50,000) route-periods fits its forest on a
 seeded sample of about that many, the same share of every period (training_sample); the percentiles, the
 normal ranges and the drift deciles are read from it. Each tree draws max_samples (256) rows anyway.

@@ -292,7 +292,7 @@ NAMES: dict[str, str] = {
     "direction_ok": "Tonnes in the transshipment direction, of trusted weight: route_excess_kg > 0 and "
                     "kg_coverage at least min_kg_coverage. Required for a flag.",
     "sustained": "No single period carries more than max_peak_share of the window's hub -> US kg (annual windows "
-                 "pass). Weighed in route_score, not required for a flag.",
+                 "pass). Weighed in graded_score, not required for a flag.",
     "flagged": "In the review queue: direction_ok and route_score at or above score_threshold.",
     "top_features": "Why, in words: what moved the forest's score most, then how route_score is made, factor "
                     "by factor, and the inputs that moved learned_score most (each reset to its usual value).",
