@@ -150,3 +150,30 @@ def test_learned_scores_only_where_the_forest_scored_a_monthly_route_period(fitt
     learned = cb.learned_scores(rows, loaded)
     assert learned.is_null().to_list() == [False, True, True, False]
     assert learned[0] == loaded.probability(rows[0])[0] and learned[3] == loaded.probability(rows[3])[0]
+
+
+def test_training_rows_are_labelled_planted_from_a_route_s_start_to_four_months_after_its_end(tmp_path):
+    """labelled: the route-periods the forest scored in the evaluated months, planted from the planted route's
+    first month to LABEL_TAIL (4 months) after its last; the usual values are the unplanted rows' medians."""
+    from datetime import date
+
+    from flows.harness.train_combiner import labelled, usual_values
+
+    months = [date(2024, m, 1) for m in range(1, 13)]
+    scores = pl.DataFrame({"hs_code": ["811292"] * 12 + ["282580"] * 12, "hub_iso3": ["VNM"] * 12 + ["THA"] * 12,
+                           "period": months * 2, "graded_score": [0.1] * 24,
+                           **{c: [1.0] * 24 for c in cb.COLUMNS}}).with_columns(
+        anomaly_score=pl.when(pl.int_range(pl.len()) == 23).then(None).otherwise(0.6),  # THA 2024-12 screened out
+        co_rise_z=pl.when(pl.col("hub_iso3") == "VNM").then(5.0).otherwise(-1.0))
+    scores.write_parquet(tmp_path / "1.parquet")
+    pl.DataFrame({"kind": ["planted", "producer_surge"], "hs_code": ["811292", "282580"], "hub_iso3": ["VNM", "THA"],
+                  "start": ["2024-03", "2024-01"], "end": ["2024-05", "2024-12"]}).write_parquet(tmp_path / "1.truth.parquet")
+    rows, planted = labelled(1, tmp_path)
+    assert planted.select("hs_code", "hub_iso3").rows() == [("811292", "VNM")]
+    assert rows.height == 23  # the screened-out row is not a training row
+    vnm = rows.filter(pl.col("hub_iso3") == "VNM").sort("period")
+    assert [p.month for p in vnm.filter("y")["period"]] == [3, 4, 5, 6, 7, 8, 9]  # 2024-03 .. 2024-05 + 4 months
+    assert not rows.filter(pl.col("hub_iso3") == "THA")["y"].any()  # a look-alike is not planted
+    usual = usual_values(rows)
+    assert usual["co_rise_z"] == pytest.approx(float(rows.filter(~pl.col("y"))["co_rise_z"].median()))
+    assert set(usual) == set(cb.COLUMNS)
