@@ -62,11 +62,15 @@ class CombinerError(ValueError):
     """The stored combiner cannot be used; the message says why and what to do."""
 
 
-def inputs(frame: pl.DataFrame) -> np.ndarray:
-    """The classifier's inputs (rows × COLUMNS), float64, unknown (null or NaN) as NaN: the trees send an
-    unknown value down the side training taught them."""
-    return np.ascontiguousarray(frame.select(
-        [pl.col(c).cast(pl.Float64).fill_nan(None).clip(-CLIP, CLIP) for c in COLUMNS]).to_numpy(), dtype=np.float64)
+def values(frame: pl.DataFrame) -> np.ndarray:
+    """The classifier's columns as the rows hold them (rows × COLUMNS), float64, unknown (null or NaN) as NaN."""
+    return frame.select([pl.col(c).cast(pl.Float64).fill_nan(None) for c in COLUMNS]).to_numpy().astype(np.float64)
+
+
+def inputs(frame: pl.DataFrame, held: np.ndarray | None = None) -> np.ndarray:
+    """The classifier's inputs: `frame`'s values (or `held`, values() already read) clipped to ±CLIP, unknown
+    as NaN: the trees send an unknown value down the side training taught them."""
+    return np.ascontiguousarray(np.clip(values(frame) if held is None else held, -CLIP, CLIP))
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,8 @@ class Combiner:
                   "at_usual": pl.Float64, "drop": pl.Float64}
         if not frame.height:
             return pl.DataFrame(schema=schema)
-        x = inputs(frame)
+        held = values(frame)
+        x = inputs(frame, held)
         n, d = x.shape
         usual = np.array([self.usual[c] for c in COLUMNS])
         variants = np.repeat(x, d, axis=0)  # row i's variant j at i*d + j: column j reset
@@ -116,15 +121,10 @@ class Combiner:
         now = self.probability_of(x)
         reset = self.probability_of(variants).reshape(n, d)
         out = pl.DataFrame({"row": np.repeat(np.arange(n, dtype=np.int64), d), "column": np.tile(np.array(COLUMNS), n),
-                            "value": _values(frame).reshape(-1), "usual": np.tile(usual, n), "at_usual": reset.reshape(-1),
+                            "value": held.reshape(-1), "usual": np.tile(usual, n), "at_usual": reset.reshape(-1),
                             "drop": (now[:, None] - reset).reshape(-1)}, schema=schema)
         return (out.filter(pl.col("drop") > 1e-9).sort(["row", "drop"], descending=[False, True])
                 .group_by("row", maintain_order=True).head(top))
-
-
-def _values(frame: pl.DataFrame) -> np.ndarray:
-    """The classifier's columns as the row holds them (unclipped; unknown as NaN)."""
-    return frame.select([pl.col(c).cast(pl.Float64).fill_nan(None) for c in COLUMNS]).to_numpy().astype(np.float64)
 
 
 # ---------------------------------------------------------------- writing
@@ -244,6 +244,11 @@ def load(path: str = str(PATH)) -> Combiner:
         raise CombinerError(f"{path}: cannot be read ({exc.strerror}); reinstall transship, or train it "
                             "(python -m flows.harness.train_combiner)") from None
     return loads(data, path)
+
+
+def route_score_from(graded: pl.Expr, learned: pl.Expr) -> pl.Expr:
+    """route_score from its halves: √(graded × learned), graded itself where there is no learned score."""
+    return pl.when(learned.is_null()).then(graded).otherwise((graded * learned).sqrt())
 
 
 def learned_scores(frame: pl.DataFrame, combiner: Combiner) -> pl.Series:

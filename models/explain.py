@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from models.combiner import learned_scores, load as load_combiner
+from models.combiner import learned_scores, load as load_combiner, route_score_from
 from models.evidence import FACTOR_WORDS, graded_route_score, score_factors
 from models.iforest import MODEL_FEATURE_COLUMNS, RouteScorer, explanation_text
 from models.params import ScoreParams
@@ -55,7 +55,7 @@ def explanation_notes(chosen: pl.DataFrame, params: ScoreParams) -> pl.DataFrame
     # With a learned score: "route score R = √(graded G x learned L); graded G = ...; learned L, most from ...";
     # without one (annual, or the learned part off): "route score G = ..." as graded_score is the route score.
     with_learned = pl.col("learned_score").is_not_null()
-    route = pl.when(with_learned).then((graded * pl.col("learned_score")).sqrt()).otherwise(graded)
+    route = route_score_from(graded, pl.col("learned_score"))
     opening_words = pl.when(with_learned).then(pl.concat_str(
         pl.lit("; route score "), route.round(3).cast(pl.String), pl.lit(" = √(graded "), graded.round(3).cast(pl.String),
         pl.lit(" x learned "), pl.col("learned_score").round(3).cast(pl.String), pl.lit("); graded "))

@@ -113,7 +113,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from models.combiner import COLUMNS as COMBINER_COLUMNS, learned_scores, load as load_combiner
+from models.combiner import COLUMNS as COMBINER_COLUMNS, learned_scores, load as load_combiner, route_score_from
 from models.evidence import evidence, gates, graded_route_score
 from models.explain import explain_group, explanation_schema
 from models.iforest import MODEL_FEATURE_COLUMNS, RouteScorer
@@ -240,10 +240,9 @@ def with_learned(frame: pl.DataFrame, params: ScoreParams) -> pl.DataFrame:
     params.learned is off) and route_score: √(graded_score × learned_score), graded_score where there is no
     learned score."""
     learned = (learned_scores(frame, load_combiner()) if params.learned
-               else pl.Series("learned_score", [None] * frame.height, dtype=pl.Float64))
+               else pl.lit(None, dtype=pl.Float64).alias("learned_score"))
     return frame.with_columns(learned).with_columns(
-        pl.when(pl.col("learned_score").is_null()).then(pl.col("graded_score"))
-        .otherwise((pl.col("graded_score") * pl.col("learned_score")).sqrt()).alias("route_score"))
+        route_score_from(pl.col("graded_score"), pl.col("learned_score")).alias("route_score"))
 
 
 def flag_eligible() -> pl.Expr:

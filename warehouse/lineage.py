@@ -50,6 +50,7 @@ class Lineage:
     files: pl.DataFrame
     first_period: date
     report_dir: Path | None
+    combiner: str | None = None  # the learned half the run scored with (runs.parameters -> combiner)
 
 
 def _why_never_scored(con: duckdb.DuckDBPyConnection, hub: str, hs_code: str) -> str:
@@ -97,7 +98,9 @@ def route_lineage(con: duckdb.DuckDBPyConnection, ref: RouteRef, period_text: st
     if run_rows.is_empty():
         raise WarehouseError(f"run {score['run_id']} wrote this score but is not in main.runs: the warehouse is damaged")
     run = run_rows.row(0, named=True)
-    first = reach(json.loads(run["parameters"] or "{}").get("features"), score["period"], score["frequency"])
+    parameters = json.loads(run["parameters"] or "{}")
+    first = reach(parameters.get("features"), score["period"], score["frequency"])
+    combiner = parameters.get("combiner")
     model = None
     if score.get("model_id"):
         found = con.sql(
@@ -121,4 +124,5 @@ def route_lineage(con: duckdb.DuckDBPyConnection, ref: RouteRef, period_text: st
         """, params=[hs_code, score["frequency"], first, score["period"], hub]).pl()
     report = Path(reports_dir) / score["run_id"] if reports_dir else None
     return Lineage(score=score, run=run, model=model, files=files, first_period=first,
-                   report_dir=report if report is not None and report.is_dir() else None)
+                   report_dir=report if report is not None and report.is_dir() else None,
+                   combiner=combiner if isinstance(combiner, str) else None)

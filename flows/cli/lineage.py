@@ -60,9 +60,8 @@ def lineage(route: str, period: str, warehouse: Path, reports: Path, mineral: st
                  f"{m['training_sha256'][:16]}"), soft_wrap=True)
     else:
         say(Text("  model    none (this row was not scored by a model)"))
-    combiner = _combiner_of(r)
-    if halves and combiner:
-        say(Text(f"  learned  {combiner}: route_score's learned half (models/combiner.json as the run read it)"),
+    if halves and found.combiner:
+        say(Text(f"  learned  {found.combiner}: route_score's learned half (models/combiner.json as the run read it)"),
             soft_wrap=True)
     say(Text(f"  report   {found.report_dir / 'report.html' if found.report_dir else '(not on disk under ' + str(reports) + ')'}"),
         soft_wrap=True)
@@ -75,14 +74,3 @@ def lineage(route: str, period: str, warehouse: Path, reports: Path, mineral: st
                  f"{f['first_period']}..{f['last_period']}, loaded by run {f['loaded_by_run'] or '-'}"), soft_wrap=True)
         say(Text(f"      sha256 {f['file_sha256'] or '-'}"), soft_wrap=True)
 
-
-def _combiner_of(run: dict) -> str | None:
-    """The learned combiner the run recorded (runs.parameters -> combiner), or None."""
-    import json
-
-    try:
-        parameters = json.loads(run.get("parameters") or "{}")
-    except (TypeError, ValueError):
-        return None
-    combiner = parameters.get("combiner") if isinstance(parameters, dict) else None
-    return combiner if isinstance(combiner, str) else None
